@@ -1,0 +1,3 @@
+"""telbill: a telephony billing engine (rating, ledger, real-time charging)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from telbill.cli.main import main
+
+main()

@@ -1,0 +1,128 @@
+"""Tariffs: versioned, effective-dated price lists keyed by longest prefix.
+
+This module holds the data model shared by rating (`domain/rating.py`), tariff file formats
+(`adapters/formats/`) and tariff storage. Rows are plain frozen values so that a tariff case
+reads as a table in a test.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from decimal import Decimal
+from enum import StrEnum
+
+from telbill.errors import InvalidInput
+
+
+class Service(StrEnum):
+    VOICE = "voice"
+    SMS = "sms"
+    MMS = "mms"
+    NUMBER = "number"  # monthly rental of a phone number; rate is per month
+    FAX = "fax"
+    SPEECH = "speech"  # speech recognition / synthesis seconds, their own counter
+    RECURRING = "recurring"  # subscription and add-on fees
+
+
+class Direction(StrEnum):
+    OUTBOUND = "outbound"
+    INBOUND = "inbound"
+
+
+class NumberType(StrEnum):
+    ANY = "any"
+    LOCAL = "local"
+    NATIONAL = "national"
+    MOBILE = "mobile"
+    TOLL_FREE = "toll_free"
+
+
+_INCREMENT_RE = re.compile(r"^\s*(\d+)\s*(?:/\s*(\d+)\s*)?$")
+
+
+@dataclass(frozen=True, slots=True)
+class Increment:
+    """Billing increment ``first/next`` in seconds: 60/60, 1/1, 15/15, 30/6."""
+
+    first_s: int
+    next_s: int
+
+    def __post_init__(self) -> None:
+        if self.first_s < 1 or self.next_s < 1:
+            raise InvalidInput(
+                f"increment must be positive seconds, got {self.first_s}/{self.next_s}"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> Increment:
+        """Parse ``"60/60"``, ``"30/6"`` or a single ``"n"`` meaning ``n/n``."""
+        match = _INCREMENT_RE.match(text)
+        if not match:
+            raise InvalidInput(f"increment must look like 60/60 or 6, got {text!r}")
+        first = int(match.group(1))
+        nxt = int(match.group(2)) if match.group(2) is not None else first
+        return cls(first, nxt)
+
+    def __str__(self) -> str:
+        return f"{self.first_s}/{self.next_s}"
+
+
+DEFAULT_INCREMENT = Increment(60, 60)
+DEFAULT_MAX_CALL_S = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class RateRow:
+    """One priced row of a tariff.
+
+    `rate` is per minute for voice/speech/fax, per message segment for SMS/MMS, per month for
+    numbers and recurring fees. `increment=None` means the tariff's default increment.
+    `weekdays` uses ISO numbering (Monday = 1); `hours` is a half-open [start, end) local
+    time window in the tariff's timezone, and may wrap midnight (22:00-06:00).
+    """
+
+    prefix: str
+    destination: str
+    rate: Decimal
+    service: Service = Service.VOICE
+    direction: Direction = Direction.OUTBOUND
+    number_type: NumberType = NumberType.ANY
+    connect_fee: Decimal = Decimal(0)
+    increment: Increment | None = None
+    min_seconds: int = 0
+    free_seconds: int = 0
+    effective_from: datetime | None = None
+    effective_to: datetime | None = None
+    weekdays: frozenset[int] | None = None
+    hours: tuple[time, time] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TariffSettings:
+    """Tariff-level settings chosen at import."""
+
+    currency: str
+    default_increment: Increment = DEFAULT_INCREMENT
+    timezone: str = "UTC"
+    decimals: int = 6
+    rounding: str = "ROUND_HALF_UP"  # a decimal module rounding constant name
+    max_call_s: int = DEFAULT_MAX_CALL_S
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    """A bad input row: its 1-based line number in the file and a readable reason."""
+
+    line: int
+    reason: str
+    source: str = ""  # file name inside a folder import (CGRateS), empty otherwise
+
+
+@dataclass(frozen=True, slots=True)
+class Tariff:
+    name: str
+    settings: TariffSettings
+    rows: tuple[RateRow, ...] = field(default_factory=tuple)
+    version: int = 1
