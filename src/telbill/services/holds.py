@@ -20,8 +20,8 @@ from sqlalchemy import Connection, select
 from telbill.adapters.db import ledger_store
 from telbill.adapters.db.engine import Database
 from telbill.adapters.db.tables import hold_lines, hold_resolutions, holds
-from telbill.domain.money import from_minor, is_money_unit, validate_unit
-from telbill.errors import Conflict, InvalidInput, NotFound
+from telbill.domain.money import from_minor, is_money_unit, parse_amount, to_minor, validate_unit
+from telbill.errors import Conflict, InsufficientBalance, InvalidInput, NotFound
 from telbill.ledger import (
     DrainPolicy,
     HoldLine,
@@ -36,6 +36,12 @@ from telbill.ledger import (
 from telbill.services import idempotency
 from telbill.services.accounts import billing_account
 from telbill.services.clock import Clock
+from telbill.services.inputs import (
+    direction_name,
+    minor_amount,
+    refuse_insufficient,
+    service_name,
+)
 
 OPEN = "open"
 
@@ -93,8 +99,6 @@ def hold(
     details: Mapping[str, Any] | None = None,
 ) -> Hold:
     """Reserve `amount` in the payer's buckets until `expires_at` (InsufficientBalance if not)."""
-    from telbill.services.inputs import direction_name, minor_amount, service_name
-
     if expires_at.tzinfo is None:
         raise InvalidInput("expires_at must be timezone-aware")
     request = {
@@ -118,16 +122,19 @@ def hold(
             if expires_at <= now:
                 raise InvalidInput("a hold must expire in the future")
             buckets = ledger_store.load_buckets(conn, [payer.id], unit=hold_unit)
-            plan = plan_drain(
-                buckets,
-                minor,
-                unit=hold_unit,
-                service=service_name(service),
-                direction=direction_name(direction),
-                now=now,
-                floor=payer.floor_micros,
-                policy=DrainPolicy.ENFORCE_FLOOR,
-            )
+            try:
+                plan = plan_drain(
+                    buckets,
+                    minor,
+                    unit=hold_unit,
+                    service=service_name(service),
+                    direction=direction_name(direction),
+                    now=now,
+                    floor=payer.floor_micros if hold_unit == payer.currency else 0,
+                    policy=DrainPolicy.ENFORCE_FLOOR,
+                )
+            except InsufficientBalance as refused:
+                raise refuse_insufficient(refused, account_id=account_id) from None
             hold_id = conn.execute(
                 holds.insert()
                 .values(
@@ -252,8 +259,6 @@ def settle(
     details: Mapping[str, Any] | None = None,
 ) -> Hold:
     """Charge `amount` (0 <= amount <= held) of the hold and release the rest."""
-    from telbill.domain.money import parse_amount, to_minor
-
     request = {"amount": parse_amount(amount), "memo": memo, "details": dict(details or {})}
 
     def work(conn: Connection) -> Hold:

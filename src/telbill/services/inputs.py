@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from telbill.domain.money import parse_amount, to_minor, validate_currency
+from telbill.domain.money import (
+    from_minor,
+    is_money_unit,
+    parse_amount,
+    to_minor,
+    validate_currency,
+)
 from telbill.domain.tariffs import Direction, Service
-from telbill.errors import InvalidInput
+from telbill.errors import InsufficientBalance, InvalidInput
 from telbill.ledger import Bucket, BucketKind
 from telbill.services.accounts import Account
 
@@ -51,3 +57,19 @@ def paid_bucket(buckets: Sequence[Bucket], unit: str) -> Bucket:
         if bucket.kind is BucketKind.PAID and bucket.unit == unit:
             return bucket
     raise InvalidInput(f"the wallet has no paid balance in {unit}")
+
+
+def refuse_insufficient(error: InsufficientBalance, *, account_id: int) -> InsufficientBalance:
+    """The ledger's refusal restated for a person: amounts in units, the account named."""
+    unit = str(error.details.get("unit", ""))
+    needed = from_minor(int(error.details.get("needed", 0)), unit)
+    available = from_minor(int(error.details.get("available", 0)), unit)
+    shown = unit if is_money_unit(unit) else unit.split(":", 1)[0] + " units of " + unit
+    return InsufficientBalance(
+        f"insufficient balance on account {account_id}: {format(needed, 'f')} {shown} "
+        f"needed, {format(available, 'f')} available",
+        account_id=account_id,
+        unit=unit,
+        needed=str(needed),
+        available=str(available),
+    )

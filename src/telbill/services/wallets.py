@@ -54,6 +54,7 @@ from telbill.services.inputs import (
     direction_name,
     minor_amount,
     paid_bucket,
+    refuse_insufficient,
     service_name,
 )
 from telbill.services.ledger_views import (
@@ -695,16 +696,19 @@ def _plan_debit(
     conn: Connection, item: _Pending, buckets: dict[int, Bucket], now: datetime
 ) -> JournalEntry:
     own = [b for b in buckets.values() if b.account_id == item.payer.id]
-    plan = plan_drain(
-        own,
-        item.minor,
-        unit=item.unit,
-        service=item.service,
-        direction=item.direction,
-        now=now,
-        floor=item.payer.floor_micros,
-        policy=item.request.policy,
-    )
+    try:
+        plan = plan_drain(
+            own,
+            item.minor,
+            unit=item.unit,
+            service=item.service,
+            direction=item.direction,
+            now=now,
+            floor=item.payer.floor_micros if item.unit == item.payer.currency else 0,
+            policy=item.request.policy,
+        )
+    except InsufficientBalance as refused:
+        raise refuse_insufficient(refused, account_id=item.request.account_id) from None
     for take in plan.takes:
         bucket = buckets[take.bucket_id]
         buckets[take.bucket_id] = dataclasses.replace(bucket, balance=bucket.balance - take.amount)
