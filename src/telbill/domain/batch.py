@@ -7,7 +7,7 @@ How it works:
   ``[P * 10^(K-L), (P+1) * 10^(K-L))``. Prefix intervals nest or are disjoint, so they are
   flattened into sorted breakpoints, each owning the longest prefix that covers it: a longest
   prefix match of a million numbers is one `numpy.searchsorted`.
-* A prefix is on the fast path when it has exactly one row, of number type ``any``, with no
+* A prefix is on the fast path when it has exactly one row (of any number type), with no
   time band and a non-negative rate. Its rate and connect fee become integers at a fixed
   decimal scale S (the most decimals of any such row), so cost = (rate x billed + connect x 60)
   / (60 x 10^S) is an exact rational, rounded once with integer arithmetic per the tariff's
@@ -239,8 +239,7 @@ class BatchRater:
 
     def _is_simple(self, row: RateRow) -> bool:
         return (
-            row.number_type is NumberType.ANY
-            and not is_banded(row)
+            not is_banded(row)
             and row.rate >= 0
             and row.connect_fee >= 0
             and row.rate.is_finite()
