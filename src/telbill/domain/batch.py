@@ -179,7 +179,8 @@ class BatchRater:
 
         prefixes = sorted(by_prefix)
         entry_of = {prefix: i for i, prefix in enumerate(prefixes)}
-        count = len(prefixes)
+        count = len(prefixes) + 1  # the last entry is "no prefix matches"
+        self._no_entry = count - 1
         self._entry_row = np.full(count, -1, dtype=np.int64)
         self._rate = np.zeros(count, dtype=np.int64)
         self._connect = np.zeros(count, dtype=np.int64)
@@ -226,7 +227,7 @@ class BatchRater:
                 bounds.add(start + width)
         ordered = sorted(bounds)
         lengths = sorted({len(p) for p in prefixes}, reverse=True)
-        owners = np.full(len(ordered), -1, dtype=np.int64)
+        owners = np.full(len(ordered), self._no_entry, dtype=np.int64)
         for j, bound in enumerate(ordered):
             text = str(bound).zfill(key_digits)
             for length in lengths:
@@ -254,10 +255,9 @@ class BatchRater:
         shift = np.clip(ndigits - self.key_digits, 0, MAX_KEY_DIGITS)
         key = number // _POW10[shift]
         slot = np.searchsorted(self._bounds, key, side="right") - 1
-        entry = self._owners[slot]
-        has_entry = entry >= 0
-        safe = np.where(has_entry, entry, 0)
-        row = np.where(has_entry, self._entry_row[safe], -1)
+        safe = self._owners[slot]
+        has_entry = safe != self._no_entry
+        row = self._entry_row[safe]
         fast = (
             (row >= 0)
             & (ndigits >= self.key_digits)
