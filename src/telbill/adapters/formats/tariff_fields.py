@@ -162,8 +162,10 @@ def reject_duplicates(
     for item in items:
         if isinstance(item, ParsedRow):
             key = row_key(item.row)
-            first = seen.setdefault(key, item.line)
-            if first != item.line:
+            first = seen.get(key)
+            if first is None:
+                seen[key] = item.line
+            else:
                 yield RowError(
                     item.line,
                     f"duplicate rate for prefix {item.row.prefix} ({item.row.service}, "
