@@ -113,7 +113,8 @@ class _RowBuilder:
                 raise InvalidInput(f"--default {column}={text}: {exc.message}") from exc
 
     def build(self, record: list[str]) -> RateRow:
-        fields = dict(self._defaults)
+        fields: dict[str, object] = {"destination": ""}
+        fields.update(self._defaults)
         for column, index, parse, cache in self._columns:
             text = record[index]
             if not text or text.isspace():
