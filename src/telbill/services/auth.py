@@ -311,6 +311,21 @@ def check_access(conn: Connection, principal: Principal, account_id: int, action
         )
 
 
+# Settings of a new account that commit the provider's money or tax: provider admins only.
+PROVIDER_ONLY_SETTINGS = frozenset({"billing_mode", "credit_limit", "vat_country", "vat_rate"})
+
+
+def check_account_settings(principal: Principal, settings: Mapping[str, Any]) -> None:
+    """An organisation admin may create accounts but not choose credit or tax settings."""
+    if principal.role is Role.PROVIDER_ADMIN:
+        return
+    chosen = sorted(k for k, v in settings.items() if k in PROVIDER_ONLY_SETTINGS and v is not None)
+    if chosen:
+        raise PermissionDenied(
+            f"only a provider admin may set {', '.join(chosen)}; leave them to inherit"
+        )
+
+
 def authorize(db: Database, principal: Principal, account_id: int, action: Action) -> None:
     """`check_access` in its own read-only connection."""
     with db.engine.connect() as conn:
@@ -353,6 +368,7 @@ __all__ = [
     "authorize",
     "authorize_global",
     "check_access",
+    "check_account_settings",
     "create_api_key",
     "create_api_key_as",
     "generate_key",
