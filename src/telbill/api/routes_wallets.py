@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, PrincipalDep
 from telbill.api.schemas import AmountIn, AmountOut
+from telbill.services import balances as balances_service
 from telbill.services import wallets
 from telbill.services.auth import Action, authorize
 from telbill.services.ledger_views import Receipt, Transaction
@@ -269,6 +270,107 @@ def create_grant(
     )
 
 
-__all__ = ["router", "receipt_out", "transaction_out"]
+class BucketOut(BaseModel):
+    id: int
+    kind: str
+    unit: str
+    balance: AmountOut
+    held: AmountOut
+    available: AmountOut
+    priority: int
+    expires_at: datetime | None
+    expired: bool
+    service: str | None
+    direction: str | None
+    label: str | None
 
-_ = Annotated, Query  # used by the balances/history endpoints below
+
+class UnitBalanceOut(BaseModel):
+    unit: str
+    posted: AmountOut
+    held: AmountOut
+    available: AmountOut
+    spendable: AmountOut
+    buckets: list[BucketOut]
+
+
+class BalancesOut(BaseModel):
+    account_id: int
+    billing_account_id: int = Field(description="The account whose wallet pays (itself or an ancestor)")
+    currency: str
+    billing_mode: str
+    credit_limit: AmountOut
+    units: list[UnitBalanceOut]
+
+
+class HistoryOut(BaseModel):
+    items: list[TransactionOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page")
+
+
+@router.get(
+    "/accounts/{account_id}/balances",
+    response_model=BalancesOut,
+    summary="Balances per unit (posted, held, available) with their buckets",
+)
+def get_balances(
+    account_id: int, db: DbDep, clock: ClockDep, principal: PrincipalDep
+) -> BalancesOut:
+    authorize(db, principal, account_id, Action.READ)
+    result = balances_service.get_balances(db, account_id, clock=clock)
+    return BalancesOut(
+        account_id=result.account_id,
+        billing_account_id=result.billing_account_id,
+        currency=result.currency,
+        billing_mode=result.billing_mode,
+        credit_limit=result.credit_limit,
+        units=[
+            UnitBalanceOut(
+                unit=u.unit,
+                posted=u.posted,
+                held=u.held,
+                available=u.available,
+                spendable=u.spendable,
+                buckets=[
+                    BucketOut(
+                        id=b.id,
+                        kind=b.kind,
+                        unit=b.unit,
+                        balance=b.balance,
+                        held=b.held,
+                        available=b.available,
+                        priority=b.priority,
+                        expires_at=b.expires_at,
+                        expired=b.expired,
+                        service=b.service,
+                        direction=b.direction,
+                        label=b.label,
+                    )
+                    for b in u.buckets
+                ],
+            )
+            for u in result.units
+        ],
+    )
+
+
+@router.get(
+    "/accounts/{account_id}/history",
+    response_model=HistoryOut,
+    summary="Transactions, newest first, with cursor paging",
+)
+def get_history(
+    account_id: int,
+    db: DbDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=balances_service.MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=40)] = None,
+) -> HistoryOut:
+    authorize(db, principal, account_id, Action.READ)
+    page = balances_service.list_history(db, account_id, limit=limit, cursor=cursor)
+    return HistoryOut(
+        items=[transaction_out(tx) for tx in page.items], next_cursor=page.next_cursor
+    )
+
+
+__all__ = ["router", "receipt_out", "transaction_out"]

@@ -6,7 +6,10 @@ refused with a validation problem, because a client's float has already lost exa
 
 from __future__ import annotations
 
+from dataclasses import asdict, is_dataclass
+from datetime import datetime
 from decimal import Decimal
+from enum import Enum
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
@@ -41,4 +44,22 @@ AmountOut = Annotated[
     WithJsonSchema({"type": "string", "examples": ["10.000000"]}),
 ]
 
-__all__ = ["AMOUNT_PATTERN", "AmountIn", "AmountOut"]
+def plain_json(value: Any) -> Any:
+    """A service result (dataclasses, Decimals, datetimes, enums) as plain JSON values;
+    Decimals become strings."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {k: plain_json(v) for k, v in asdict(value).items()}
+    if isinstance(value, Decimal):
+        return f"{value:f}"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): plain_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain_json(v) for v in value]
+    return value
+
+
+__all__ = ["AMOUNT_PATTERN", "AmountIn", "AmountOut", "plain_json"]
