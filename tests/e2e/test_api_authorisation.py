@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from fastapi.routing import APIRoute
 
 from telbill.adapters.db.tables import metadata
 from telbill.api.app import API_PREFIX
@@ -27,7 +26,7 @@ CASES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/v1/accounts/{account_id}/credit-grants"): {"kind": "free", "amount": "5.00"},
     ("GET", "/v1/accounts/{account_id}/balances"): None,
     ("GET", "/v1/accounts/{account_id}/history"): None,
-    ("POST", "/v1/accounts/{account_id}/api-keys"): {"name": "stolen", "role": "user"},
+    ("POST", "/v1/accounts/{account_id}/api-keys"): {"name": "stolen", "role": "org_admin"},
     ("GET", "/v1/accounts/{account_id}/api-keys"): None,
     ("GET", "/v1/reconcile"): None,
 }
@@ -36,12 +35,13 @@ GLOBAL_CASES = [case for case in CASES if ACCOUNT not in case[1]]
 
 
 def api_routes(app: Any) -> set[tuple[str, str]]:
-    found = set()
-    for route in app.routes:
-        if isinstance(route, APIRoute) and route.path.startswith(API_PREFIX):
-            for method in route.methods - {"HEAD", "OPTIONS"}:
-                found.add((method, route.path))
-    return found
+    """Every (method, path) the app serves under /v1, from its OpenAPI document."""
+    return {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        if path.startswith(API_PREFIX)
+        for method in operations
+    }
 
 
 def snapshot(world: Any) -> dict[str, Any]:

@@ -167,7 +167,8 @@ def insert_api_key(
     if account.kind not in ROLE_ACCOUNT_KINDS[role]:
         kinds = " or ".join(sorted(ROLE_ACCOUNT_KINDS[role]))
         raise InvalidInput(
-            f"a {role.value} key belongs to a {kinds} account, not to a {account.kind}"
+            f"a {role.value} key belongs to a {kinds} account, not to the {account.kind} "
+            f"account {account_id}"
         )
     name = name.strip()
     if not name or len(name) > 200:
