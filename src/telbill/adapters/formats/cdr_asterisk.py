@@ -78,7 +78,9 @@ def read_asterisk_csv(
         previous_end = reader.line_num
         if not any(value.strip() for value in fields):
             continue
-        raw = dict(zip(ASTERISK_COLUMNS, fields, strict=False))
+        raw = {
+            name: fields[i] if i < len(fields) else "" for i, name in enumerate(ASTERISK_COLUMNS)
+        }
         if not MIN_COLUMNS <= len(fields) <= len(ASTERISK_COLUMNS):
             expected = f"{MIN_COLUMNS} to {len(ASTERISK_COLUMNS)}"
             yield CdrRowError(line, f"expected {expected} columns, got {len(fields)}", raw=raw)

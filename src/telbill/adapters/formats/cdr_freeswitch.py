@@ -89,6 +89,7 @@ FREESWITCH_JSON_COLUMNS = (
     "telbill_direction",
     "telbill_user",
 )
+EMPTY_JSON_RAW = dict.fromkeys(FREESWITCH_JSON_COLUMNS, "")
 
 
 def read_freeswitch_csv(
@@ -135,7 +136,7 @@ def read_freeswitch_csv(
 
 
 def _name_fields(names: Sequence[str], fields: Sequence[str]) -> dict[str, str]:
-    raw = dict(zip(names, fields, strict=False))
+    raw = {name: fields[i] if i < len(fields) else "" for i, name in enumerate(names)}
     for extra, value in enumerate(fields[len(names) :], start=len(names) + 1):
         raw[f"column_{extra}"] = value
     return raw
@@ -210,12 +211,12 @@ def read_freeswitch_json(
     local_tz = resolve_timezone(timezone)
     for line, source, document in _json_documents(path_or_lines):
         if isinstance(document, CdrRowError):
-            yield document
+            yield CdrRowError(document.line, document.reason, document.source, dict(EMPTY_JSON_RAW))
             continue
         try:
             variables = _json_variables(document)
         except InvalidInput as exc:
-            yield CdrRowError(line, exc.message, source=source)
+            yield CdrRowError(line, exc.message, source=source, raw=dict(EMPTY_JSON_RAW))
             continue
         raw = {name: variables.get(name, "") for name in FREESWITCH_JSON_COLUMNS}
         try:

@@ -79,7 +79,7 @@ def read_native_cdrs(
         previous_end = reader.line_num
         if not any(value.strip() for value in fields):
             continue
-        raw = dict(zip(header, fields, strict=False))
+        raw = {name: fields[i] if i < len(fields) else "" for i, name in enumerate(header)}
         if len(fields) != len(header):
             reason = f"expected {len(header)} columns, got {len(fields)}"
             yield CdrRowError(line, reason, raw=raw)
