@@ -48,3 +48,6 @@ class UsageEvent:
     call_segments: tuple[CallSegment, ...] = ()
     line: int | None = None
     raw: dict[str, str] = field(default_factory=dict)
+    # Optional call class ("incoming", "public_network", "local_extension", "extended_local")
+    # when the switch knows it; otherwise rating derives it (see domain/rating.classify_call).
+    call_class: str | None = None

@@ -1,0 +1,250 @@
+"""A compiled, immutable rate index of one tariff: which row prices an event.
+
+Rules, in order:
+
+1. Rows are grouped by (service, direction) and then by number type. A request for a number
+   type T looks in T's rows first and falls back to the ``any`` rows; a request without a
+   type (or ``any``) looks in the ``any`` rows first, then in every typed row.
+2. Longest prefix wins: the digits are cut at each prefix length present (a dict per
+   length, longest first), never a scan of the rows. The empty prefix matches every number.
+3. Only rows in force at the event's start count: ``effective_from <= start < effective_to``
+   (either bound may be open). A longer prefix with no row in force falls back to a shorter.
+4. Time bands: ``weekdays`` (ISO, Monday = 1) and ``hours`` (half-open ``[start, end)``,
+   wrapping midnight when start > end; start == end is the whole day) are read in the
+   tariff's timezone at the event's start. The weekday is the local day of the start
+   (a Friday 22:00-06:00 band does not cover Saturday 02:00 unless Saturday is listed).
+   At one prefix, a banded row that matches beats an unbanded one.
+5. Remaining ties: the latest ``effective_from`` wins, then the earlier row in the file.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, time
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from telbill.domain.increments import TimedPrice, validate_rounding
+from telbill.domain.tariffs import Direction, NumberType, RateRow, Service, Tariff
+from telbill.errors import InvalidInput, NoRate
+
+_NUMBER_TYPE_ORDER = tuple(NumberType)
+_EPOCH_MIN = datetime.min.replace(tzinfo=ZoneInfo("UTC"))
+
+# prefix length -> prefix -> row positions in the tariff, for one number type
+_Table = dict[int, dict[str, tuple[int, ...]]]
+
+
+@dataclass(frozen=True, slots=True)
+class RateMatch:
+    """The row that prices an event, and why it was chosen."""
+
+    row: RateRow
+    position: int  # index of the row in Tariff.rows
+    banded: bool
+
+
+@lru_cache(maxsize=64)
+def tariff_zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidInput(f"unknown timezone {name!r}") from exc
+
+
+def in_force(row: RateRow, at: datetime) -> bool:
+    """True when `row` is effective at `at` (half-open [effective_from, effective_to))."""
+    if row.effective_from is not None and at < row.effective_from:
+        return False
+    return row.effective_to is None or at < row.effective_to
+
+
+def in_band(row: RateRow, local: datetime) -> bool:
+    """True when the local time `local` is inside the row's weekdays and hours."""
+    if row.weekdays is not None and local.isoweekday() not in row.weekdays:
+        return False
+    if row.hours is None:
+        return True
+    start, end = row.hours
+    now = local.time().replace(tzinfo=None)
+    if start == end:
+        return True
+    if start < end:
+        return start <= now < end
+    return now >= start or now < end
+
+
+def is_banded(row: RateRow) -> bool:
+    return row.weekdays is not None or row.hours is not None
+
+
+def _check_row(row: RateRow, position: int) -> None:
+    if row.prefix and not (row.prefix.isascii() and row.prefix.isdigit()):
+        raise InvalidInput(f"row {position + 1}: prefix must be digits, got {row.prefix!r}")
+    for bound in (row.effective_from, row.effective_to):
+        if bound is not None and bound.tzinfo is None:
+            raise InvalidInput(f"row {position + 1}: effective dates must be timezone-aware")
+    if row.hours is not None and not all(isinstance(h, time) for h in row.hours):
+        raise InvalidInput(f"row {position + 1}: hours must be two times")
+    if row.min_seconds < 0 or row.free_seconds < 0:
+        raise InvalidInput(f"row {position + 1}: min_seconds and free_seconds must be >= 0")
+
+
+class TariffIndex:
+    """Immutable lookup structure compiled from a `Tariff` (see module rules)."""
+
+    __slots__ = ("tariff", "zone", "_tables", "_lengths", "_prices")
+
+    def __init__(self, tariff: Tariff) -> None:
+        self.tariff = tariff
+        self.zone = tariff_zone(tariff.settings.timezone)
+        validate_rounding(tariff.settings.rounding)
+        building: dict[tuple[Service, Direction, NumberType], dict[int, dict[str, list[int]]]]
+        building = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+        for position, row in enumerate(tariff.rows):
+            _check_row(row, position)
+            key = (row.service, row.direction, row.number_type)
+            building[key][len(row.prefix)][row.prefix].append(position)
+        self._tables: dict[tuple[Service, Direction, NumberType], _Table] = {
+            key: {length: {p: tuple(v) for p, v in by_prefix.items()}
+                  for length, by_prefix in by_length.items()}
+            for key, by_length in building.items()
+        }
+        self._lengths = {
+            key: tuple(sorted(table, reverse=True)) for key, table in self._tables.items()
+        }
+        self._prices: dict[int, TimedPrice] = {}
+
+    @property
+    def name(self) -> str:
+        return self.tariff.name
+
+    @property
+    def version(self) -> int:
+        return self.tariff.version
+
+    @property
+    def currency(self) -> str:
+        return self.tariff.settings.currency
+
+    def table(
+        self, service: Service, direction: Direction, number_type: NumberType
+    ) -> _Table:
+        """Prefix length -> prefix -> row positions (read-only view, for the batch rater)."""
+        return self._tables.get((service, direction, number_type), {})
+
+    def price_of(self, match: RateMatch) -> TimedPrice:
+        """The row's timed price with the tariff's default increment, rounding and cap."""
+        cached = self._prices.get(match.position)
+        if cached is not None:
+            return cached
+        settings = self.tariff.settings
+        row = match.row
+        price = TimedPrice(
+            rate=row.rate,
+            connect_fee=row.connect_fee,
+            increment=row.increment or settings.default_increment,
+            free_seconds=row.free_seconds,
+            min_seconds=row.min_seconds,
+            max_call_s=settings.max_call_s,
+            decimals=settings.decimals,
+            rounding=validate_rounding(settings.rounding),
+        )
+        self._prices[match.position] = price
+        return price
+
+    def find(
+        self,
+        digits: str,
+        *,
+        service: Service = Service.VOICE,
+        direction: Direction = Direction.OUTBOUND,
+        at: datetime,
+        number_type: NumberType | None = None,
+    ) -> RateMatch | None:
+        """The row pricing `digits` at `at`, or None. `at` must be timezone-aware."""
+        if at.tzinfo is None:
+            raise InvalidInput("event time must be timezone-aware")
+        local = at.astimezone(self.zone)
+        if number_type is not None and number_type is not NumberType.ANY:
+            for kind in (number_type, NumberType.ANY):
+                match = self._longest(digits, (service, direction, kind), at, local)
+                if match is not None:
+                    return match[1]
+            return None
+        match = self._longest(digits, (service, direction, NumberType.ANY), at, local)
+        if match is not None:
+            return match[1]
+        best: tuple[int, RateMatch] | None = None
+        for kind in _NUMBER_TYPE_ORDER[1:]:
+            found = self._longest(digits, (service, direction, kind), at, local)
+            if found is not None and (best is None or found[0] > best[0]):
+                best = found
+        return best[1] if best is not None else None
+
+    def lookup(
+        self,
+        digits: str,
+        *,
+        service: Service = Service.VOICE,
+        direction: Direction = Direction.OUTBOUND,
+        at: datetime,
+        number_type: NumberType | None = None,
+    ) -> RateMatch:
+        """Like `find`, but raises NoRate when nothing matches."""
+        match = self.find(
+            digits, service=service, direction=direction, at=at, number_type=number_type
+        )
+        if match is None:
+            raise NoRate(
+                f"no {direction.value} {service.value} rate for {digits or 'empty number'} "
+                f"in tariff {self.name!r} at {at.isoformat()}",
+                number=digits,
+                tariff=self.name,
+            )
+        return match
+
+    def _longest(
+        self,
+        digits: str,
+        key: tuple[Service, Direction, NumberType],
+        at: datetime,
+        local: datetime,
+    ) -> tuple[int, RateMatch] | None:
+        table = self._tables.get(key)
+        if table is None:
+            return None
+        for length in self._lengths[key]:
+            if length > len(digits):
+                continue
+            positions = table[length].get(digits[:length])
+            if positions is None:
+                continue
+            chosen = self._choose(positions, at, local)
+            if chosen is not None:
+                return length, chosen
+        return None
+
+    def _choose(
+        self, positions: tuple[int, ...], at: datetime, local: datetime
+    ) -> RateMatch | None:
+        best: RateMatch | None = None
+        best_key: tuple[bool, datetime] | None = None
+        rows = self.tariff.rows
+        for position in positions:
+            row = rows[position]
+            if not in_force(row, at) or not in_band(row, local):
+                continue
+            key = (is_banded(row), row.effective_from or _EPOCH_MIN)
+            if best_key is None or key > best_key:
+                best, best_key = RateMatch(row, position, key[0]), key
+        return best
+
+
+def compile_tariff(tariff: Tariff) -> TariffIndex:
+    """Compile `tariff` into an immutable lookup index (validates rows and settings)."""
+    return TariffIndex(tariff)
+
+
+__all__ = ["RateMatch", "TariffIndex", "compile_tariff", "in_band", "in_force", "is_banded"]
