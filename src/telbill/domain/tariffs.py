@@ -70,6 +70,26 @@ class Increment:
 
 
 DEFAULT_INCREMENT = Increment(60, 60)
+
+
+@dataclass(frozen=True, slots=True)
+class RateTier:
+    """A later rate group of a row: from `start_s` seconds into the billable time on, this
+    per-minute `rate` and `increment` apply (CGRateS "GroupIntervalStart").
+
+    The billable time (after the cap and `free_seconds`) is cut at each tier's `start_s`; the
+    seconds falling in a group are rounded up to that group's increment and priced at its rate,
+    and the row's own `rate`/`increment` price the first group [0, first tier start). Costs are
+    summed exactly and rounded once at the end.
+    """
+
+    start_s: int
+    rate: Decimal
+    increment: Increment
+
+    def __post_init__(self) -> None:
+        if self.start_s < 1:
+            raise InvalidInput(f"a rate tier must start after 0 s, got {self.start_s}")
 DEFAULT_MAX_CALL_S = 3600
 
 
@@ -97,6 +117,12 @@ class RateRow:
     effective_to: datetime | None = None
     weekdays: frozenset[int] | None = None
     hours: tuple[time, time] | None = None
+    # Later rate groups, sorted by start_s (empty: one rate for the whole call).
+    tiers: tuple[RateTier, ...] = ()
+    # Per-row rounding of the final charge (CGRateS rounds per destination rate); None means
+    # the tariff's `decimals` / `rounding` settings.
+    decimals: int | None = None
+    rounding: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,171 @@
+"""Database engines and the unit of work.
+
+`make_engine` builds a SQLAlchemy engine for the embedded SQLite default (WAL, busy
+timeout, foreign keys, writers serialised with ``BEGIN IMMEDIATE``) or for PostgreSQL through
+psycopg 3. `Database` wraps an engine; services take it as their unit of work and run each
+use case in `Database.run`, which retries the whole transaction when the database reports a
+deadlock, a serialization failure or (SQLite) a busy database. `migrate` upgrades a
+database to the newest Alembic revision.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import NullPool
+
+DEFAULT_DATABASE_URL = "sqlite:///telbill.db"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+MAX_ATTEMPTS = 12
+
+T = TypeVar("T")
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+class RetryTransaction(Exception):
+    """Raised inside a unit of work to make `Database.run` start it again.
+
+    Used when a concurrent writer won a race the current transaction cannot recover from
+    (for instance the same idempotency key inserted first by another worker).
+    """
+
+
+def database_url() -> str:
+    """The URL from TELBILL_DATABASE_URL, or the embedded SQLite file ``telbill.db``."""
+    return normalise_url(os.environ.get("TELBILL_DATABASE_URL") or DEFAULT_DATABASE_URL)
+
+
+def normalise_url(url: str) -> str:
+    """Route plain ``postgresql://`` / ``postgres://`` URLs to the psycopg 3 driver."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """The SQLAlchemy pysqlite recipe: we emit BEGIN ourselves, as BEGIN IMMEDIATE.
+
+    IMMEDIATE takes the write lock at the start of every transaction, so two writers never
+    both read a balance and then both write it; the busy timeout makes the second one wait.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
+    """An engine for `url` (default: `database_url()`), configured for telbill."""
+    url = normalise_url(url or database_url())
+    if url.startswith("sqlite"):
+        if ":memory:" in url or url in ("sqlite://", "sqlite:///"):
+            raise ValueError("telbill needs a SQLite file, not an in-memory database")
+        kwargs.setdefault("poolclass", NullPool)
+        engine = create_engine(url, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Deadlock, serialization failure, lock timeout or a busy SQLite database."""
+    if isinstance(exc, RetryTransaction):
+        return True
+    if isinstance(exc, DBAPIError):
+        orig = exc.orig
+        sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+        if sqlstate in {"40001", "40P01", "55P03"}:
+            return True
+        if isinstance(exc, OperationalError):
+            text = str(orig).lower()
+            return "database is locked" in text or "database is busy" in text
+    return False
+
+
+class Database:
+    """An engine plus the transaction boundary every service uses."""
+
+    def __init__(self, url_or_engine: str | Engine | None = None) -> None:
+        if isinstance(url_or_engine, Engine):
+            self.engine = url_or_engine
+        else:
+            self.engine = make_engine(url_or_engine)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One database transaction: commits on success, rolls back on any exception."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    def run(self, fn: Callable[[Connection], T], *, attempts: int = MAX_ATTEMPTS) -> T:
+        """Run `fn` in a transaction, retrying the whole of it on a transient conflict."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.transaction() as conn:
+                    return fn(conn)
+            except Exception as exc:
+                if attempt >= attempts or not is_retryable(exc):
+                    raise
+                # Jittered backoff so that colliding workers do not collide again.
+                time.sleep(random.uniform(0, 0.005 * attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def migrate(url: str | None = None) -> None:
+    """Upgrade the database at `url` (default: `database_url()`) to the newest revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    url = normalise_url(url or database_url())
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+    finally:
+        engine.dispose()
+
+
+__all__ = [
+    "Database",
+    "RetryTransaction",
+    "database_url",
+    "is_retryable",
+    "make_engine",
+    "migrate",
+    "normalise_url",
+]

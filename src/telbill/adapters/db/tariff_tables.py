@@ -1,0 +1,81 @@
+"""Tariff storage tables, on the shared `metadata` of `adapters/db/tables.py`.
+
+`tariffs` holds one row per immutable tariff version (name + version unique), with the
+tariff-level settings, where the rows came from (file name and sha256) and when the version
+takes effect. `tariff_rates` holds the version's rate rows.
+
+Money in rates is stored as integer **nano-units** (10^-9 of the currency) in BigInteger
+columns: carrier decks quote rates with more than the 6 decimals of a charge (e.g. 0.0012345
+per minute), and 9 decimals keep every such deck exact while staying an integer like every
+other amount telbill stores. Readers refuse rates with more than 9 decimals, so nothing is
+ever rounded on the way in; a rate of up to 9.2 billion per minute fits.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+from telbill.adapters.db.tables import Id, UTCDateTime, metadata
+
+NANOS_PER_UNIT = 1_000_000_000
+RATE_SCALE = 9
+
+tariffs = Table(
+    "tariffs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    # {"default_increment": "60/60", "timezone": "UTC", "decimals": 6,
+    #  "rounding": "ROUND_HALF_UP", "max_call_s": 3600}
+    Column("settings", JSON, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    # When this version takes over from the previous one (NULL: from the beginning).
+    Column("effective_from", UTCDateTime(), nullable=True),
+    Column("row_count", Integer, nullable=False),
+    Column("source_format", String(16), nullable=False),
+    Column("source_file", String(500), nullable=False),
+    Column("source_sha256", String(64), nullable=False),
+    UniqueConstraint("name", "version"),
+    CheckConstraint("version >= 1", name="version"),
+)
+
+tariff_rates = Table(
+    "tariff_rates",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tariff_id", Id, ForeignKey("tariffs.id"), nullable=False, index=True),
+    Column("prefix", String(32), nullable=False),
+    Column("destination", String(200), nullable=False),
+    Column("service", String(16), nullable=False),
+    Column("direction", String(16), nullable=False),
+    Column("number_type", String(16), nullable=False),
+    Column("rate_nanos", BigInteger, nullable=False),
+    Column("connect_fee_nanos", BigInteger, nullable=False),
+    # NULL increment: the tariff's default increment.
+    Column("increment_first_s", Integer, nullable=True),
+    Column("increment_next_s", Integer, nullable=True),
+    Column("min_seconds", Integer, nullable=False),
+    Column("free_seconds", Integer, nullable=False),
+    Column("effective_from", UTCDateTime(), nullable=True),
+    Column("effective_to", UTCDateTime(), nullable=True),
+    # "1,2,3,4,5" (ISO weekdays) and "08:00-19:00" (local, half-open); NULL: unbanded.
+    Column("weekdays", String(16), nullable=True),
+    Column("hours", String(16), nullable=True),
+    # Later rate groups: [{"start_s": 60, "rate_nanos": ..., "increment": "1/1"}, ...]
+    Column("tiers", JSON, nullable=True),
+    Column("decimals", Integer, nullable=True),
+    Column("rounding", String(20), nullable=True),
+    CheckConstraint("rate_nanos >= 0 AND connect_fee_nanos >= 0", name="money"),
+)

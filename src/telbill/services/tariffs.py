@@ -1,0 +1,524 @@
+"""Tariff use cases: import a deck as a new immutable version, load, list, compare versions.
+
+An import runs in ONE transaction: the version row is created, rate rows are inserted in
+large executemany chunks while the (streamed) input is read, and if any input row was bad the
+whole transaction is rolled back (unless `skip_bad`), so a tariff is never half imported.
+Versions are never edited: a new deck under the same name becomes version N+1. The version in
+force at a moment is the newest one whose `effective_from` is not after it.
+"""
+
+from __future__ import annotations
+
+import decimal
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from telbill.adapters.db.engine import Database
+from telbill.adapters.db.tariff_tables import NANOS_PER_UNIT, RATE_SCALE, tariff_rates, tariffs
+from telbill.domain.money import MONEY_DECIMALS, validate_currency
+from telbill.domain.tariffs import (
+    Direction,
+    Increment,
+    NumberType,
+    RateRow,
+    RateTier,
+    RowError,
+    Service,
+    Tariff,
+    TariffSettings,
+)
+from telbill.errors import Conflict, InvalidInput, NotFound
+
+INSERT_CHUNK = 20_000
+MAX_REPORTED_ERRORS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class TariffSource:
+    """Where a version came from: file name, its sha256 and the reader used."""
+
+    file: str = ""
+    sha256: str = ""
+    format: str = "native"
+
+
+@dataclass(frozen=True, slots=True)
+class TariffVersion:
+    name: str
+    version: int
+    currency: str
+    settings: TariffSettings
+    created_at: datetime
+    effective_from: datetime | None
+    row_count: int
+    source: TariffSource
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    version: TariffVersion
+    skipped: tuple[RowError, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RateChange:
+    before: RateRow
+    after: RateRow
+
+
+@dataclass(frozen=True, slots=True)
+class TariffDiff:
+    name: str
+    from_version: int
+    to_version: int
+    added: tuple[RateRow, ...] = ()
+    removed: tuple[RateRow, ...] = ()
+    changed: tuple[RateChange, ...] = field(default_factory=tuple)
+
+
+class BadTariffRows(InvalidInput):
+    """The input had bad rows; nothing was imported. `errors` lists every one."""
+
+    code = "bad_tariff_rows"
+
+    def __init__(self, errors: Sequence[RowError]) -> None:
+        super().__init__(f"{len(errors)} bad row(s); nothing imported", errors=list(errors))
+        self.errors = list(errors)
+
+
+# --- settings -------------------------------------------------------------------------
+
+
+def validate_settings(settings: TariffSettings) -> TariffSettings:
+    """Check every tariff-level setting; returns them with the currency normalised."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"unknown timezone {settings.timezone!r}") from None
+    if not 0 <= settings.decimals <= MONEY_DECIMALS:
+        raise InvalidInput(f"decimals must be between 0 and {MONEY_DECIMALS}")
+    if not settings.rounding.startswith("ROUND_") or not hasattr(decimal, settings.rounding):
+        raise InvalidInput(f"unknown rounding mode {settings.rounding!r} (e.g. ROUND_HALF_UP)")
+    if settings.max_call_s < 1:
+        raise InvalidInput("the maximum call length must be at least 1 second")
+    return TariffSettings(
+        currency=validate_currency(settings.currency),
+        default_increment=settings.default_increment,
+        timezone=settings.timezone,
+        decimals=settings.decimals,
+        rounding=settings.rounding,
+        max_call_s=settings.max_call_s,
+    )
+
+
+def _settings_json(settings: TariffSettings) -> dict[str, Any]:
+    return {
+        "default_increment": str(settings.default_increment),
+        "timezone": settings.timezone,
+        "decimals": settings.decimals,
+        "rounding": settings.rounding,
+        "max_call_s": settings.max_call_s,
+    }
+
+
+def _settings_from(currency: str, data: dict[str, Any]) -> TariffSettings:
+    return TariffSettings(
+        currency=currency,
+        default_increment=Increment.parse(data["default_increment"]),
+        timezone=data["timezone"],
+        decimals=int(data["decimals"]),
+        rounding=data["rounding"],
+        max_call_s=int(data["max_call_s"]),
+    )
+
+
+# --- row <-> storage ---------------------------------------------------------------------
+
+
+def to_nanos(amount: Decimal, what: str = "amount") -> int:
+    """Exact Decimal -> integer nano-units, or InvalidInput if digits would be lost."""
+    scaled = amount.scaleb(RATE_SCALE)
+    integral = scaled.to_integral_value()
+    if scaled != integral:
+        raise InvalidInput(f"{what} {amount} has more than {RATE_SCALE} decimals")
+    return int(integral)
+
+
+def from_nanos(nanos: int) -> Decimal:
+    """Integer nano-units -> Decimal without trailing zeros (0.2093, 1, 0)."""
+    if nanos % NANOS_PER_UNIT == 0:
+        return Decimal(nanos // NANOS_PER_UNIT)
+    return Decimal(nanos).scaleb(-RATE_SCALE).normalize()
+
+
+def _weekdays_text(days: frozenset[int] | None) -> str | None:
+    return ",".join(str(d) for d in sorted(days)) if days is not None else None
+
+
+def _hours_text(hours: tuple[time, time] | None) -> str | None:
+    return f"{hours[0]:%H:%M}-{hours[1]:%H:%M}" if hours is not None else None
+
+
+RATE_COLUMNS = (
+    "tariff_id",
+    "prefix",
+    "destination",
+    "service",
+    "direction",
+    "number_type",
+    "rate_nanos",
+    "connect_fee_nanos",
+    "increment_first_s",
+    "increment_next_s",
+    "min_seconds",
+    "free_seconds",
+    "effective_from",
+    "effective_to",
+    "weekdays",
+    "hours",
+    "tiers",
+    "decimals",
+    "rounding",
+)
+
+
+def _row_values(tariff_id: int, row: RateRow) -> tuple[Any, ...]:
+    """One rate row as a tuple in RATE_COLUMNS order (Python values, before binding)."""
+    increment = row.increment
+    return (
+        tariff_id,
+        row.prefix,
+        row.destination,
+        row.service.value,
+        row.direction.value,
+        row.number_type.value,
+        to_nanos(row.rate, "rate"),
+        to_nanos(row.connect_fee, "connect_fee"),
+        increment.first_s if increment else None,
+        increment.next_s if increment else None,
+        row.min_seconds,
+        row.free_seconds,
+        row.effective_from,
+        row.effective_to,
+        _weekdays_text(row.weekdays),
+        _hours_text(row.hours),
+        (
+            [
+                {
+                    "start_s": t.start_s,
+                    "rate_nanos": to_nanos(t.rate, "tier rate"),
+                    "increment": str(t.increment),
+                }
+                for t in row.tiers
+            ]
+            if row.tiers
+            else None
+        ),
+        row.decimals,
+        row.rounding,
+    )
+
+
+def _bulk_insert(conn: Connection, values: list[tuple[Any, ...]]) -> None:
+    """Insert rate rows fast: COPY on PostgreSQL, one DB-API executemany on SQLite.
+
+    SQLAlchemy's per-row parameter handling costs more than the database itself on large
+    decks, so the values go to the driver directly, converted by the columns' own SQLAlchemy
+    bind processors (the same conversion `conn.execute(insert(...))` would apply).
+    """
+    columns = ", ".join(RATE_COLUMNS)
+    driver = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        tiers_at = RATE_COLUMNS.index("tiers")
+        with driver.cursor() as cursor:  # type: ignore[union-attr]
+            with cursor.copy(f"COPY tariff_rates ({columns}) FROM STDIN") as copy:
+                for value in values:
+                    if value[tiers_at] is not None:
+                        value = (
+                            *value[:tiers_at],
+                            json.dumps(value[tiers_at]),
+                            *value[tiers_at + 1 :],
+                        )
+                    copy.write_row(value)
+        return
+    processors = [
+        (index, processor)
+        for index, name in enumerate(RATE_COLUMNS)
+        if (processor := tariff_rates.c[name].type.bind_processor(conn.dialect)) is not None
+    ]
+    if processors:
+        converted = []
+        for value in values:
+            items = list(value)
+            for index, processor in processors:
+                if items[index] is not None:
+                    items[index] = processor(items[index])
+            converted.append(tuple(items))
+        values = converted
+    marks = ", ".join("?" for _ in RATE_COLUMNS)
+    cursor = driver.cursor()  # type: ignore[union-attr]
+    try:
+        # Only constant column names are formatted in; every value is a bound parameter.
+        sql = f"INSERT INTO tariff_rates ({columns}) VALUES ({marks})"  # noqa: S608
+        cursor.executemany(sql, values)
+    finally:
+        cursor.close()
+
+
+def _parse_hours(text: str) -> tuple[time, time]:
+    start, end = text.split("-")
+    return time.fromisoformat(start), time.fromisoformat(end)
+
+
+def _row_from(record: Any) -> RateRow:
+    first, nxt = record.increment_first_s, record.increment_next_s
+    return RateRow(
+        prefix=record.prefix,
+        destination=record.destination,
+        rate=from_nanos(record.rate_nanos),
+        service=Service(record.service),
+        direction=Direction(record.direction),
+        number_type=NumberType(record.number_type),
+        connect_fee=from_nanos(record.connect_fee_nanos),
+        increment=Increment(first, nxt) if first is not None else None,
+        min_seconds=record.min_seconds,
+        free_seconds=record.free_seconds,
+        effective_from=record.effective_from,
+        effective_to=record.effective_to,
+        weekdays=(
+            frozenset(int(d) for d in record.weekdays.split(",")) if record.weekdays else None
+        ),
+        hours=_parse_hours(record.hours) if record.hours else None,
+        tiers=tuple(
+            RateTier(t["start_s"], from_nanos(t["rate_nanos"]), Increment.parse(t["increment"]))
+            for t in record.tiers or ()
+        ),
+        decimals=record.decimals,
+        rounding=record.rounding,
+    )
+
+
+def _version_from(record: Any) -> TariffVersion:
+    return TariffVersion(
+        name=record.name,
+        version=record.version,
+        currency=record.currency,
+        settings=_settings_from(record.currency, record.settings),
+        created_at=record.created_at,
+        effective_from=record.effective_from,
+        row_count=record.row_count,
+        source=TariffSource(record.source_file, record.source_sha256, record.source_format),
+    )
+
+
+# --- use cases ---------------------------------------------------------------------------
+
+
+def import_tariff(
+    db: Database,
+    name: str,
+    rows: Iterable[RateRow | RowError],
+    settings: TariffSettings,
+    source: TariffSource | None = None,
+    *,
+    now: datetime,
+    effective_from: datetime | None = None,
+    skip_bad: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+) -> ImportResult:
+    """Store `rows` as a new version of tariff `name` and return it.
+
+    Args:
+        rows: the reader's stream; a RowError in it makes the import fail with BadTariffRows
+            (listing every bad row) and write nothing, unless `skip_bad`.
+        now: the clock's time (creation stamp of the version).
+        effective_from: when this version takes over from the previous one.
+        on_progress: called with the number of rows read so far, once per chunk.
+    """
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("a tariff name is 1 to 200 characters")
+    settings = validate_settings(settings)
+    source = source or TariffSource()
+    if effective_from is not None and effective_from.tzinfo is None:
+        raise InvalidInput("effective_from must carry a timezone")
+    try:
+        with db.transaction() as conn:
+            return _import(
+                conn, name, rows, settings, source, now, effective_from, skip_bad, on_progress
+            )
+    except IntegrityError as exc:
+        raise Conflict(f"tariff {name!r} was changed by a concurrent import; retry") from exc
+
+
+def _import(
+    conn: Connection,
+    name: str,
+    rows: Iterable[RateRow | RowError],
+    settings: TariffSettings,
+    source: TariffSource,
+    now: datetime,
+    effective_from: datetime | None,
+    skip_bad: bool,
+    on_progress: Callable[[int], None] | None,
+) -> ImportResult:
+    last = conn.execute(
+        select(func.max(tariffs.c.version)).where(tariffs.c.name == name)
+    ).scalar_one()
+    version = (last or 0) + 1
+    tariff_id = conn.execute(
+        insert(tariffs)
+        .values(
+            name=name,
+            version=version,
+            currency=settings.currency,
+            settings=_settings_json(settings),
+            created_at=now,
+            effective_from=effective_from,
+            row_count=0,
+            source_format=source.format,
+            source_file=source.file[-500:],
+            source_sha256=source.sha256,
+        )
+        .returning(tariffs.c.id)
+    ).scalar_one()
+    errors: list[RowError] = []
+    count = 0
+    for chunk in _chunks(rows, errors):
+        values = [_row_values(tariff_id, row) for row in chunk]
+        _bulk_insert(conn, values)
+        count += len(values)
+        if on_progress:
+            on_progress(count + len(errors))
+    if errors and not skip_bad:
+        raise BadTariffRows(errors)
+    if count == 0:
+        raise InvalidInput(f"no good rate rows to import into tariff {name!r}")
+    conn.execute(update(tariffs).where(tariffs.c.id == tariff_id).values(row_count=count))
+    stored = conn.execute(select(tariffs).where(tariffs.c.id == tariff_id)).one()
+    return ImportResult(_version_from(stored), tuple(errors))
+
+
+def _chunks(rows: Iterable[RateRow | RowError], errors: list[RowError]) -> Iterator[list[RateRow]]:
+    chunk: list[RateRow] = []
+    for item in rows:
+        if isinstance(item, RowError):
+            if len(errors) < MAX_REPORTED_ERRORS:
+                errors.append(item)
+            continue
+        chunk.append(item)
+        if len(chunk) >= INSERT_CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _version_row(conn: Connection, name: str, version: int | None, at: datetime | None) -> Any:
+    query = select(tariffs).where(tariffs.c.name == name)
+    if version is not None:
+        query = query.where(tariffs.c.version == version)
+    elif at is not None:
+        query = query.where(
+            (tariffs.c.effective_from.is_(None)) | (tariffs.c.effective_from <= at)
+        )
+    record = conn.execute(query.order_by(tariffs.c.version.desc()).limit(1)).first()
+    if record is None:
+        which = f" version {version}" if version is not None else ""
+        when = f" in force at {at.isoformat()}" if at is not None and version is None else ""
+        raise NotFound(f"no tariff {name!r}{which}{when}")
+    return record
+
+
+def get_version(
+    db: Database, name: str, version: int | None = None, *, at: datetime | None = None
+) -> TariffVersion:
+    """One version's metadata: `version`, else the one in force `at`, else the newest."""
+    with db.transaction() as conn:
+        return _version_from(_version_row(conn, name, version, at))
+
+
+def load_tariff(
+    db: Database, name: str, version: int | None = None, *, at: datetime | None = None
+) -> Tariff:
+    """The whole tariff (settings and rows) of `version`, else in force `at`, else newest."""
+    with db.transaction() as conn:
+        record = _version_row(conn, name, version, at)
+        result = conn.execute(
+            select(tariff_rates)
+            .where(tariff_rates.c.tariff_id == record.id)
+            .order_by(tariff_rates.c.id)
+        )
+        rows = tuple(_row_from(r) for r in result)
+    return Tariff(
+        name=record.name,
+        settings=_settings_from(record.currency, record.settings),
+        rows=rows,
+        version=record.version,
+    )
+
+
+def list_tariffs(db: Database) -> list[TariffVersion]:
+    """The newest version of every tariff, by name."""
+    newest = (
+        select(tariffs.c.name, func.max(tariffs.c.version).label("version"))
+        .group_by(tariffs.c.name)
+        .subquery()
+    )
+    query = (
+        select(tariffs)
+        .join(
+            newest,
+            (tariffs.c.name == newest.c.name) & (tariffs.c.version == newest.c.version),
+        )
+        .order_by(tariffs.c.name)
+    )
+    with db.transaction() as conn:
+        return [_version_from(r) for r in conn.execute(query)]
+
+
+def list_versions(db: Database, name: str) -> list[TariffVersion]:
+    """Every version of tariff `name`, oldest first (NotFound when there is none)."""
+    with db.transaction() as conn:
+        records = conn.execute(
+            select(tariffs).where(tariffs.c.name == name).order_by(tariffs.c.version)
+        ).all()
+    if not records:
+        raise NotFound(f"no tariff {name!r}")
+    return [_version_from(r) for r in records]
+
+
+def diff_versions(db: Database, name: str, from_version: int, to_version: int) -> TariffDiff:
+    """Rows added, removed and changed between two versions, keyed by prefix, service,
+    direction, number type, band and effective_from."""
+    before = {_key(r): r for r in load_tariff(db, name, from_version).rows}
+    after = {_key(r): r for r in load_tariff(db, name, to_version).rows}
+    added = tuple(row for key, row in after.items() if key not in before)
+    removed = tuple(row for key, row in before.items() if key not in after)
+    changed = tuple(
+        RateChange(before[key], row)
+        for key, row in after.items()
+        if key in before and before[key] != row
+    )
+    return TariffDiff(name, from_version, to_version, added, removed, changed)
+
+
+def _key(row: RateRow) -> tuple[object, ...]:
+    return (
+        row.prefix,
+        row.service,
+        row.direction,
+        row.number_type,
+        row.weekdays,
+        row.hours,
+        row.effective_from,
+    )
