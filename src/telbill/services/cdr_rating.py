@@ -9,22 +9,21 @@ stream goes on. Memory is bounded by the chunk size, not the file size.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
+from telbill.domain.batch import BatchRater, CdrColumns, Status, compile_batch
+from telbill.domain.lookup import TariffIndex
 from telbill.domain.money import format_amount
-from telbill.domain.rating import RatedEvent, rate_event
-from telbill.domain.tariffs import RowError
+from telbill.domain.rating import RatedEvent, call_duration_s, rate_event
+from telbill.domain.tariffs import Direction, RowError, Service
 from telbill.domain.usage import UsageEvent
 from telbill.errors import TelbillError
 
 RATED_COLUMNS = ("cost", "currency", "billed_seconds", "prefix", "destination", "rate", "error")
 DEFAULT_CHUNK_SIZE = 5_000
-
-# Rates a chunk of events: one result per event, a RatedEvent or the error that refused it.
-ChunkRater = Callable[[Sequence[UsageEvent], Any], list[RatedEvent | TelbillError]]
+MICROS = Decimal(1_000_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +44,7 @@ class RatingTotals:
     records: int = 0
     rated: int = 0
     errors: int = 0
+    fast_path: int = 0
     cost: dict[str, Decimal] = field(default_factory=dict)
 
     def add(self, record: RatedRecord) -> None:
@@ -57,62 +57,123 @@ class RatingTotals:
             self.cost[record.currency] = self.cost.get(record.currency, Decimal(0)) + record.cost
 
 
-def rate_events_one_by_one(
-    events: Sequence[UsageEvent], index: Any
-) -> list[RatedEvent | TelbillError]:
-    """The per-event path: `domain.rating.rate_event` on each event."""
-    results: list[RatedEvent | TelbillError] = []
-    for event in events:
+class OfflineRater:
+    """Rates chunks of CDR records against one compiled tariff index.
+
+    Plain voice calls (no call segments, no speech seconds, no call class, whole-second
+    start) go through the rating domain's vectorised batch rater (`domain.batch`), whose
+    costs are bit-for-bit those of `rate_event`; every other record, and every call the
+    batch rater hands back without a row, is rated by `rate_event` one at a time.
+    """
+
+    def __init__(self, index: TariffIndex, *, use_batch: bool = True) -> None:
+        self.index = index
+        self.use_batch = use_batch
+        self.fast_path = 0
+        self._batch: dict[Direction, BatchRater] = {}
+        self._rows = index.tariff.rows
+        self._decimals = index.tariff.settings.decimals
+
+    def rate_chunk(self, chunk: Sequence[UsageEvent | RowError]) -> list[RatedRecord]:
+        """One `RatedRecord` per input record, in order."""
+        out: list[RatedRecord | None] = [None] * len(chunk)
+        batched: dict[Direction, list[tuple[int, UsageEvent, int]]] = {}
+        for position, record in enumerate(chunk):
+            if isinstance(record, RowError):
+                out[position] = _failed(
+                    record.line, getattr(record, "raw", {}), _row_reason(record)
+                )
+                continue
+            duration = self._batchable_duration(record)
+            if duration is None:
+                out[position] = self._rate_one(record)
+            else:
+                batched.setdefault(record.direction, []).append((position, record, duration))
+        for direction, items in batched.items():
+            for position, rated in self._rate_batch(direction, items):
+                out[position] = rated
+        return [record for record in out if record is not None]
+
+    def _batchable_duration(self, event: UsageEvent) -> int | None:
+        if not self.use_batch or event.service is not Service.VOICE:
+            return None
+        if event.call_segments or event.speech_s or event.call_class:
+            return None
+        if event.start.microsecond or event.start.tzinfo is None:
+            return None
         try:
-            results.append(rate_event(event, index))
+            return call_duration_s(event)
+        except TelbillError:
+            return None  # rate_event reports it
+
+    def _rate_batch(
+        self, direction: Direction, items: list[tuple[int, UsageEvent, int]]
+    ) -> Iterator[tuple[int, RatedRecord]]:
+        rater = self._batch.get(direction)
+        if rater is None:
+            rater = compile_batch(self.index, service=Service.VOICE, direction=direction)
+            self._batch[direction] = rater
+        try:
+            columns = CdrColumns.from_strings(
+                [event.to_number for _, event, _ in items],
+                [duration for _, _, duration in items],
+                [int(event.start.timestamp()) for _, event, _ in items],
+            )
+        except TelbillError:  # a junk number somewhere: let rate_event name it
+            for position, event, _ in items:
+                yield position, self._rate_one(event)
+            return
+        result = rater.rate(columns)
+        for i, (position, event, _) in enumerate(items):
+            row_position = int(result.row[i])
+            if row_position < 0 or int(result.status[i]) != Status.OK:
+                yield position, self._rate_one(event)
+                continue
+            self.fast_path += 1
+            cost = Decimal(int(result.cost_micros[i])) / MICROS
+            yield position, self._from_row(event, row_position, cost, int(result.billed_s[i]))
+
+    def _from_row(
+        self, event: UsageEvent, row_position: int, cost: Decimal, billed_s: int
+    ) -> RatedRecord:
+        row = self._rows[row_position]
+        rated = {
+            "cost": format_amount(cost, self._decimals),
+            "currency": self.index.currency,
+            "billed_seconds": str(billed_s),
+            "prefix": row.prefix,
+            "destination": row.destination,
+            "rate": str(row.rate),
+            "error": "",
+        }
+        return RatedRecord(event.line, event.raw, rated, cost, self.index.currency)
+
+    def _rate_one(self, event: UsageEvent) -> RatedRecord:
+        try:
+            rated_event = rate_event(event, self.index)
         except TelbillError as exc:
-            results.append(exc)
-    return results
-
-
-def default_chunk_rater() -> ChunkRater:
-    """The rating domain's vectorised batch rater when present, else the per-event path."""
-    try:
-        from telbill.domain import batch  # optional fast path
-    except ImportError:
-        return rate_events_one_by_one
-    rater = getattr(batch, "rate_events", None)
-    return rater if callable(rater) else rate_events_one_by_one
+            return _failed(event.line, event.raw, f"{exc.code}: {exc.message}")
+        return _priced(event, rated_event)
 
 
 def rate_records(
     records: Iterable[UsageEvent | RowError],
-    index: Any,
+    index: TariffIndex,
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
-    rater: ChunkRater | None = None,
+    use_batch: bool = True,
+    rater: OfflineRater | None = None,
 ) -> Iterator[RatedRecord]:
-    """Rate a stream of CDR records against `index` (a compiled `TariffIndex`), in order."""
-    rate_chunk = rater or default_chunk_rater()
+    """Rate a stream of CDR records against `index`, in input order, `chunk_size` at a time."""
+    rater = rater or OfflineRater(index, use_batch=use_batch)
     chunk: list[UsageEvent | RowError] = []
     for record in records:
         chunk.append(record)
         if len(chunk) >= chunk_size:
-            yield from _rate_chunk(chunk, index, rate_chunk)
+            yield from rater.rate_chunk(chunk)
             chunk = []
     if chunk:
-        yield from _rate_chunk(chunk, index, rate_chunk)
-
-
-def _rate_chunk(
-    chunk: list[UsageEvent | RowError], index: Any, rate_chunk: ChunkRater
-) -> Iterator[RatedRecord]:
-    events = [record for record in chunk if isinstance(record, UsageEvent)]
-    results = iter(rate_chunk(events, index) if events else [])
-    for record in chunk:
-        if isinstance(record, RowError):
-            yield _failed(record.line, getattr(record, "raw", {}), _row_reason(record))
-            continue
-        result = next(results)
-        if isinstance(result, TelbillError):
-            yield _failed(record.line, record.raw, f"{result.code}: {result.message}")
-        else:
-            yield _priced(record, result)
+        yield from rater.rate_chunk(chunk)
 
 
 def _row_reason(error: RowError) -> str:
@@ -162,9 +223,8 @@ __all__ = [
     "RATED_COLUMNS",
     "RatedRecord",
     "RatingTotals",
-    "default_chunk_rater",
+    "OfflineRater",
     "output_columns",
     "output_row",
-    "rate_events_one_by_one",
     "rate_records",
 ]
