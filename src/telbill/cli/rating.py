@@ -157,6 +157,12 @@ def quote_command(
 
 
 def _quote_text(summary: dict[str, Any]) -> str:
+    if summary["prefix"] is None:  # priced without a row (a free local extension)
+        note = summary["charges"][0]["explanation"].get("note") or "no rate row"
+        return (
+            f"{summary['service']} to {summary['to']}: {note}\ncost {summary['cost']} "
+            + f"{summary['currency']}  [tariff {summary['tariff']} v{summary['tariff_version']}]"
+        )
     where = f"{summary['destination']} (prefix {summary['prefix']})"
     lines = [
         f"{summary['service']} {summary['direction']} to {summary['to']}: {where}",
