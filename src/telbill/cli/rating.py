@@ -275,6 +275,8 @@ def rate_command(
 ) -> None:
     """Rate a CDR file offline into a CSV (no balance is touched). Bad rows get `error`."""
     with _errors_as_exit():
+        if not cdr_file.exists():
+            raise InvalidInput(f"CDR file not found: {cdr_file}")
         index = load_tariff_index(tariff, database)
         totals = _rate_file(cdr_file, fmt, timezone, index, out, chunk_size)
     err = Console(stderr=True)
@@ -299,10 +301,11 @@ def _rate_file(
         disable=not sys.stderr.isatty(),
     )
     with progress:
-        task = progress.add_task("rate", total=cdr_input_size(cdr_file))
+        task = progress.add_task("rate", total=None)
         records = read_cdr_file(
             cdr_file, fmt, timezone=timezone, progress=lambda n: progress.advance(task, n)
         )
+        progress.update(task, total=cdr_input_size(cdr_file))
         with out.open("w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle)
             columns: list[str] | None = None
