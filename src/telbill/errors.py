@@ -29,6 +29,13 @@ class InvalidInput(TelbillError):
     status = 422
 
 
+class MissingIdempotencyKey(InvalidInput):
+    """A mutating API request came without its Idempotency-Key header."""
+
+    code = "idempotency_key_missing"
+    status = 400
+
+
 class NotFound(TelbillError):
     code = "not_found"
     status = 404

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "telbill.cli.ledger",
     "telbill.cli.tariffs",
     "telbill.cli.rating",
+    "telbill.cli.server",
 )
 
 

@@ -1,0 +1,66 @@
+"""The telbill REST API application (FastAPI, under ``/v1``, OpenAPI at ``/docs``).
+
+Thin: each route parses the request, authorises the caller, calls one service and renders
+the result. Each business area adds its endpoints in its own ``api/routes_<area>.py``
+module exposing ``router``; `ROUTER_MODULES` lists them so areas grow without touching
+each other's files.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from fastapi import APIRouter, FastAPI
+
+from telbill import __version__
+from telbill.adapters.db.engine import Database, database_url, make_engine
+from telbill.api.problems import PROBLEM_SCHEMA, install_problem_handlers
+from telbill.services.clock import Clock, SystemClock
+
+API_PREFIX = "/v1"
+
+# Modules that add endpoints; each defines `router: fastapi.APIRouter`.
+ROUTER_MODULES = (
+    "telbill.api.routes_accounts",
+    "telbill.api.routes_wallets",
+    "telbill.api.routes_api_keys",
+    "telbill.api.routes_reconcile",
+)
+
+
+def create_app(database_url_: str | None = None, *, clock: Clock | None = None) -> FastAPI:
+    """Build the API on the database at `database_url_` (default: TELBILL_DATABASE_URL).
+
+    The schema must already be migrated (`telbill init`). `clock` lets tests travel in time.
+    """
+    url = database_url_ or database_url()
+    app = FastAPI(
+        title="telbill",
+        version=__version__,
+        description=(
+            "Telephony billing engine. Authenticate with `Authorization: Bearer <api key>`. "
+            "Every POST needs an `Idempotency-Key` header. Amounts are decimal strings. "
+            "Errors are RFC 9457 problem details (`application/problem+json`)."
+        ),
+        responses={400: PROBLEM_SCHEMA},
+    )
+    app.state.db = Database(make_engine(url))
+    app.state.clock = clock or SystemClock()
+    install_problem_handlers(app)
+    for name in ROUTER_MODULES:
+        router: APIRouter = importlib.import_module(name).router
+        app.include_router(router, prefix=API_PREFIX)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` (``telbill serve``): database from the environment."""
+    return create_app()
+
+
+__all__ = ["API_PREFIX", "ROUTER_MODULES", "app_from_env", "create_app"]

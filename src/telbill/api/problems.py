@@ -1,0 +1,147 @@
+"""RFC 9457 problem details: every error the API returns, in one shape.
+
+A `TelbillError` becomes a problem whose `type` is ``https://telbill.dev/problems/<code>``
+and whose status is the error's `status`; request validation errors and plain HTTP errors
+(unknown route, wrong method) get the same shape, so a client needs one error parser.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from telbill.errors import TelbillError
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_BASE = "https://telbill.dev/problems/"
+
+# Codes for errors that do not come from a TelbillError.
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    500: "internal_error",
+}
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    code: str,
+    detail: str,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """Build an ``application/problem+json`` response for `request`."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + code,
+        "title": _title(status),
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "code": code,
+    }
+    if extra:
+        body.update(jsonable_encoder(extra))
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+async def _telbill_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TelbillError)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return problem_response(
+        request, status=exc.status, code=exc.code, detail=exc.message, headers=headers
+    )
+
+
+def _location(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"field": _location(err.get("loc", ())), "message": str(err.get("msg", "invalid"))}
+        for err in exc.errors()
+    ]
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid request"
+    return problem_response(
+        request, status=422, code="invalid_input", detail=detail, extra={"errors": errors}
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "error")
+    detail = exc.detail if isinstance(exc.detail, str) else _title(exc.status_code)
+    return problem_response(
+        request,
+        status=exc.status_code,
+        code=code,
+        detail=detail,
+        headers=dict(exc.headers) if exc.headers else None,
+    )
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    return problem_response(
+        request, status=500, code="internal_error", detail="internal server error"
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Route every error of `app` through RFC 9457 problem details."""
+    app.add_exception_handler(TelbillError, _telbill_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+
+# For OpenAPI: the schema of a problem body.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "content": {
+        PROBLEM_MEDIA_TYPE: {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "type": {"type": "string"},
+                    "title": {"type": "string"},
+                    "status": {"type": "integer"},
+                    "detail": {"type": "string"},
+                    "instance": {"type": "string"},
+                    "code": {"type": "string"},
+                },
+            }
+        }
+    },
+    "description": "RFC 9457 problem details",
+}
+
+
+__all__ = [
+    "PROBLEM_BASE",
+    "PROBLEM_MEDIA_TYPE",
+    "PROBLEM_SCHEMA",
+    "install_problem_handlers",
+    "problem_response",
+]

@@ -1,0 +1,119 @@
+"""CLI commands that run telbill: `init`, `serve`, `demo` and `admin create-key`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from telbill.adapters.db.engine import database_url, migrate, normalise_url
+from telbill.cli.common import DatabaseOption, console, handle_errors, open_db
+from telbill.services.auth import Role, create_api_key
+from telbill.services.clock import SystemClock
+
+DEMO_DATABASE_FILE = "telbill-demo.db"
+
+admin_app = typer.Typer(help="Operator commands (bootstrap API keys).", no_args_is_help=True)
+
+
+@handle_errors
+def init(database: DatabaseOption = None) -> None:
+    """Create or migrate the database schema to the newest revision."""
+    url = normalise_url(database or database_url())
+    migrate(url)
+    console.print(f"[green]database ready[/] at {_safe_url(url)}")
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    database: DatabaseOption = None,
+) -> None:
+    """Serve the REST API (OpenAPI docs at /docs)."""
+    if database:
+        # Workers are separate processes: they find the database in the environment.
+        os.environ["TELBILL_DATABASE_URL"] = database
+    run_server(host=host, port=port, workers=workers)
+
+
+def run_server(*, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    console.print(
+        f"serving the API on [bold]http://{host}:{port}/v1[/] "
+        f"(docs: http://{host}:{port}/docs), database {_safe_url(database_url())}"
+    )
+    uvicorn.run(
+        "telbill.api.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
+
+
+@admin_app.command("create-key")
+@handle_errors
+def admin_create_key(
+    account: Annotated[int, typer.Option("--account", help="Account id the key belongs to.")],
+    role: Annotated[
+        str, typer.Option(help="provider_admin, org_admin, user or switch.")
+    ] = Role.PROVIDER_ADMIN.value,
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "admin",
+    database: DatabaseOption = None,
+) -> None:
+    """Create an API key directly in the database (bootstrap the first provider admin).
+
+    The key is printed once; only its hash is stored.
+    """
+    created = create_api_key(
+        open_db(database), account_id=account, role=role, name=name, clock=SystemClock()
+    )
+    table = Table(show_header=False, box=None)
+    table.add_row("key id", str(created.key.id))
+    table.add_row("role", created.key.role.value)
+    table.add_row("account", str(created.key.account_id))
+    table.add_row("api key", f"[bold]{created.secret}[/]")
+    console.print(table)
+    console.print("[yellow]Store the key now: it is not shown again.[/]")
+
+
+@handle_errors
+def demo(
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Seed and print, then exit without serving.")
+    ] = False,
+    database_file: Annotated[
+        Path, typer.Option("--database-file", help="SQLite file to (re)create.")
+    ] = Path(DEMO_DATABASE_FILE),
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Seed a demo (fresh SQLite file), print what it did, then serve the API."""
+    from telbill.cli.demo import run_demo
+
+    url = f"sqlite:///{database_file.resolve()}"
+    run_demo(url, database_file, host=host, port=port)
+    if not no_serve:
+        os.environ["TELBILL_DATABASE_URL"] = url
+        run_server(host=host, port=port, workers=1)
+
+
+def _safe_url(url: str) -> str:
+    """The URL without a password, for printing."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this area's commands to the root app."""
+    app.command("init")(init)
+    app.command("serve")(serve)
+    app.command("demo")(demo)
+    app.add_typer(admin_app, name="admin")

@@ -1,0 +1,379 @@
+"""API keys and who may do what: authentication and authorisation of API callers.
+
+A key is ``tb_`` followed by a random URL-safe token (`secrets.token_urlsafe`). Only its
+SHA-256 hash is stored, beside the first `KEY_PREFIX_LENGTH` characters used to find the row;
+the hash is compared in constant time (`hmac.compare_digest`). The plain key is returned
+once, when it is created.
+
+Roles, each bound to one account:
+
+* ``provider_admin``: everything on its account's subtree.
+* ``org_admin``: read its organisation's subtree, create accounts and keys in it, top up.
+  Adjustments, refunds and credit grants are the provider's business.
+* ``user``: read its own account (balances, history), nothing else.
+* ``switch``: only the real-time and CDR actions of its subtree.
+
+Authorisation never tells a caller that an account outside its subtree exists: such an
+account is `NotFound`, exactly like one that does not exist. An account inside the
+subtree with an action the role may not do is `PermissionDenied`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from telbill.adapters.db import tables as t
+from telbill.adapters.db.engine import Database
+from telbill.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
+from telbill.services import idempotency
+from telbill.services.clock import Clock
+
+KEY_TOKEN_PREFIX = "tb_"
+KEY_PREFIX_LENGTH = 12
+# 32 random bytes: 256 bits of entropy.
+KEY_RANDOM_BYTES = 32
+
+
+class Role(StrEnum):
+    PROVIDER_ADMIN = "provider_admin"
+    ORG_ADMIN = "org_admin"
+    USER = "user"
+    SWITCH = "switch"
+
+
+class Action(StrEnum):
+    READ = "read"
+    CREATE_ACCOUNT = "create_account"
+    TOP_UP = "top_up"
+    ADJUST = "adjust"
+    REFUND = "refund"
+    GRANT_CREDIT = "grant_credit"
+    CREATE_API_KEY = "create_api_key"
+    RECONCILE = "reconcile"
+    # Reserved for the real-time charging and CDR endpoints.
+    REALTIME = "realtime"
+    POST_CDRS = "post_cdrs"
+
+
+ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
+    Role.PROVIDER_ADMIN: frozenset(Action),
+    Role.ORG_ADMIN: frozenset(
+        {Action.READ, Action.CREATE_ACCOUNT, Action.TOP_UP, Action.CREATE_API_KEY}
+    ),
+    Role.USER: frozenset({Action.READ}),
+    Role.SWITCH: frozenset({Action.REALTIME, Action.POST_CDRS}),
+}
+
+# Which account kind a key of each role is bound to.
+ROLE_ACCOUNT_KINDS: dict[Role, frozenset[str]] = {
+    Role.PROVIDER_ADMIN: frozenset({"provider"}),
+    Role.ORG_ADMIN: frozenset({"organisation"}),
+    Role.USER: frozenset({"user"}),
+    Role.SWITCH: frozenset({"provider", "organisation"}),
+}
+
+# Roles a caller may hand out (never more than it has).
+GRANTABLE_ROLES: dict[Role, frozenset[Role]] = {
+    Role.PROVIDER_ADMIN: frozenset(Role),
+    Role.ORG_ADMIN: frozenset({Role.ORG_ADMIN, Role.USER}),
+    Role.USER: frozenset(),
+    Role.SWITCH: frozenset(),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller: one API key, its role and its account."""
+
+    key_id: int
+    role: Role
+    account_id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A stored API key (never its secret)."""
+
+    id: int
+    name: str
+    role: Role
+    account_id: int
+    key_prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CreatedApiKey:
+    """A new key: `secret` is the only copy of the plain key, shown once.
+
+    A replay of the same idempotent request returns the same key with `secret` None: the
+    plain key is never stored, not even in the idempotency record.
+    """
+
+    key: ApiKey
+    secret: str | None
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def generate_key() -> str:
+    return KEY_TOKEN_PREFIX + secrets.token_urlsafe(KEY_RANDOM_BYTES)
+
+
+def parse_role(value: str) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        allowed = ", ".join(r.value for r in Role)
+        raise InvalidInput(f"unknown role {value!r}: expected one of {allowed}") from None
+
+
+def _row_to_key(row: sa.Row[tuple[object, ...]]) -> ApiKey:
+    m = row._mapping
+    return ApiKey(
+        id=int(m["id"]),
+        name=str(m["name"]),
+        role=Role(m["role"]),
+        account_id=int(m["account_id"]),
+        key_prefix=str(m["key_prefix"]),
+        created_at=m["created_at"],
+        revoked_at=m["revoked_at"],
+    )
+
+
+def insert_api_key(
+    conn: Connection, *, account_id: int, role: Role, name: str, clock: Clock
+) -> CreatedApiKey:
+    """Store a new key for `account_id` inside the caller's transaction."""
+    account = conn.execute(
+        sa.select(t.accounts.c.kind).where(t.accounts.c.id == account_id)
+    ).first()
+    if account is None:
+        raise NotFound(f"account {account_id} not found")
+    if account.kind not in ROLE_ACCOUNT_KINDS[role]:
+        kinds = " or ".join(sorted(ROLE_ACCOUNT_KINDS[role]))
+        raise InvalidInput(
+            f"a {role.value} key belongs to a {kinds} account, not to the {account.kind} "
+            f"account {account_id}"
+        )
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("key name must be 1 to 200 characters")
+    secret = generate_key()
+    created_at = clock.now()
+    key_id = conn.execute(
+        t.api_keys.insert()
+        .values(
+            key_prefix=secret[:KEY_PREFIX_LENGTH],
+            key_hash=hash_key(secret),
+            name=name,
+            role=role.value,
+            account_id=account_id,
+            created_at=created_at,
+            revoked_at=None,
+        )
+        .returning(t.api_keys.c.id)
+    ).scalar_one()
+    key = ApiKey(
+        id=int(key_id),
+        name=name,
+        role=role,
+        account_id=account_id,
+        key_prefix=secret[:KEY_PREFIX_LENGTH],
+        created_at=created_at,
+        revoked_at=None,
+    )
+    return CreatedApiKey(key=key, secret=secret)
+
+
+def create_api_key(
+    db: Database, *, account_id: int, role: Role | str, name: str, clock: Clock
+) -> CreatedApiKey:
+    """Create a key bound to `account_id` with `role` (its own transaction).
+
+    This is the operator's bootstrap path (``telbill admin create-key``); over the API,
+    `create_api_key_as` also checks the caller may hand out that role on that account.
+    """
+    role = parse_role(role) if isinstance(role, str) else role
+    return db.run(
+        lambda conn: insert_api_key(conn, account_id=account_id, role=role, name=name, clock=clock)
+    )
+
+
+def create_api_key_as(
+    db: Database,
+    principal: Principal,
+    *,
+    account_id: int,
+    role: Role | str,
+    name: str,
+    idempotency_key: str,
+    clock: Clock,
+) -> CreatedApiKey:
+    """Create a key on behalf of an API caller: in its scope, never a stronger role."""
+    role = parse_role(role) if isinstance(role, str) else role
+    request = {"account_id": account_id, "role": role.value, "name": name}
+
+    def _create(conn: Connection) -> CreatedApiKey:
+        check_access(conn, principal, account_id, Action.CREATE_API_KEY)
+        if role not in GRANTABLE_ROLES[principal.role]:
+            raise PermissionDenied(f"a {principal.role.value} key cannot create {role.value} keys")
+        created: list[CreatedApiKey] = []
+
+        def perform() -> dict[str, Any]:
+            new = insert_api_key(conn, account_id=account_id, role=role, name=name, clock=clock)
+            created.append(new)
+            return {"key_id": new.key.id}
+
+        def load(response: Mapping[str, Any]) -> CreatedApiKey:
+            if created:
+                return created[0]
+            return CreatedApiKey(key=_load_key(conn, int(response["key_id"])), secret=None)
+
+        return idempotency.once(
+            conn,
+            scope=f"api_key.create:{account_id}",
+            key=idempotency_key,
+            request=request,
+            now=clock.now(),
+            perform=perform,
+            load=load,
+        )
+
+    return db.run(_create)
+
+
+def _load_key(conn: Connection, key_id: int) -> ApiKey:
+    row = conn.execute(sa.select(t.api_keys).where(t.api_keys.c.id == key_id)).one()
+    return _row_to_key(row)
+
+
+def authenticate(db: Database, secret: str) -> Principal:
+    """The principal of a presented key, or Unauthenticated (unknown, malformed, revoked)."""
+    if not secret.startswith(KEY_TOKEN_PREFIX) or len(secret) < KEY_PREFIX_LENGTH + 8:
+        raise Unauthenticated("invalid API key")
+    presented = hash_key(secret)
+    with db.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(t.api_keys).where(t.api_keys.c.key_prefix == secret[:KEY_PREFIX_LENGTH])
+        ).all()
+    match = None
+    for row in rows:
+        # Compare every candidate so the time taken does not depend on which one matched.
+        if hmac.compare_digest(str(row.key_hash), presented) and match is None:
+            match = row
+    if match is None or match.revoked_at is not None:
+        raise Unauthenticated("invalid API key")
+    return Principal(
+        key_id=int(match.id),
+        role=Role(match.role),
+        account_id=int(match.account_id),
+        name=str(match.name),
+    )
+
+
+def in_scope(conn: Connection, principal: Principal, account_id: int) -> bool:
+    """True when `account_id` is the principal's account or one of its descendants."""
+    current: int | None = account_id
+    # The tree is shallow (provider -> organisation -> user), but guard against cycles.
+    for _ in range(64):
+        if current is None:
+            return False
+        if current == principal.account_id:
+            return True
+        current = conn.execute(
+            sa.select(t.accounts.c.parent_id).where(t.accounts.c.id == current)
+        ).scalar()
+    return False
+
+
+def check_access(conn: Connection, principal: Principal, account_id: int, action: Action) -> None:
+    """Raise NotFound for an account outside the caller's subtree, PermissionDenied for a
+    role that may not do `action`; return quietly otherwise."""
+    if not in_scope(conn, principal, account_id):
+        raise NotFound(f"account {account_id} not found")
+    if action not in ROLE_ACTIONS[principal.role]:
+        raise PermissionDenied(
+            f"a {principal.role.value} key may not {action.value.replace('_', ' ')}"
+        )
+
+
+# Settings of a new account that commit the provider's money or tax: provider admins only.
+PROVIDER_ONLY_SETTINGS = frozenset({"billing_mode", "credit_limit", "vat_country", "vat_rate"})
+
+
+def check_account_settings(principal: Principal, settings: Mapping[str, Any]) -> None:
+    """An organisation admin may create accounts but not choose credit or tax settings."""
+    if principal.role is Role.PROVIDER_ADMIN:
+        return
+    chosen = sorted(k for k, v in settings.items() if k in PROVIDER_ONLY_SETTINGS and v is not None)
+    if chosen:
+        raise PermissionDenied(
+            f"only a provider admin may set {', '.join(chosen)}; leave them to inherit"
+        )
+
+
+def authorize(db: Database, principal: Principal, account_id: int, action: Action) -> None:
+    """`check_access` in its own read-only connection."""
+    with db.engine.connect() as conn:
+        check_access(conn, principal, account_id, action)
+
+
+def authorize_global(db: Database, principal: Principal, action: Action) -> None:
+    """Actions over the whole database (reconcile): a provider admin of a root provider."""
+    if action not in ROLE_ACTIONS[principal.role]:
+        raise PermissionDenied(
+            f"a {principal.role.value} key may not {action.value.replace('_', ' ')}"
+        )
+    with db.engine.connect() as conn:
+        parent = conn.execute(
+            sa.select(t.accounts.c.parent_id).where(t.accounts.c.id == principal.account_id)
+        ).scalar()
+    if parent is not None:
+        raise PermissionDenied(f"only an admin of a top-level provider may {action.value}")
+
+
+def list_api_keys(db: Database, principal: Principal, account_id: int) -> list[ApiKey]:
+    """Keys bound to `account_id` (in the caller's scope, readable by its role)."""
+    with db.engine.connect() as conn:
+        check_access(conn, principal, account_id, Action.CREATE_API_KEY)
+        rows = conn.execute(
+            sa.select(t.api_keys)
+            .where(t.api_keys.c.account_id == account_id)
+            .order_by(t.api_keys.c.id)
+        ).all()
+    return [_row_to_key(row) for row in rows]
+
+
+__all__ = [
+    "Action",
+    "ApiKey",
+    "CreatedApiKey",
+    "Principal",
+    "Role",
+    "authenticate",
+    "authorize",
+    "authorize_global",
+    "check_access",
+    "check_account_settings",
+    "create_api_key",
+    "create_api_key_as",
+    "generate_key",
+    "hash_key",
+    "in_scope",
+    "list_api_keys",
+]

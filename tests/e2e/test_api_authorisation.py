@@ -1,0 +1,168 @@
+"""The authorisation matrix: every endpoint, called by a key that may not touch the target,
+answers 404 (foreign data: its existence is not revealed) or 403 (in scope, role too weak)
+and changes nothing. A new endpoint without a case here fails `test_every_endpoint_has_a_case`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from telbill.adapters.db.tables import metadata
+from telbill.api.app import API_PREFIX
+
+ACCOUNT = "{account_id}"
+
+# (method, path template) -> JSON body of a request that would succeed for an allowed caller.
+CASES: dict[tuple[str, str], dict[str, Any] | None] = {
+    ("POST", "/v1/accounts/{account_id}/children"): {"kind": "user", "name": "mallory"},
+    ("GET", "/v1/accounts/{account_id}"): None,
+    ("GET", "/v1/accounts/{account_id}/subtree"): None,
+    ("POST", "/v1/accounts/{account_id}/topups"): {"amount": "5.00"},
+    ("POST", "/v1/accounts/{account_id}/adjustments"): {"amount": "-5.00", "reason": "test"},
+    ("POST", "/v1/accounts/{account_id}/refunds"): {"amount": "5.00", "reason": "test"},
+    ("POST", "/v1/accounts/{account_id}/credit-grants"): {"kind": "free", "amount": "5.00"},
+    ("GET", "/v1/accounts/{account_id}/balances"): None,
+    ("GET", "/v1/accounts/{account_id}/history"): None,
+    ("POST", "/v1/accounts/{account_id}/api-keys"): {"name": "stolen", "role": "org_admin"},
+    ("GET", "/v1/accounts/{account_id}/api-keys"): None,
+    ("GET", "/v1/reconcile"): None,
+}
+ACCOUNT_CASES = [case for case in CASES if ACCOUNT in case[1]]
+GLOBAL_CASES = [case for case in CASES if ACCOUNT not in case[1]]
+
+
+def api_routes(app: Any) -> set[tuple[str, str]]:
+    """Every (method, path) the app serves under /v1, from its OpenAPI document."""
+    return {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        if path.startswith(API_PREFIX)
+        for method in operations
+    }
+
+
+def snapshot(world: Any) -> dict[str, Any]:
+    """Row count of every table and every bucket's balance: what an attack could change."""
+    with world.db.engine.connect() as conn:
+        counts = {
+            table.name: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+            for table in metadata.sorted_tables
+        }
+        balances = conn.execute(
+            sa.text("SELECT id, balance, held FROM ledger_accounts ORDER BY id")
+        ).all()
+    return {"counts": counts, "balances": [tuple(row) for row in balances]}
+
+
+def call(world: Any, case: tuple[str, str], who: str | None, target: str) -> Any:
+    method, template = case
+    path = template.replace(ACCOUNT, str(world.ids[target]))
+    headers = world.headers(who) if who else {"Idempotency-Key": "anonymous"}
+    return world.client.request(method, path, json=CASES[case], headers=headers)
+
+
+def test_every_endpoint_has_a_case(world):
+    assert api_routes(world.client.app) == set(CASES)
+
+
+@pytest.mark.parametrize("attacker", ["bravo", "bob", "zeta"])
+def test_key_of_another_organisation_gets_404_and_changes_nothing(world, attacker):
+    before = snapshot(world)
+    for case in ACCOUNT_CASES:
+        for target in ("alpha", "alice"):
+            response = call(world, case, attacker, target)
+            assert response.status_code == 404, (case, target, response.text)
+            assert response.headers["content-type"].startswith("application/problem+json")
+            # The answer is the same as for an account that does not exist.
+            assert response.json()["type"] == "https://telbill.dev/problems/not_found"
+            assert "Alpha" not in response.text and "alice" not in response.text
+    assert snapshot(world) == before
+
+
+def test_unknown_account_looks_exactly_like_a_foreign_one(world):
+    case = ("GET", "/v1/accounts/{account_id}")
+    foreign = call(world, case, "bravo", "alpha").json()
+    world.ids["ghost"] = 999_999
+    missing = call(world, case, "bravo", "ghost").json()
+    assert {k: v for k, v in foreign.items() if k not in ("detail", "instance")} == {
+        k: v for k, v in missing.items() if k not in ("detail", "instance")
+    }
+
+
+@pytest.mark.parametrize("attacker", ["bravo", "bob"])
+def test_organisation_keys_cannot_reconcile_the_whole_database(world, attacker):
+    for case in GLOBAL_CASES:
+        response = call(world, case, attacker, "alpha")
+        assert response.status_code == 403, (case, response.text)
+
+
+def test_switch_key_reaches_no_account_endpoint(world):
+    before = snapshot(world)
+    for case in CASES:
+        response = call(world, case, "alpha_switch", "alpha")
+        assert response.status_code == 403, (case, response.text)
+    assert snapshot(world) == before
+
+
+def test_user_key_is_read_only_on_its_own_account(world):
+    before = snapshot(world)
+    for case in ACCOUNT_CASES:
+        response = call(world, case, "alice", "alice")
+        if case[0] == "POST" or case[1].endswith("/api-keys"):
+            assert response.status_code == 403, (case, response.text)
+        else:
+            assert response.status_code == 200, (case, response.text)
+    assert snapshot(world) == before
+
+
+def test_user_key_cannot_see_its_organisation(world):
+    response = call(world, ("GET", "/v1/accounts/{account_id}"), "alice", "alpha")
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("POST", "/v1/accounts/{account_id}/adjustments"),
+        ("POST", "/v1/accounts/{account_id}/refunds"),
+        ("POST", "/v1/accounts/{account_id}/credit-grants"),
+    ],
+)
+def test_organisation_admin_cannot_move_money_other_than_paying_in(world, case):
+    before = snapshot(world)
+    response = call(world, case, "alpha", "alpha")
+    assert response.status_code == 403, response.text
+    assert snapshot(world) == before
+
+
+@pytest.mark.parametrize("token", [None, "tb_not-a-real-key-at-all-000000", "garbage"])
+def test_request_without_a_valid_key_is_401(world, token):
+    before = snapshot(world)
+    for case in CASES:
+        method, template = case
+        path = template.replace(ACCOUNT, str(world.ids["alpha"]))
+        headers = {"Idempotency-Key": "k"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        response = world.client.request(method, path, json=CASES[case], headers=headers)
+        assert response.status_code == 401, (case, response.text)
+        assert response.json()["type"] == "https://telbill.dev/problems/unauthenticated"
+    assert snapshot(world) == before
+
+
+def test_provider_admin_reaches_every_endpoint_of_its_subtree(world):
+    for case in CASES:
+        response = call(world, case, "acme", "alpha")
+        assert response.status_code in (200, 201), (case, response.text)
+
+
+def test_organisation_admin_cannot_hand_out_a_provider_admin_key(world):
+    response = world.client.post(
+        f"/v1/accounts/{world.ids['alpha']}/api-keys",
+        json={"name": "escalate", "role": "provider_admin"},
+        headers=world.headers("alpha"),
+    )
+    assert response.status_code == 403
