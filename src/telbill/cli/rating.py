@@ -1,9 +1,320 @@
-"""CLI commands of the rating area."""
+"""CLI commands of the rating area: quote, sms segments, rate (offline), explain.
+
+Thin: parse, load the tariff, call the rating services, render. Errors end with one readable
+line on stderr and a non-zero exit: 3 when no rate matches (so scripts can tell "not
+priced" from a failure), 1 for any other telbill error. Tariffs are read from the database at
+``--database`` / TELBILL_DATABASE_URL (imported with ``telbill tariff import``).
+"""
 
 from __future__ import annotations
 
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from telbill.adapters.formats.cdr_common import CDR_FORMATS, parse_timestamp
+from telbill.adapters.formats.cdrs import cdr_input_size, read_cdr_file
+from telbill.domain.money import format_amount
+from telbill.domain.sms import segment_sms
+from telbill.domain.tariffs import Direction, Service
+from telbill.errors import InvalidInput, NoRate, TelbillError
+from telbill.services.cdr_rating import (
+    DEFAULT_CHUNK_SIZE,
+    RatingTotals,
+    output_columns,
+    output_row,
+    rate_records,
+)
+from telbill.services.quotes import (
+    QuoteRequest,
+    quote,
+    quote_summary,
+    render_explanation,
+)
+
+EXIT_ERROR = 1
+EXIT_NO_RATE = 3
+
+DatabaseOption = typer.Option(
+    None, "--database", envvar="TELBILL_DATABASE_URL", help="Database URL (default telbill.db)."
+)
+
+sms_app = typer.Typer(help="SMS tools.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
+    app.command("quote")(quote_command)
+    app.command("rate")(rate_command)
+    app.command("explain")(explain_command)
+    app.add_typer(sms_app, name="sms")
+
+
+# --- plumbing ---------------------------------------------------------------------------
+
+
+def _fail(exc: TelbillError) -> NoReturn:
+    code = EXIT_NO_RATE if isinstance(exc, NoRate) else EXIT_ERROR
+    typer.echo(f"error: {exc.code}: {exc.message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _errors_as_exit() -> Iterator[None]:
+    try:
+        yield
+    except TelbillError as exc:
+        _fail(exc)
+
+
+def load_tariff_index(name: str, database: str | None) -> Any:
+    """Load tariff `name` (latest version) from the database and compile its rate index."""
+    from telbill.adapters.db.engine import Database
+    from telbill.domain.lookup import compile_tariff
+    from telbill.services.tariffs import load_tariff
+
+    db = Database(database) if database else Database()
+    try:
+        tariff = load_tariff(db, name)
+    finally:
+        db.dispose()
+    return compile_tariff(tariff)
+
+
+def _parse_choice(kind: type[Service] | type[Direction], value: str, option: str) -> Any:
+    try:
+        return kind(value.strip().lower())
+    except ValueError as exc:
+        choices = ", ".join(item.value for item in kind)
+        raise InvalidInput(f"{option}: {value!r} is not one of {choices}") from exc
+
+
+def _quote_request(
+    to: str,
+    from_: str | None,
+    service: str,
+    direction: str,
+    duration: int | None,
+    text: str | None,
+    at: str | None,
+) -> QuoteRequest:
+    when = parse_timestamp(at, "--at") if at else datetime.now(UTC)
+    return QuoteRequest(
+        to_number=to,
+        at=when,
+        service=_parse_choice(Service, service, "--service"),
+        direction=_parse_choice(Direction, direction, "--direction"),
+        from_number=from_,
+        duration_s=duration,
+        text=text,
+    )
+
+
+TariffOption = typer.Option(..., "--tariff", help="Tariff name.")
+ToOption = typer.Option(..., "--to", help="Called number (E.164, 00-international or digits).")
+FromOption = typer.Option(None, "--from", help="Calling number.")
+ServiceOption = typer.Option("voice", "--service", help="voice or sms.")
+DirectionOption = typer.Option("outbound", "--direction", help="outbound or inbound.")
+DurationOption = typer.Option(None, "--duration", min=0, help="Call seconds (default 60).")
+TextOption = typer.Option(None, "--text", help="SMS text (default: one segment).")
+AtOption = typer.Option(None, "--at", help="Start time, ISO 8601 (default now; naive = UTC).")
+
+
+# --- quote ------------------------------------------------------------------------------
+
+
+def quote_command(
+    tariff: str = TariffOption,
+    to: str = ToOption,
+    from_: str | None = FromOption,
+    service: str = ServiceOption,
+    direction: str = DirectionOption,
+    duration: int | None = DurationOption,
+    text: str | None = TextOption,
+    at: str | None = AtOption,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    database: str | None = DatabaseOption,
+) -> None:
+    """Price a call or a message and show the breakdown. Exit 3 when no rate matches."""
+    with _errors_as_exit():
+        request = _quote_request(to, from_, service, direction, duration, text, at)
+        rated = quote(request, load_tariff_index(tariff, database))
+        summary = quote_summary(rated)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    typer.echo(_quote_text(summary))
+
+
+def _quote_text(summary: dict[str, Any]) -> str:
+    if summary["prefix"] is None:  # priced without a row (a free local extension)
+        note = summary["charges"][0]["explanation"].get("note") or "no rate row"
+        return (
+            f"{summary['service']} to {summary['to']}: {note}\ncost {summary['cost']} "
+            + f"{summary['currency']}  [tariff {summary['tariff']} v{summary['tariff_version']}]"
+        )
+    where = f"{summary['destination']} (prefix {summary['prefix']})"
+    lines = [
+        f"{summary['service']} {summary['direction']} to {summary['to']}: {where}",
+        f"cost {summary['cost']} {summary['currency']}  "
+        f"[tariff {summary['tariff']} v{summary['tariff_version']}]",
+    ]
+    if summary.get("segments") is not None or summary["service"] in {"sms", "mms"}:
+        encoding = f", {summary['encoding']}" if summary.get("encoding") else ""
+        lines.append(
+            f"{summary['segments']} segment(s){encoding} at {summary['rate']} "
+            f"{summary['rate_unit']}, connect fee {summary['connect_fee']}"
+        )
+    else:
+        lines.append(
+            f"{summary['duration_s']} s billed as {summary['billed_seconds']} s "
+            f"(increment {summary['increment']}) at {summary['rate']} {summary['rate_unit']}, "
+            f"connect fee {summary['connect_fee']}"
+        )
+    return "\n".join(lines)
+
+
+# --- explain ----------------------------------------------------------------------------
+
+
+def explain_command(
+    tariff: str | None = typer.Option(None, "--tariff", help="Tariff name (for a quote)."),
+    to: str | None = typer.Option(None, "--to", help="Called number (for a quote)."),
+    from_: str | None = FromOption,
+    service: str = ServiceOption,
+    direction: str = DirectionOption,
+    duration: int | None = DurationOption,
+    text: str | None = TextOption,
+    at: str | None = AtOption,
+    charge_file: Path | None = typer.Option(
+        None,
+        "--charge-json",
+        help="Render stored charge JSON instead (a charge, a list, or a quote's --json).",
+    ),
+    database: str | None = DatabaseOption,
+) -> None:
+    """Show, step by step, how a charge is computed: a quote, or charges stored as JSON."""
+    with _errors_as_exit():
+        if charge_file is not None:
+            charges = _stored_charges(charge_file)
+        else:
+            if not tariff or not to:
+                raise InvalidInput("give --tariff and --to (or --charge-json FILE)")
+            request = _quote_request(to, from_, service, direction, duration, text, at)
+            charges = list(quote(request, load_tariff_index(tariff, database)).charges)
+        typer.echo("\n\n".join(render_explanation(charge) for charge in charges))
+
+
+def _stored_charges(path: Path) -> list[Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"cannot read charge JSON {path}: {exc}") from exc
+    if isinstance(data, dict) and isinstance(data.get("charges"), list):
+        data = data["charges"]
+    items = data if isinstance(data, list) else [data]
+    if not items or not all(isinstance(item, dict) for item in items):
+        raise InvalidInput(f"{path}: expected a charge object or a list of them")
+    return items
+
+
+# --- sms segments -----------------------------------------------------------------------
+
+
+@sms_app.command("segments")
+def sms_segments_command(
+    text: str = typer.Argument(..., help="The message text."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Encoding (GSM-7 or UCS-2), segment count and characters per segment of a text."""
+    result = segment_sms(text)
+    data = {
+        "encoding": result.encoding,
+        "segments": result.segments,
+        "chars_per_segment": result.chars_per_segment,
+        "units": result.units,
+        "characters": result.characters,
+        "parts": list(result.parts),
+    }
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    typer.echo(
+        f"{result.encoding}: {result.segments} segment(s), "
+        f"{result.chars_per_segment} per segment, {result.units} units"
+    )
+    table = Table("segment", "units", "text")
+    for number, part in enumerate(result.parts, start=1):
+        table.add_row(str(number), str(segment_sms(part).units), repr(part))
+    Console().print(table)
+
+
+# --- rate -------------------------------------------------------------------------------
+
+
+def rate_command(
+    cdr_file: Path = typer.Argument(..., help="CDR file (or folder of FreeSWITCH JSON)."),
+    tariff: str = TariffOption,
+    fmt: str = typer.Option("native", "--format", help=" | ".join(CDR_FORMATS)),
+    out: Path = typer.Option(..., "--out", help="Output CSV: input columns + rated columns."),
+    timezone: str | None = typer.Option(
+        None, "--timezone", help="Zone of naive/local stamps in the file (default UTC)."
+    ),
+    chunk_size: int = typer.Option(DEFAULT_CHUNK_SIZE, "--chunk-size", min=1),
+    database: str | None = DatabaseOption,
+) -> None:
+    """Rate a CDR file offline into a CSV (no balance is touched). Bad rows get `error`."""
+    with _errors_as_exit():
+        if not cdr_file.exists():
+            raise InvalidInput(f"CDR file not found: {cdr_file}")
+        index = load_tariff_index(tariff, database)
+        totals = _rate_file(cdr_file, fmt, timezone, index, out, chunk_size)
+    err = Console(stderr=True)
+    costs = ", ".join(f"{format_amount(v, 6)} {k}" for k, v in sorted(totals.cost.items()))
+    err.print(
+        f"rated {totals.rated} of {totals.records} record(s), {totals.errors} error(s); "
+        f"total {costs or '0'} -> {out}"
+    )
+
+
+def _rate_file(
+    cdr_file: Path, fmt: str, timezone: str | None, index: Any, out: Path, chunk_size: int
+) -> RatingTotals:
+    totals = RatingTotals()
+    progress = Progress(
+        TextColumn("rating"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    )
+    with progress:
+        task = progress.add_task("rate", total=None)
+        records = read_cdr_file(
+            cdr_file, fmt, timezone=timezone, progress=lambda n: progress.advance(task, n)
+        )
+        progress.update(task, total=cdr_input_size(cdr_file))
+        with out.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            columns: list[str] | None = None
+            input_count = 0
+            for record in rate_records(records, index, chunk_size=chunk_size):
+                if columns is None:
+                    input_count = len(record.raw)
+                    columns = output_columns(list(record.raw))
+                    writer.writerow(columns)
+                writer.writerow(output_row(record, columns, input_count))
+                totals.add(record)
+    return totals

@@ -1,0 +1,170 @@
+"""Reader of telbill's native CDR CSV.
+
+Header (names case-insensitive, order free; line 1 is the header)::
+
+    id, account, user, direction, from, to, start, answer, end | duration,
+    service, text | segments, [speech_seconds]
+
+* Required: ``id``, ``to``, ``start``. ``account`` may be blank when the caller gives a
+  default (offline rating needs none). ``direction`` defaults to outbound, ``service`` to voice.
+* Times are ISO 8601. A naive time is UTC (or the reader's `timezone`); an offset is
+  converted to UTC.
+* Voice: a blank ``answer`` with ``end`` means unanswered. With ``duration`` instead of
+  ``end``: the call is billed for ``duration`` seconds from ``answer`` (or from ``start`` when
+  ``answer`` is blank); a duration of 0 with no answer is an unanswered call. ``end`` and
+  ``duration`` both given must agree.
+* SMS/MMS: ``text`` (segments are computed when rated) or ``segments`` (a positive count).
+
+Every record gives a `UsageEvent` (with `line` and the raw columns in `raw`) or a
+`CdrRowError` with its 1-based line and reason; a bad row never stops the file.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from datetime import datetime, timedelta, tzinfo
+
+from telbill.adapters.formats.cdr_common import (
+    CdrRowError,
+    CdrStream,
+    check_call_times,
+    error_reason,
+    parse_direction,
+    parse_seconds,
+    parse_service,
+    parse_timestamp,
+    resolve_timezone,
+)
+from telbill.domain.tariffs import Service
+from telbill.domain.usage import UsageEvent
+from telbill.errors import InvalidInput
+
+NATIVE_COLUMNS = (
+    "id", "account", "user", "direction", "from", "to", "start", "answer", "end",
+    "duration", "service", "text", "segments", "speech_seconds",
+)  # fmt: skip
+REQUIRED_COLUMNS = ("id", "to", "start")
+MESSAGE_SERVICES = frozenset({Service.SMS, Service.MMS})
+
+
+def read_native_cdrs(
+    lines: Iterable[str],
+    *,
+    default_account: str = "",
+    timezone: str | tzinfo | None = None,
+) -> CdrStream:
+    """Yield a `UsageEvent` or a `CdrRowError` per record of a native CDR CSV.
+
+    Args:
+        lines: an open text file (opened with ``newline=""``) or any iterable of lines.
+        default_account: account for rows whose ``account`` is blank or absent.
+        timezone: IANA zone for naive times (default UTC).
+
+    Raises:
+        InvalidInput: the header lacks a required column (nothing is yielded).
+    """
+    local_tz = resolve_timezone(timezone)
+    reader = csv.reader(iter(lines))
+    header = next(reader, None)
+    if header is None:
+        return
+    names = [name.strip().lower().lstrip("\ufeff") for name in header]
+    missing = [name for name in REQUIRED_COLUMNS if name not in names]
+    if missing:
+        raise InvalidInput(f"line 1: CDR header lacks column(s) {', '.join(missing)}")
+    previous_end = reader.line_num
+    for fields in reader:
+        line = previous_end + 1
+        previous_end = reader.line_num
+        if not any(value.strip() for value in fields):
+            continue
+        raw = {name: fields[i] if i < len(fields) else "" for i, name in enumerate(header)}
+        if len(fields) != len(header):
+            reason = f"expected {len(header)} columns, got {len(fields)}"
+            yield CdrRowError(line, reason, raw=raw)
+            continue
+        row = dict(zip(names, fields, strict=True))
+        try:
+            yield _event(row, raw, line, default_account, local_tz)
+        except (InvalidInput, ValueError) as exc:
+            yield CdrRowError(line, error_reason(exc), raw=raw)
+
+
+def _event(
+    row: dict[str, str], raw: dict[str, str], line: int, default_account: str, tz: tzinfo
+) -> UsageEvent:
+    def get(name: str) -> str:
+        return row.get(name, "").strip()
+
+    event_id = get("id")
+    if not event_id:
+        raise InvalidInput("id is blank")
+    to_number = get("to")
+    if not to_number:
+        raise InvalidInput("to is blank")
+    service = parse_service(get("service"))
+    start = parse_timestamp(get("start"), "start", tz)
+    text: str | None = None
+    segments: int | None = None
+    answer: datetime | None = None
+    end: datetime | None = None
+    duration_s: int | None = None
+    if service in MESSAGE_SERVICES:
+        text, segments = _message(get("segments"), row)
+    else:
+        answer, end, duration_s = _call_times(start, get("answer"), get("end"), get("duration"), tz)
+    speech = get("speech_seconds")
+    return UsageEvent(
+        id=event_id,
+        account=get("account") or default_account,
+        to_number=to_number,
+        start=start,
+        service=service,
+        direction=parse_direction(get("direction")),
+        user=get("user") or None,
+        from_number=get("from") or None,
+        answer=answer,
+        end=end,
+        duration_s=duration_s,
+        text=text,
+        segments=segments,
+        speech_s=parse_seconds(speech, "speech_seconds") if speech else 0,
+        line=line,
+        raw=raw,
+    )
+
+
+def _message(segments: str, row: dict[str, str]) -> tuple[str | None, int | None]:
+    raw_text = row.get("text", "")  # spaces are part of a message: keep them
+    if segments:
+        count = parse_seconds(segments, "segments")
+        if count < 1:
+            raise InvalidInput("segments must be at least 1")
+        return (raw_text or None), count
+    if not raw_text:
+        raise InvalidInput("a message needs text or segments")
+    return raw_text, None
+
+
+def _call_times(
+    start: datetime, answer_text: str, end_text: str, duration_text: str, tz: tzinfo
+) -> tuple[datetime | None, datetime | None, int | None]:
+    answer = parse_timestamp(answer_text, "answer", tz) if answer_text else None
+    end = parse_timestamp(end_text, "end", tz) if end_text else None
+    duration_s = parse_seconds(duration_text, "duration") if duration_text else None
+    if end is None and duration_s is None:
+        raise InvalidInput("a call needs end or duration")
+    if end is None and duration_s is not None:
+        if answer is None and duration_s == 0:
+            return None, start, None  # never answered
+        answer = answer or start
+        end = answer + timedelta(seconds=duration_s)
+    check_call_times(start, answer, end)
+    if duration_s is not None and answer is not None and end is not None:
+        measured = int((end - answer).total_seconds())
+        if measured != duration_s:
+            raise InvalidInput(f"duration {duration_s} s disagrees with answer..end ({measured} s)")
+    if answer is None:
+        duration_s = None
+    return answer, end, duration_s

@@ -1,0 +1,198 @@
+"""Quotes and explanations: price one hypothetical call or message, and show how.
+
+`quote` builds a `UsageEvent` from what a user asks ("60 s to +44 20 7123 4567 now") and rates
+it with the rating domain; nothing is stored and no balance is touched. `quote_summary` is the
+stable JSON shape of a quote (the CLI's ``--json`` and the API's body).
+
+Explanations are data: `charge_to_json` turns a `Charge` (with its `Explanation`) into plain
+JSON and `charge_from_json` restores it, so an explanation stored with a posted charge is
+rendered by the very same `render_explanation` as a fresh quote.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from telbill.domain.money import format_amount
+from telbill.domain.rating import Charge, RatedEvent, explain_text, rate_event
+from telbill.domain.tariffs import Direction, Service
+from telbill.domain.usage import UsageEvent
+from telbill.errors import InvalidInput
+
+DEFAULT_QUOTE_DURATION_S = 60
+MESSAGE_SERVICES = frozenset({Service.SMS, Service.MMS})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QuoteRequest:
+    """What a user wants priced. `at` is when the call would start (aware)."""
+
+    to_number: str
+    at: datetime
+    service: Service = Service.VOICE
+    direction: Direction = Direction.OUTBOUND
+    from_number: str | None = None
+    duration_s: int | None = None  # voice: default DEFAULT_QUOTE_DURATION_S
+    text: str | None = None  # SMS: default one segment
+
+
+def quote_event(request: QuoteRequest) -> UsageEvent:
+    """The usage event a quote prices (an answered call of the asked duration, or a message)."""
+    if request.at.tzinfo is None:
+        raise InvalidInput("the quote time must carry a timezone (or be UTC)")
+    if request.service in MESSAGE_SERVICES:
+        return UsageEvent(
+            id="quote",
+            account="",
+            to_number=request.to_number,
+            start=request.at,
+            service=request.service,
+            direction=request.direction,
+            from_number=request.from_number,
+            text=request.text,
+            segments=None if request.text is not None else 1,
+        )
+    duration = DEFAULT_QUOTE_DURATION_S if request.duration_s is None else request.duration_s
+    if duration < 0:
+        raise InvalidInput(f"duration must be >= 0 seconds, got {duration}")
+    return UsageEvent(
+        id="quote",
+        account="",
+        to_number=request.to_number,
+        start=request.at,
+        service=request.service,
+        direction=request.direction,
+        from_number=request.from_number,
+        answer=request.at,
+        end=request.at + timedelta(seconds=duration),
+        duration_s=duration,
+    )
+
+
+def quote(request: QuoteRequest, index: Any) -> RatedEvent:
+    """Rate the quoted event against a compiled tariff index (`domain.lookup.TariffIndex`).
+
+    Raises NoRate when no row prices it.
+    """
+    return rate_event(quote_event(request), index)
+
+
+def quote_summary(rated: RatedEvent) -> dict[str, Any]:
+    """The stable JSON shape of a quote: headline figures of the main charge, the total,
+    and every charge with its full explanation."""
+    main = rated.charges[0]
+    e = main.explanation
+    summary: dict[str, Any] = {
+        "cost": format_amount(rated.total, e.decimals),
+        "currency": main.currency,
+        "service": main.service.value,
+        "direction": main.direction.value,
+        "to": e.to_number,
+        "tariff": e.tariff,
+        "tariff_version": e.tariff_version,
+        "prefix": e.matched_prefix,
+        "destination": e.destination,
+        "rate": _text(e.rate),
+        "rate_unit": e.rate_unit,
+        "connect_fee": _text(e.connect_fee),
+        "increment": e.increment,
+        "duration_s": e.duration_s,
+        "billed_seconds": e.billed_seconds,
+    }
+    if main.service in MESSAGE_SERVICES:
+        summary["segments"] = e.segments
+        summary["encoding"] = e.encoding
+    summary["charges"] = [charge_to_json(charge) for charge in rated.charges]
+    return summary
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+# --- explanations as data -------------------------------------------------------------
+
+
+def charge_to_json(charge: Charge) -> dict[str, Any]:
+    """A charge and its explanation as JSON-ready values (Decimals as strings)."""
+    return _to_json(charge)  # type: ignore[no-any-return]
+
+
+def charge_from_json(data: Mapping[str, Any]) -> Charge:
+    """Restore a `Charge` stored with `charge_to_json`.
+
+    Raises InvalidInput when the data is not a stored charge.
+    """
+    try:
+        return _from_json(Charge, data)  # type: ignore[no-any-return]
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+        raise InvalidInput(f"not a stored charge explanation: {exc}") from exc
+
+
+def render_explanation(charge: Charge | Mapping[str, Any]) -> str:
+    """How a charge was computed, for a person; accepts a `Charge` or its stored JSON."""
+    if not isinstance(charge, Charge):
+        charge = charge_from_json(charge)
+    return explain_text(charge)
+
+
+def _to_json(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return [_to_json(item) for item in value]
+    return value
+
+
+def _from_json(kind: Any, value: Any) -> Any:
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+        if value is None:
+            return None
+        return _from_json(options[0], value)
+    if dataclasses.is_dataclass(kind) and isinstance(kind, type):
+        hints = typing.get_type_hints(kind)
+        known = {f.name for f in dataclasses.fields(kind)}
+        unknown = set(value) - known
+        if unknown:
+            raise ValueError(f"unknown field(s) {sorted(unknown)}")
+        return kind(**{name: _from_json(hints[name], item) for name, item in value.items()})
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        return kind(value)
+    if kind is Decimal:
+        if isinstance(value, float):
+            raise ValueError("amounts must be decimal strings")
+        return Decimal(str(value))
+    if kind is datetime:
+        return datetime.fromisoformat(value)
+    if kind in (int, str, bool):
+        if not isinstance(value, kind):
+            raise TypeError(f"expected {kind.__name__}, got {value!r}")
+        return value
+    return value
+
+
+__all__ = [
+    "DEFAULT_QUOTE_DURATION_S",
+    "QuoteRequest",
+    "charge_from_json",
+    "charge_to_json",
+    "quote",
+    "quote_event",
+    "quote_summary",
+    "render_explanation",
+]
