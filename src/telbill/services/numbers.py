@@ -1,0 +1,806 @@
+"""Phone numbers: inventory, search, buy, renew, suspend, grace, release, quarantine.
+
+Rules (issue 5):
+
+* A provider imports its inventory; numbers already rented stay as they are and are
+  reported as taken.
+* Buying takes the setup fee and the first month from the balance at once (service
+  ``number``) and the number works immediately; where the number needs a verification, the
+  purchase waits (rental ``pending``, number reserved) for an approved record of that country.
+* The first number of an account is free for the plan's trial days (none without a plan);
+  the trial ends at local midnight and the number then renews at its price, anchored on the
+  day the trial ended.
+* Renewal on the anniversary (`telbill.domain.calendar`): the period ends at local midnight
+  of the next anniversary of `anchor_day` in the payer's timezone.
+* Unpaid renewal: suspended (inbound refused as busy, outbound falls back to the account's
+  main number), reserved until the grace end (two months by default), renewed as soon as the
+  balance covers it (the new period runs from the payment date, or keeps the anniversary
+  when the plan says so), released at the grace end.
+* Release on request or after the provider's N idle days; a released number is quarantined
+  (30 days by default) before it returns to the inventory.
+
+Scheduled work (`renew_due`, `renew_late`, `end_grace`, ...) runs inside the scheduler's keyed
+transaction: see `telbill.services.scheduler`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from telbill.adapters.db.engine import Database
+from telbill.adapters.db.lifecycle_tables import (
+    number_inventory,
+    number_rentals,
+    verification_records,
+)
+from telbill.adapters.db.tables import transactions
+from telbill.adapters.formats.inventory_csv import InventoryRow
+from telbill.domain.calendar import (
+    grace_end,
+    local_date,
+    local_midnight,
+    next_anniversary,
+    trial_end,
+)
+from telbill.domain.money import from_micros, to_micros
+from telbill.domain.numbers import normalize_number
+from telbill.errors import Conflict, InsufficientBalance, InvalidInput, NotFound
+from telbill.services import idempotency
+from telbill.services.accounts import Account, AccountKind, billing_account, load_account
+from telbill.services.clock import Clock
+from telbill.services.events import emit
+from telbill.services.lifecycle_common import (
+    Charge,
+    can_afford,
+    charge_in,
+    number_policy,
+    plan_settings,
+)
+
+LOCALITY_COUNTRIES = frozenset({"US", "CA"})
+MAX_SEARCH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class NumberOffer:
+    number: str
+    country: str
+    number_type: str
+    region: str | None
+    locality: str | None
+    area_code: str | None
+    currency: str
+    monthly_price: Decimal
+    setup_price: Decimal
+    verification_required: bool
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rental:
+    id: int
+    number: str
+    account_id: int
+    status: str
+    bought_at: datetime
+    anchor_day: int
+    paid_until: datetime | None
+    grace_until: datetime | None
+    suspended_at: datetime | None
+    released_at: datetime | None
+    release_reason: str | None
+    trial: bool
+    is_main: bool
+    renewals: int
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryImport:
+    added: int
+    updated: int
+    taken: tuple[str, ...]
+
+
+def _offer(row: Any) -> NumberOffer:
+    return NumberOffer(
+        number=row.number,
+        country=row.country,
+        number_type=row.number_type,
+        region=row.region,
+        locality=row.locality,
+        area_code=row.area_code,
+        currency=row.currency,
+        monthly_price=from_micros(row.monthly_price_micros),
+        setup_price=from_micros(row.setup_price_micros),
+        verification_required=row.verification_required,
+        status=row.status,
+    )
+
+
+def _rental(row: Any) -> Rental:
+    return Rental(
+        id=row.id,
+        number=row.number,
+        account_id=row.account_id,
+        status=row.status,
+        bought_at=row.bought_at,
+        anchor_day=row.anchor_day,
+        paid_until=row.paid_until,
+        grace_until=row.grace_until,
+        suspended_at=row.suspended_at,
+        released_at=row.released_at,
+        release_reason=row.release_reason,
+        trial=row.trial,
+        is_main=row.is_main,
+        renewals=row.renewals,
+    )
+
+
+def load_rental(conn: Connection, rental_id: int, *, lock: bool = False) -> Rental:
+    query = select(number_rentals).where(number_rentals.c.id == rental_id)
+    row = conn.execute(query.with_for_update() if lock else query).first()
+    if row is None:
+        raise NotFound(f"number rental {rental_id} not found")
+    return _rental(row)
+
+
+# ---------------------------------------------------------------------------- inventory
+
+
+def import_inventory(
+    db: Database, provider_id: int, rows: Sequence[InventoryRow], *, clock: Clock
+) -> InventoryImport:
+    """Add new numbers as available, update the prices of unrented ones, report rented ones."""
+
+    def work(conn: Connection) -> InventoryImport:
+        now = clock.now()
+        provider = load_account(conn, provider_id)
+        if provider.kind is not AccountKind.PROVIDER:
+            raise InvalidInput(f"account {provider_id} is not a provider")
+        existing = {
+            row.number: row
+            for start in range(0, len(rows), 500)
+            for row in conn.execute(
+                select(number_inventory).where(
+                    number_inventory.c.number.in_([r.number for r in rows[start : start + 500]])
+                )
+            )
+        }
+        added, updated, taken = [], 0, []
+        for item in rows:
+            values = {
+                "country": item.country,
+                "number_type": item.number_type,
+                "region": item.region,
+                "locality": item.locality,
+                "area_code": item.area_code,
+                "monthly_price_micros": to_micros(item.monthly_price),
+                "setup_price_micros": to_micros(item.setup_price),
+                "verification_required": item.verification_required,
+            }
+            current = existing.get(item.number)
+            if current is None:
+                added.append(
+                    {
+                        **values,
+                        "provider_id": provider.id,
+                        "number": item.number,
+                        "currency": provider.currency,
+                        "status": "available",
+                        "created_at": now,
+                    }
+                )
+            elif current.provider_id != provider.id or current.status != "available":
+                taken.append(item.number)
+            else:
+                conn.execute(
+                    number_inventory.update()
+                    .where(number_inventory.c.id == current.id)
+                    .values(**values)
+                )
+                updated += 1
+        if added:
+            conn.execute(number_inventory.insert(), added)
+        return InventoryImport(added=len(added), updated=updated, taken=tuple(taken))
+
+    return db.run(work)
+
+
+def search_numbers(
+    db: Database,
+    *,
+    country: str,
+    number_type: str | None = None,
+    area_code: str | None = None,
+    locality: str | None = None,
+    provider_id: int | None = None,
+    limit: int = 20,
+) -> list[NumberOffer]:
+    """Available numbers of a country, optionally by type, area code and (US/CA) locality."""
+    country = country.strip().upper()
+    if not 1 <= limit <= MAX_SEARCH:
+        raise InvalidInput(f"limit must be between 1 and {MAX_SEARCH}, got {limit}")
+    query = (
+        select(number_inventory)
+        .where(number_inventory.c.country == country, number_inventory.c.status == "available")
+        .order_by(number_inventory.c.number)
+        .limit(limit)
+    )
+    if number_type is not None:
+        query = query.where(number_inventory.c.number_type == number_type)
+    if area_code is not None:
+        query = query.where(number_inventory.c.area_code == area_code.strip())
+    if locality is not None:
+        if country not in LOCALITY_COUNTRIES:
+            raise InvalidInput("search by locality is offered for the US and Canada only")
+        query = query.where(func.lower(number_inventory.c.locality) == locality.strip().lower())
+    if provider_id is not None:
+        query = query.where(number_inventory.c.provider_id == provider_id)
+    with db.transaction() as conn:
+        return [_offer(row) for row in conn.execute(query)]
+
+
+def list_numbers(db: Database, account_id: int, *, include_released: bool = False) -> list[Rental]:
+    query = (
+        select(number_rentals)
+        .where(number_rentals.c.account_id == account_id)
+        .order_by(number_rentals.c.id)
+    )
+    if not include_released:
+        query = query.where(number_rentals.c.status != "released")
+    with db.transaction() as conn:
+        return [_rental(row) for row in conn.execute(query)]
+
+
+# ---------------------------------------------------------------------------- buy
+
+
+def _has_approved_verification(conn: Connection, account_id: int, country: str) -> bool:
+    return (
+        conn.execute(
+            select(verification_records.c.id).where(
+                verification_records.c.account_id == account_id,
+                verification_records.c.country == country,
+                verification_records.c.status == "approved",
+            )
+        ).first()
+        is not None
+    )
+
+
+def _first_period_end(anchor_day: int, start: datetime, payer: Account) -> datetime:
+    return local_midnight(
+        next_anniversary(anchor_day, local_date(start, payer.timezone)), payer.timezone
+    )
+
+
+def _activate(conn: Connection, rental_id: int, now: datetime) -> None:
+    """Charge setup + first month (or start the trial) and make the number work now."""
+    rental = load_rental(conn, rental_id, lock=True)
+    inventory = conn.execute(
+        select(number_inventory).where(number_inventory.c.number == rental.number)
+    ).one()
+    payer = billing_account(conn, rental.account_id)
+    settings = plan_settings(conn, payer.id)
+    earlier = conn.execute(
+        select(func.count())
+        .select_from(number_rentals)
+        .where(number_rentals.c.account_id == rental.account_id, number_rentals.c.id != rental.id)
+    ).scalar_one()
+    today = local_date(now, payer.timezone)
+    values: dict[str, Any] = {"status": "active", "bought_at": now}
+    if earlier == 0 and settings.trial_number_days > 0:
+        end = trial_end(today, payer.timezone, days=settings.trial_number_days)
+        values.update(trial=True, paid_until=end, anchor_day=local_date(end, payer.timezone).day)
+    else:
+        details = {"number": rental.number, "rental_id": rental.id}
+        charge_in(
+            conn,
+            rental.account_id,
+            [
+                Charge(
+                    inventory.setup_price_micros,
+                    "number",
+                    f"number:{rental.id}:setup",
+                    f"setup fee {rental.number}",
+                    details,
+                ),
+                Charge(
+                    inventory.monthly_price_micros,
+                    "number",
+                    f"number:{rental.id}:month:0",
+                    f"first month {rental.number}",
+                    details,
+                ),
+            ],
+            now,
+        )
+        values.update(anchor_day=today.day, paid_until=_first_period_end(today.day, now, payer))
+    has_main = conn.execute(
+        select(number_rentals.c.id).where(
+            number_rentals.c.account_id == rental.account_id,
+            number_rentals.c.is_main.is_(True),
+            number_rentals.c.status.in_(["active", "suspended"]),
+        )
+    ).first()
+    values["is_main"] = has_main is None
+    conn.execute(number_rentals.update().where(number_rentals.c.id == rental.id).values(**values))
+
+
+def buy_number(
+    db: Database, account_id: int, number: str, *, idempotency_key: str, clock: Clock
+) -> Rental:
+    """Rent `number` for `account_id`: active at once, or pending an approved verification.
+
+    Raises Conflict when the number is taken, InsufficientBalance (nothing written) when the
+    balance does not cover the setup fee plus the first month.
+    """
+    e164 = normalize_number(number)
+
+    def work(conn: Connection) -> Rental:
+        now = clock.now()
+        account = load_account(conn, account_id)
+
+        def perform() -> dict[str, Any]:
+            inventory = conn.execute(
+                select(number_inventory).where(number_inventory.c.number == e164).with_for_update()
+            ).first()
+            if inventory is None or inventory.provider_id != account.provider_id:
+                raise NotFound(f"number {e164} is not in the inventory")
+            if inventory.status != "available":
+                raise Conflict(f"number {e164} is taken", number=e164)
+            payer = billing_account(conn, account_id)
+            if payer.currency != inventory.currency:
+                raise InvalidInput(f"number {e164} is priced in {inventory.currency}")
+            rental_id = conn.execute(
+                number_rentals.insert()
+                .values(
+                    number_id=inventory.id,
+                    number=e164,
+                    account_id=account_id,
+                    status="pending",
+                    bought_at=now,
+                    anchor_day=local_date(now, payer.timezone).day,
+                    trial=False,
+                    is_main=False,
+                    renewals=0,
+                    created_at=now,
+                )
+                .returning(number_rentals.c.id)
+            ).scalar_one()
+            conn.execute(
+                number_inventory.update()
+                .where(number_inventory.c.id == inventory.id)
+                .values(status="rented", quarantine_until=None)
+            )
+            needs_check = inventory.verification_required
+            if not needs_check or _has_approved_verification(conn, account_id, inventory.country):
+                _activate(conn, int(rental_id), now)
+            return {"rental_id": int(rental_id)}
+
+        return idempotency.once(
+            conn,
+            scope=f"number.buy:{account_id}",
+            key=idempotency_key,
+            request={"number": e164},
+            now=now,
+            perform=perform,
+            load=lambda response: load_rental(conn, int(response["rental_id"])),
+        )
+
+    return db.run(work)
+
+
+# ---------------------------------------------------------------------------- verification
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    id: int
+    account_id: int
+    country: str
+    status: str
+    reference: str | None
+
+
+def submit_verification(
+    db: Database, account_id: int, country: str, *, reference: str | None, clock: Clock
+) -> Verification:
+    """Record an address/identity verification request for a country (status pending)."""
+    country = country.strip().upper()
+    if len(country) != 2 or not country.isalpha():
+        raise InvalidInput(f"country must be a two-letter code, got {country!r}")
+
+    def work(conn: Connection) -> Verification:
+        load_account(conn, account_id)
+        record_id = conn.execute(
+            verification_records.insert()
+            .values(
+                account_id=account_id,
+                country=country,
+                status="pending",
+                reference=reference,
+                created_at=clock.now(),
+            )
+            .returning(verification_records.c.id)
+        ).scalar_one()
+        return Verification(int(record_id), account_id, country, "pending", reference)
+
+    return db.run(work)
+
+
+def decide_verification(
+    db: Database, record_id: int, *, approved: bool, clock: Clock
+) -> Verification:
+    """Approve or reject; an approval activates the numbers waiting for it when affordable,
+    a rejection releases them back to the inventory."""
+
+    def work(conn: Connection) -> Verification:
+        now = clock.now()
+        row = conn.execute(
+            select(verification_records)
+            .where(verification_records.c.id == record_id)
+            .with_for_update()
+        ).first()
+        if row is None:
+            raise NotFound(f"verification {record_id} not found")
+        if row.status != "pending":
+            raise Conflict(f"verification {record_id} is already {row.status}")
+        status = "approved" if approved else "rejected"
+        conn.execute(
+            verification_records.update()
+            .where(verification_records.c.id == record_id)
+            .values(status=status, decided_at=now)
+        )
+        waiting = conn.execute(
+            select(number_rentals.c.id)
+            .select_from(number_rentals.join(number_inventory))
+            .where(
+                number_rentals.c.account_id == row.account_id,
+                number_rentals.c.status == "pending",
+                number_inventory.c.country == row.country,
+            )
+            .order_by(number_rentals.c.id)
+        ).scalars()
+        for rental_id in list(waiting):
+            if approved:
+                activate_pending(conn, int(rental_id), now)
+            else:
+                _release(
+                    conn, load_rental(conn, int(rental_id), lock=True), now, "verification_rejected"
+                )
+        return Verification(row.id, row.account_id, row.country, status, row.reference)
+
+    return db.run(work)
+
+
+def activate_pending(conn: Connection, rental_id: int, now: datetime) -> str | None:
+    """Activate a pending rental if the balance covers it (savepoint: a refusal keeps it
+    pending and writes nothing). Returns "activated" or None."""
+    try:
+        with conn.begin_nested():
+            _activate(conn, rental_id, now)
+    except InsufficientBalance:
+        return None
+    return "activated"
+
+
+# ---------------------------------------------------------------------------- renewals
+
+
+def _monthly_price(conn: Connection, rental: Rental) -> int:
+    return int(
+        conn.execute(
+            select(number_inventory.c.monthly_price_micros).where(
+                number_inventory.c.number == rental.number
+            )
+        ).scalar_one()
+    )
+
+
+def _renew_charge(conn: Connection, rental: Rental, price: int, period: str, now: datetime) -> None:
+    charge_in(
+        conn,
+        rental.account_id,
+        [
+            Charge(
+                price,
+                "number",
+                f"number:{rental.id}:renewal:{period}",
+                f"monthly rental {rental.number}",
+                {"number": rental.number, "rental_id": rental.id, "period_start": period},
+            )
+        ],
+        now,
+    )
+
+
+def renew_due(conn: Connection, rental_id: int, period: str, now: datetime) -> str | None:
+    """The renewal due at `paid_until`: charge a month, or suspend for the grace period."""
+    rental = load_rental(conn, rental_id, lock=True)
+    if rental.status != "active" or rental.paid_until is None:
+        return None
+    if rental.paid_until.isoformat() != period or rental.paid_until > now:
+        return None
+    payer = billing_account(conn, rental.account_id)
+    price = _monthly_price(conn, rental)
+    due_day = local_date(rental.paid_until, payer.timezone)
+    if can_afford(conn, payer, price, "number", now):
+        _renew_charge(conn, rental, price, period, now)
+        new_end = local_midnight(next_anniversary(rental.anchor_day, due_day), payer.timezone)
+        conn.execute(
+            number_rentals.update()
+            .where(number_rentals.c.id == rental.id)
+            .values(paid_until=new_end, trial=False, renewals=rental.renewals + 1)
+        )
+        _emit(conn, "number.renewed", rental, period, now, paid_until=new_end.isoformat())
+        return "renewed"
+    policy = number_policy(conn, payer.provider_id)
+    grace = grace_end(due_day, payer.timezone, months=policy.grace_months)
+    conn.execute(
+        number_rentals.update()
+        .where(number_rentals.c.id == rental.id)
+        .values(status="suspended", suspended_at=now, grace_until=grace, trial=False)
+    )
+    conn.execute(
+        number_inventory.update()
+        .where(number_inventory.c.number == rental.number)
+        .values(status="suspended")
+    )
+    _emit(conn, "number.renewal_failed", rental, period, now, price=str(from_micros(price)))
+    _emit(conn, "number.suspended", rental, period, now, grace_until=grace.isoformat())
+    return "suspended"
+
+
+def _payment_time(conn: Connection, payer: Account, rental: Rental, now: datetime) -> datetime:
+    """When the money that pays a late renewal came in: the last top-up before `now`, never
+    before the suspension."""
+    latest = conn.execute(
+        select(func.max(transactions.c.created_at)).where(
+            transactions.c.account_id == payer.id,
+            transactions.c.kind == "top_up",
+            transactions.c.created_at <= now,
+        )
+    ).scalar_one_or_none()
+    floor = rental.suspended_at or now
+    if latest is None:
+        return now
+    if latest.tzinfo is None:  # SQLite aggregate results bypass the column type
+        latest = latest.replace(tzinfo=now.tzinfo)
+    return max(latest, floor)
+
+
+def renew_late(conn: Connection, rental_id: int, period: str, now: datetime) -> str | None:
+    """A suspended number renews as soon as the balance covers it; None while it does not."""
+    rental = load_rental(conn, rental_id, lock=True)
+    if rental.status != "suspended" or rental.paid_until is None:
+        return None
+    if rental.paid_until.isoformat() != period or (rental.grace_until or now) <= now:
+        return None
+    payer = billing_account(conn, rental.account_id)
+    price = _monthly_price(conn, rental)
+    if not can_afford(conn, payer, price, "number", now):
+        return None
+    paid_at = _payment_time(conn, payer, rental, now)
+    _renew_charge(conn, rental, price, period, now)
+    paid_day = local_date(paid_at, payer.timezone)
+    anchor = rental.anchor_day if plan_settings(conn, payer.id).keep_anniversary else paid_day.day
+    new_end = local_midnight(next_anniversary(anchor, paid_day), payer.timezone)
+    conn.execute(
+        number_rentals.update()
+        .where(number_rentals.c.id == rental.id)
+        .values(
+            status="active",
+            anchor_day=anchor,
+            paid_until=new_end,
+            grace_until=None,
+            suspended_at=None,
+            renewals=rental.renewals + 1,
+        )
+    )
+    conn.execute(
+        number_inventory.update()
+        .where(number_inventory.c.number == rental.number)
+        .values(status="rented")
+    )
+    _emit(conn, "number.renewed", rental, period, now, paid_until=new_end.isoformat(), late=True)
+    return "renewed_late"
+
+
+def end_grace(conn: Connection, rental_id: int, period: str, now: datetime) -> str | None:
+    """Release a number still unpaid when its grace period ends."""
+    rental = load_rental(conn, rental_id, lock=True)
+    if rental.status != "suspended" or rental.grace_until is None:
+        return None
+    if rental.grace_until.isoformat() != period or rental.grace_until > now:
+        return None
+    _release(conn, rental, now, "unpaid")
+    return "released"
+
+
+def release_idle(conn: Connection, rental_id: int, period: str, now: datetime) -> str | None:
+    """Release a number that carried no traffic for the provider's idle days."""
+    rental = load_rental(conn, rental_id, lock=True)
+    if rental.status != "active":
+        return None
+    payer = billing_account(conn, rental.account_id)
+    days = number_policy(conn, payer.provider_id).idle_release_days
+    last = conn.execute(
+        select(number_rentals.c.last_traffic_at).where(number_rentals.c.id == rental.id)
+    ).scalar_one()
+    since = last or rental.bought_at
+    if days is None or since.isoformat() != period or since + timedelta(days=days) > now:
+        return None
+    _release(conn, rental, now, "idle")
+    return "released"
+
+
+def end_quarantine(conn: Connection, number_id: int, period: str, now: datetime) -> str | None:
+    """A quarantined number goes back to the inventory."""
+    row = conn.execute(
+        select(number_inventory).where(number_inventory.c.id == number_id).with_for_update()
+    ).first()
+    if row is None or row.status != "quarantined" or row.quarantine_until is None:
+        return None
+    if row.quarantine_until.isoformat() != period or row.quarantine_until > now:
+        return None
+    conn.execute(
+        number_inventory.update()
+        .where(number_inventory.c.id == number_id)
+        .values(status="available", quarantine_until=None)
+    )
+    return "available"
+
+
+# ---------------------------------------------------------------------------- release
+
+
+def _release(conn: Connection, rental: Rental, now: datetime, reason: str) -> None:
+    payer = billing_account(conn, rental.account_id)
+    quarantine = number_policy(conn, payer.provider_id).quarantine_days
+    conn.execute(
+        number_rentals.update()
+        .where(number_rentals.c.id == rental.id)
+        .values(status="released", released_at=now, release_reason=reason, is_main=False)
+    )
+    inventory_values: dict[str, Any] = (
+        {"status": "quarantined", "quarantine_until": now + timedelta(days=quarantine)}
+        if quarantine > 0 and rental.status != "pending"
+        else {"status": "available", "quarantine_until": None}
+    )
+    conn.execute(
+        number_inventory.update()
+        .where(number_inventory.c.number == rental.number)
+        .values(**inventory_values)
+    )
+    _emit(conn, "number.released", rental, "release", now, reason=reason)
+
+
+def release_number(
+    db: Database, account_id: int, number: str, *, idempotency_key: str, clock: Clock
+) -> Rental:
+    """Give a number back on request (no refund of the period already paid)."""
+    e164 = normalize_number(number)
+
+    def work(conn: Connection) -> Rental:
+        now = clock.now()
+
+        def perform() -> dict[str, Any]:
+            row = conn.execute(
+                select(number_rentals.c.id).where(
+                    number_rentals.c.number == e164,
+                    number_rentals.c.account_id == account_id,
+                    number_rentals.c.status != "released",
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"account {account_id} does not rent {e164}")
+            _release(conn, load_rental(conn, row.id, lock=True), now, "requested")
+            return {"rental_id": row.id}
+
+        return idempotency.once(
+            conn,
+            scope=f"number.release:{account_id}",
+            key=idempotency_key,
+            request={"number": e164},
+            now=now,
+            perform=perform,
+            load=lambda response: load_rental(conn, int(response["rental_id"])),
+        )
+
+    return db.run(work)
+
+
+# ---------------------------------------------------------------------------- routing
+
+
+@dataclass(frozen=True, slots=True)
+class NumberRoute:
+    """What the switch should do with calls on a number."""
+
+    number: str
+    inbound: str  # "accept" or "busy"
+    outbound_caller_id: str | None  # the number to present; None: refuse
+    account_id: int | None
+
+
+def record_traffic(db: Database, number: str, *, clock: Clock) -> None:
+    """Note that `number` carried a call or message now (for the idle-release rule)."""
+    e164 = normalize_number(number)
+    with db.transaction() as conn:
+        conn.execute(
+            number_rentals.update()
+            .where(number_rentals.c.number == e164, number_rentals.c.status == "active")
+            .values(last_traffic_at=clock.now())
+        )
+
+
+def route_number(db: Database, number: str) -> NumberRoute:
+    """Inbound: accept on an active rental, busy otherwise. Outbound: the number itself when
+    active; a suspended number's calls present the account's main number instead."""
+    e164 = normalize_number(number)
+    with db.transaction() as conn:
+        row = conn.execute(
+            select(number_rentals)
+            .where(
+                number_rentals.c.number == e164,
+                number_rentals.c.status.in_(["active", "suspended"]),
+            )
+            .order_by(number_rentals.c.id.desc())
+        ).first()
+        if row is None:
+            return NumberRoute(e164, "busy", None, None)
+        if row.status == "active":
+            return NumberRoute(e164, "accept", e164, row.account_id)
+        main = conn.execute(
+            select(number_rentals.c.number).where(
+                number_rentals.c.account_id == row.account_id,
+                number_rentals.c.is_main.is_(True),
+                number_rentals.c.status == "active",
+            )
+        ).scalar_one_or_none()
+        return NumberRoute(e164, "busy", main, row.account_id)
+
+
+def _emit(
+    conn: Connection, event_type: str, rental: Rental, period: str, now: datetime, **payload: Any
+) -> None:
+    emit(
+        conn,
+        event_type,
+        account_id=rental.account_id,
+        payload={"number": rental.number, "rental_id": rental.id, **payload},
+        dedupe_key=f"{event_type}:{rental.id}:{period}",
+        now=now,
+    )
+
+
+__all__ = [
+    "InventoryImport",
+    "NumberOffer",
+    "NumberRoute",
+    "Rental",
+    "Verification",
+    "activate_pending",
+    "buy_number",
+    "decide_verification",
+    "end_grace",
+    "end_quarantine",
+    "import_inventory",
+    "list_numbers",
+    "load_rental",
+    "record_traffic",
+    "release_idle",
+    "release_number",
+    "renew_due",
+    "renew_late",
+    "route_number",
+    "search_numbers",
+    "submit_verification",
+]
