@@ -1,0 +1,365 @@
+"""The scheduler: `tick(db, until, clock)` runs every job due up to `until`, exactly once.
+
+Each job instance is keyed by (job, entity, period) in `job_runs`; the key is inserted in
+the SAME database transaction as the job's effect (ledger transaction, state change,
+events). So a tick run twice, by two processes at once, or again after a crash has the
+effect of one run: the second sees the key (or waits on the first's uncommitted key on
+PostgreSQL, then sees it) and skips. A job that finds nothing to do (a late renewal the
+balance does not cover yet) gives its key back, so a later tick can try again.
+
+Jobs of one paying account run in one transaction, after locking that account's row, in a
+fixed order (due time, then job order): two processes always apply an account's jobs in
+the same order, so they end with the same ledger as one process would.
+
+Time: a job due at a known instant (an anniversary, a grace end, an expiry) takes effect
+at that instant, even when the tick comes later (catch-up after downtime); retries
+(late renewals, past-due subscriptions, verified purchases) take effect at `until`.
+Catch-up loops: a renewal that moves a number's period end to a time still before
+`until` makes it due again in the next pass.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, select
+
+from telbill.adapters.db.engine import Database
+from telbill.adapters.db.lifecycle_tables import (
+    number_inventory,
+    number_policies,
+    number_rentals,
+    package_purchases,
+    subscriptions,
+    verification_records,
+)
+from telbill.adapters.db.tables import accounts, ledger_accounts
+from telbill.errors import InvalidInput
+from telbill.services import numbers as number_service
+from telbill.services import subscriptions as subscription_service
+from telbill.services.accounts import billing_account
+from telbill.services.clock import Clock, FixedClock
+from telbill.services.holds import expire_holds
+from telbill.services.lifecycle_common import claim_job, finish_job, lock_account
+
+Runner = Callable[[Connection, int, str, datetime], "str | None"]
+MAX_PASSES = 500
+
+
+@dataclass(frozen=True, slots=True)
+class DueJob:
+    job: str
+    entity: int
+    period: str
+    due_at: datetime
+    account_id: int | None  # whose row serialises it; None: runs on its own
+
+
+@dataclass(frozen=True, slots=True)
+class JobKind:
+    name: str
+    order: int
+    collect: Callable[[Connection, datetime], list[DueJob]]
+    run: Runner
+    at_until: bool  # a retry: takes effect at `until`, attempted once per tick
+
+
+@dataclass
+class TickReport:
+    until: datetime
+    outcomes: Counter[str] = field(default_factory=Counter)
+    passes: int = 0
+    holds_expired: int = 0
+
+    def count(self, job: str, outcome: str) -> int:
+        return self.outcomes[f"{job}:{outcome}"]
+
+
+# ---------------------------------------------------------------------------- collectors
+
+
+def _rentals(
+    conn: Connection, *where: object
+) -> list[tuple[int, int, datetime | None, datetime | None]]:
+    rows = conn.execute(
+        select(
+            number_rentals.c.id,
+            number_rentals.c.account_id,
+            number_rentals.c.paid_until,
+            number_rentals.c.grace_until,
+        ).where(*where)  # type: ignore[arg-type]
+    )
+    return [(r.id, r.account_id, r.paid_until, r.grace_until) for r in rows]
+
+
+def _due_renewals(conn: Connection, until: datetime) -> list[DueJob]:
+    found = _rentals(
+        conn, number_rentals.c.status == "active", number_rentals.c.paid_until <= until
+    )
+    return [DueJob("number.renewal", i, p.isoformat(), p, a) for i, a, p, _ in found if p]
+
+
+def _due_late_renewals(conn: Connection, until: datetime) -> list[DueJob]:
+    found = _rentals(
+        conn, number_rentals.c.status == "suspended", number_rentals.c.grace_until > until
+    )
+    if not found:
+        return []
+    # Cheap pre-filter: skip numbers whose wallet obviously cannot pay yet (the runner
+    # decides for the rest). Users without a wallet of their own are always tried.
+    prices = dict(
+        conn.execute(
+            select(number_rentals.c.id, number_inventory.c.monthly_price_micros)
+            .select_from(number_rentals.join(number_inventory))
+            .where(number_rentals.c.id.in_([f[0] for f in found]))
+        ).tuples()
+    )
+    room: dict[int, int] = defaultdict(int)
+    rows = conn.execute(
+        select(
+            ledger_accounts.c.account_id, ledger_accounts.c.balance, ledger_accounts.c.held
+        ).where(
+            ledger_accounts.c.account_id.in_({f[1] for f in found}),
+            ledger_accounts.c.kind.in_(["paid", "trial", "free"]),
+            ledger_accounts.c.unit == accounts.c.currency,
+            ledger_accounts.c.account_id == accounts.c.id,
+            (ledger_accounts.c.service.is_(None)) | (ledger_accounts.c.service == "number"),
+        )
+    )
+    for row in rows:
+        room[row.account_id] += max(row.balance - row.held, 0)
+    limits = dict(
+        conn.execute(
+            select(accounts.c.id, accounts.c.credit_limit_micros).where(
+                accounts.c.id.in_({f[1] for f in found}),
+                accounts.c.has_wallet.is_(True),
+                accounts.c.billing_mode == "postpaid",
+            )
+        ).tuples()
+    )
+    has_wallet = set(
+        conn.execute(
+            select(accounts.c.id).where(
+                accounts.c.id.in_({f[1] for f in found}), accounts.c.has_wallet.is_(True)
+            )
+        ).scalars()
+    )
+    return [
+        DueJob("number.late_renewal", i, p.isoformat(), until, a)
+        for i, a, p, _ in found
+        if p and (a not in has_wallet or room[a] + limits.get(a, 0) >= prices[i])
+    ]
+
+
+def _due_grace_ends(conn: Connection, until: datetime) -> list[DueJob]:
+    found = _rentals(
+        conn, number_rentals.c.status == "suspended", number_rentals.c.grace_until <= until
+    )
+    return [DueJob("number.grace_end", i, g.isoformat(), g, a) for i, a, _, g in found if g]
+
+
+def _due_idle_releases(conn: Connection, until: datetime) -> list[DueJob]:
+    rows = conn.execute(
+        select(
+            number_rentals.c.id,
+            number_rentals.c.account_id,
+            number_rentals.c.bought_at,
+            number_rentals.c.last_traffic_at,
+            number_policies.c.idle_release_days,
+        )
+        .select_from(
+            number_rentals.join(number_inventory).join(
+                number_policies, number_policies.c.provider_id == number_inventory.c.provider_id
+            )
+        )
+        .where(
+            number_rentals.c.status == "active",
+            number_policies.c.idle_release_days.is_not(None),
+        )
+    )
+    due = []
+    for row in rows:
+        since = row.last_traffic_at or row.bought_at
+        at = since + timedelta(days=row.idle_release_days)
+        if at <= until:
+            due.append(DueJob("number.idle_release", row.id, since.isoformat(), at, row.account_id))
+    return due
+
+
+def _due_quarantine_ends(conn: Connection, until: datetime) -> list[DueJob]:
+    rows = conn.execute(
+        select(number_inventory.c.id, number_inventory.c.quarantine_until).where(
+            number_inventory.c.status == "quarantined",
+            number_inventory.c.quarantine_until <= until,
+        )
+    )
+    return [
+        DueJob(
+            "number.quarantine_end", r.id, r.quarantine_until.isoformat(), r.quarantine_until, None
+        )
+        for r in rows
+    ]
+
+
+def _due_activations(conn: Connection, until: datetime) -> list[DueJob]:
+    rows = conn.execute(
+        select(number_rentals.c.id, number_rentals.c.account_id)
+        .select_from(number_rentals.join(number_inventory))
+        .join(
+            verification_records,
+            (verification_records.c.account_id == number_rentals.c.account_id)
+            & (verification_records.c.country == number_inventory.c.country)
+            & (verification_records.c.status == "approved"),
+        )
+        .where(number_rentals.c.status == "pending")
+        .distinct()
+    )
+    return [DueJob("number.activation", r.id, "activation", until, r.account_id) for r in rows]
+
+
+def _due_subscription_renewals(conn: Connection, until: datetime) -> list[DueJob]:
+    rows = conn.execute(
+        select(subscriptions.c.id, subscriptions.c.account_id, subscriptions.c.period_end).where(
+            subscriptions.c.status == "active", subscriptions.c.period_end <= until
+        )
+    )
+    return [
+        DueJob("subscription.renewal", r.id, r.period_end.isoformat(), r.period_end, r.account_id)
+        for r in rows
+    ]
+
+
+def _due_subscription_retries(conn: Connection, until: datetime) -> list[DueJob]:
+    rows = conn.execute(
+        select(subscriptions.c.id, subscriptions.c.account_id, subscriptions.c.period_end).where(
+            subscriptions.c.status == "past_due"
+        )
+    )
+    return [
+        DueJob("subscription.retry", r.id, r.period_end.isoformat(), until, r.account_id)
+        for r in rows
+    ]
+
+
+def _due_package_expiries(conn: Connection, until: datetime) -> list[DueJob]:
+    rows = conn.execute(
+        select(
+            package_purchases.c.id, package_purchases.c.account_id, package_purchases.c.expires_at
+        ).where(package_purchases.c.expired.is_(False), package_purchases.c.expires_at <= until)
+    )
+    return [
+        DueJob("package.expiry", r.id, r.expires_at.isoformat(), r.expires_at, r.account_id)
+        for r in rows
+    ]
+
+
+def _activate(conn: Connection, rental_id: int, period: str, now: datetime) -> str | None:
+    rental = number_service.load_rental(conn, rental_id, lock=True)
+    if rental.status != "pending":
+        return None
+    return number_service.activate_pending(conn, rental_id, now)
+
+
+JOBS: tuple[JobKind, ...] = (
+    JobKind(
+        "package.expiry", 10, _due_package_expiries, subscription_service.expire_package, False
+    ),
+    JobKind("number.grace_end", 20, _due_grace_ends, number_service.end_grace, False),
+    JobKind(
+        "number.quarantine_end", 25, _due_quarantine_ends, number_service.end_quarantine, False
+    ),
+    JobKind("number.idle_release", 30, _due_idle_releases, number_service.release_idle, False),
+    JobKind(
+        "subscription.renewal",
+        40,
+        _due_subscription_renewals,
+        subscription_service.renew_subscription,
+        False,
+    ),
+    JobKind("number.renewal", 50, _due_renewals, number_service.renew_due, False),
+    JobKind(
+        "subscription.retry",
+        60,
+        _due_subscription_retries,
+        subscription_service.retry_subscription,
+        True,
+    ),
+    JobKind("number.late_renewal", 70, _due_late_renewals, number_service.renew_late, True),
+    JobKind("number.activation", 80, _due_activations, _activate, True),
+)
+_BY_NAME = {kind.name: kind for kind in JOBS}
+
+
+# ---------------------------------------------------------------------------- running
+
+
+def collect_due(db: Database, until: datetime) -> list[DueJob]:
+    """Every job instance due at `until`, with its paying account, in run order."""
+    with db.transaction() as conn:
+        due = [job for kind in JOBS for job in kind.collect(conn, until)]
+        payers: dict[int, int] = {}
+        resolved = []
+        for job in due:
+            if job.account_id is not None and job.account_id not in payers:
+                payers[job.account_id] = billing_account(conn, job.account_id).id
+            payer = None if job.account_id is None else payers[job.account_id]
+            resolved.append(DueJob(job.job, job.entity, job.period, job.due_at, payer))
+    return sorted(resolved, key=_run_order)
+
+
+def _run_order(job: DueJob) -> tuple[datetime, int, int]:
+    return (job.due_at, _BY_NAME[job.job].order, job.entity)
+
+
+def _run_group(
+    conn: Connection, jobs: Sequence[DueJob], until: datetime
+) -> list[tuple[DueJob, str]]:
+    if jobs[0].account_id is not None:
+        lock_account(conn, jobs[0].account_id)
+    done = []
+    for job in jobs:
+        kind = _BY_NAME[job.job]
+        now = until if kind.at_until else min(job.due_at, until)
+        entity = str(job.entity)
+        if not claim_job(conn, job.job, entity, job.period, now):
+            done.append((job, "already_done"))
+            continue
+        outcome = kind.run(conn, job.entity, job.period, now)
+        finish_job(conn, job.job, entity, job.period, outcome)
+        done.append((job, outcome or "not_due"))
+    return done
+
+
+def tick(db: Database, until: datetime | None = None, *, clock: Clock) -> TickReport:
+    """Run every job due up to `until` (default: now); returns what happened, per job."""
+    now = clock.now()
+    until = until or now
+    if until.tzinfo is None:
+        raise InvalidInput("until must be timezone-aware")
+    if until > now:
+        raise InvalidInput(f"cannot tick to {until.isoformat()}: it is later than now")
+    report = TickReport(until=until)
+    attempted: set[tuple[str, int, str]] = set()
+    for _ in range(MAX_PASSES):
+        due = [j for j in collect_due(db, until) if (j.job, j.entity, j.period) not in attempted]
+        if not due:
+            break
+        report.passes += 1
+        groups: dict[object, list[DueJob]] = defaultdict(list)
+        for job in due:
+            groups[
+                job.account_id if job.account_id is not None else ("solo", job.job, job.entity)
+            ].append(job)
+        for group in groups.values():
+            for job, outcome in db.run(lambda conn, g=group: _run_group(conn, g, until)):
+                report.outcomes[f"{job.job}:{outcome}"] += 1
+                if _BY_NAME[job.job].at_until or outcome in ("already_done", "not_due"):
+                    attempted.add((job.job, job.entity, job.period))
+    report.holds_expired = len(expire_holds(db, clock=FixedClock(until)))
+    return report
+
+
+__all__ = ["JOBS", "DueJob", "JobKind", "TickReport", "collect_due", "tick"]
