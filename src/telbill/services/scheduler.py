@@ -110,13 +110,14 @@ def _due_late_renewals(conn: Connection, until: datetime) -> list[DueJob]:
         return []
     # Cheap pre-filter: skip numbers whose wallet obviously cannot pay yet (the runner
     # decides for the rest). Users without a wallet of their own are always tried.
-    prices = dict(
-        conn.execute(
+    prices = {
+        row.id: row.monthly_price_micros
+        for row in conn.execute(
             select(number_rentals.c.id, number_inventory.c.monthly_price_micros)
             .select_from(number_rentals.join(number_inventory))
             .where(number_rentals.c.id.in_([f[0] for f in found]))
-        ).tuples()
-    )
+        )
+    }
     room: dict[int, int] = defaultdict(int)
     rows = conn.execute(
         select(
@@ -131,15 +132,16 @@ def _due_late_renewals(conn: Connection, until: datetime) -> list[DueJob]:
     )
     for row in rows:
         room[row.account_id] += max(row.balance - row.held, 0)
-    limits = dict(
-        conn.execute(
+    limits = {
+        row.id: row.credit_limit_micros
+        for row in conn.execute(
             select(accounts.c.id, accounts.c.credit_limit_micros).where(
                 accounts.c.id.in_({f[1] for f in found}),
                 accounts.c.has_wallet.is_(True),
                 accounts.c.billing_mode == "postpaid",
             )
-        ).tuples()
-    )
+        )
+    }
     has_wallet = set(
         conn.execute(
             select(accounts.c.id).where(
