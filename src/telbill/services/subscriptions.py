@@ -8,7 +8,8 @@ Rules (issue 5):
 * A mid-period change of seats or add-ons is prorated: the difference of the monthly totals
   x days left / days in the period, half-up to micro-units; an increase is charged at once,
   a decrease is credited back to the paid balance.
-* Sign-up grants the plan's trial credit (any service, after the first fee is paid).
+* Sign-up grants the plan's trial credit, after the first fee is paid. It is credit for
+  any service (the ledger's drain rule), so an unused trial credit also pays a later fee.
 * Each paid period grants free calling credit = fee x seats x the plan's share (e.g. 20 %),
   in a ``free`` bucket for voice with no expiry: unused credit rolls over, and it drains
   before paid money (bucket priority).
