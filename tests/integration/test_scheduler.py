@@ -126,7 +126,7 @@ def test_a_job_that_crashes_leaves_nothing_and_runs_once_on_the_next_tick(
     monkeypatch.setattr(scheduler, "_BY_NAME", {k.name: k for k in kinds})
     world.clock.set(_day(2027, 2, 28))
     with pytest.raises(RuntimeError):
-        scheduler.tick(world.db, clock=world.clock)
+        scheduler.tick(world.db, clock=world.clock, accounts_per_transaction=1)
     renewed = sum(world.paid(i) == Decimal("7.5") for i in ids)
     assert renewed == 1  # the first account's group committed, the crashed one did not
     monkeypatch.undo()

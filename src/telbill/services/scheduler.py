@@ -47,6 +47,7 @@ from telbill.services.lifecycle_common import claim_job, finish_job, lock_accoun
 
 Runner = Callable[[Connection, int, str, datetime], "str | None"]
 MAX_PASSES = 500
+DEFAULT_ACCOUNTS_PER_TRANSACTION = 25
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,14 +336,33 @@ def _run_group(
     return done
 
 
-def tick(db: Database, until: datetime | None = None, *, clock: Clock) -> TickReport:
-    """Run every job due up to `until` (default: now); returns what happened, per job."""
+def _run_batch(
+    conn: Connection, groups: Sequence[list[DueJob]], until: datetime
+) -> list[tuple[DueJob, str]]:
+    return [done for group in groups for done in _run_group(conn, group, until)]
+
+
+def tick(
+    db: Database,
+    until: datetime | None = None,
+    *,
+    clock: Clock,
+    accounts_per_transaction: int = DEFAULT_ACCOUNTS_PER_TRANSACTION,
+) -> TickReport:
+    """Run every job due up to `until` (default: now); returns what happened, per job.
+
+    The jobs of up to `accounts_per_transaction` accounts share one database transaction
+    (fewer commits); every job still has its own key, and a failure rolls back only the
+    batch it belongs to, which the next tick runs again.
+    """
     now = clock.now()
     until = until or now
     if until.tzinfo is None:
         raise InvalidInput("until must be timezone-aware")
     if until > now:
         raise InvalidInput(f"cannot tick to {until.isoformat()}: it is later than now")
+    if accounts_per_transaction < 1:
+        raise InvalidInput("accounts_per_transaction must be at least 1")
     report = TickReport(until=until)
     attempted: set[tuple[str, int, str]] = set()
     for _ in range(MAX_PASSES):
@@ -352,11 +372,12 @@ def tick(db: Database, until: datetime | None = None, *, clock: Clock) -> TickRe
         report.passes += 1
         groups: dict[object, list[DueJob]] = defaultdict(list)
         for job in due:
-            groups[
-                job.account_id if job.account_id is not None else ("solo", job.job, job.entity)
-            ].append(job)
-        for group in groups.values():
-            for job, outcome in db.run(lambda conn, g=group: _run_group(conn, g, until)):
+            owner = job.account_id if job.account_id is not None else ("solo", job.job, job.entity)
+            groups[owner].append(job)
+        ordered = list(groups.values())
+        for start in range(0, len(ordered), accounts_per_transaction):
+            batch = ordered[start : start + accounts_per_transaction]
+            for job, outcome in db.run(lambda conn, b=batch: _run_batch(conn, b, until)):
                 report.outcomes[f"{job.job}:{outcome}"] += 1
                 if _BY_NAME[job.job].at_until or outcome in ("already_done", "not_due"):
                     attempted.add((job.job, job.entity, job.period))
