@@ -33,6 +33,7 @@ from telbill.adapters.db.lifecycle_tables import (
     number_policies,
     number_rentals,
     package_purchases,
+    subscription_plans,
     subscriptions,
     verification_records,
 )
@@ -109,8 +110,6 @@ def _due_late_renewals(conn: Connection, until: datetime) -> list[DueJob]:
     )
     if not found:
         return []
-    # Cheap pre-filter: skip numbers whose wallet obviously cannot pay yet (the runner
-    # decides for the rest). Users without a wallet of their own are always tried.
     prices = {
         row.id: row.monthly_price_micros
         for row in conn.execute(
@@ -119,42 +118,41 @@ def _due_late_renewals(conn: Connection, until: datetime) -> list[DueJob]:
             .where(number_rentals.c.id.in_([f[0] for f in found]))
         )
     }
-    room: dict[int, int] = defaultdict(int)
-    rows = conn.execute(
-        select(
-            ledger_accounts.c.account_id, ledger_accounts.c.balance, ledger_accounts.c.held
-        ).where(
-            ledger_accounts.c.account_id.in_({f[1] for f in found}),
-            ledger_accounts.c.kind.in_(["paid", "trial", "free"]),
-            ledger_accounts.c.unit == accounts.c.currency,
-            ledger_accounts.c.account_id == accounts.c.id,
-            (ledger_accounts.c.service.is_(None)) | (ledger_accounts.c.service == "number"),
-        )
-    )
-    for row in rows:
-        room[row.account_id] += max(row.balance - row.held, 0)
-    limits = {
-        row.id: row.credit_limit_micros
-        for row in conn.execute(
-            select(accounts.c.id, accounts.c.credit_limit_micros).where(
-                accounts.c.id.in_({f[1] for f in found}),
-                accounts.c.has_wallet.is_(True),
-                accounts.c.billing_mode == "postpaid",
-            )
-        )
-    }
-    has_wallet = set(
-        conn.execute(
-            select(accounts.c.id).where(
-                accounts.c.id.in_({f[1] for f in found}), accounts.c.has_wallet.is_(True)
-            )
-        ).scalars()
-    )
+    room = wallet_room(conn, {f[1] for f in found}, "number")
     return [
         DueJob("number.late_renewal", i, p.isoformat(), until, a)
         for i, a, p, _ in found
-        if p and (a not in has_wallet or room[a] + limits.get(a, 0) >= prices[i])
+        if p and room.get(a, prices[i]) >= prices[i]
     ]
+
+
+def wallet_room(conn: Connection, account_ids: set[int], service: str) -> dict[int, int]:
+    """A cheap upper bound of what each account's own wallet could pay for `service` now:
+    money buckets open to that service plus a postpaid credit limit. Accounts paid by an
+    ancestor are left out (callers then simply try). The charge itself enforces the rule.
+    """
+    rows = conn.execute(
+        select(
+            accounts.c.id,
+            accounts.c.billing_mode,
+            accounts.c.credit_limit_micros,
+            ledger_accounts.c.balance,
+            ledger_accounts.c.held,
+        )
+        .select_from(accounts.join(ledger_accounts, ledger_accounts.c.account_id == accounts.c.id))
+        .where(
+            accounts.c.id.in_(account_ids),
+            accounts.c.has_wallet.is_(True),
+            ledger_accounts.c.unit == accounts.c.currency,
+            ledger_accounts.c.kind.in_(["paid", "trial", "free"]),
+            ledger_accounts.c.service.is_(None) | (ledger_accounts.c.service == service),
+        )
+    )
+    room: dict[int, int] = {}
+    for row in rows:
+        limit = row.credit_limit_micros if row.billing_mode == "postpaid" else 0
+        room[row.id] = room.get(row.id, limit) + max(row.balance - row.held, 0)
+    return room
 
 
 def _due_grace_ends(conn: Connection, until: datetime) -> list[DueJob]:
@@ -237,14 +235,30 @@ def _due_subscription_renewals(conn: Connection, until: datetime) -> list[DueJob
 
 def _due_subscription_retries(conn: Connection, until: datetime) -> list[DueJob]:
     rows = conn.execute(
-        select(subscriptions.c.id, subscriptions.c.account_id, subscriptions.c.period_end).where(
-            subscriptions.c.status == "past_due"
+        select(
+            subscriptions.c.id,
+            subscriptions.c.account_id,
+            subscriptions.c.period_end,
+            subscriptions.c.seats,
+            subscriptions.c.addons,
+            subscription_plans.c.monthly_fee_micros,
         )
-    )
-    return [
-        DueJob("subscription.retry", r.id, r.period_end.isoformat(), until, r.account_id)
-        for r in rows
-    ]
+        .select_from(subscriptions.join(subscription_plans))
+        .where(subscriptions.c.status == "past_due")
+    ).all()
+    if not rows:
+        return []
+    room = wallet_room(conn, {r.account_id for r in rows}, "recurring")
+    due = []
+    for r in rows:
+        total = r.monthly_fee_micros * r.seats + sum(
+            int(a["fee_micros"]) * int(a["quantity"]) for a in r.addons
+        )
+        if room.get(r.account_id, total) >= total:
+            due.append(
+                DueJob("subscription.retry", r.id, r.period_end.isoformat(), until, r.account_id)
+            )
+    return due
 
 
 def _due_package_expiries(conn: Connection, until: datetime) -> list[DueJob]:
@@ -303,14 +317,46 @@ def collect_due(db: Database, until: datetime) -> list[DueJob]:
     """Every job instance due at `until`, with its paying account, in run order."""
     with db.transaction() as conn:
         due = [job for kind in JOBS for job in kind.collect(conn, until)]
-        payers: dict[int, int] = {}
-        resolved = []
-        for job in due:
-            if job.account_id is not None and job.account_id not in payers:
-                payers[job.account_id] = billing_account(conn, job.account_id).id
-            payer = None if job.account_id is None else payers[job.account_id]
-            resolved.append(DueJob(job.job, job.entity, job.period, job.due_at, payer))
+        payers = _payers(conn, {j.account_id for j in due if j.account_id is not None})
+    resolved = [
+        DueJob(
+            j.job,
+            j.entity,
+            j.period,
+            j.due_at,
+            None if j.account_id is None else payers[j.account_id],
+        )
+        for j in due
+    ]
     return sorted(resolved, key=_run_order)
+
+
+def _payers(conn: Connection, account_ids: set[int]) -> dict[int, int]:
+    """The nearest account holding a wallet for each of `account_ids` (few queries)."""
+    payers: dict[int, int] = {}
+    pending = {a: a for a in account_ids}  # account -> ancestor being looked at
+    for _ in range(64):
+        if not pending:
+            return payers
+        rows = {
+            r.id: r
+            for r in conn.execute(
+                select(accounts.c.id, accounts.c.parent_id, accounts.c.has_wallet).where(
+                    accounts.c.id.in_(set(pending.values()))
+                )
+            )
+        }
+        next_pending = {}
+        for account, ancestor in pending.items():
+            row = rows[ancestor]
+            if row.has_wallet:
+                payers[account] = ancestor
+            elif row.parent_id is None:
+                payers[account] = billing_account(conn, account).id  # raises NotFound
+            else:
+                next_pending[account] = row.parent_id
+        pending = next_pending
+    raise AssertionError("account tree deeper than 64 levels")
 
 
 def _run_order(job: DueJob) -> tuple[datetime, int, int]:
