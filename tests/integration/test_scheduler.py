@@ -117,7 +117,7 @@ def test_a_job_that_crashes_leaves_nothing_and_runs_once_on_the_next_tick(
         return outcome
 
     kinds = tuple(
-        scheduler.JobKind(k.name, k.order, k.collect, crash_after_effect, k.at_until)
+        scheduler.JobKind(k.name, k.order, crash_after_effect, k.at_until)
         if k.name == "number.renewal"
         else k
         for k in scheduler.JOBS

@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from telbill.adapters.db.engine import Database, migrate
+from telbill.adapters.db.engine import Database, make_engine, migrate
 from telbill.adapters.db.lifecycle_tables import job_runs, number_rentals
 from telbill.adapters.db.tables import accounts as accounts_table
 from telbill.adapters.db.tables import ledger_accounts, postings, transactions
@@ -66,7 +66,7 @@ def _at(day: date, hour: int = 0) -> datetime:
 def set_up(url: str, count: int) -> dict[int, int]:
     """Provider, plan, inventory and `count` customers with their number; {index: account}."""
     migrate(url)
-    db = Database(url)
+    db = open_database(url)
     clock = ManualClock(_at(date(2027, 1, 1)))
     provider = accounts.create_account(
         db,
@@ -176,9 +176,14 @@ def first_renewals(ids: dict[int, int]) -> dict[int, date]:
     return {i: next_anniversary(bought_on(i).day, bought_on(i)) for i in ids}
 
 
+def open_database(url: str) -> Database:
+    """A Database without the pool's liveness ping: one round trip less per transaction."""
+    return Database(make_engine(url, pool_pre_ping=False) if "postgresql" in url else url)
+
+
 def tick_year(url: str, ids: dict[int, int], worker: int = 0, barrier: Any = None) -> None:
     """Tick every day of the year; worker 0 also applies the outside events."""
-    db = Database(url)
+    db = open_database(url)
     renewals = first_renewals(ids)
     day = FIRST_TICK
     try:
@@ -227,7 +232,10 @@ def ledger_fingerprint(url: str) -> tuple[str, dict[str, int]]:
     db = Database(url)
     try:
         with db.transaction() as conn:
-            names = {r.id: r.name for r in conn.execute(select(accounts_table.c.id, accounts_table.c.name))}
+            names = {
+                r.id: r.name
+                for r in conn.execute(select(accounts_table.c.id, accounts_table.c.name))
+            }
             buckets = sorted(
                 (
                     names.get(r.account_id, "system"),

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, and_, or_, select
 
 from telbill.adapters.db.engine import Database
 from telbill.adapters.db.lifecycle_tables import (
@@ -64,7 +64,6 @@ class DueJob:
 class JobKind:
     name: str
     order: int
-    collect: Callable[[Connection, datetime], list[DueJob]]
     run: Runner
     at_until: bool  # a retry: takes effect at `until`, attempted once per tick
 
@@ -83,47 +82,68 @@ class TickReport:
 # ---------------------------------------------------------------------------- collectors
 
 
-def _rentals(
-    conn: Connection, *where: object
-) -> list[tuple[int, int, datetime | None, datetime | None]]:
+def _collect_numbers(conn: Connection, until: datetime) -> list[DueJob]:
+    """Renewals, late renewals, grace ends and activations from ONE read of the rentals."""
     rows = conn.execute(
         select(
             number_rentals.c.id,
             number_rentals.c.account_id,
+            number_rentals.c.status,
             number_rentals.c.paid_until,
             number_rentals.c.grace_until,
-        ).where(*where)  # type: ignore[arg-type]
-    )
-    return [(r.id, r.account_id, r.paid_until, r.grace_until) for r in rows]
-
-
-def _due_renewals(conn: Connection, until: datetime) -> list[DueJob]:
-    found = _rentals(
-        conn, number_rentals.c.status == "active", number_rentals.c.paid_until <= until
-    )
-    return [DueJob("number.renewal", i, p.isoformat(), p, a) for i, a, p, _ in found if p]
-
-
-def _due_late_renewals(conn: Connection, until: datetime) -> list[DueJob]:
-    found = _rentals(
-        conn, number_rentals.c.status == "suspended", number_rentals.c.grace_until > until
-    )
-    if not found:
-        return []
-    prices = {
-        row.id: row.monthly_price_micros
-        for row in conn.execute(
-            select(number_rentals.c.id, number_inventory.c.monthly_price_micros)
-            .select_from(number_rentals.join(number_inventory))
-            .where(number_rentals.c.id.in_([f[0] for f in found]))
+            number_inventory.c.country,
+            number_inventory.c.monthly_price_micros,
         )
-    }
-    room = wallet_room(conn, {f[1] for f in found}, "number")
-    return [
-        DueJob("number.late_renewal", i, p.isoformat(), until, a)
-        for i, a, p, _ in found
-        if p and room.get(a, prices[i]) >= prices[i]
-    ]
+        .select_from(number_rentals.join(number_inventory))
+        .where(
+            or_(
+                and_(number_rentals.c.status == "active", number_rentals.c.paid_until <= until),
+                number_rentals.c.status.in_(["suspended", "pending"]),
+            )
+        )
+    ).all()
+    due: list[DueJob] = []
+    late = []
+    pending = []
+    for r in rows:
+        if r.status == "active":
+            due.append(
+                DueJob("number.renewal", r.id, r.paid_until.isoformat(), r.paid_until, r.account_id)
+            )
+        elif r.status == "suspended" and r.grace_until <= until:
+            due.append(
+                DueJob(
+                    "number.grace_end", r.id, r.grace_until.isoformat(), r.grace_until, r.account_id
+                )
+            )
+        elif r.status == "suspended":
+            late.append(r)
+        else:
+            pending.append(r)
+    if late:
+        # Cheap pre-filter: skip numbers whose wallet obviously cannot pay yet.
+        room = wallet_room(conn, {r.account_id for r in late}, "number")
+        due.extend(
+            DueJob("number.late_renewal", r.id, r.paid_until.isoformat(), until, r.account_id)
+            for r in late
+            if room.get(r.account_id, r.monthly_price_micros) >= r.monthly_price_micros
+        )
+    if pending:
+        approved = {
+            (v.account_id, v.country)
+            for v in conn.execute(
+                select(verification_records.c.account_id, verification_records.c.country).where(
+                    verification_records.c.account_id.in_({r.account_id for r in pending}),
+                    verification_records.c.status == "approved",
+                )
+            )
+        }
+        due.extend(
+            DueJob("number.activation", r.id, "activation", until, r.account_id)
+            for r in pending
+            if (r.account_id, r.country) in approved
+        )
+    return due
 
 
 def wallet_room(conn: Connection, account_ids: set[int], service: str) -> dict[int, int]:
@@ -153,13 +173,6 @@ def wallet_room(conn: Connection, account_ids: set[int], service: str) -> dict[i
         limit = row.credit_limit_micros if row.billing_mode == "postpaid" else 0
         room[row.id] = room.get(row.id, limit) + max(row.balance - row.held, 0)
     return room
-
-
-def _due_grace_ends(conn: Connection, until: datetime) -> list[DueJob]:
-    found = _rentals(
-        conn, number_rentals.c.status == "suspended", number_rentals.c.grace_until <= until
-    )
-    return [DueJob("number.grace_end", i, g.isoformat(), g, a) for i, a, _, g in found if g]
 
 
 def _due_idle_releases(conn: Connection, until: datetime) -> list[DueJob]:
@@ -205,52 +218,36 @@ def _due_quarantine_ends(conn: Connection, until: datetime) -> list[DueJob]:
     ]
 
 
-def _due_activations(conn: Connection, until: datetime) -> list[DueJob]:
-    rows = conn.execute(
-        select(number_rentals.c.id, number_rentals.c.account_id)
-        .select_from(number_rentals.join(number_inventory))
-        .join(
-            verification_records,
-            (verification_records.c.account_id == number_rentals.c.account_id)
-            & (verification_records.c.country == number_inventory.c.country)
-            & (verification_records.c.status == "approved"),
-        )
-        .where(number_rentals.c.status == "pending")
-        .distinct()
-    )
-    return [DueJob("number.activation", r.id, "activation", until, r.account_id) for r in rows]
-
-
-def _due_subscription_renewals(conn: Connection, until: datetime) -> list[DueJob]:
-    rows = conn.execute(
-        select(subscriptions.c.id, subscriptions.c.account_id, subscriptions.c.period_end).where(
-            subscriptions.c.status == "active", subscriptions.c.period_end <= until
-        )
-    )
-    return [
-        DueJob("subscription.renewal", r.id, r.period_end.isoformat(), r.period_end, r.account_id)
-        for r in rows
-    ]
-
-
-def _due_subscription_retries(conn: Connection, until: datetime) -> list[DueJob]:
+def _collect_subscriptions(conn: Connection, until: datetime) -> list[DueJob]:
+    """Renewals due and past-due retries the wallet may now cover, from one read."""
     rows = conn.execute(
         select(
             subscriptions.c.id,
             subscriptions.c.account_id,
+            subscriptions.c.status,
             subscriptions.c.period_end,
             subscriptions.c.seats,
             subscriptions.c.addons,
             subscription_plans.c.monthly_fee_micros,
         )
         .select_from(subscriptions.join(subscription_plans))
-        .where(subscriptions.c.status == "past_due")
+        .where(
+            or_(
+                and_(subscriptions.c.status == "active", subscriptions.c.period_end <= until),
+                subscriptions.c.status == "past_due",
+            )
+        )
     ).all()
-    if not rows:
-        return []
-    room = wallet_room(conn, {r.account_id for r in rows}, "recurring")
-    due = []
-    for r in rows:
+    due = [
+        DueJob("subscription.renewal", r.id, r.period_end.isoformat(), r.period_end, r.account_id)
+        for r in rows
+        if r.status == "active"
+    ]
+    past_due = [r for r in rows if r.status == "past_due"]
+    if not past_due:
+        return due
+    room = wallet_room(conn, {r.account_id for r in past_due}, "recurring")
+    for r in past_due:
         total = r.monthly_fee_micros * r.seats + sum(
             int(a["fee_micros"]) * int(a["quantity"]) for a in r.addons
         )
@@ -281,31 +278,22 @@ def _activate(conn: Connection, rental_id: int, period: str, now: datetime) -> s
 
 
 JOBS: tuple[JobKind, ...] = (
-    JobKind(
-        "package.expiry", 10, _due_package_expiries, subscription_service.expire_package, False
-    ),
-    JobKind("number.grace_end", 20, _due_grace_ends, number_service.end_grace, False),
-    JobKind(
-        "number.quarantine_end", 25, _due_quarantine_ends, number_service.end_quarantine, False
-    ),
-    JobKind("number.idle_release", 30, _due_idle_releases, number_service.release_idle, False),
-    JobKind(
-        "subscription.renewal",
-        40,
-        _due_subscription_renewals,
-        subscription_service.renew_subscription,
-        False,
-    ),
-    JobKind("number.renewal", 50, _due_renewals, number_service.renew_due, False),
-    JobKind(
-        "subscription.retry",
-        60,
-        _due_subscription_retries,
-        subscription_service.retry_subscription,
-        True,
-    ),
-    JobKind("number.late_renewal", 70, _due_late_renewals, number_service.renew_late, True),
-    JobKind("number.activation", 80, _due_activations, _activate, True),
+    JobKind("package.expiry", 10, subscription_service.expire_package, False),
+    JobKind("number.grace_end", 20, number_service.end_grace, False),
+    JobKind("number.quarantine_end", 25, number_service.end_quarantine, False),
+    JobKind("number.idle_release", 30, number_service.release_idle, False),
+    JobKind("subscription.renewal", 40, subscription_service.renew_subscription, False),
+    JobKind("number.renewal", 50, number_service.renew_due, False),
+    JobKind("subscription.retry", 60, subscription_service.retry_subscription, True),
+    JobKind("number.late_renewal", 70, number_service.renew_late, True),
+    JobKind("number.activation", 80, _activate, True),
+)
+COLLECTORS: tuple[Callable[[Connection, datetime], list[DueJob]], ...] = (
+    _collect_numbers,
+    _collect_subscriptions,
+    _due_package_expiries,
+    _due_quarantine_ends,
+    _due_idle_releases,
 )
 _BY_NAME = {kind.name: kind for kind in JOBS}
 
@@ -316,7 +304,7 @@ _BY_NAME = {kind.name: kind for kind in JOBS}
 def collect_due(db: Database, until: datetime) -> list[DueJob]:
     """Every job instance due at `until`, with its paying account, in run order."""
     with db.transaction() as conn:
-        due = [job for kind in JOBS for job in kind.collect(conn, until)]
+        due = [job for collect in COLLECTORS for job in collect(conn, until)]
         payers = _payers(conn, {j.account_id for j in due if j.account_id is not None})
     resolved = [
         DueJob(
@@ -421,12 +409,17 @@ def tick(
             owner = job.account_id if job.account_id is not None else ("solo", job.job, job.entity)
             groups[owner].append(job)
         ordered = list(groups.values())
+        advanced = False  # did a scheduled job move something that may be due again?
         for start in range(0, len(ordered), accounts_per_transaction):
             batch = ordered[start : start + accounts_per_transaction]
             for job, outcome in db.run(lambda conn, b=batch: _run_batch(conn, b, until)):
                 report.outcomes[f"{job.job}:{outcome}"] += 1
                 if _BY_NAME[job.job].at_until or outcome in ("already_done", "not_due"):
                     attempted.add((job.job, job.entity, job.period))
+                else:
+                    advanced = True
+        if not advanced:
+            break
     report.holds_expired = len(expire_holds(db, clock=FixedClock(until)))
     return report
 
