@@ -283,3 +283,75 @@ def ledger_fingerprint(url: str) -> tuple[str, dict[str, int]]:
         return hashlib.sha256(text.encode()).hexdigest(), counts
     finally:
         db.dispose()
+
+
+def _expected_chain(anchor_day: int, start: date, timezone: str, end: datetime) -> list[datetime]:
+    """Anniversaries of `anchor_day` after local date `start`, as instants up to `end`."""
+    from telbill.domain.calendar import local_midnight, next_anniversary
+
+    chain, current = [], start
+    while True:
+        current = next_anniversary(anchor_day, current)
+        moment = local_midnight(current, timezone)
+        if moment > end:
+            return chain
+        chain.append(moment)
+
+
+def check_dates(url: str, ids: dict[int, int]) -> dict[str, int]:
+    """Every renewal, suspension, release and late renewal happened on its date; counts."""
+    from telbill.domain.calendar import grace_end, local_midnight
+
+    end = _at(LAST_TICK)
+    db = open_database(url)
+    checked = {"payers": 0, "defaulters": 0, "late_payers": 0, "renewals": 0}
+    try:
+        with db.transaction() as conn:
+            rentals = {r.number: r for r in conn.execute(select(number_rentals))}
+            runs: dict[tuple[str, str], list[Any]] = {}
+            for run in conn.execute(select(job_runs).order_by(job_runs.c.period)):
+                runs.setdefault((run.job, run.entity), []).append(run)
+        for index in ids:
+            rental = rentals[number_of(index)]
+            zone_name = timezone_of(index)
+            bought = bought_on(index)
+            renewals = runs.get(("number.renewal", str(rental.id)), [])
+            kind = kind_of(index)
+            if kind == 0:
+                expected = _expected_chain(bought.day, bought, zone_name, end)
+                assert [r.period for r in renewals] == [m.isoformat() for m in expected], index
+                assert all(r.outcome == "renewed" for r in renewals), index
+                assert all(r.ran_at == datetime.fromisoformat(r.period) for r in renewals)
+                checked["payers"] += 1
+                checked["renewals"] += len(renewals)
+                continue
+            if kind not in (1, 2):
+                continue
+            first = _expected_chain(bought.day, bought, zone_name, end)[0]
+            assert (renewals[0].period, renewals[0].outcome) == (first.isoformat(), "suspended")
+            assert renewals[0].ran_at == first
+            first_day = first.date()
+            if kind == 1:
+                released_at = grace_end(first_day, zone_name)
+                assert (rental.status, rental.released_at) == ("released", released_at), index
+                assert len(renewals) == 1
+                checked["defaulters"] += 1
+                continue
+            paid_on = late_payment_day(index, first_day)
+            late = runs[("number.late_renewal", str(rental.id))]
+            assert [(r.outcome, r.ran_at) for r in late] == [
+                ("renewed_late", local_midnight(paid_on + timedelta(days=1), zone_name))
+            ], index
+            assert (rental.status, rental.anchor_day) == ("active", paid_on.day), index
+            expected = _expected_chain(paid_on.day, paid_on, zone_name, end)[1:]
+            assert [r.period for r in renewals[1:]] == [m.isoformat() for m in expected], index
+            checked["late_payers"] += 1
+            checked["renewals"] += len(renewals) - 1
+    finally:
+        db.dispose()
+    return checked
+
+
+def run_year_in_child(url: str, count: int) -> None:
+    """Entry point of a child process running the single-process baseline."""
+    run_year(url, count, workers=1)
