@@ -343,7 +343,7 @@ def check_dates(url: str, ids: dict[int, int]) -> dict[str, int]:
                 ("renewed_late", local_midnight(paid_on + timedelta(days=1), zone_name))
             ], index
             assert (rental.status, rental.anchor_day) == ("active", paid_on.day), index
-            expected = _expected_chain(paid_on.day, paid_on, zone_name, end)[1:]
+            expected = _expected_chain(paid_on.day, paid_on, zone_name, end)
             assert [r.period for r in renewals[1:]] == [m.isoformat() for m in expected], index
             checked["late_payers"] += 1
             checked["renewals"] += len(renewals) - 1
