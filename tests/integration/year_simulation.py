@@ -181,7 +181,13 @@ def open_database(url: str) -> Database:
     return Database(make_engine(url, pool_pre_ping=False) if "postgresql" in url else url)
 
 
-def tick_year(url: str, ids: dict[int, int], worker: int = 0, barrier: Any = None) -> None:
+def tick_year(
+    url: str,
+    ids: dict[int, int],
+    worker: int = 0,
+    barrier: Any = None,
+    accounts_per_transaction: int = scheduler.DEFAULT_ACCOUNTS_PER_TRANSACTION,
+) -> None:
     """Tick every day of the year; worker 0 also applies the outside events."""
     db = open_database(url)
     renewals = first_renewals(ids)
@@ -190,7 +196,11 @@ def tick_year(url: str, ids: dict[int, int], worker: int = 0, barrier: Any = Non
         while day <= LAST_TICK:
             if barrier is not None:
                 barrier.wait()
-            scheduler.tick(db, clock=FixedClock(_at(day)))
+            scheduler.tick(
+                db,
+                clock=FixedClock(_at(day)),
+                accounts_per_transaction=accounts_per_transaction,
+            )
             if barrier is not None:
                 barrier.wait()
             if worker == 0:

@@ -561,7 +561,7 @@ def renew_due(conn: Connection, rental_id: int, period: str, now: datetime) -> s
 def _payment_time(conn: Connection, payer: Account, rental: Rental, now: datetime) -> datetime:
     """When the money that pays a late renewal came in: the last top-up before `now`, never
     before the suspension."""
-    latest = conn.execute(
+    latest: datetime | None = conn.execute(
         select(func.max(transactions.c.created_at)).where(
             transactions.c.account_id == payer.id,
             transactions.c.kind == "top_up",

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, and_, or_, select
@@ -412,7 +413,7 @@ def tick(
         advanced = False  # did a scheduled job move something that may be due again?
         for start in range(0, len(ordered), accounts_per_transaction):
             batch = ordered[start : start + accounts_per_transaction]
-            for job, outcome in db.run(lambda conn, b=batch: _run_batch(conn, b, until)):
+            for job, outcome in db.run(partial(_run_batch, groups=batch, until=until)):
                 report.outcomes[f"{job.job}:{outcome}"] += 1
                 if _BY_NAME[job.job].at_until or outcome in ("already_done", "not_due"):
                     attempted.add((job.job, job.entity, job.period))
