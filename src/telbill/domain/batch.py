@@ -327,7 +327,7 @@ class BatchRater:
             duration_s=int(cdrs.duration_s[i]),
         )
         try:
-            rated = rate_event(event, self.index, self.plan)
+            rated = rate_event(event, self.index, self.plan, labels=False)
         except NoRate:
             return 0, 0, -1, Status.NO_RATE
         except CallClassNotAllowed:
