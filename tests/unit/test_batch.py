@@ -33,7 +33,7 @@ def per_event(index: TariffIndex, cdrs: CdrColumns, i: int,
                        datetime.fromtimestamp(int(cdrs.start_s[i]), UTC),
                        duration_s=int(cdrs.duration_s[i]))
     try:
-        charge = rate_event(event, index, plan).charges[0]
+        charge = rate_event(event, index, plan, labels=False).charges[0]
     except NoRate:
         return 0, 0, Status.NO_RATE
     except InvalidInput:
@@ -94,10 +94,11 @@ def tariffs(draw: st.DrawFn) -> TariffIndex:
 
 @st.composite
 def cdr_columns(draw: st.DrawFn) -> CdrColumns:
-    count = draw(st.integers(1, 40))
+    count = draw(st.integers(1, 30))
     numbers = draw(st.lists(
-        st.tuples(st.sampled_from(["44", "447911", "4420", "33", "1800", "1", "00", "0", "9", ""]),
-                  st.text("0123456789", min_size=0, max_size=11)).map("".join)
+        st.tuples(st.sampled_from(["44", "447911", "4420", "33", "1800", "1", "0", "9", ""]),
+                  st.integers(0, 11), st.integers(0, 10**11 - 1))
+        .map(lambda t: t[0] + str(t[2]).zfill(11)[: t[1]])
         .filter(lambda n: 1 <= len(n) <= 15 and not n.startswith("00")),
         min_size=count, max_size=count))
     durations = draw(st.lists(
@@ -111,7 +112,7 @@ def cdr_columns(draw: st.DrawFn) -> CdrColumns:
     return CdrColumns.from_strings(numbers, durations, starts)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(index=tariffs(), cdrs=cdr_columns())
 def test_batch_costs_equal_rate_event_on_random_cdrs(index: TariffIndex, cdrs: CdrColumns) -> None:
     assert_same_as_rate_event(index, cdrs, compile_batch(index).rate(cdrs))

@@ -217,26 +217,9 @@ class BatchRater:
             self._to[i] = _epoch_ceil(row.effective_to, _NO_BOUND_HIGH)
 
         # Flatten the nested prefix intervals of the K-digit space into owned breakpoints.
-        space = 10**key_digits
-        bounds: set[int] = {0}
-        for prefix in prefixes:
-            width = 10 ** (key_digits - len(prefix))
-            start = int(prefix) * width if prefix else 0
-            bounds.add(start)
-            if start + width < space:
-                bounds.add(start + width)
-        ordered = sorted(bounds)
-        lengths = sorted({len(p) for p in prefixes}, reverse=True)
-        owners = np.full(len(ordered), self._no_entry, dtype=np.int64)
-        for j, bound in enumerate(ordered):
-            text = str(bound).zfill(key_digits)
-            for length in lengths:
-                entry = entry_of.get(text[:length])
-                if entry is not None:
-                    owners[j] = entry
-                    break
-        self._bounds = np.array(ordered, dtype=np.int64)
-        self._owners = owners
+        bounds, owners = _flatten(prefixes, key_digits, self._no_entry)
+        self._bounds = np.array(bounds, dtype=np.int64)
+        self._owners = np.array(owners, dtype=np.int64)
 
     def _is_simple(self, row: RateRow) -> bool:
         return (
@@ -338,6 +321,43 @@ class BatchRater:
             return 0, 0, -1, Status.ERROR
         charge = rated.charges[0]
         return to_micros(charge.amount), charge.billed_units, -1, Status.OK
+
+
+def _flatten(prefixes: list[str], key_digits: int, nobody: int) -> tuple[list[int], list[int]]:
+    """Breakpoints of the K-digit space and the entry owning [bound, next bound).
+
+    Prefix intervals are laminar (nested or disjoint): sorted by start, outer first, a stack
+    of open intervals gives the innermost (longest) prefix at every point in one pass.
+    `prefixes[i]` is entry i; `nobody` owns the gaps.
+    """
+    space = 10**key_digits
+    intervals = sorted(
+        (int(prefix or "0") * 10 ** (key_digits - len(prefix)), len(prefix), entry)
+        for entry, prefix in enumerate(prefixes)
+    )
+    bounds: list[int] = [0]
+    owners: list[int] = [nobody]
+
+    def emit(bound: int, owner: int) -> None:
+        if bound >= space:
+            return
+        if bounds[-1] == bound:
+            owners[-1] = owner
+        else:
+            bounds.append(bound)
+            owners.append(owner)
+
+    stack: list[tuple[int, int]] = []  # (end, entry) of the open intervals, innermost last
+    for start, length, entry in intervals:
+        while stack and stack[-1][0] <= start:
+            closed_end, _ = stack.pop()
+            emit(closed_end, stack[-1][1] if stack else nobody)
+        emit(start, entry)
+        stack.append((start + 10 ** (key_digits - length), entry))
+    while stack:
+        closed_end, _ = stack.pop()
+        emit(closed_end, stack[-1][1] if stack else nobody)
+    return bounds, owners
 
 
 def _round_division(numerator: I64, denominator: int, mode: str) -> I64:
