@@ -166,3 +166,21 @@ def test_batch_equals_rate_event_on_the_astpp_deck(astpp_deck: Path) -> None:
     assert result.fallbacks < len(numbers) // 10
     assert_same_as_rate_event(index, cdrs, result)
     assert np.all(result.cost_micros >= 0)
+
+
+def test_threaded_batch_gives_the_same_result_as_one_thread() -> None:
+    rows = (RateRow("44", "UK", Decimal("0.013")),
+            RateRow("4420", "London", Decimal("0.06"), increment=Increment(1, 1),
+                    connect_fee=Decimal("0.01")),
+            RateRow("33", "France", Decimal("0.02"), free_seconds=5, min_seconds=30))
+    rater = compile_batch(compile_tariff(Tariff("t", TariffSettings("USD"), rows)))
+    rng = np.random.default_rng(3)
+    size = 140_000
+    prefixes = np.array([44, 4420, 33, 49])[rng.integers(0, 4, size)]
+    number = prefixes * 10**8 + rng.integers(0, 10**8, size)
+    cdrs = CdrColumns(number, np.array([len(str(n)) for n in number.tolist()]),
+                      rng.integers(0, 4000, size), np.full(size, BASE_S))
+    one, two = rater.rate(cdrs), rater.rate(cdrs, threads=2)
+    for field in ("cost_micros", "billed_s", "row", "status"):
+        assert np.array_equal(getattr(one, field), getattr(two, field))
+    assert one.fallbacks == two.fallbacks == 0
