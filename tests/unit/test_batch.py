@@ -184,3 +184,21 @@ def test_threaded_batch_gives_the_same_result_as_one_thread() -> None:
     for field in ("cost_micros", "billed_s", "row", "status"):
         assert np.array_equal(getattr(one, field), getattr(two, field))
     assert one.fallbacks == two.fallbacks == 0
+
+
+def test_usage_events_split_into_batch_columns_and_the_rest() -> None:
+    rows = (RateRow("44", "UK", Decimal("0.013")),)
+    index = compile_tariff(Tariff("t", TariffSettings("USD"), rows))
+    at = datetime(2026, 3, 4, 12, tzinfo=UTC)
+    events = [
+        UsageEvent("a", "acme", "+442079460000", at, duration_s=61),
+        UsageEvent("b", "acme", "+442079460000", at, duration_s=61, speech_s=5),
+        UsageEvent("c", "acme", "+442079460000", at.replace(microsecond=5), duration_s=61),
+        UsageEvent("d", "acme", "junk", at, duration_s=61),
+        UsageEvent("e", "acme", "0044 20 7946 0001", at, answer=at, end=at.replace(minute=2)),
+    ]
+    columns, batched, rest = CdrColumns.from_events(events)
+    assert (batched, rest) == ([0, 4], [1, 2, 3])
+    result = compile_batch(index).rate(columns)
+    expected = [to_micros(rate_event(events[i], index).total) for i in batched]
+    assert result.cost_micros.tolist() == expected == [26_000, 26_000]

@@ -38,7 +38,7 @@ from telbill.domain.lookup import TariffIndex, is_banded
 from telbill.domain.money import MONEY_DECIMALS, to_micros
 from telbill.domain.numbers import rating_digits
 from telbill.domain.plans import CallClass, ChargingPlan, Pricing
-from telbill.domain.rating import EXTENSION_MAX_DIGITS, rate_event
+from telbill.domain.rating import EXTENSION_MAX_DIGITS, call_duration_s, rate_event
 from telbill.domain.tariffs import Direction, NumberType, RateRow, Service
 from telbill.domain.usage import UsageEvent
 from telbill.errors import CallClassNotAllowed, InvalidInput, NoRate, TelbillError
@@ -82,6 +82,59 @@ class CdrColumns:
             duration_s=np.asarray(duration_s, dtype=np.int64),
             start_s=np.asarray(start_s, dtype=np.int64),
         )
+
+    @classmethod
+    def from_events(
+        cls,
+        events: Sequence[UsageEvent],
+        *,
+        service: Service = Service.VOICE,
+        direction: Direction = Direction.OUTBOUND,
+    ) -> tuple[CdrColumns, list[int], list[int]]:
+        """Split usage events into batch columns and the rest.
+
+        Returns (columns, positions of the events in the columns, positions of the events
+        to rate one by one with `rate_event`). An event goes to the rest when it is not a
+        plain call of this service and direction (speech seconds, a call class given by the
+        switch), its start has a fraction of a second, or its number or duration is invalid.
+        """
+        numbers: list[int] = []
+        lengths: list[int] = []
+        durations: list[int] = []
+        starts: list[int] = []
+        batched: list[int] = []
+        rest: list[int] = []
+        for position, event in enumerate(events):
+            digits, duration = "", 0
+            try:
+                eligible = (
+                    event.service is service
+                    and event.direction is direction
+                    and event.speech_s == 0
+                    and event.call_class is None
+                    and event.start.tzinfo is not None
+                    and event.start.microsecond == 0
+                )
+                if eligible:
+                    digits = rating_digits(event.to_number)
+                    duration = call_duration_s(event)
+            except TelbillError:
+                eligible = False
+            if not eligible or not digits:
+                rest.append(position)
+                continue
+            numbers.append(int(digits))
+            lengths.append(len(digits))
+            durations.append(duration)
+            starts.append((event.start - _EPOCH) // timedelta(seconds=1))
+            batched.append(position)
+        columns = cls(
+            number=np.array(numbers, dtype=np.int64),
+            ndigits=np.array(lengths, dtype=np.int64),
+            duration_s=np.array(durations, dtype=np.int64),
+            start_s=np.array(starts, dtype=np.int64),
+        )
+        return columns, batched, rest
 
     def __len__(self) -> int:
         return int(self.number.shape[0])
