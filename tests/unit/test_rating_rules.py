@@ -200,3 +200,20 @@ def test_explanation_shows_how_the_charge_was_computed() -> None:
     assert (e.tariff, e.tariff_version, e.matched_prefix, e.rate) == (
         "retail", 3, "4420", Decimal("0.013"))
     assert e.unrounded == Decimal("0.036")
+
+
+def test_rating_is_by_the_tariffs_prefixes_not_by_the_librarys_guess() -> None:
+    # phonenumbers labels +447911... a Guernsey (GG) mobile; the tariff prices prefix 4479 as
+    # "UK special" and that is the price, while the label still tells people what it is.
+    index = index_of(row("44", "0.01", "UK"), row("4479", "0.5", "UK special"),
+                     row("447", "0.2", "UK mobile", number_type=NumberType.MOBILE))
+    charge = rate_event(call("+447911123456", 60), index).charges[0]
+    assert charge.explanation.destination == "UK special"
+    assert charge.amount == Decimal("0.5")
+    assert (charge.explanation.country, charge.explanation.number_label) == ("GG", "mobile")
+
+
+def test_bulk_rating_without_number_type_labels_keeps_the_country() -> None:
+    charge = rate_event(call("+442079460000", 61), index_of(UK), labels=False).charges[0]
+    assert (charge.explanation.country, charge.explanation.number_label) == ("GB", None)
+    assert charge.amount == Decimal("0.026")
