@@ -95,5 +95,9 @@ def test_bad_tariffs_are_refused_when_compiled() -> None:
         index_of(row("44", "1"), timezone="Mars/Olympus")
     with pytest.raises(InvalidInput, match="rounding"):
         compile_tariff(Tariff("t", TariffSettings("USD", rounding="nearest"), ()))
+    with pytest.raises(InvalidInput, match="decimals"):
+        index_of(row("44", "1"), decimals=8)
+    with pytest.raises(InvalidInput, match="currency"):
+        compile_tariff(Tariff("t", TariffSettings("XXX"), ()))
     with pytest.raises(InvalidInput, match="timezone-aware"):
         index_of(row("44", "1", effective_from=datetime(2026, 1, 1)))

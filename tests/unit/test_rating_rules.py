@@ -217,3 +217,9 @@ def test_bulk_rating_without_number_type_labels_keeps_the_country() -> None:
     charge = rate_event(call("+442079460000", 61), index_of(UK), labels=False).charges[0]
     assert (charge.explanation.country, charge.explanation.number_label) == ("GB", None)
     assert charge.amount == Decimal("0.026")
+
+
+def test_rounding_mode_may_be_named_in_lower_case() -> None:
+    index = index_of(row("44", "0.00003", increment=Increment(1, 1)), rounding="half_even")
+    assert rate_event(call("+442079460000", 1), index).total == Decimal("0")
+    assert rate_event(call("+442079460000", 3), index).total == Decimal("0.000002")

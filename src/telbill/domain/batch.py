@@ -422,7 +422,7 @@ class BatchRater:
         else:
             numerator = numerator * 10 ** (decimals - self.scale)
             denominator = 60
-        quotient = _round_division(numerator, denominator, settings.rounding)
+        quotient = _round_division(numerator, denominator, self.index.rounding)
         result: I64 = quotient * 10 ** (MONEY_DECIMALS - decimals)
         return result
 

@@ -27,6 +27,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from telbill.domain.increments import TimedPrice, validate_rounding
+from telbill.domain.money import MONEY_DECIMALS, validate_currency
 from telbill.domain.tariffs import Direction, NumberType, RateRow, Service, Tariff
 from telbill.errors import InvalidInput, NoRate
 
@@ -95,12 +96,20 @@ def _check_row(row: RateRow, position: int) -> None:
 class TariffIndex:
     """Immutable lookup structure compiled from a `Tariff` (see module rules)."""
 
-    __slots__ = ("tariff", "zone", "_tables", "_lengths", "_prices")
+    __slots__ = ("tariff", "zone", "rounding", "_tables", "_lengths", "_prices")
 
     def __init__(self, tariff: Tariff) -> None:
         self.tariff = tariff
-        self.zone = tariff_zone(tariff.settings.timezone)
-        validate_rounding(tariff.settings.rounding)
+        settings = tariff.settings
+        self.zone = tariff_zone(settings.timezone)
+        self.rounding = validate_rounding(settings.rounding)  # canonical ROUND_* name
+        validate_currency(settings.currency)
+        if not 0 <= settings.decimals <= MONEY_DECIMALS:
+            raise InvalidInput(
+                f"tariff decimals must be between 0 and {MONEY_DECIMALS}, got {settings.decimals}"
+            )
+        if settings.max_call_s < 1:
+            raise InvalidInput(f"max_call_s must be positive, got {settings.max_call_s}")
         building: dict[tuple[Service, Direction, NumberType], dict[int, dict[str, list[int]]]]
         building = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
         for position, row in enumerate(tariff.rows):
@@ -150,7 +159,7 @@ class TariffIndex:
             min_seconds=row.min_seconds,
             max_call_s=settings.max_call_s,
             decimals=settings.decimals,
-            rounding=validate_rounding(settings.rounding),
+            rounding=self.rounding,
         )
         self._prices[match.position] = price
         return price
