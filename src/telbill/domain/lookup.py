@@ -5,7 +5,8 @@ Rules, in order:
 1. Rows are grouped by (service, direction) and then by number type. A request for a number
    type T looks in T's rows first and falls back to the ``any`` rows. A request without a
    type (or ``any``, what rating does: the prefix tells the type) takes the longest prefix
-   over all rows, an ``any`` row winning a tie of lengths.
+   over all rows; at equal length an ``any`` row wins over a typed one (the number's type
+   is not known), and typed rows are compared by rules 4 and 5.
 2. Longest prefix wins: the digits are cut at each prefix length present (a dict per
    length, longest first), never a scan of the rows. The empty prefix matches every number.
 3. Only rows in force at the event's start count: ``effective_from <= start < effective_to``
@@ -183,12 +184,23 @@ class TariffIndex:
                 if match is not None:
                     return match[1]
             return None
-        best: tuple[int, RateMatch] | None = None
-        for kind in _NUMBER_TYPE_ORDER:  # ANY first: it wins a tie of prefix lengths
+        best: RateMatch | None = None
+        best_key: tuple[int, bool, bool, datetime, int] | None = None
+        for kind in _NUMBER_TYPE_ORDER:
             found = self._longest(digits, (service, direction, kind), at, local)
-            if found is not None and (best is None or found[0] > best[0]):
-                best = found
-        return best[1] if best is not None else None
+            if found is None:
+                continue
+            length, candidate = found
+            key = (
+                length,
+                kind is NumberType.ANY,
+                candidate.banded,
+                candidate.row.effective_from or _EPOCH_MIN,
+                -candidate.position,
+            )
+            if best_key is None or key > best_key:
+                best, best_key = candidate, key
+        return best
 
     def lookup(
         self,
