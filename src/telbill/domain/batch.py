@@ -147,8 +147,9 @@ class CdrColumns:
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
-    """Per CDR: cost in micro-units, billed seconds, matched row position (-1: none or
-    unknown), status, and how many CDRs took the per-event path."""
+    """Per CDR: cost in micro-units, billed seconds, position of the pricing row in
+    `Tariff.rows` (-1: none, e.g. a free local extension or an error), status, and how many
+    CDRs took the per-event path."""
 
     cost_micros: I64
     billed_s: I64
@@ -174,7 +175,8 @@ def _scaled(value: Decimal, scale: int) -> int:
 
 
 def _decimals_of(value: Decimal) -> int:
-    exponent = value.normalize().as_tuple().exponent
+    """Decimal places as written (``0.20930`` -> 5): a scale that holds the value exactly."""
+    exponent = value.as_tuple().exponent
     return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
@@ -226,51 +228,51 @@ class BatchRater:
                 continue
             if self._is_simple(rows[found[0]]):
                 simple[prefix] = found[0]
-        scale = max(
-            (max(_decimals_of(rows[p].rate), _decimals_of(rows[p].connect_fee))
-             for p in simple.values()),
-            default=0,
-        )
+        # Decks repeat a few hundred distinct prices: convert each distinct value once.
+        amounts = {rows[p].rate for p in simple.values()}
+        amounts.update(rows[p].connect_fee for p in simple.values())
+        scale = max((_decimals_of(amount) for amount in amounts), default=0)
+        scaled = {amount: _scaled(amount, scale) for amount in amounts}
         self.scale = scale
+        self.max_call_s = settings.max_call_s
 
         prefixes = sorted(by_prefix)
         entry_of = {prefix: i for i, prefix in enumerate(prefixes)}
         count = len(prefixes) + 1  # the last entry is "no prefix matches"
         self._no_entry = count - 1
-        self._entry_row = np.full(count, -1, dtype=np.int64)
-        self._rate = np.zeros(count, dtype=np.int64)
-        self._connect = np.zeros(count, dtype=np.int64)
-        self._first = np.ones(count, dtype=np.int64)
-        self._next = np.ones(count, dtype=np.int64)
-        self._free = np.zeros(count, dtype=np.int64)
-        self._min = np.zeros(count, dtype=np.int64)
-        self._from = np.full(count, _NO_BOUND_LOW, dtype=np.int64)
-        self._to = np.full(count, _NO_BOUND_HIGH, dtype=np.int64)
-        self.max_call_s = settings.max_call_s
+        # Per-entry parameters as Python lists first (item assignment into numpy is slow).
+        entry_row = [-1] * count
+        rate, connect = [0] * count, [0] * count
+        first, nxt = [1] * count, [1] * count
+        free, minimum = [0] * count, [0] * count
+        valid_from, valid_to = [_NO_BOUND_LOW] * count, [_NO_BOUND_HIGH] * count
         worst = 0
-        for position in simple.values():
-            row = rows[position]
-            increment = row.increment or settings.default_increment
-            longest = max(settings.max_call_s, row.min_seconds) + increment.first_s
-            longest += increment.next_s
-            worst = max(
-                worst,
-                _scaled(row.rate, scale) * longest + _scaled(row.connect_fee, scale) * 60,
-            )
-        if worst * 10 ** max(0, settings.decimals - scale) >= _INT64_BUDGET:
-            self.all_fallback = True
-            simple = {}
         for prefix, position in simple.items():
             i = entry_of[prefix]
             row = rows[position]
             increment = row.increment or settings.default_increment
-            self._entry_row[i] = position
-            self._rate[i] = _scaled(row.rate, scale)
-            self._connect[i] = _scaled(row.connect_fee, scale)
-            self._first[i], self._next[i] = increment.first_s, increment.next_s
-            self._free[i], self._min[i] = row.free_seconds, row.min_seconds
-            self._from[i] = _epoch_ceil(row.effective_from, _NO_BOUND_LOW)
-            self._to[i] = _epoch_ceil(row.effective_to, _NO_BOUND_HIGH)
+            entry_row[i] = position
+            rate[i], connect[i] = scaled[row.rate], scaled[row.connect_fee]
+            first[i], nxt[i] = increment.first_s, increment.next_s
+            free[i], minimum[i] = row.free_seconds, row.min_seconds
+            valid_from[i] = _epoch_ceil(row.effective_from, _NO_BOUND_LOW)
+            valid_to[i] = _epoch_ceil(row.effective_to, _NO_BOUND_HIGH)
+            longest = max(settings.max_call_s, row.min_seconds) + increment.first_s + nxt[i]
+            worst = max(worst, rate[i] * longest + connect[i] * 60)
+        if worst * 10 ** max(0, settings.decimals - scale) >= _INT64_BUDGET:
+            # Integers would overflow int64: every CDR takes the per-event path instead.
+            self.all_fallback = True
+            simple = {}
+            entry_row, rate, connect = [-1] * count, [0] * count, [0] * count
+        self._entry_row = np.array(entry_row, dtype=np.int64)
+        self._rate = np.array(rate, dtype=np.int64)
+        self._connect = np.array(connect, dtype=np.int64)
+        self._first = np.array(first, dtype=np.int64)
+        self._next = np.array(nxt, dtype=np.int64)
+        self._free = np.array(free, dtype=np.int64)
+        self._min = np.array(minimum, dtype=np.int64)
+        self._from = np.array(valid_from, dtype=np.int64)
+        self._to = np.array(valid_to, dtype=np.int64)
 
         self._any_dated = bool(
             np.any(self._from != _NO_BOUND_LOW) or np.any(self._to != _NO_BOUND_HIGH)
@@ -447,7 +449,11 @@ class BatchRater:
         except TelbillError:  # pragma: no cover - any other refusal of one CDR
             return 0, 0, -1, Status.ERROR
         charge = rated.charges[0]
-        return to_micros(charge.amount), charge.billed_units, -1, Status.OK
+        match = self.index.find(
+            event.to_number, service=self.service, direction=self.direction, at=event.start
+        )
+        position = match.position if match is not None else -1
+        return to_micros(charge.amount), charge.billed_units, position, Status.OK
 
 
 def _flatten(prefixes: list[str], key_digits: int, nobody: int) -> tuple[list[int], list[int]]:
