@@ -150,18 +150,7 @@ class TariffIndex:
         cached = self._prices.get(match.position)
         if cached is not None:
             return cached
-        settings = self.tariff.settings
-        row = match.row
-        price = TimedPrice(
-            rate=row.rate,
-            connect_fee=row.connect_fee,
-            increment=row.increment or settings.default_increment,
-            free_seconds=row.free_seconds,
-            min_seconds=row.min_seconds,
-            max_call_s=settings.max_call_s,
-            decimals=settings.decimals,
-            rounding=self.rounding,
-        )
+        price = TimedPrice.for_row(match.row, self.tariff.settings)
         self._prices[match.position] = price
         return price
 
