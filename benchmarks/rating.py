@@ -159,7 +159,7 @@ def run_batch(count: int, sample: int, event_sample: int) -> None:
     print(f"baseline: {sample:>10,} CDRs in {baseline_s:.3f} s = {baseline_rate:>12,.0f} CDRs/s "
           f"(per-CDR Python loop, dict of prefixes, Decimal); costs equal batch: {same}")
     print(f"rate_event:{event_sample:>9,} CDRs in {events_s:.3f} s = "
-          f"{event_sample / events_s:>12,.0f} CDRs/s (per-event path with explanations, labels off); "
+          f"{event_sample / events_s:>12,.0f} CDRs/s (per-event path, labels off); "
           f"costs equal batch: {same_events}")
     print(f"ratio batch / baseline: {batch_rate / baseline_rate:,.0f}x; "
           f"peak RSS of this process {peak_rss_mb():.0f} MiB")
