@@ -114,11 +114,15 @@ def test_cost_is_monotonic_in_duration(
     increment=increments,
     connect=st.decimals(min_value=Decimal("0"), max_value=Decimal("0.5"), places=3),
     cap=st.integers(1, 7200),
+    free=st.sampled_from([0, 0, 10, 60]),
+    minimum=st.sampled_from([0, 0, 30, 120]),
 )
 def test_max_affordable_seconds_is_the_longest_call_the_money_covers(
-    available: Decimal, rate: Decimal, increment: str, connect: Decimal, cap: int
+    available: Decimal, rate: Decimal, increment: str, connect: Decimal, cap: int, free: int,
+    minimum: int,
 ) -> None:
-    p = price(str(rate), increment, connect_fee=connect, max_call_s=cap)
+    p = price(str(rate), increment, connect_fee=connect, max_call_s=cap, free_seconds=free,
+              min_seconds=minimum)
     longest = max_affordable_seconds(available, p)
     assert 0 <= longest <= cap
     assert timed_cost(longest, p) <= available

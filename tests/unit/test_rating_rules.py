@@ -6,6 +6,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from rating_helpers import NOON, call, index_of, row
 
 from telbill.domain.rating import Leg, Payer, explain_text, rate_event, rate_forwarded_call
@@ -223,3 +225,12 @@ def test_rounding_mode_may_be_named_in_lower_case() -> None:
     index = index_of(row("44", "0.00003", increment=Increment(1, 1)), rounding="half_even")
     assert rate_event(call("+442079460000", 1), index).total == Decimal("0")
     assert rate_event(call("+442079460000", 3), index).total == Decimal("0.000002")
+
+
+@given(first=st.integers(0, 4000), second=st.integers(0, 4000))
+def test_a_longer_call_never_costs_less(first: int, second: int) -> None:
+    index = index_of(row("44", "0.013", connect_fee=Decimal("0.01"), free_seconds=5,
+                         min_seconds=30, increment=Increment(30, 6)), max_call_s=3600)
+    short, long = sorted((first, second))
+    assert rate_event(call("+442079460000", short), index).total <= rate_event(
+        call("+442079460000", long), index).total
