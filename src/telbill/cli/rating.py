@@ -37,6 +37,7 @@ from telbill.services.cdr_rating import (
 )
 from telbill.services.quotes import (
     QuoteRequest,
+    load_tariff_index,
     quote,
     quote_summary,
     render_explanation,
@@ -77,18 +78,15 @@ def _errors_as_exit() -> Iterator[None]:
         _fail(exc)
 
 
-def load_tariff_index(name: str, database: str | None) -> Any:
-    """Load tariff `name` (latest version) from the database and compile its rate index."""
+def _tariff_index(name: str, database: str | None, at: datetime | None = None) -> Any:
+    """Load tariff `name` (the version in force `at`, else the newest) as a rate index."""
     from telbill.adapters.db.engine import Database
-    from telbill.domain.lookup import compile_tariff
-    from telbill.services.tariffs import load_tariff
 
     db = Database(database) if database else Database()
     try:
-        tariff = load_tariff(db, name)
+        return load_tariff_index(db, name, at=at)
     finally:
         db.dispose()
-    return compile_tariff(tariff)
 
 
 def _parse_choice(kind: type[Service] | type[Direction], value: str, option: str) -> Any:
@@ -148,7 +146,7 @@ def quote_command(
     """Price a call or a message and show the breakdown. Exit 3 when no rate matches."""
     with _errors_as_exit():
         request = _quote_request(to, from_, service, direction, duration, text, at)
-        rated = quote(request, load_tariff_index(tariff, database))
+        rated = quote(request, _tariff_index(tariff, database, request.at))
         summary = quote_summary(rated)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
@@ -211,7 +209,7 @@ def explain_command(
             if not tariff or not to:
                 raise InvalidInput("give --tariff and --to (or --charge-json FILE)")
             request = _quote_request(to, from_, service, direction, duration, text, at)
-            charges = list(quote(request, load_tariff_index(tariff, database)).charges)
+            charges = list(quote(request, _tariff_index(tariff, database, request.at)).charges)
         typer.echo("\n\n".join(render_explanation(charge) for charge in charges))
 
 
@@ -277,7 +275,7 @@ def rate_command(
     with _errors_as_exit():
         if not cdr_file.exists():
             raise InvalidInput(f"CDR file not found: {cdr_file}")
-        index = load_tariff_index(tariff, database)
+        index = _tariff_index(tariff, database)
         totals = _rate_file(cdr_file, fmt, timezone, index, out, chunk_size)
     err = Console(stderr=True)
     costs = ", ".join(f"{format_amount(v, 6)} {k}" for k, v in sorted(totals.cost.items()))
