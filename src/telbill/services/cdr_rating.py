@@ -16,6 +16,7 @@ from decimal import Decimal
 from telbill.domain.batch import BatchRater, CdrColumns, Status, compile_batch
 from telbill.domain.lookup import TariffIndex
 from telbill.domain.money import format_amount
+from telbill.domain.numbers import rating_digits
 from telbill.domain.rating import RatedEvent, call_duration_s, rate_event
 from telbill.domain.tariffs import Direction, RowError, Service
 from telbill.domain.usage import UsageEvent
@@ -123,16 +124,23 @@ class OfflineRater:
         if rater is None:
             rater = compile_batch(self.index, service=Service.VOICE, direction=direction)
             self._batch[direction] = rater
-        try:
-            columns = CdrColumns.from_strings(
-                [event.to_number for _, event, _ in items],
-                [duration for _, _, duration in items],
-                [int(event.start.timestamp()) for _, event, _ in items],
-            )
-        except TelbillError:  # a junk number somewhere: let rate_event name it
-            for position, event, _ in items:
+        numbers: list[str] = []
+        good: list[tuple[int, UsageEvent, int]] = []
+        for position, event, duration in items:
+            try:
+                numbers.append(rating_digits(event.to_number))
+            except TelbillError:  # junk number: rate_event names the problem
                 yield position, self._rate_one(event)
+                continue
+            good.append((position, event, duration))
+        if not good:
             return
+        columns = CdrColumns.from_strings(
+            numbers,
+            [duration for _, _, duration in good],
+            [int(event.start.timestamp()) for _, event, _ in good],
+        )
+        items = good
         result = rater.rate(columns)
         for i, (position, event, _) in enumerate(items):
             row_position = int(result.row[i])
