@@ -7,7 +7,7 @@ How it works:
   ``[P * 10^(K-L), (P+1) * 10^(K-L))``. Prefix intervals nest or are disjoint, so they are
   flattened into sorted breakpoints, each owning the longest prefix that covers it: a longest
   prefix match of a million numbers is one `numpy.searchsorted`.
-* A prefix is on the fast path when it has exactly one row, of number type ``any``, with no
+* A prefix is on the fast path when it has exactly one row (of any number type), with no
   time band and a non-negative rate. Its rate and connect fee become integers at a fixed
   decimal scale S (the most decimals of any such row), so cost = (rate x billed + connect x 60)
   / (60 x 10^S) is an exact rational, rounded once with integer arithmetic per the tariff's
@@ -179,7 +179,8 @@ class BatchRater:
 
         prefixes = sorted(by_prefix)
         entry_of = {prefix: i for i, prefix in enumerate(prefixes)}
-        count = len(prefixes)
+        count = len(prefixes) + 1  # the last entry is "no prefix matches"
+        self._no_entry = count - 1
         self._entry_row = np.full(count, -1, dtype=np.int64)
         self._rate = np.zeros(count, dtype=np.int64)
         self._connect = np.zeros(count, dtype=np.int64)
@@ -216,31 +217,13 @@ class BatchRater:
             self._to[i] = _epoch_ceil(row.effective_to, _NO_BOUND_HIGH)
 
         # Flatten the nested prefix intervals of the K-digit space into owned breakpoints.
-        space = 10**key_digits
-        bounds: set[int] = {0}
-        for prefix in prefixes:
-            width = 10 ** (key_digits - len(prefix))
-            start = int(prefix) * width if prefix else 0
-            bounds.add(start)
-            if start + width < space:
-                bounds.add(start + width)
-        ordered = sorted(bounds)
-        lengths = sorted({len(p) for p in prefixes}, reverse=True)
-        owners = np.full(len(ordered), -1, dtype=np.int64)
-        for j, bound in enumerate(ordered):
-            text = str(bound).zfill(key_digits)
-            for length in lengths:
-                entry = entry_of.get(text[:length])
-                if entry is not None:
-                    owners[j] = entry
-                    break
-        self._bounds = np.array(ordered, dtype=np.int64)
-        self._owners = owners
+        bounds, owners = _flatten(prefixes, key_digits, self._no_entry)
+        self._bounds = np.array(bounds, dtype=np.int64)
+        self._owners = np.array(owners, dtype=np.int64)
 
     def _is_simple(self, row: RateRow) -> bool:
         return (
-            row.number_type is NumberType.ANY
-            and not is_banded(row)
+            not is_banded(row)
             and row.rate >= 0
             and row.connect_fee >= 0
             and row.rate.is_finite()
@@ -255,10 +238,9 @@ class BatchRater:
         shift = np.clip(ndigits - self.key_digits, 0, MAX_KEY_DIGITS)
         key = number // _POW10[shift]
         slot = np.searchsorted(self._bounds, key, side="right") - 1
-        entry = self._owners[slot]
-        has_entry = entry >= 0
-        safe = np.where(has_entry, entry, 0)
-        row = np.where(has_entry, self._entry_row[safe], -1)
+        safe = self._owners[slot]
+        has_entry = safe != self._no_entry
+        row = self._entry_row[safe]
         fast = (
             (row >= 0)
             & (ndigits >= self.key_digits)
@@ -328,7 +310,7 @@ class BatchRater:
             duration_s=int(cdrs.duration_s[i]),
         )
         try:
-            rated = rate_event(event, self.index, self.plan)
+            rated = rate_event(event, self.index, self.plan, labels=False)
         except NoRate:
             return 0, 0, -1, Status.NO_RATE
         except CallClassNotAllowed:
@@ -339,6 +321,43 @@ class BatchRater:
             return 0, 0, -1, Status.ERROR
         charge = rated.charges[0]
         return to_micros(charge.amount), charge.billed_units, -1, Status.OK
+
+
+def _flatten(prefixes: list[str], key_digits: int, nobody: int) -> tuple[list[int], list[int]]:
+    """Breakpoints of the K-digit space and the entry owning [bound, next bound).
+
+    Prefix intervals are laminar (nested or disjoint): sorted by start, outer first, a stack
+    of open intervals gives the innermost (longest) prefix at every point in one pass.
+    `prefixes[i]` is entry i; `nobody` owns the gaps.
+    """
+    space = 10**key_digits
+    intervals = sorted(
+        (int(prefix or "0") * 10 ** (key_digits - len(prefix)), len(prefix), entry)
+        for entry, prefix in enumerate(prefixes)
+    )
+    bounds: list[int] = [0]
+    owners: list[int] = [nobody]
+
+    def emit(bound: int, owner: int) -> None:
+        if bound >= space:
+            return
+        if bounds[-1] == bound:
+            owners[-1] = owner
+        else:
+            bounds.append(bound)
+            owners.append(owner)
+
+    stack: list[tuple[int, int]] = []  # (end, entry) of the open intervals, innermost last
+    for start, length, entry in intervals:
+        while stack and stack[-1][0] <= start:
+            closed_end, _ = stack.pop()
+            emit(closed_end, stack[-1][1] if stack else nobody)
+        emit(start, entry)
+        stack.append((start + 10 ** (key_digits - length), entry))
+    while stack:
+        closed_end, _ = stack.pop()
+        emit(closed_end, stack[-1][1] if stack else nobody)
+    return bounds, owners
 
 
 def _round_division(numerator: I64, denominator: int, mode: str) -> I64:

@@ -3,8 +3,9 @@
 Rules, in order:
 
 1. Rows are grouped by (service, direction) and then by number type. A request for a number
-   type T looks in T's rows first and falls back to the ``any`` rows; a request without a
-   type (or ``any``) looks in the ``any`` rows first, then in every typed row.
+   type T looks in T's rows first and falls back to the ``any`` rows. A request without a
+   type (or ``any``, what rating does: the prefix tells the type) takes the longest prefix
+   over all rows, an ``any`` row winning a tie of lengths.
 2. Longest prefix wins: the digits are cut at each prefix length present (a dict per
    length, longest first), never a scan of the rows. The empty prefix matches every number.
 3. Only rows in force at the event's start count: ``effective_from <= start < effective_to``
@@ -173,11 +174,8 @@ class TariffIndex:
                 if match is not None:
                     return match[1]
             return None
-        match = self._longest(digits, (service, direction, NumberType.ANY), at, local)
-        if match is not None:
-            return match[1]
         best: tuple[int, RateMatch] | None = None
-        for kind in _NUMBER_TYPE_ORDER[1:]:
+        for kind in _NUMBER_TYPE_ORDER:  # ANY first: it wins a tie of prefix lengths
             found = self._longest(digits, (service, direction, kind), at, local)
             if found is not None and (best is None or found[0] > best[0]):
                 best = found
