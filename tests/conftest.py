@@ -20,15 +20,13 @@ PG_BASE_URL = os.environ.get(
     "TELBILL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-# /work/main/tests -> /work/shared; a worktree (/work/wt/NAME/tests) sits one level deeper.
+# The checkout's sibling folder `shared/data` (looked up the tree, so git worktrees nested
+# one level deeper find it too).
 SHARED_DATA = next(
-    (
-        base / "shared" / "data"
-        for base in Path(__file__).resolve().parents[1:4]
-        if (base / "shared" / "data").is_dir()
-    ),
+    (p / "shared" / "data" for p in Path(__file__).resolve().parents[1].parents
+     if (p / "shared" / "data").is_dir()),
     Path(__file__).resolve().parents[1].parent / "shared" / "data",
-)
+)  # fmt: skip
 ASTPP_DECK = SHARED_DATA / "astpp-outbound-rates.csv"
 
 _pg_error: str | None = None
