@@ -133,7 +133,10 @@ transactions = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("kind", String(32), nullable=False),
+    # The wallet owner whose buckets the transaction moves (NULL: system accounts only).
     Column("account_id", Id, ForeignKey("accounts.id"), nullable=True),
+    # The account that asked for it or made the usage (a user under the wallet owner).
+    Column("subject_account_id", Id, ForeignKey("accounts.id"), nullable=True),
     Column("idempotency_key", String(200), nullable=True),
     Column("memo", Text, nullable=True),
     Column("details", JSON, nullable=True),
@@ -238,6 +241,11 @@ api_keys = Table(
 )
 
 Index("ix_transactions_account_id_id", transactions.c.account_id, transactions.c.id)
+Index(
+    "ix_transactions_subject_account_id_id",
+    transactions.c.subject_account_id,
+    transactions.c.id,
+)
 Index("ix_postings_ledger_account_id_id", postings.c.ledger_account_id, postings.c.id)
 
 __all__ = [

@@ -77,12 +77,16 @@ def upgrade() -> None:
         sa.Column("id", Id, primary_key=True, autoincrement=True),
         sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("account_id", Id, sa.ForeignKey("accounts.id"), nullable=True),
+        sa.Column("subject_account_id", Id, sa.ForeignKey("accounts.id"), nullable=True),
         sa.Column("idempotency_key", sa.String(200), nullable=True),
         sa.Column("memo", sa.Text, nullable=True),
         sa.Column("details", sa.JSON, nullable=True),
         _ts(),
     )
     op.create_index("ix_transactions_account_id_id", "transactions", ["account_id", "id"])
+    op.create_index(
+        "ix_transactions_subject_account_id_id", "transactions", ["subject_account_id", "id"]
+    )
 
     op.create_table(
         "postings",
@@ -93,9 +97,7 @@ def upgrade() -> None:
         sa.Column("unit", sa.String(40), nullable=False),
     )
     op.create_index("ix_postings_transaction_id", "postings", ["transaction_id"])
-    op.create_index(
-        "ix_postings_ledger_account_id_id", "postings", ["ledger_account_id", "id"]
-    )
+    op.create_index("ix_postings_ledger_account_id_id", "postings", ["ledger_account_id", "id"])
 
     op.create_table(
         "holds",

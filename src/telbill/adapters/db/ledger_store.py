@@ -1,0 +1,211 @@
+"""Storage of the ledger: reads and locks buckets, writes journal entries and hold rows.
+
+The ledger (`telbill.ledger`) decides; this module writes what it decided. Bucket rows are
+locked in id order (``SELECT ... FOR UPDATE ORDER BY id`` on PostgreSQL; on SQLite the whole
+transaction already holds the write lock from ``BEGIN IMMEDIATE``). The only UPDATEs are to
+the denormalised ``balance`` and ``held`` columns.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from telbill.adapters.db.tables import ledger_accounts, postings, transactions
+from telbill.ledger import (
+    Bucket,
+    BucketKind,
+    JournalEntry,
+    LedgerInvariantError,
+    assert_balanced,
+)
+
+_BUCKET_COLUMNS = (
+    ledger_accounts.c.id,
+    ledger_accounts.c.kind,
+    ledger_accounts.c.unit,
+    ledger_accounts.c.balance,
+    ledger_accounts.c.held,
+    ledger_accounts.c.priority,
+    ledger_accounts.c.expires_at,
+    ledger_accounts.c.service,
+    ledger_accounts.c.direction,
+    ledger_accounts.c.account_id,
+)
+
+
+def _bucket(row: Any) -> Bucket:
+    return Bucket(
+        id=row.id,
+        kind=BucketKind(row.kind),
+        unit=row.unit,
+        balance=row.balance,
+        held=row.held,
+        priority=row.priority,
+        expires_at=row.expires_at,
+        service=row.service,
+        direction=row.direction,
+        account_id=row.account_id,
+    )
+
+
+def load_buckets(
+    conn: Connection,
+    account_ids: Iterable[int],
+    *,
+    unit: str | None = None,
+    lock: bool = True,
+) -> list[Bucket]:
+    """The wallet buckets of `account_ids` (optionally one unit), locked in id order."""
+    ids = sorted(set(account_ids))
+    query = select(*_BUCKET_COLUMNS).where(ledger_accounts.c.account_id.in_(ids))
+    if unit is not None:
+        query = query.where(ledger_accounts.c.unit == unit)
+    query = query.order_by(ledger_accounts.c.id)
+    if lock:
+        query = query.with_for_update()
+    return [_bucket(row) for row in conn.execute(query)]
+
+
+def create_bucket(
+    conn: Connection,
+    *,
+    account_id: int,
+    kind: BucketKind,
+    unit: str,
+    now: datetime,
+    priority: int = 100,
+    expires_at: datetime | None = None,
+    service: str | None = None,
+    direction: str | None = None,
+    counter: str | None = None,
+    label: str | None = None,
+) -> int:
+    if kind is BucketKind.SYSTEM:
+        raise LedgerInvariantError("system accounts are created with system_account()")
+    result = conn.execute(
+        ledger_accounts.insert()
+        .values(
+            account_id=account_id,
+            kind=kind.value,
+            unit=unit,
+            counter=counter,
+            service=service,
+            direction=direction,
+            priority=priority,
+            expires_at=expires_at,
+            label=label,
+            balance=0,
+            held=0,
+            created_at=now,
+        )
+        .returning(ledger_accounts.c.id)
+    )
+    return int(result.scalar_one())
+
+
+def system_account(conn: Connection, code: str, unit: str, now: datetime) -> int:
+    """Id of the system account `code` ("cash:USD", "revenue:voice:USD"...), created if new."""
+    found = conn.execute(
+        select(ledger_accounts.c.id).where(ledger_accounts.c.code == code)
+    ).scalar_one_or_none()
+    if found is not None:
+        return int(found)
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    conn.execute(
+        dialect_insert(ledger_accounts)
+        .values(
+            account_id=None,
+            code=code,
+            kind=BucketKind.SYSTEM.value,
+            unit=unit,
+            priority=0,
+            balance=0,
+            held=0,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["code"])
+    )
+    return int(
+        conn.execute(
+            select(ledger_accounts.c.id).where(ledger_accounts.c.code == code)
+        ).scalar_one()
+    )
+
+
+def apply_entries(conn: Connection, entries: Sequence[JournalEntry], now: datetime) -> list[int]:
+    """Insert balanced entries with their postings and move the balances; returns their ids."""
+    if not entries:
+        return []
+    for entry in entries:
+        assert_balanced(entry.postings)  # again, at the storage boundary: always on
+    rows = [
+        {
+            "kind": e.kind,
+            "account_id": e.account_id,
+            "subject_account_id": e.subject_account_id,
+            "idempotency_key": e.idempotency_key,
+            "memo": e.memo,
+            "details": dict(e.details) or None,
+            "created_at": now,
+        }
+        for e in entries
+    ]
+    if len(rows) == 1:
+        inserted = conn.execute(transactions.insert().returning(transactions.c.id), rows[0])
+        ids = [int(inserted.scalar_one())]
+    else:
+        inserted = conn.execute(
+            transactions.insert().returning(transactions.c.id, sort_by_parameter_order=True), rows
+        )
+        ids = [int(i) for i in inserted.scalars()]
+    posting_rows = [
+        {
+            "transaction_id": tx_id,
+            "ledger_account_id": p.ledger_account_id,
+            "amount": p.amount,
+            "unit": p.unit,
+        }
+        for tx_id, entry in zip(ids, entries, strict=True)
+        for p in entry.postings
+    ]
+    conn.execute(postings.insert(), posting_rows)
+    changes: dict[int, int] = defaultdict(int)
+    for entry in entries:
+        for account_id, delta in entry.balance_changes().items():
+            changes[account_id] += delta
+    add_to_columns(conn, balance=changes)
+    return ids
+
+
+def apply_entry(conn: Connection, entry: JournalEntry, now: datetime) -> int:
+    return apply_entries(conn, [entry], now)[0]
+
+
+def add_to_columns(
+    conn: Connection,
+    *,
+    balance: Mapping[int, int] | None = None,
+    held: Mapping[int, int] | None = None,
+) -> None:
+    """Add deltas to the denormalised balance / held columns (the only in-place updates)."""
+    for column_name, deltas in (("balance", balance), ("held", held)):
+        params = [
+            {"target_id": account_id, "delta": delta}
+            for account_id, delta in sorted((deltas or {}).items())
+            if delta != 0
+        ]
+        if not params:
+            continue
+        column = ledger_accounts.c[column_name]
+        statement = (
+            update(ledger_accounts)
+            .where(ledger_accounts.c.id == bindparam("target_id"))
+            .values({column_name: column + bindparam("delta")})
+        )
+        conn.execute(statement, params)

@@ -1,0 +1,349 @@
+"""Two-phase holds on a wallet: reserve, then settle (up to the amount held), void or expire.
+
+A hold raises the ``held`` of the buckets it reserves in (drain order, floor enforced), so
+the reserved amount is no longer available to other debits. Settling posts a debit of the
+settled amount from those same buckets and releases the rest; voiding or expiring releases
+everything. Each hold is resolved exactly once (``hold_resolutions.hold_id`` is unique).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from telbill.adapters.db import ledger_store
+from telbill.adapters.db.engine import Database
+from telbill.adapters.db.tables import hold_lines, hold_resolutions, holds
+from telbill.domain.money import from_minor, is_money_unit, parse_amount, to_minor, validate_unit
+from telbill.errors import Conflict, InsufficientBalance, InvalidInput, NotFound
+from telbill.ledger import (
+    DrainPolicy,
+    HoldLine,
+    HoldOutcome,
+    JournalEntry,
+    Posting,
+    Settlement,
+    plan_drain,
+    plan_release,
+    plan_settlement,
+)
+from telbill.services import idempotency
+from telbill.services.accounts import billing_account
+from telbill.services.clock import Clock
+from telbill.services.inputs import (
+    direction_name,
+    minor_amount,
+    refuse_insufficient,
+    service_name,
+)
+
+OPEN = "open"
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    id: int
+    account_id: int
+    unit: str
+    amount: Decimal
+    service: str | None
+    direction: str | None
+    expires_at: datetime
+    created_at: datetime
+    status: str  # open, settled, voided, expired
+    settled_amount: Decimal
+    transaction_id: int | None
+    details: Mapping[str, Any]
+
+
+def load_hold(conn: Connection, hold_id: int) -> Hold:
+    row = conn.execute(select(holds).where(holds.c.id == hold_id)).first()
+    if row is None:
+        raise NotFound(f"hold {hold_id} not found", hold_id=hold_id)
+    resolution = conn.execute(
+        select(hold_resolutions).where(hold_resolutions.c.hold_id == hold_id)
+    ).first()
+    return Hold(
+        id=row.id,
+        account_id=row.account_id,
+        unit=row.unit,
+        amount=from_minor(row.amount, row.unit),
+        service=row.service,
+        direction=row.direction,
+        expires_at=row.expires_at,
+        created_at=row.created_at,
+        status=OPEN if resolution is None else resolution.outcome,
+        settled_amount=from_minor(resolution.settled_amount if resolution else 0, row.unit),
+        transaction_id=None if resolution is None else resolution.transaction_id,
+        details=row.details or {},
+    )
+
+
+def hold(
+    db: Database,
+    account_id: int,
+    amount: Decimal | str | int,
+    *,
+    service: str,
+    expires_at: datetime,
+    idempotency_key: str,
+    clock: Clock,
+    direction: str | None = None,
+    unit: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> Hold:
+    """Reserve `amount` in the payer's buckets until `expires_at` (InsufficientBalance if not)."""
+    if expires_at.tzinfo is None:
+        raise InvalidInput("expires_at must be timezone-aware")
+    request = {
+        "amount": str(amount),
+        "service": service,
+        "direction": direction,
+        "unit": unit,
+        "expires_at": expires_at,
+        "details": dict(details or {}),
+    }
+
+    def work(conn: Connection) -> Hold:
+        now = clock.now()
+        payer = billing_account(conn, account_id)
+
+        def perform() -> dict[str, Any]:
+            hold_unit = payer.currency if unit is None else validate_unit(unit)
+            if is_money_unit(hold_unit) and hold_unit != payer.currency:
+                raise InvalidInput(f"wrong currency {hold_unit}: billed in {payer.currency}")
+            minor = minor_amount(amount, hold_unit)
+            if expires_at <= now:
+                raise InvalidInput("a hold must expire in the future")
+            buckets = ledger_store.load_buckets(conn, [payer.id], unit=hold_unit)
+            try:
+                plan = plan_drain(
+                    buckets,
+                    minor,
+                    unit=hold_unit,
+                    service=service_name(service),
+                    direction=direction_name(direction),
+                    now=now,
+                    floor=payer.floor_micros if hold_unit == payer.currency else 0,
+                    policy=DrainPolicy.ENFORCE_FLOOR,
+                )
+            except InsufficientBalance as refused:
+                raise refuse_insufficient(refused, account_id=account_id) from None
+            hold_id = conn.execute(
+                holds.insert()
+                .values(
+                    account_id=payer.id,
+                    unit=hold_unit,
+                    amount=minor,
+                    service=service,
+                    direction=direction,
+                    idempotency_key=idempotency_key,
+                    expires_at=expires_at,
+                    details={**dict(details or {}), "subject_account_id": account_id},
+                    created_at=now,
+                )
+                .returning(holds.c.id)
+            ).scalar_one()
+            conn.execute(
+                hold_lines.insert(),
+                [
+                    {
+                        "hold_id": hold_id,
+                        "ledger_account_id": take.bucket_id,
+                        "amount": take.amount,
+                        "position": position,
+                    }
+                    for position, take in enumerate(plan.takes)
+                ],
+            )
+            ledger_store.add_to_columns(conn, held={t.bucket_id: t.amount for t in plan.takes})
+            return {"hold_id": int(hold_id)}
+
+        return idempotency.once(
+            conn,
+            scope=f"wallet.hold:{payer.id}",
+            key=idempotency_key,
+            request=request,
+            now=now,
+            perform=perform,
+            load=lambda response: load_hold(conn, int(response["hold_id"])),
+        )
+
+    return db.run(work)
+
+
+def _lines(conn: Connection, hold_id: int) -> list[HoldLine]:
+    rows = conn.execute(
+        select(hold_lines.c.ledger_account_id, hold_lines.c.amount, hold_lines.c.position)
+        .where(hold_lines.c.hold_id == hold_id)
+        .order_by(hold_lines.c.position)
+    )
+    return [HoldLine(r.ledger_account_id, r.amount, r.position) for r in rows]
+
+
+def _resolve(
+    conn: Connection,
+    hold_id: int,
+    outcome: HoldOutcome,
+    now: datetime,
+    *,
+    settle_minor: int = 0,
+    idempotency_key: str | None = None,
+    memo: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    """Lock the hold's buckets, check it is open, post the settlement and release the rest."""
+    current = load_hold(conn, hold_id)
+    lines = _lines(conn, hold_id)
+    # Lock first, then re-read the status: a concurrent resolution waits on the same rows.
+    ledger_store.load_buckets(conn, [current.account_id], unit=current.unit)
+    current = load_hold(conn, hold_id)
+    if current.status != OPEN:
+        raise Conflict(f"hold {hold_id} is already {current.status}", hold_id=hold_id)
+    settlement: Settlement = (
+        plan_settlement(lines, settle_minor)
+        if outcome is HoldOutcome.SETTLED
+        else plan_release(lines)
+    )
+    tx_id: int | None = None
+    if settlement.takes:
+        service = current.service or "voice"
+        revenue = ledger_store.system_account(
+            conn, f"revenue:{service}:{current.unit}", current.unit, now
+        )
+        total = settlement.settled
+        post = [Posting(t.bucket_id, -t.amount, current.unit) for t in settlement.takes]
+        post.append(Posting(revenue, total, current.unit))
+        tx_id = ledger_store.apply_entry(
+            conn,
+            JournalEntry(
+                kind="hold_settle",
+                account_id=current.account_id,
+                subject_account_id=current.details.get("subject_account_id"),
+                postings=tuple(post),
+                memo=memo,
+                details={**dict(details or {}), "hold_id": hold_id, "service": service},
+                idempotency_key=idempotency_key,
+            ),
+            now,
+        )
+    released: dict[int, int] = defaultdict(int)
+    for release in settlement.releases:
+        released[release.bucket_id] -= release.amount
+    ledger_store.add_to_columns(conn, held=released)
+    conn.execute(
+        hold_resolutions.insert().values(
+            hold_id=hold_id,
+            outcome=outcome.value,
+            settled_amount=settlement.settled,
+            transaction_id=tx_id,
+            created_at=now,
+        )
+    )
+
+
+def settle(
+    db: Database,
+    hold_id: int,
+    amount: Decimal | str | int,
+    *,
+    idempotency_key: str,
+    clock: Clock,
+    memo: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> Hold:
+    """Charge `amount` (0 <= amount <= held) of the hold and release the rest."""
+    request = {"amount": parse_amount(amount), "memo": memo, "details": dict(details or {})}
+
+    def work(conn: Connection) -> Hold:
+        now = clock.now()
+        current = load_hold(conn, hold_id)
+
+        def perform() -> dict[str, Any]:
+            minor = to_minor(parse_amount(amount), current.unit)
+            if minor < 0:
+                raise InvalidInput(f"settled amount must not be negative, got {amount}")
+            _resolve(
+                conn,
+                hold_id,
+                HoldOutcome.SETTLED,
+                now,
+                settle_minor=minor,
+                idempotency_key=idempotency_key,
+                memo=memo,
+                details=details,
+            )
+            return {"hold_id": hold_id}
+
+        return idempotency.once(
+            conn,
+            scope=f"wallet.settle:{hold_id}",
+            key=idempotency_key,
+            request=request,
+            now=now,
+            perform=perform,
+            load=lambda response: load_hold(conn, int(response["hold_id"])),
+        )
+
+    return db.run(work)
+
+
+def void(db: Database, hold_id: int, *, idempotency_key: str, clock: Clock) -> Hold:
+    """Release the whole hold without charging anything."""
+
+    def work(conn: Connection) -> Hold:
+        now = clock.now()
+        load_hold(conn, hold_id)
+
+        def perform() -> dict[str, Any]:
+            _resolve(conn, hold_id, HoldOutcome.VOIDED, now)
+            return {"hold_id": hold_id}
+
+        return idempotency.once(
+            conn,
+            scope=f"wallet.void:{hold_id}",
+            key=idempotency_key,
+            request={"hold_id": hold_id},
+            now=now,
+            perform=perform,
+            load=lambda response: load_hold(conn, int(response["hold_id"])),
+        )
+
+    return db.run(work)
+
+
+def expire_holds(db: Database, *, clock: Clock, limit: int = 1000) -> list[int]:
+    """Release every open hold whose expiry has passed; returns their ids.
+
+    Needs no idempotency key: running it twice expires nothing more.
+    """
+
+    def work(conn: Connection) -> list[int]:
+        now = clock.now()
+        due = conn.execute(
+            select(holds.c.id)
+            .where(
+                holds.c.expires_at <= now,
+                ~select(hold_resolutions.c.id)
+                .where(hold_resolutions.c.hold_id == holds.c.id)
+                .exists(),
+            )
+            .order_by(holds.c.id)
+            .limit(limit)
+        ).scalars()
+        expired = []
+        for hold_id in list(due):
+            try:
+                _resolve(conn, int(hold_id), HoldOutcome.EXPIRED, now)
+            except Conflict:
+                continue  # settled or voided meanwhile by a concurrent worker
+            expired.append(int(hold_id))
+        return expired
+
+    return db.run(work)
