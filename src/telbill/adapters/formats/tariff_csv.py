@@ -99,7 +99,9 @@ class _RowBuilder:
 
     def __init__(self, columns: list[tuple[str, int]], defaults: Mapping[str, str], tz: ZoneInfo):
         parsers = _parsers(tz)
-        self._columns = [
+        self._columns: list[
+            tuple[str, int, Callable[[str], object], dict[str, object] | None]
+        ] = [
             (column, index, parsers[column], None if column in _UNCACHED else {})
             for column, index in columns
         ]
@@ -113,7 +115,8 @@ class _RowBuilder:
                 raise InvalidInput(f"--default {column}={text}: {exc.message}") from exc
 
     def build(self, record: list[str]) -> RateRow:
-        fields = dict(self._defaults)
+        fields: dict[str, object] = {"destination": ""}
+        fields.update(self._defaults)
         for column, index, parse, cache in self._columns:
             text = record[index]
             if not text or text.isspace():
