@@ -168,7 +168,7 @@ class OfflineRater:
 
     def _rate_one(self, event: UsageEvent) -> RatedRecord:
         try:
-            rated_event = rate_event(event, self.index)
+            rated_event = rate_event(event, self.index, labels=False)  # labels: not in the CSV
         except TelbillError as exc:
             return _failed(event.line, event.raw, f"{exc.code}: {exc.message}")
         return _priced(event, rated_event)
