@@ -21,9 +21,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from telbill.adapters.formats.cdr_common import CDR_FORMATS, parse_timestamp
 from telbill.adapters.formats.cdrs import cdr_input_size, read_cdr_file
+from telbill.cli.common import fail, handle_errors, open_db
 from telbill.domain.money import format_amount
 from telbill.domain.sms import segment_sms
 from telbill.domain.tariffs import Direction, Service
@@ -47,7 +49,12 @@ EXIT_ERROR = 1
 EXIT_NO_RATE = 3
 
 DatabaseOption = typer.Option(
-    None, "--database", envvar="TELBILL_DATABASE_URL", help="Database URL (default telbill.db)."
+    None,
+    "--database",
+    "-d",
+    envvar="TELBILL_DATABASE_URL",
+    help="Database URL (default: TELBILL_DATABASE_URL or sqlite:///telbill.db).",
+    show_default=False,
 )
 
 sms_app = typer.Typer(help="SMS tools.", no_args_is_help=True)
@@ -64,25 +71,26 @@ def register(app: typer.Typer) -> None:
 # --- plumbing ---------------------------------------------------------------------------
 
 
-def _fail(exc: TelbillError) -> NoReturn:
-    code = EXIT_NO_RATE if isinstance(exc, NoRate) else EXIT_ERROR
-    typer.echo(f"error: {exc.code}: {exc.message}", err=True)
-    raise typer.Exit(code)
+def _reraise(exc: BaseException) -> NoReturn:
+    raise exc
 
 
 @contextmanager
 def _errors_as_exit() -> Iterator[None]:
+    """One readable line on stderr, no traceback: exit 3 for no rate, else 1 (as every
+    other command, through `cli.common.handle_errors`)."""
     try:
         yield
-    except TelbillError as exc:
-        _fail(exc)
+    except NoRate as exc:
+        fail(f"{exc.message} ({exc.code})")
+        raise typer.Exit(EXIT_NO_RATE) from None
+    except (TelbillError, SQLAlchemyError) as exc:
+        handle_errors(_reraise)(exc)
 
 
 def _tariff_index(name: str, database: str | None, at: datetime | None = None) -> Any:
     """Load tariff `name` (the version in force `at`, else the newest) as a rate index."""
-    from telbill.adapters.db.engine import Database
-
-    db = Database(database) if database else Database()
+    db = open_db(database)
     try:
         return load_tariff_index(db, name, at=at)
     finally:
