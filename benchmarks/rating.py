@@ -134,6 +134,10 @@ def run_batch(count: int, sample: int, event_sample: int) -> None:
     result = rater.rate(cdrs)
     batch_s = time.perf_counter() - began
     batch_rate = count / batch_s
+    began = time.perf_counter()
+    threaded = rater.rate(cdrs, threads=2)
+    threaded_s = time.perf_counter() - began
+    same_threaded = bool(np.array_equal(threaded.cost_micros, result.cost_micros))
 
     tracemalloc.start()
     rater.rate(cdrs)
@@ -150,18 +154,20 @@ def run_batch(count: int, sample: int, event_sample: int) -> None:
     print(f"batch:    {count:>10,} CDRs in {batch_s:.3f} s = {batch_rate:>12,.0f} CDRs/s "
           f"(single process; {result.fallbacks} fell back to rate_event), "
           f"rating allocations peak {traced_peak / 2**20:.0f} MiB, total {total / 1e6:,.2f} USD")
+    print(f"batch x2: {count:>10,} CDRs in {threaded_s:.3f} s = {count / threaded_s:>12,.0f} "
+          f"CDRs/s (2 threads); same costs: {same_threaded}")
     print(f"baseline: {sample:>10,} CDRs in {baseline_s:.3f} s = {baseline_rate:>12,.0f} CDRs/s "
           f"(per-CDR Python loop, dict of prefixes, Decimal); costs equal batch: {same}")
     print(f"rate_event:{event_sample:>9,} CDRs in {events_s:.3f} s = "
-          f"{event_sample / events_s:>12,.0f} CDRs/s (full per-event path with explanations); "
+          f"{event_sample / events_s:>12,.0f} CDRs/s (per-event path, labels off); "
           f"costs equal batch: {same_events}")
     print(f"ratio batch / baseline: {batch_rate / baseline_rate:,.0f}x; "
           f"peak RSS of this process {peak_rss_mb():.0f} MiB")
-    if not (same and same_events):
+    if not (same and same_events and same_threaded):
         raise SystemExit("batch costs differ from the per-CDR paths")
 
 
-def run_stream(count: int, chunk: int) -> None:
+def run_stream(count: int, chunk: int, threads: int) -> None:
     tariff = read_deck(DECK)
     rater = compile_batch(compile_tariff(tariff))
     done, total_micros, billed_s = 0, 0, 0
@@ -173,14 +179,15 @@ def run_stream(count: int, chunk: int) -> None:
         cdrs = synthetic_cdrs(tariff, size, seed=seed)
         seed += 1
         t0 = time.perf_counter()
-        result = rater.rate(cdrs)
+        result = rater.rate(cdrs, threads=threads)
         rating_s += time.perf_counter() - t0
         total_micros += int(result.cost_micros.sum())
         billed_s += int(result.billed_s.sum())
         done += size
         del cdrs, result
     wall = time.perf_counter() - began
-    print(f"stream: {count:,} CDRs in chunks of {chunk:,}: rating {rating_s:.2f} s "
+    print(f"stream: {count:,} CDRs in chunks of {chunk:,}, {threads} thread(s): "
+          f"rating {rating_s:.2f} s "
           f"({count / rating_s:,.0f} CDRs/s), wall incl. generation {wall:.2f} s; "
           f"total {total_micros / 1e6:,.2f} USD for {billed_s:,} billed s; "
           f"peak RSS {peak_rss_mb():.0f} MiB")
@@ -193,9 +200,10 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=100_000, help="baseline loop sample")
     parser.add_argument("--stream", type=int, default=0, help="stream N CDRs in chunks")
     parser.add_argument("--chunk", type=int, default=1_000_000)
+    parser.add_argument("--threads", type=int, default=2, help="threads in --stream mode")
     args = parser.parse_args()
     if args.stream:
-        run_stream(args.stream, args.chunk)
+        run_stream(args.stream, args.chunk, args.threads)
         return
     if args.quick:
         run_batch(100_000, 10_000, 1_000)

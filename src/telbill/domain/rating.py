@@ -179,7 +179,7 @@ def classify_call(event: UsageEvent) -> CallClass:
 def _apply_plan(unrounded: Decimal, index: TariffIndex, plan: ChargingPlan | None) -> Decimal:
     settings = index.tariff.settings
     priced = plan.price(unrounded) if plan is not None else unrounded
-    return round_money(priced, settings.decimals, settings.rounding)
+    return round_money(priced, settings.decimals, index.rounding)
 
 
 def _base_explanation(
@@ -207,7 +207,7 @@ def _base_explanation(
         country=(full.country if full else country_of(digits)) if public else None,
         number_label=full.number_type if full else None,
         decimals=settings.decimals,
-        rounding=settings.rounding,
+        rounding=index.rounding,
     )
     if match is not None:
         row = match.row
@@ -330,7 +330,7 @@ def _message_charge(
         segments=segments,
         encoding=encoding,
         unrounded=exact,
-        cost=round_money(exact, settings.decimals, settings.rounding),
+        cost=round_money(exact, settings.decimals, index.rounding),
     )
     unit = SMS_MESSAGES if event.service is Service.SMS else f"msg:{event.service.value}"
     return Charge(
