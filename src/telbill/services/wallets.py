@@ -712,6 +712,7 @@ def _plan_debit(
     for take in plan.takes:
         bucket = buckets[take.bucket_id]
         buckets[take.bucket_id] = dataclasses.replace(bucket, balance=bucket.balance - take.amount)
+    # Cached after its first commit: no round trip while the buckets are locked.
     revenue = ledger_store.system_account(
         conn, f"revenue:{item.service}:{item.unit}", item.unit, now
     )
