@@ -15,6 +15,7 @@ from ledger_support import (  # noqa: F401 (fixtures)
     organisation,
     provider,
     row_counts,
+    sqlite_template,
     user,
 )
 
