@@ -20,7 +20,7 @@ from telbill.domain.tariffs import (
     Service,
     TariffSettings,
 )
-from telbill.errors import InvalidInput, NotFound
+from telbill.errors import Conflict, InvalidInput, NotFound
 from telbill.services.tariffs import (
     BadTariffRows,
     TariffSource,
@@ -104,6 +104,13 @@ def test_reimporting_creates_a_new_version_and_keeps_the_old_one(db: Database) -
         "44": Decimal("0.02"),
     }
     assert load_tariff(db, "retail").version == 2
+
+
+def test_a_new_version_cannot_change_the_tariffs_currency(db: Database) -> None:
+    import_tariff(db, "retail", [plain("1", "0.01")], USD, now=NOW)
+    with pytest.raises(Conflict, match="USD"):
+        import_tariff(db, "retail", [plain("1", "0.01")], TariffSettings("EUR"), now=NOW)
+    assert [v.version for v in list_versions(db, "retail")] == [1]
 
 
 def test_diff_lists_added_removed_and_changed_rates(db: Database) -> None:

@@ -417,9 +417,17 @@ def _import(
     on_progress: Callable[[int], None] | None,
 ) -> ImportResult:
     last = conn.execute(
-        select(func.max(tariffs.c.version)).where(tariffs.c.name == name)
-    ).scalar_one()
-    version = (last or 0) + 1
+        select(tariffs.c.version, tariffs.c.currency)
+        .where(tariffs.c.name == name)
+        .order_by(tariffs.c.version.desc())
+        .limit(1)
+    ).first()
+    if last is not None and last.currency != settings.currency:
+        raise Conflict(
+            f"tariff {name!r} is priced in {last.currency}; a new version cannot switch to "
+            f"{settings.currency} (import it under another name)"
+        )
+    version = (last.version if last is not None else 0) + 1
     tariff_id = conn.execute(
         insert(tariffs)
         .values(
