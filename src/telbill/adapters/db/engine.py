@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.pool import NullPool
 
 DEFAULT_DATABASE_URL = "sqlite:///telbill.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -80,7 +79,6 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         if ":memory:" in url or url in ("sqlite://", "sqlite:///"):
             raise ValueError("telbill needs a SQLite file, not an in-memory database")
-        kwargs.setdefault("poolclass", NullPool)
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine)
         return engine

@@ -1,0 +1,111 @@
+"""Helpers shared by the ledger integration tests (imported by them, not a conftest)."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from telbill.adapters.db import tables
+from telbill.adapters.db.engine import Database, migrate
+from telbill.services import accounts
+from telbill.services.clock import ManualClock
+
+START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+_keys = itertools.count()
+
+
+def key(prefix: str = "k") -> str:
+    """A fresh idempotency key."""
+    return f"{prefix}-{next(_keys)}"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per session; tests start from a copy of it."""
+    path = tmp_path_factory.mktemp("template") / "telbill.db"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(name="db")
+def migrated_db(db_url: str, sqlite_template: Path) -> Iterator[Database]:
+    """A migrated database (SQLite file and PostgreSQL schema)."""
+    if db_url.startswith("sqlite:///"):
+        shutil.copyfile(sqlite_template, db_url.removeprefix("sqlite:///"))
+    else:
+        migrate(db_url)
+    database = Database(db_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(name="clock")
+def manual_clock() -> ManualClock:
+    return ManualClock(START)
+
+
+def provider(db: Database, clock: ManualClock, **kwargs: object) -> accounts.Account:
+    params: dict[str, object] = {"currency": "USD", "vat_rate": "0.2", "vat_country": "GB"}
+    params.update(kwargs)
+    return accounts.create_account(
+        db,
+        kind="provider",
+        name="Provider",
+        idempotency_key=key("p"),
+        clock=clock,
+        **params,  # type: ignore[arg-type]
+    )
+
+
+def organisation(
+    db: Database, clock: ManualClock, parent: accounts.Account, **kwargs: object
+) -> accounts.Account:
+    return accounts.create_account(
+        db,
+        kind="organisation",
+        name="Org",
+        parent_id=parent.id,
+        idempotency_key=key("o"),
+        clock=clock,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def user(
+    db: Database, clock: ManualClock, parent: accounts.Account, **kwargs: object
+) -> accounts.Account:
+    return accounts.create_account(
+        db,
+        kind="user",
+        name="User",
+        parent_id=parent.id,
+        idempotency_key=key("u"),
+        clock=clock,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def row_counts(db: Database) -> dict[str, int]:
+    """Rows per table: to prove that refused input wrote nothing."""
+    with db.transaction() as conn:
+        return {
+            table.name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+            for table in tables.metadata.sorted_tables
+        }
+
+
+def paid_balance(db: Database, account_id: int) -> Decimal:
+    from telbill.services.wallets import get_balances
+
+    balances = get_balances(db, account_id, clock=ManualClock(START))
+    for bucket in balances.unit(balances.currency).buckets:
+        if bucket.kind == "paid":
+            return bucket.balance
+    raise AssertionError("no paid bucket")
