@@ -135,7 +135,7 @@ def seed_money(ctx: DemoContext) -> None:
             kind=kind,
             idempotency_key=ctx.key("grant"),
             clock=ctx.clock,
-            **extra,  # type: ignore[arg-type]
+            **extra,
         )
         ctx.report("credits", f"{grant.amount:f} {grant.unit} {what} to account {account}")
 
