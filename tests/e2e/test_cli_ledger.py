@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from fastapi.testclient import TestClient
@@ -113,3 +114,16 @@ def test_admin_key_created_on_the_cli_opens_the_api(tree):
         )
     assert response.status_code == 200
     assert response.json()["name"] == "Alpha"
+
+
+def test_revoked_key_no_longer_opens_the_api(tree):
+    result = run(tree["db"], "admin", "create-key", "--account", str(tree["provider"]))
+    secret = next(w for w in result.stdout.split() if w.startswith("tb_"))
+    key_id = re.search(r"key id\s+(\d+)", result.stdout)
+    assert key_id
+    run(tree["db"], "admin", "revoke-key", key_id.group(1))
+    with TestClient(create_app(tree["db"])) as client:
+        response = client.get(
+            f"/v1/accounts/{tree['org']}", headers={"Authorization": f"Bearer {secret}"}
+        )
+    assert response.status_code == 401
