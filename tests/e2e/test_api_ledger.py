@@ -3,7 +3,10 @@ idempotent retries, reconcile."""
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
+
+import sqlalchemy as sa
 
 
 def url(world, who: str, suffix: str = "") -> str:
@@ -199,3 +202,12 @@ def test_openapi_document_lists_the_v1_endpoints(world):
     assert "/v1/accounts/{account_id}/topups" in spec["paths"]
     amount = spec["components"]["schemas"]["TopUpIn"]["properties"]["amount"]
     assert amount["type"] == "string"
+
+
+def test_api_keys_are_stored_only_as_sha256_hashes(world):
+    secret = world.keys["alpha"]
+    with world.db.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT key_prefix, key_hash FROM api_keys")).all()
+    assert all(secret not in row.key_prefix + row.key_hash for row in rows)
+    assert hashlib.sha256(secret.encode()).hexdigest() in {row.key_hash for row in rows}
+    assert secret[:12] in {row.key_prefix for row in rows}
