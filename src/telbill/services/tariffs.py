@@ -89,7 +89,10 @@ class BadTariffRows(InvalidInput):
     code = "bad_tariff_rows"
 
     def __init__(self, errors: Sequence[RowError]) -> None:
-        super().__init__(f"{len(errors)} bad row(s); nothing imported", errors=list(errors))
+        super().__init__(
+            f"{len(errors)} bad row(s); nothing imported",
+            errors=[{"line": e.line, "reason": e.reason, "source": e.source} for e in errors],
+        )
         self.errors = list(errors)
 
 
