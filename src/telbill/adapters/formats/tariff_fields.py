@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from decimal import Decimal
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from telbill.domain.money import parse_amount
@@ -37,9 +36,11 @@ _WEEKDAY_PART_RE = re.compile(r"^\s*([1-7])\s*(?:-\s*([1-7])\s*)?$")
 _HOURS_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedRow:
-    """A good row and where it came from (1-based line; header is line 1)."""
+class ParsedRow(NamedTuple):
+    """A good row and where it came from (1-based line; header is line 1).
+
+    A NamedTuple rather than a dataclass: one is made per deck line, and tuples are cheap.
+    """
 
     line: int
     row: RateRow
