@@ -56,6 +56,14 @@ def parse_prefix(text: str) -> str:
 
 def parse_rate(text: str, field: str) -> Decimal:
     """A non-negative decimal with at most RATE_DECIMALS decimals (exact, never a float)."""
+    plain = text.strip()
+    digits = plain.replace(".", "", 1)
+    if digits.isascii() and digits.isdigit():
+        # The common case, plain ASCII digits with at most one point, skips the regex.
+        point = plain.find(".")
+        if point >= 0 and len(plain) - point - 1 > RATE_DECIMALS:
+            raise InvalidInput(f"{field} has more than {RATE_DECIMALS} decimals: {plain!r}")
+        return Decimal(plain)
     value = parse_amount(text, field=field)
     if value < 0:
         raise InvalidInput(f"{field} must not be negative, got {text.strip()!r}")
