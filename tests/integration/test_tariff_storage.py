@@ -176,3 +176,13 @@ def test_a_large_deck_is_stored_in_chunks_and_read_back_in_order(db: Database) -
     result = import_tariff(db, "big", rows, USD, now=NOW)
     assert result.version.row_count == len(rows)
     assert load_tariff(db, "big").rows == tuple(rows)
+
+
+def test_migration_0002_creates_the_tariff_tables_as_declared(db: Database) -> None:
+    from sqlalchemy import inspect
+
+    from telbill.adapters.db.tariff_tables import tariff_rates, tariffs
+
+    inspector = inspect(db.engine)
+    for table in (tariffs, tariff_rates):
+        assert {c["name"] for c in inspector.get_columns(table.name)} == set(table.c.keys())

@@ -58,7 +58,7 @@ def _db() -> Database:
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"error: {message}", markup=False, highlight=False)
+    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(EXIT_ERROR)
 
 
@@ -101,7 +101,7 @@ def _error_line(error: RowError) -> str:
 
 def _report_bad_rows(errors: list[RowError], *, imported: bool) -> None:
     for error in errors:
-        err.print(_error_line(error), markup=False, highlight=False)
+        err.print(_error_line(error), markup=False, highlight=False, soft_wrap=True)
     if imported:
         err.print(f"skipped {len(errors)} bad row(s)", markup=False)
     else:

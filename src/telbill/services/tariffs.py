@@ -89,7 +89,10 @@ class BadTariffRows(InvalidInput):
     code = "bad_tariff_rows"
 
     def __init__(self, errors: Sequence[RowError]) -> None:
-        super().__init__(f"{len(errors)} bad row(s); nothing imported", errors=list(errors))
+        super().__init__(
+            f"{len(errors)} bad row(s); nothing imported",
+            errors=[{"line": e.line, "reason": e.reason, "source": e.source} for e in errors],
+        )
         self.errors = list(errors)
 
 
@@ -168,6 +171,11 @@ def _hours_text(hours: tuple[time, time] | None) -> str | None:
     return f"{hours[0]:%H:%M}-{hours[1]:%H:%M}" if hours is not None else None
 
 
+# Enum member -> stored text (a dict lookup is cheaper than `.value` on a million rows).
+_ENUM_TEXT: dict[Service | Direction | NumberType, str] = {
+    member: member.value for enum in (Service, Direction, NumberType) for member in enum
+}
+
 RATE_COLUMNS = (
     "tariff_id",
     "prefix",
@@ -210,9 +218,9 @@ def _row_values(
         tariff_id,
         row.prefix,
         row.destination,
-        row.service.value,
-        row.direction.value,
-        row.number_type.value,
+        _ENUM_TEXT[row.service],
+        _ENUM_TEXT[row.direction],
+        _ENUM_TEXT[row.number_type],
         rate,
         fee,
         increment.first_s if increment else None,
