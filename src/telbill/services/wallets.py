@@ -685,21 +685,26 @@ def _validate_debit(
 def _stored_keys(
     conn: Connection, pending: Sequence[_Pending]
 ) -> dict[tuple[str, str], tuple[str, int | None]]:
-    keys = sorted({p.request.idempotency_key for p in pending})
-    scopes = {p.scope for p in pending}
+    by_scope: dict[str, set[str]] = {}
+    for item in pending:
+        by_scope.setdefault(item.scope, set()).add(item.request.idempotency_key)
     found: dict[tuple[str, str], tuple[str, int | None]] = {}
-    for start in range(0, len(keys), 500):
-        rows = conn.execute(
-            select(
-                idempotency_keys.c.scope,
-                idempotency_keys.c.key,
-                idempotency_keys.c.request_hash,
-                idempotency_keys.c.response,
-            ).where(idempotency_keys.c.key.in_(keys[start : start + 500]))
-        )
-        for row in rows:
-            if row.scope in scopes:
-                found[(row.scope, row.key)] = (row.request_hash, row.response.get("transaction_id"))
+    for scope, scope_keys in by_scope.items():
+        keys = sorted(scope_keys)
+        for start in range(0, len(keys), 500):
+            # scope = ? AND key IN (...): served by the unique (scope, key) index.
+            rows = conn.execute(
+                select(
+                    idempotency_keys.c.key,
+                    idempotency_keys.c.request_hash,
+                    idempotency_keys.c.response,
+                ).where(
+                    idempotency_keys.c.scope == scope,
+                    idempotency_keys.c.key.in_(keys[start : start + 500]),
+                )
+            )
+            for row in rows:
+                found[(scope, row.key)] = (row.request_hash, row.response.get("transaction_id"))
     return found
 
 
