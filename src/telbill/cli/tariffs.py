@@ -95,6 +95,8 @@ def _rows(items: Iterable[ParsedRow | RowError]) -> Iterator[RateRow | RowError]
 
 
 def _error_line(error: RowError) -> str:
+    if error.line == 0:  # a whole-file problem (missing file, conflicting profiles)
+        return f"{error.source}: {error.reason}"
     where = f"{error.source} line {error.line}" if error.source else f"line {error.line}"
     return f"{where}: {error.reason}"
 

@@ -64,6 +64,8 @@ def parse_rate(text: str, field: str) -> Decimal:
         if point >= 0 and len(plain) - point - 1 > RATE_DECIMALS:
             raise InvalidInput(f"{field} has more than {RATE_DECIMALS} decimals: {plain!r}")
         return Decimal(plain)
+    if not plain.isascii():
+        raise InvalidInput(f"{field} must be written with ASCII digits: {plain!r}")
     value = parse_amount(text, field=field)
     if value < 0:
         raise InvalidInput(f"{field} must not be negative, got {text.strip()!r}")
