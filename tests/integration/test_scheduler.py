@@ -139,3 +139,18 @@ def test_a_job_that_crashes_leaves_nothing_and_runs_once_on_the_next_tick(
 def test_tick_refuses_a_time_later_than_now(world: World) -> None:
     with pytest.raises(InvalidInput):
         scheduler.tick(world.db, world.clock.now() + timedelta(seconds=1), clock=world.clock)
+
+
+def test_tasks_of_other_areas_run_at_every_tick_with_its_time(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[datetime] = []
+
+    def invoice_run(db: Database, until: datetime) -> int:
+        seen.append(until)
+        return 1
+
+    monkeypatch.setattr(scheduler, "TASKS", {})
+    scheduler.register_task("invoices", invoice_run)
+    report = scheduler.tick(world.db, clock=world.clock)
+    assert seen == [world.clock.now()] and report.count("invoices", "done") == 1

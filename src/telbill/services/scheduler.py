@@ -422,7 +422,29 @@ def tick(
         if not advanced:
             break
     report.holds_expired = len(expire_holds(db, clock=FixedClock(until)))
+    for name, task in TASKS.items():
+        report.outcomes[f"{name}:done"] += task(db, until)
     return report
 
 
-__all__ = ["JOBS", "DueJob", "JobKind", "TickReport", "collect_due", "tick"]
+# Work of other areas run at every tick (threshold checks, invoice runs...): each task
+# must be idempotent on its own (keyed like the jobs above) and returns how much it did.
+Task = Callable[[Database, datetime], int]
+TASKS: dict[str, Task] = {}
+
+
+def register_task(name: str, task: Task) -> None:
+    """Run `task(db, until)` at the end of every tick (after the lifecycle jobs)."""
+    TASKS[name] = task
+
+
+__all__ = [
+    "TASKS",
+    "register_task",
+    "JOBS",
+    "DueJob",
+    "JobKind",
+    "TickReport",
+    "collect_due",
+    "tick",
+]
