@@ -20,8 +20,9 @@ from fastapi.testclient import TestClient
 
 from telbill.adapters.db.engine import Database, migrate
 from telbill.adapters.db.tables import metadata
+from telbill.adapters.formats.inventory_csv import read_inventory_text
 from telbill.api.app import create_app
-from telbill.services import accounts, wallets
+from telbill.services import accounts, numbers, subscriptions, wallets
 from telbill.services.auth import Role, create_api_key
 from telbill.services.clock import ManualClock
 
@@ -105,7 +106,38 @@ def build_world(url: str) -> World:
     world.keys["alpha_switch"] = switch.secret
     wallets.top_up(db, world.ids["alpha"], "100.00", idempotency_key=new_key(), clock=clock)
     wallets.top_up(db, world.ids["bravo"], "50.00", idempotency_key=new_key(), clock=clock)
+    add_lifecycle_catalogue(db, world.ids["acme"], clock)
     return world
+
+
+def add_lifecycle_catalogue(db: Database, provider_id: int, clock: ManualClock) -> None:
+    """Acme sells two Boston numbers, a "team" plan and an "sms100" package."""
+    rows, _ = read_inventory_text(
+        "number,country,type,locality,area_code,monthly_price,setup_price\n"
+        "+16175550100,US,local,Boston,617,1.00,0.50\n"
+        "+16175550101,US,local,Boston,617,1.00,0.50\n"
+    )
+    numbers.import_inventory(db, provider_id, rows, clock=clock)
+    subscriptions.create_plan(
+        db,
+        provider_id,
+        code="team",
+        name="Team",
+        monthly_fee="10",
+        free_credit_percent=20,
+        trial_number_days=0,
+        clock=clock,
+    )
+    subscriptions.create_package(
+        db,
+        provider_id,
+        code="sms100",
+        name="SMS 100",
+        unit="msg:sms",
+        amount=100,
+        price="2",
+        clock=clock,
+    )
 
 
 @pytest.fixture

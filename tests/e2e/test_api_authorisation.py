@@ -26,6 +26,14 @@ CASES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/v1/accounts/{account_id}/api-keys"): {"name": "stolen", "role": "org_admin"},
     ("GET", "/v1/accounts/{account_id}/api-keys"): None,
     ("GET", "/v1/reconcile"): None,
+    ("GET", "/v1/accounts/{account_id}/numbers/available"): None,
+    ("GET", "/v1/accounts/{account_id}/numbers"): None,
+    ("POST", "/v1/accounts/{account_id}/numbers"): {"number": "+16175550100"},
+    ("POST", "/v1/accounts/{account_id}/numbers/release"): {"number": "+16175550100"},
+    ("POST", "/v1/accounts/{account_id}/subscription"): {"plan": "team"},
+    ("POST", "/v1/accounts/{account_id}/subscription/change"): {"seats": 2},
+    ("POST", "/v1/accounts/{account_id}/packages"): {"package": "sms100"},
+    ("GET", "/v1/accounts/{account_id}/packages"): None,
 }
 ACCOUNT_CASES = [case for case in CASES if ACCOUNT in case[1]]
 GLOBAL_CASES = [case for case in CASES if ACCOUNT not in case[1]]

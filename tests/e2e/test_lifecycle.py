@@ -10,9 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from telbill.adapters.db.engine import Database, migrate
-from telbill.adapters.formats.inventory_csv import read_inventory_text
 from telbill.cli.main import app
-from telbill.services import accounts, numbers, subscriptions, wallets
+from telbill.services import accounts, wallets
 from telbill.services.clock import SystemClock
 
 INVENTORY = (
@@ -66,31 +65,9 @@ def test_cli_imports_searches_buys_lists_and_ticks(
 
 
 def test_api_buys_a_number_subscribes_and_buys_a_package(world: Any) -> None:
-    acme = world.ids["acme"]
-    parsed, _ = read_inventory_text(INVENTORY)
-    numbers.import_inventory(world.db, acme, parsed, clock=world.clock)
-    subscriptions.create_plan(
-        world.db,
-        acme,
-        code="team",
-        name="Team",
-        monthly_fee="10",
-        free_credit_percent=20,
-        clock=world.clock,
-    )
-    subscriptions.create_package(
-        world.db,
-        acme,
-        code="sms100",
-        name="SMS",
-        unit="msg:sms",
-        amount=100,
-        price="2",
-        clock=world.clock,
-    )
     alpha = world.ids["alpha"]
     found = world.client.get(
-        "/v1/numbers/available",
+        f"/v1/accounts/{alpha}/numbers/available",
         params={"country": "US", "area_code": "617"},
         headers=world.headers("alpha", idempotency_key=None),
     )

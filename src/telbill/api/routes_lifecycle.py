@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, PrincipalDep
 from telbill.api.schemas import AmountIn, plain_json
-from telbill.errors import NotFound
 from telbill.services import accounts, numbers, subscriptions
 from telbill.services.auth import Action, authorize
 
@@ -77,24 +76,28 @@ def _addons(items: list[AddOnIn] | None) -> list[dict[str, Any]] | None:
     ]
 
 
-@router.get("/numbers/available", summary="Search available numbers with their prices")
+@router.get(
+    "/accounts/{account_id}/numbers/available",
+    summary="Search the numbers this account can buy, with their prices",
+)
 def search_numbers(
+    account_id: int,
     db: DbDep,
     principal: PrincipalDep,
-    country: Annotated[str, Query(min_length=2, max_length=2)],
+    country: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
     number_type: Annotated[str | None, Query(alias="type")] = None,
     area_code: str | None = None,
     locality: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> JSONResponse:
-    authorize(db, principal, principal.account_id, Action.READ)
+    authorize(db, principal, account_id, Action.READ)
     offers = numbers.search_numbers(
         db,
         country=country,
         number_type=number_type,
         area_code=area_code,
         locality=locality,
-        provider_id=accounts.get_account(db, principal.account_id).provider_id,
+        provider_id=accounts.get_account(db, account_id).provider_id,
         limit=limit,
     )
     return _json({"numbers": offers})
@@ -127,12 +130,12 @@ def buy_number(
 
 
 @router.post(
-    "/accounts/{account_id}/numbers/{number}/release",
+    "/accounts/{account_id}/numbers/release",
     summary="Give a number back (it is quarantined before it returns to the inventory)",
 )
 def release_number(
     account_id: int,
-    number: str,
+    body: BuyNumberIn,
     db: DbDep,
     clock: ClockDep,
     principal: PrincipalDep,
@@ -140,7 +143,7 @@ def release_number(
 ) -> JSONResponse:
     authorize(db, principal, account_id, Action.TOP_UP)
     rental = numbers.release_number(
-        db, account_id, number, idempotency_key=idempotency_key, clock=clock
+        db, account_id, body.number, idempotency_key=idempotency_key, clock=clock
     )
     return _json(rental)
 
@@ -172,12 +175,11 @@ def subscribe(
 
 
 @router.post(
-    "/accounts/{account_id}/subscription/{subscription_id}/change",
-    summary="Change seats or add-ons now; the difference is prorated",
+    "/accounts/{account_id}/subscription/change",
+    summary="Change seats or add-ons of the current subscription; the difference is prorated",
 )
 def change_subscription(
     account_id: int,
-    subscription_id: int,
     body: ChangeSubscriptionIn,
     db: DbDep,
     clock: ClockDep,
@@ -185,13 +187,10 @@ def change_subscription(
     idempotency_key: IdempotencyKeyDep,
 ) -> JSONResponse:
     authorize(db, principal, account_id, Action.TOP_UP)
-    with db.transaction() as conn:
-        owner = subscriptions.load_subscription(conn, subscription_id).account_id
-    if owner != account_id:
-        raise NotFound(f"subscription {subscription_id} not found")
+    current = subscriptions.current_subscription(db, account_id)
     sub = subscriptions.change_subscription(
         db,
-        subscription_id,
+        current.id,
         seats=body.seats,
         addons=_addons(body.addons),
         idempotency_key=idempotency_key,

@@ -215,23 +215,25 @@ def import_inventory(
 def search_numbers(
     db: Database,
     *,
-    country: str,
+    country: str | None = None,
     number_type: str | None = None,
     area_code: str | None = None,
     locality: str | None = None,
     provider_id: int | None = None,
     limit: int = 20,
 ) -> list[NumberOffer]:
-    """Available numbers of a country, optionally by type, area code and (US/CA) locality."""
-    country = country.strip().upper()
+    """Available numbers, optionally by country, type, area code and (US/CA) locality."""
+    country = country.strip().upper() if country else None
     if not 1 <= limit <= MAX_SEARCH:
         raise InvalidInput(f"limit must be between 1 and {MAX_SEARCH}, got {limit}")
     query = (
         select(number_inventory)
-        .where(number_inventory.c.country == country, number_inventory.c.status == "available")
+        .where(number_inventory.c.status == "available")
         .order_by(number_inventory.c.number)
         .limit(limit)
     )
+    if country is not None:
+        query = query.where(number_inventory.c.country == country)
     if number_type is not None:
         query = query.where(number_inventory.c.number_type == number_type)
     if area_code is not None:

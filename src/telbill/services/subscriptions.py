@@ -163,6 +163,19 @@ def load_subscription(
     )
 
 
+def current_subscription(db: Database, account_id: int) -> Subscription:
+    """The account's subscription that is not cancelled; NotFound when there is none."""
+    with db.transaction() as conn:
+        found = conn.execute(
+            select(subscriptions.c.id)
+            .where(subscriptions.c.account_id == account_id, subscriptions.c.status != "cancelled")
+            .order_by(subscriptions.c.id.desc())
+        ).first()
+        if found is None:
+            raise NotFound(f"account {account_id} has no subscription")
+        return load_subscription(conn, found.id)
+
+
 # ---------------------------------------------------------------------------- plans
 
 
@@ -828,6 +841,7 @@ __all__ = [
     "change_subscription",
     "create_package",
     "create_plan",
+    "current_subscription",
     "expire_package",
     "load_subscription",
     "package_counters",
