@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from telbill.adapters.db.engine import Database, migrate
-from telbill.adapters.db.lifecycle_tables import number_inventory, number_policies
+from telbill.adapters.db.lifecycle_tables import number_inventory
 from telbill.adapters.formats.inventory_csv import read_inventory_text
 from telbill.services import accounts, numbers, wallets
 from telbill.services.clock import ManualClock
@@ -90,9 +90,7 @@ class World:
             )
 
     def set_policy(self, **values: int | None) -> None:
-        row = {"grace_months": 2, "quarantine_days": 30, "idle_release_days": None, **values}
-        with self.db.transaction() as conn:
-            conn.execute(number_policies.insert().values(provider_id=self.provider.id, **row))
+        numbers.set_number_policy(self.db, self.provider.id, **values)  # type: ignore[arg-type]
 
 
 @pytest.fixture(name="world")

@@ -265,3 +265,16 @@ def test_number_without_traffic_for_the_provider_idle_days_is_released(world: Wo
     _tick_to(world, START + timedelta(days=30))
     assert numbers.list_numbers(world.db, customer.id) == []
     assert world.inventory_status(BOSTON) == "available"
+
+
+def test_provider_grace_period_setting_changes_when_an_unpaid_number_is_released(
+    world: World,
+) -> None:
+    world.set_policy(grace_months=1, quarantine_days=0)
+    world.set_policy(grace_months=1, quarantine_days=5)  # a second call updates the first
+    customer_id = _suspended_boston(world)
+    rental = numbers.list_numbers(world.db, customer_id)[0]
+    assert rental.grace_until == _day(2027, 3, 28)
+    _tick_to(world, _day(2027, 3, 28))
+    assert numbers.list_numbers(world.db, customer_id) == []
+    assert world.inventory_status(BOSTON) == "quarantined"

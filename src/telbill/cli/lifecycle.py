@@ -99,6 +99,31 @@ def vars_of(value: Any) -> dict[str, Any]:
     return {name: getattr(value, name) for name in value.__slots__}
 
 
+@number_app.command("policy")
+@handle_errors
+def policy_command(
+    provider: Annotated[int, typer.Argument(help="Provider account id.")],
+    grace_months: Annotated[int, typer.Option(min=0, help="Months an unpaid number is kept.")] = 2,
+    quarantine_days: Annotated[
+        int, typer.Option(min=0, help="Days a released number rests before resale.")
+    ] = 30,
+    idle_days: Annotated[
+        int | None, typer.Option(min=1, help="Release numbers idle this many days.")
+    ] = None,
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Set the provider's grace period, quarantine and idle-release rule."""
+    policy = numbers.set_number_policy(
+        open_db(database),
+        provider,
+        grace_months=grace_months,
+        quarantine_days=quarantine_days,
+        idle_release_days=idle_days,
+    )
+    _show(policy, as_json, ("grace_months", "quarantine_days", "idle_release_days"))
+
+
 @number_app.command("search")
 @handle_errors
 def search_command(

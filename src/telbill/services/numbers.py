@@ -36,6 +36,7 @@ from sqlalchemy import Connection, func, select
 from telbill.adapters.db.engine import Database
 from telbill.adapters.db.lifecycle_tables import (
     number_inventory,
+    number_policies,
     number_rentals,
     verification_records,
 )
@@ -57,6 +58,7 @@ from telbill.services.clock import Clock
 from telbill.services.events import emit
 from telbill.services.lifecycle_common import (
     Charge,
+    NumberPolicy,
     can_afford,
     charge_in,
     number_policy,
@@ -258,6 +260,41 @@ def list_numbers(db: Database, account_id: int, *, include_released: bool = Fals
         query = query.where(number_rentals.c.status != "released")
     with db.transaction() as conn:
         return [_rental(row) for row in conn.execute(query)]
+
+
+def set_number_policy(
+    db: Database,
+    provider_id: int,
+    *,
+    grace_months: int = 2,
+    quarantine_days: int = 30,
+    idle_release_days: int | None = None,
+) -> NumberPolicy:
+    """Set a provider's grace period, quarantine and idle-release rule for its numbers."""
+    if grace_months < 0 or quarantine_days < 0:
+        raise InvalidInput("grace months and quarantine days must not be negative")
+    if idle_release_days is not None and idle_release_days < 1:
+        raise InvalidInput("idle release days must be positive (or unset)")
+
+    def work(conn: Connection) -> NumberPolicy:
+        provider = load_account(conn, provider_id)
+        if provider.kind is not AccountKind.PROVIDER:
+            raise InvalidInput(f"account {provider_id} is not a provider")
+        values = {
+            "grace_months": grace_months,
+            "quarantine_days": quarantine_days,
+            "idle_release_days": idle_release_days,
+        }
+        updated = conn.execute(
+            number_policies.update()
+            .where(number_policies.c.provider_id == provider_id)
+            .values(**values)
+        )
+        if updated.rowcount == 0:
+            conn.execute(number_policies.insert().values(provider_id=provider_id, **values))
+        return number_policy(conn, provider_id)
+
+    return db.run(work)
 
 
 # ---------------------------------------------------------------------------- buy
@@ -804,5 +841,6 @@ __all__ = [
     "renew_late",
     "route_number",
     "search_numbers",
+    "set_number_policy",
     "submit_verification",
 ]
