@@ -223,3 +223,15 @@ def test_package_with_validity_expires_and_its_remainder_is_written_off(world: W
     balances = wallets.get_balances(world.db, customer.id, clock=world.clock)
     assert balances.unit("s:call").buckets[0].balance == 0
     assert reconcile(world.db).ok
+
+
+def test_cancelled_subscription_is_not_renewed(world: World) -> None:
+    _plan(world, trial_credit=0)
+    customer = world.customer(top_up=100)
+    sub = subscriptions.subscribe(
+        world.db, customer.id, "team", idempotency_key=key(), clock=world.clock
+    )
+    subscriptions.cancel_subscription(world.db, sub.id, clock=world.clock)
+    _tick_to(world, _day(2027, 3, 31))
+    assert world.paid(customer.id) == Decimal("90")
+    assert _credit(world, customer.id, "free") == Decimal("2")
