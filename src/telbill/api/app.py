@@ -25,6 +25,7 @@ ROUTER_MODULES = (
     "telbill.api.routes_wallets",
     "telbill.api.routes_api_keys",
     "telbill.api.routes_reconcile",
+    "telbill.api.routes_charging",
 )
 
 

@@ -45,6 +45,7 @@ from telbill.domain.tariffs import Direction, RowError, Service
 from telbill.domain.usage import UsageEvent
 from telbill.errors import InvalidInput, NotFound, TelbillError
 from telbill.ledger import DrainPolicy
+from telbill.services import idempotency
 from telbill.services.accounts import Account, billing_account, load_account
 from telbill.services.clock import Clock
 from telbill.services.plans import PlanRecord, TariffCache, plan_for
@@ -198,7 +199,9 @@ def _jsonable(value: Any) -> Any:
 class AccountResolver:
     """Finds accounts named in CDRs by id (digits) or by name; remembers what it found."""
 
-    def __init__(self) -> None:
+    def __init__(self, within: int | None = None) -> None:
+        # When set, only accounts in this subtree may be charged (an API caller's scope).
+        self.within = within
         self._by_ref: dict[str, int] = {}
         self._accounts: dict[int, Account] = {}
         self._payers: dict[int, Account] = {}
@@ -241,6 +244,8 @@ class AccountResolver:
         if event.user:
             account_id = self.account_id(conn, event.user, under=account_id)
         if account_id not in self._accounts:
+            if self.within is not None and not self._is_under(conn, account_id, self.within):
+                raise NotFound(f"account {account_id} not found")
             self._accounts[account_id] = load_account(conn, account_id)
             self._payers[account_id] = billing_account(conn, account_id)
             self._plans[account_id] = plan_for(conn, account_id)
@@ -534,16 +539,18 @@ def post_cdrs(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     cache: TariffCache | None = None,
     on_chunk: Callable[[PostSummary], None] | None = None,
+    within: int | None = None,
 ) -> PostSummary:
     """Rate and post a stream of CDR records, `chunk_size` per transaction (module rules).
 
     Returns the totals: ``posted`` (CDRs newly charged), ``duplicates`` (already charged),
     ``quarantined`` (bad rows), ``refused`` (the ledger refused the charge; quarantined too).
+    `within`: only accounts of this subtree may be charged (others are quarantined).
     """
     if chunk_size < 1:
         raise InvalidInput("chunk_size must be at least 1")
     cache = cache or TariffCache(db)
-    resolver = AccountResolver()
+    resolver = AccountResolver(within)
     total = PostSummary()
     chunk: list[UsageEvent | RowError] = []
 
@@ -660,6 +667,37 @@ def repost_quarantined(
     return db.run(work)
 
 
+def run_once(
+    db: Database,
+    *,
+    scope: str,
+    key: str,
+    request: Mapping[str, Any],
+    compute: Callable[[], dict[str, Any]],
+    clock: Clock,
+) -> dict[str, Any]:
+    """The stored response of (`scope`, `key`), else `compute()` stored under it.
+
+    For requests made of several transactions (a CDR batch): each part is idempotent by
+    itself, so computing twice after a crash converges; the key returns the first answer.
+    """
+    hashed = idempotency.request_hash(request)
+    with db.transaction() as conn:
+        stored = idempotency.check(conn, scope, idempotency.validate_key(key), hashed)
+    if stored is not None:
+        return stored
+    response = compute()
+
+    def remember(conn: Connection) -> dict[str, Any]:
+        again = idempotency.check(conn, scope, key, hashed)
+        if again is not None:
+            return again
+        idempotency.remember(conn, scope, key, hashed, response, clock.now())
+        return response
+
+    return db.run(remember)
+
+
 # ---------------------------------------------------------------------------- explain
 
 
@@ -737,6 +775,7 @@ __all__ = [
     "post_rated_in",
     "quarantine_rows",
     "repost_quarantined",
+    "run_once",
     "share_of",
     "usage_from_json",
     "usage_json",
