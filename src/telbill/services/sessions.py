@@ -41,7 +41,7 @@ from telbill.adapters.db.tables import hold_lines, hold_resolutions, holds
 from telbill.domain.lookup import TariffIndex
 from telbill.domain.money import CALL_TIME, from_micros, to_micros
 from telbill.domain.numbers import rating_digits
-from telbill.domain.plans import CutOffPolicy
+from telbill.domain.plans import CallClass, CutOffPolicy
 from telbill.domain.rating import (
     classify_call,
     max_affordable_call_seconds,
@@ -317,13 +317,18 @@ def _decide(
     if payer.status is not AccountStatus.ACTIVE or leaf.status is not AccountStatus.ACTIVE:
         return _refusal("suspended", f"account {payer.id} is {payer.status.value}", currency)
     try:
-        ctx.plan.plan.check_call_class(classify_call(event))
-        ctx.index.lookup(
-            rating_digits(event.to_number), service=Service.VOICE, direction=event.direction,
-            at=event.start,
-        )  # fmt: skip
+        call_class = classify_call(event)
+        ctx.plan.plan.check_call_class(call_class)
+        digits = rating_digits(event.to_number)
+        found = ctx.index.find(
+            digits, service=Service.VOICE, direction=event.direction, at=event.start
+        )
+        if found is None and call_class is not CallClass.LOCAL_EXTENSION:
+            ctx.index.lookup(digits, service=Service.VOICE, direction=event.direction,
+                             at=event.start)  # fmt: skip
     except (CallClassNotAllowed, NoRate) as refused:
         return _refusal(refused.code, refused.message, currency)
+    free = found is None  # a local extension without a rate: free (rating's rule)
     direction = event.direction.value
     buckets = ledger_store.load_buckets(conn, [payer.id])
     money = [b for b in buckets if b.unit == currency]
@@ -336,7 +341,9 @@ def _decide(
         package, unit=CALL_TIME, service="voice", direction=direction, now=now
     )
     cap = min(ctx.plan.max_call_s, ctx.index.tariff.settings.max_call_s)
-    if ctx.plan.plan.cut_off is CutOffPolicy.SOFT and money_available + package_seconds > 0:
+    if free or (
+        ctx.plan.plan.cut_off is CutOffPolicy.SOFT and money_available + package_seconds > 0
+    ):
         max_seconds = cap
     else:
         max_seconds = min(
@@ -348,8 +355,8 @@ def _decide(
             f"the wallet of account {payer.id} cannot pay for one second of this call",
             currency,
         )
-    held_seconds = min(package_seconds, max_seconds)
-    full_cost = _cost_micros(event, max_seconds, ctx)
+    held_seconds = 0 if free else min(package_seconds, max_seconds)
+    full_cost = 0 if free else _cost_micros(event, max_seconds, ctx)
     money_hold = min(share_of(full_cost, max_seconds, held_seconds), max(money_available, 0))
     expires_at = now + timedelta(seconds=max_seconds) + HOLD_GRACE
     hold_id = package_hold_id = None
