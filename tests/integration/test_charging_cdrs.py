@@ -17,6 +17,7 @@ from charging_support import (  # noqa: F401  (fixture)
     world,
     write_cdrs,
 )
+
 from telbill.adapters.formats.cdrs import read_cdr_file
 from telbill.services import charging, rerating, wallets
 from telbill.services.reconcile import reconcile
