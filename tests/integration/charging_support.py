@@ -85,8 +85,8 @@ def build_world(
     return World(db, clock, provider, org, user)
 
 
-@pytest.fixture
-def world(db_url: str) -> Iterator[World]:
+@pytest.fixture(name="world")
+def world_fixture(db_url: str) -> Iterator[World]:
     built = build_world(db_url)
     yield built
     built.db.dispose()

@@ -14,7 +14,7 @@ from charging_support import (  # noqa: F401  (fixture)
     key,
     paid,
     retail_rows,
-    world,
+    world_fixture,
     write_cdrs,
 )
 

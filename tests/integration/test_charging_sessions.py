@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-from charging_support import World, build_world, key, paid, world  # noqa: F401
+from charging_support import World, build_world, key, paid, world_fixture  # noqa: F401
 from sqlalchemy import select
 
 from telbill.adapters.db.tables import accounts as accounts_table
