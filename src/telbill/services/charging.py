@@ -40,7 +40,7 @@ from telbill.adapters.db.charging_tables import cdr_quarantine, charges
 from telbill.adapters.db.engine import Database
 from telbill.adapters.db.tables import accounts, ledger_accounts
 from telbill.domain.money import DECIMAL_CONTEXT, from_micros, to_micros
-from telbill.domain.rating import Charge, RatedEvent, explain_text, rate_event
+from telbill.domain.rating import Charge, Explanation, RatedEvent, explain_text, rate_event
 from telbill.domain.tariffs import Direction, RowError, Service
 from telbill.domain.usage import UsageEvent
 from telbill.errors import InvalidInput, NotFound, TelbillError
@@ -50,9 +50,10 @@ from telbill.services.accounts import Account, billing_account, load_account
 from telbill.services.clock import Clock
 from telbill.services.plans import PlanRecord, TariffCache, plan_for
 from telbill.services.suspension import enforce_zero_balance
-from telbill.services.wallets import DebitRequest, debit_many_in
+from telbill.services.usage_debits import UsageDebit, post_usage_debits
 
 DEFAULT_CHUNK_SIZE = 1_000
+_EXPLANATION_FIELDS = tuple(f.name for f in dataclasses.fields(Explanation))
 
 
 @dataclass(slots=True)
@@ -176,13 +177,18 @@ def share_of(amount_micros: int, billed_units: int, package_units: int) -> int:
 
 def explanation_json(charge: Charge) -> dict[str, Any]:
     """The charge's explanation as JSON, with its person-readable text."""
-    data: dict[str, Any] = _jsonable(dataclasses.asdict(charge.explanation))
+    explanation = charge.explanation
+    data: dict[str, Any] = {
+        name: _jsonable(getattr(explanation, name)) for name in _EXPLANATION_FIELDS
+    }
     data["text"] = explain_text(charge)
     data["payer"] = charge.payer.value
     return data
 
 
 def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, str | int):
+        return value
     if isinstance(value, Decimal):
         return f"{value:f}"
     if isinstance(value, datetime):
@@ -360,8 +366,15 @@ def _package_units(conn: Connection, payer_ids: Iterable[int]) -> set[tuple[int,
     return {(int(r.account_id), r.unit) for r in rows}
 
 
-def _charge_key(leaf_id: int, cdr_id: str, leg: str) -> str:
-    return f"cdr:{leaf_id}:{cdr_id}:{leg}"
+def _usage_debit(
+    item: _Rated, charge: Charge, unit: str, amount: int, policy: DrainPolicy
+) -> UsageDebit:
+    return UsageDebit(
+        payer=item.payer, subject_id=item.leaf.id, unit=unit, amount=amount,
+        service=charge.service.value, direction=charge.direction.value, policy=policy,
+        memo=f"{charge.leg.value} to {charge.explanation.to_number}",
+        details={"cdr_id": item.event.id, "leg": charge.leg.value},
+    )  # fmt: skip
 
 
 def post_rated_in(
@@ -397,65 +410,45 @@ def post_rated_in(
 
     legs = [(item, charge) for item in fresh for charge in item.rated.charges]
     packages = _package_units(conn, {item.payer.id for item in fresh})
-    unit_requests: list[DebitRequest] = []
+    unit_debits: list[UsageDebit] = []
     unit_owner: list[int] = []
     for position, (item, charge) in enumerate(legs):
         if charge.billed_units > 0 and (item.payer.id, charge.unit) in packages:
-            unit_requests.append(
-                DebitRequest(
-                    account_id=item.leaf.id,
-                    amount=charge.billed_units,
-                    idempotency_key=_charge_key(item.leaf.id, item.event.id, charge.leg) + ":units",
-                    service=charge.service.value,
-                    direction=charge.direction.value,
-                    unit=charge.unit,
-                    details={"cdr_id": item.event.id, "leg": charge.leg.value},
-                    policy=DrainPolicy.PARTIAL,
-                )
-            )
+            unit_debits.append(_usage_debit(item, charge, charge.unit, charge.billed_units,
+                                            DrainPolicy.PARTIAL))  # fmt: skip
             unit_owner.append(position)
     taken: dict[int, int] = {}
-    for position, outcome in zip(
-        unit_owner, debit_many_in(conn, unit_requests, now=now), strict=True
+    for position, (_, units) in zip(
+        unit_owner, post_usage_debits(conn, unit_debits, now=now), strict=True
     ):
-        if not isinstance(outcome, TelbillError):
-            unit = legs[position][1].unit
-            taken[position] = -int(outcome.changes.get(unit, Decimal(0)))
+        taken[position] = units
 
-    money_requests: list[DebitRequest] = []
+    money_debits: list[UsageDebit] = []
     money_owner: list[int] = []
     due: dict[int, int] = {}
     for position, (item, charge) in enumerate(legs):
         amount = share_of(to_micros(charge.amount), charge.billed_units, taken.get(position, 0))
         due[position] = amount
         if amount > 0:
-            money_requests.append(
-                DebitRequest(
-                    account_id=item.leaf.id,
-                    amount=from_micros(amount),
-                    idempotency_key=_charge_key(item.leaf.id, item.event.id, charge.leg),
-                    service=charge.service.value,
-                    direction=charge.direction.value,
-                    memo=f"{charge.leg.value} to {charge.explanation.to_number}",
-                    details={"cdr_id": item.event.id, "leg": charge.leg.value},
-                    policy=DrainPolicy.ALLOW_NEGATIVE,
-                )
+            money_debits.append(
+                _usage_debit(item, charge, item.payer.currency, amount, DrainPolicy.ALLOW_NEGATIVE)
             )
             money_owner.append(position)
     transaction_of: dict[int, int] = {}
     failed: set[int] = set()
-    for position, outcome in zip(
-        money_owner, debit_many_in(conn, money_requests, now=now), strict=True
+    for position, (tx_id, _) in zip(
+        money_owner, post_usage_debits(conn, money_debits, now=now), strict=True
     ):
-        if isinstance(outcome, TelbillError):
+        if tx_id is None:  # ALLOW_NEGATIVE never refuses; kept for safety
             failed.add(position)
             item = legs[position][0]
             summary.refused += 1
             refused.append(
-                Bad(item.event.line, item.event.id, _reason(outcome), usage_json(item.event))
-            )
+                Bad(item.event.line, item.event.id, "refused: the wallet could not be debited",
+                    usage_json(item.event))
+            )  # fmt: skip
         else:
-            transaction_of[position] = outcome.id
+            transaction_of[position] = tx_id
 
     rows = []
     posted_events: set[tuple[int, str]] = set()
