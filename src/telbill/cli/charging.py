@@ -79,6 +79,9 @@ def post_command(
     idle_exit: float | None = typer.Option(
         None, "--idle-exit", help="Stream: stop after this many seconds without a message."
     ),
+    ack_wait: float = typer.Option(
+        30.0, "--ack-wait", help="Stream: seconds before an unacked CDR goes to another worker."
+    ),
     chunk_size: int = typer.Option(charging.DEFAULT_CHUNK_SIZE, "--chunk-size", min=1),
     timezone: str | None = typer.Option(None, "--timezone", help="Zone of naive times."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -93,7 +96,7 @@ def post_command(
 
         summary = consume(
             db, stream, subject=subject, durable=durable, clock=clock, idle_exit_s=idle_exit,
-            fmt=fmt,
+            fmt=fmt, ack_wait_s=ack_wait, batch=min(chunk_size, 1000),
         )  # fmt: skip
     else:
         if cdr_file is None:

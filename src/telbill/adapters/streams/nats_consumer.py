@@ -27,7 +27,11 @@ from telbill.services.charging import AccountResolver, PostSummary, post_chunk
 from telbill.services.clock import Clock
 from telbill.services.plans import TariffCache
 
-DEFAULT_STREAM = "TELBILL_CDRS"
+
+def stream_name(subject: str) -> str:
+    """The JetStream stream that carries `subject` (one stream per subject)."""
+    return "TELBILL_" + "".join(c if c.isalnum() else "_" for c in subject).upper()
+
 DEFAULT_BATCH = 500
 
 
@@ -88,7 +92,7 @@ async def _consume(
         while True:
             try:
                 messages = await subscription.fetch(batch, timeout=1)
-            except NatsTimeout:
+            except (NatsTimeout, asyncio.TimeoutError):
                 messages = []
             if not messages:
                 if idle_exit_s is not None and time.monotonic() - idle_since >= idle_exit_s:
@@ -102,9 +106,10 @@ async def _consume(
             )  # fmt: skip
             for message in messages:  # only after the commit
                 await message.ack()
+            await connection.flush()
             total.add(summary)
     finally:
-        await connection.drain()
+        await connection.close()
     return total
 
 
@@ -114,7 +119,6 @@ def consume(
     *,
     subject: str = "telbill.cdrs",
     durable: str = "telbill-charging",
-    stream: str = DEFAULT_STREAM,
     clock: Clock,
     batch: int = DEFAULT_BATCH,
     idle_exit_s: float | None = None,
@@ -128,7 +132,8 @@ def consume(
         raise InvalidInput(f"--stream expects a nats:// URL, got {url!r}")
     return asyncio.run(
         _consume(
-            db, url, subject=subject, durable=durable, stream=stream, clock=clock, batch=batch,
+            db, url, subject=subject, durable=durable, stream=stream_name(subject), clock=clock,
+            batch=batch,
             idle_exit_s=idle_exit_s, ack_wait_s=ack_wait_s,
         )  # fmt: skip
     )
@@ -162,10 +167,9 @@ def publish_cdrs(
     records: Iterable[Mapping[str, Any]],
     *,
     subject: str = "telbill.cdrs",
-    stream: str = DEFAULT_STREAM,
 ) -> int:
     """Publish CDR records (native columns) to the stream; returns how many."""
-    return asyncio.run(_publish(url, records, subject, stream))
+    return asyncio.run(_publish(url, records, subject, stream_name(subject)))
 
 
-__all__ = ["DEFAULT_STREAM", "consume", "publish_cdrs", "records_from_messages"]
+__all__ = ["consume", "publish_cdrs", "records_from_messages", "stream_name"]
