@@ -9,7 +9,6 @@ instead of one per debit. Each payer's buckets are read and locked once per batc
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -75,9 +74,12 @@ def post_usage_debits(
             continue
         for take in plan.takes:
             bucket = buckets[take.bucket_id]
-            buckets[take.bucket_id] = dataclasses.replace(
-                bucket, balance=bucket.balance - take.amount
-            )
+            # A new value rather than dataclasses.replace: this loop runs once per CDR leg.
+            buckets[take.bucket_id] = Bucket(
+                bucket.id, bucket.kind, bucket.unit, bucket.balance - take.amount, bucket.held,
+                bucket.priority, bucket.expires_at, bucket.service, bucket.direction,
+                bucket.account_id,
+            )  # fmt: skip
         revenue_key = (debit.service, debit.unit)
         if revenue_key not in revenue:
             revenue[revenue_key] = ledger_store.system_account(

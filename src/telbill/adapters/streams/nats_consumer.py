@@ -92,7 +92,7 @@ async def _consume(
         while True:
             try:
                 messages = await subscription.fetch(batch, timeout=1)
-            except (NatsTimeout, asyncio.TimeoutError):
+            except (TimeoutError, NatsTimeout):
                 messages = []
             if not messages:
                 if idle_exit_s is not None and time.monotonic() - idle_since >= idle_exit_s:
