@@ -85,8 +85,8 @@ def post_command(
     chunk_size: int = typer.Option(charging.DEFAULT_CHUNK_SIZE, "--chunk-size", min=1),
     timezone: str | None = typer.Option(None, "--timezone", help="Zone of naive times."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
-    as_json: bool = JsonOption,
-    database: str | None = DatabaseOption,
+    as_json: JsonOption = False,
+    database: DatabaseOption = None,
 ) -> None:
     """Rate CDRs and charge them to their wallets; a replay charges nothing more."""
     db = open_db(database)
@@ -130,8 +130,8 @@ def post_command(
 def quarantine_list(
     status: str | None = typer.Option("open", "--status", help="open, fixed, reposted or all."),
     limit: int = typer.Option(100, "--limit", min=1, max=10_000),
-    as_json: bool = JsonOption,
-    database: str | None = DatabaseOption,
+    as_json: JsonOption = False,
+    database: DatabaseOption = None,
 ) -> None:
     """Rows that could not be posted, with source, line and reason."""
     items = charging.list_quarantine(
@@ -156,8 +156,8 @@ def quarantine_repost(
     fixes: list[str] = typer.Option(
         [], "--set", help="Corrected field, e.g. --set to=+447700900123 (repeatable)."
     ),
-    as_json: bool = JsonOption,
-    database: str | None = DatabaseOption,
+    as_json: JsonOption = False,
+    database: DatabaseOption = None,
 ) -> None:
     """Post a quarantined row again, with corrected fields."""
     fixed = {}
@@ -184,8 +184,8 @@ def rerate_command(
     start: str = typer.Option(..., "--from", help="Start of the period (ISO 8601)."),
     end: str = typer.Option(..., "--to", help="End of the period, excluded (ISO 8601)."),
     tariff: str | None = typer.Option(None, "--tariff", help="Tariff to rerate with."),
-    as_json: bool = JsonOption,
-    database: str | None = DatabaseOption,
+    as_json: JsonOption = False,
+    database: DatabaseOption = None,
 ) -> None:
     """Reprice posted usage and post only the differences."""
     period_start, period_end = _when(start, "--from"), _when(end, "--to")
@@ -219,7 +219,7 @@ def session_authorize(
     at: str | None = typer.Option(None, "--at"),
     call_id: str | None = typer.Option(None, "--call-id"),
     key: str | None = typer.Option(None, "--key", help="Idempotency key (default: random)."),
-    database: str | None = DatabaseOption,
+    database: DatabaseOption = None,
 ) -> None:
     """May this call start, and for how many seconds? (places a hold)"""
     db = open_db(database)
@@ -236,7 +236,7 @@ def session_authorize(
 def session_update(
     session_id: int = typer.Argument(...),
     elapsed: int = typer.Option(..., "--elapsed", min=0, help="Seconds since answer."),
-    database: str | None = DatabaseOption,
+    database: DatabaseOption = None,
 ) -> None:
     """Interim update of a call in progress."""
     print_json(
@@ -253,7 +253,7 @@ def session_end(
     answer: str | None = typer.Option(None, "--answer"),
     end: str | None = typer.Option(None, "--end"),
     key: str | None = typer.Option(None, "--key"),
-    database: str | None = DatabaseOption,
+    database: DatabaseOption = None,
 ) -> None:
     """End a call: settle its exact charge and release the rest of its hold."""
     db = open_db(database)
@@ -270,7 +270,7 @@ def session_end(
 @handle_errors
 def session_sweep(
     timeout: int = typer.Option(sessions.DEFAULT_SWEEP_TIMEOUT_S, "--timeout", min=1),
-    database: str | None = DatabaseOption,
+    database: DatabaseOption = None,
 ) -> None:
     """End sessions whose switch went silent, charging what was reported."""
     db = open_db(database)
@@ -287,7 +287,7 @@ def session_sweep(
 def campaign_start(
     account: int = typer.Option(..., "--account"),
     name: str = typer.Option(..., "--name"),
-    database: str | None = DatabaseOption,
+    database: DatabaseOption = None,
 ) -> None:
     """Start a campaign (the wallet needs money above zero)."""
     print_json(campaigns.start_campaign(open_db(database), account, name, clock=SystemClock()))
@@ -295,20 +295,20 @@ def campaign_start(
 
 @campaign_app.command("pause")
 @handle_errors
-def campaign_pause(campaign_id: int, database: str | None = DatabaseOption) -> None:
+def campaign_pause(campaign_id: int, database: DatabaseOption = None) -> None:
     print_json(campaigns.pause_campaign(open_db(database), campaign_id, clock=SystemClock()))
 
 
 @campaign_app.command("resume")
 @handle_errors
-def campaign_resume(campaign_id: int, database: str | None = DatabaseOption) -> None:
+def campaign_resume(campaign_id: int, database: DatabaseOption = None) -> None:
     """Resume a paused campaign (after a top-up)."""
     print_json(campaigns.resume_campaign(open_db(database), campaign_id, clock=SystemClock()))
 
 
 @campaign_app.command("stop")
 @handle_errors
-def campaign_stop(campaign_id: int, database: str | None = DatabaseOption) -> None:
+def campaign_stop(campaign_id: int, database: DatabaseOption = None) -> None:
     print_json(campaigns.stop_campaign(open_db(database), campaign_id, clock=SystemClock()))
 
 
@@ -328,7 +328,7 @@ def plan_create(
     ),
     cut_off: str = typer.Option("hard", "--cut-off", help="hard or soft."),
     max_call: int = typer.Option(plans.DEFAULT_MAX_CALL_S, "--max-call", min=1),
-    database: str | None = DatabaseOption,
+    database: DatabaseOption = None,
 ) -> None:
     """Create a charging plan."""
     record = plans.create_plan(
@@ -345,7 +345,7 @@ def plan_create(
 def plan_assign(
     account: int = typer.Option(..., "--account"),
     plan: str = typer.Option(..., "--plan"),
-    database: str | None = DatabaseOption,
+    database: DatabaseOption = None,
 ) -> None:
     """Make an account (and the accounts under it) use a plan."""
     plans.assign_plan(open_db(database), account, plan, clock=SystemClock())
@@ -356,8 +356,8 @@ def plan_assign(
 @handle_errors
 def charge_explain(
     charge_id: int = typer.Argument(...),
-    as_json: bool = JsonOption,
-    database: str | None = DatabaseOption,
+    as_json: JsonOption = False,
+    database: DatabaseOption = None,
 ) -> None:
     """How a posted charge was computed."""
     charge = charging.get_charge(open_db(database), charge_id)

@@ -283,9 +283,8 @@ def _rate_chunk(
         for record in records:
             if isinstance(record, RowError):
                 where = f"{record.source}: " if record.source else ""
-                bad.append(
-                    Bad(record.line, None, f"invalid_input: {where}{record.reason}", record.raw)
-                )
+                raw = getattr(record, "raw", None) or {}  # CDR readers keep the row's columns
+                bad.append(Bad(record.line, None, f"invalid_input: {where}{record.reason}", raw))
                 continue
             try:
                 found.append((record, resolver.leaf(conn, record)))
