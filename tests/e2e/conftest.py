@@ -12,11 +12,14 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from telbill.adapters.db.engine import Database, migrate
+from telbill.adapters.db.tables import metadata
 from telbill.api.app import create_app
 from telbill.services import accounts, wallets
 from telbill.services.auth import Role, create_api_key
@@ -44,6 +47,18 @@ class World:
         elif idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
         return headers
+
+    def snapshot(self) -> dict[str, Any]:
+        """Row count of every table and every bucket's balance: what a request could change."""
+        with self.db.engine.connect() as conn:
+            counts = {
+                table.name: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+                for table in metadata.sorted_tables
+            }
+            balances = conn.execute(
+                sa.text("SELECT id, balance, held FROM ledger_accounts ORDER BY id")
+            ).all()
+        return {"counts": counts, "balances": [tuple(row) for row in balances]}
 
 
 def build_world(url: str) -> World:

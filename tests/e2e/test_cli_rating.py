@@ -236,3 +236,28 @@ def test_rate_of_a_missing_file_is_a_clear_error(database: str, tmp_path: Path) 
     code, _, err = run(database, "rate", str(tmp_path / "nope.csv"), "--tariff", "astpp",
                        "--out", str(tmp_path / "o.csv"))  # fmt: skip
     assert code == 1 and "not found" in err
+
+
+def test_rate_reads_freeswitch_json_lines_and_csv(database: str, tmp_path: Path) -> None:
+    variables = {
+        "uuid": "j1", "accountcode": "acme", "caller_id_number": "1001",
+        "destination_number": LONDON, "start_epoch": "1767610800",
+        "answer_epoch": "1767610804", "end_epoch": "1767610865", "billsec": "61",
+    }  # fmt: skip
+    jsonl = tmp_path / "cdr.jsonl"
+    jsonl.write_text(json.dumps({"variables": variables}) + "\n{broken\n")
+    fs_csv = tmp_path / "Master.csv"
+    fs_csv.write_text(
+        f'"Alice","1001","{LONDON}","default","2026-01-05 11:00:00","2026-01-05 11:00:04",'
+        '"2026-01-05 11:01:05","65","61","NORMAL_CLEARING","a1b2","","acme","PCMU","PCMU"\n'
+    )
+    for source in (jsonl, fs_csv):
+        out = tmp_path / f"{source.stem}.rated.csv"
+        code, _, err = run(database, "rate", str(source), "--tariff", "retail",
+                           "--format", "freeswitch", "--out", str(out))  # fmt: skip
+        assert code == 0, err
+        with out.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert rows[0]["cost"] == "0.026000" and rows[0]["billed_seconds"] == "120"
+        if source is jsonl:
+            assert rows[1]["error"].startswith("invalid_input") and "line 2" in rows[1]["error"]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -24,10 +26,21 @@ def key(prefix: str = "k") -> str:
     return f"{prefix}-{next(_keys)}"
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per session; tests start from a copy of it."""
+    path = tmp_path_factory.mktemp("template") / "telbill.db"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture(name="db")
-def migrated_db(db_url: str) -> Iterator[Database]:
+def migrated_db(db_url: str, sqlite_template: Path) -> Iterator[Database]:
     """A migrated database (SQLite file and PostgreSQL schema)."""
-    migrate(db_url)
+    if db_url.startswith("sqlite:///"):
+        shutil.copyfile(sqlite_template, db_url.removeprefix("sqlite:///"))
+    else:
+        migrate(db_url)
     database = Database(db_url)
     yield database
     database.dispose()

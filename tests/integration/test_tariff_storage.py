@@ -20,7 +20,7 @@ from telbill.domain.tariffs import (
     Service,
     TariffSettings,
 )
-from telbill.errors import InvalidInput, NotFound
+from telbill.errors import Conflict, InvalidInput, NotFound
 from telbill.services.tariffs import (
     BadTariffRows,
     TariffSource,
@@ -106,6 +106,13 @@ def test_reimporting_creates_a_new_version_and_keeps_the_old_one(db: Database) -
     assert load_tariff(db, "retail").version == 2
 
 
+def test_a_new_version_cannot_change_the_tariffs_currency(db: Database) -> None:
+    import_tariff(db, "retail", [plain("1", "0.01")], USD, now=NOW)
+    with pytest.raises(Conflict, match="USD"):
+        import_tariff(db, "retail", [plain("1", "0.01")], TariffSettings("EUR"), now=NOW)
+    assert [v.version for v in list_versions(db, "retail")] == [1]
+
+
 def test_diff_lists_added_removed_and_changed_rates(db: Database) -> None:
     import_tariff(db, "retail", [plain("1", "0.01"), plain("44", "0.02")], USD, now=NOW)
     import_tariff(db, "retail", [plain("1", "0.015"), plain("33", "0.03")], USD, now=NOW)
@@ -165,7 +172,17 @@ def test_invalid_settings_are_refused_before_anything_is_written(db: Database) -
 
 
 def test_a_large_deck_is_stored_in_chunks_and_read_back_in_order(db: Database) -> None:
-    rows = [plain(str(10_000 + i), f"0.{i:05d}") for i in range(45_000)]
+    rows = [plain(str(10_000 + i), f"0.{i:05d}") for i in range(25_000)]
     result = import_tariff(db, "big", rows, USD, now=NOW)
     assert result.version.row_count == len(rows)
     assert load_tariff(db, "big").rows == tuple(rows)
+
+
+def test_migration_0002_creates_the_tariff_tables_as_declared(db: Database) -> None:
+    from sqlalchemy import inspect
+
+    from telbill.adapters.db.tariff_tables import tariff_rates, tariffs
+
+    inspector = inspect(db.engine)
+    for table in (tariffs, tariff_rates):
+        assert {c["name"] for c in inspector.get_columns(table.name)} == set(table.c.keys())

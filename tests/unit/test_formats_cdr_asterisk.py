@@ -6,6 +6,8 @@ import io
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from telbill.adapters.formats.cdr_asterisk import read_asterisk_csv
 from telbill.adapters.formats.cdr_common import CdrRowError
@@ -71,3 +73,12 @@ def test_bad_rows_are_reported_by_line_and_the_file_goes_on() -> None:
     assert "columns" in errors[0].reason
     assert "billsec" in errors[1].reason
     assert "answer" in errors[2].reason
+
+
+@given(st.lists(st.booleans(), min_size=1, max_size=30))
+def test_every_row_gives_one_record_and_errors_name_their_line(good_rows: list[bool]) -> None:
+    text = "".join(row() if good else row(start="not a time") for good in good_rows)
+    records = read(text)
+    assert len(records) == len(good_rows)
+    bad_lines = [n for n, good in enumerate(good_rows, start=1) if not good]
+    assert [r.line for r in records if isinstance(r, RowError)] == bad_lines

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, datetime, time
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from telbill.adapters.formats.cgrates import parse_duration_s, read_cgrates_folder
 from telbill.domain.tariffs import Increment, RateRow, RateTier, Service, TariffSettings
@@ -220,3 +223,56 @@ def test_go_durations_are_read_in_seconds() -> None:
     assert parse_duration_s("0") == 0
     with pytest.raises(InvalidInput):
         parse_duration_s("sixty")
+
+
+timing_strategy = st.tuples(
+    st.frozensets(st.integers(1, 7), min_size=1),  # ISO weekdays
+    st.integers(0, 23),  # start hour
+    st.integers(0, 3),  # weight
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(timing_strategy, min_size=1, max_size=4))
+def test_bands_give_each_moment_of_the_week_to_the_rate_cgrates_would_pick(
+    timings: list[tuple[frozenset[int], int, int]],
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        rates = "".join(f"RT_{k},0,0.0{k + 1},60s,60s,0s\n" for k in range(len(timings)))
+        dest_rates = "".join(f"DR_{k},DST_DE,RT_{k},*up,4,0,\n" for k in range(len(timings)))
+        timing_rows = "".join(
+            f"TM_{k},*any,*any,*any,{';'.join(str(d % 7) for d in sorted(days))},{hour:02d}:00:00\n"
+            for k, (days, hour, _) in enumerate(timings)
+        )
+        plans = "".join(f"RP,DR_{k},TM_{k},{w}\n" for k, (_, _, w) in enumerate(timings))
+        write_plan(
+            folder,
+            Rates_csv="#Id,ConnectFee,Rate,RateUnit,RateIncrement,GroupIntervalStart\n" + rates,
+            DestinationRates_csv="#Id,DestinationId,RatesTag,RoundingMode,RoundingDecimals,"
+            "MaxCost,MaxCostStrategy\n" + dest_rates,
+            Timings_csv="#Id,Years,Months,MonthDays,WeekDays,Time\n" + timing_rows,
+            RatingPlans_csv="#Id,DestinationRatesId,TimingTag,Weight\n" + plans,
+        )
+        rows = read_cgrates_folder(folder).tariffs["t:call:s"]
+    for day in range(1, 8):
+        for hour in range(24):
+            live = [
+                (weight, start, -k)
+                for k, (days, start, weight) in enumerate(timings)
+                if day in days and start <= hour
+            ]
+            expected = Decimal(f"0.0{-max(live)[2] + 1}") if live else None
+            matching = [r for r in rows if _row_covers(r, day, time(hour))]
+            assert len(matching) == (1 if live else 0)
+            if live:
+                assert matching[0].rate == expected
+
+
+def _row_covers(row: RateRow, day: int, moment: time) -> bool:
+    if row.weekdays is not None and day not in row.weekdays:
+        return False
+    if row.hours is None:
+        return True
+    start, end = row.hours
+    return start <= moment and (end == time(0) or moment < end)

@@ -208,3 +208,13 @@ def test_astpp_deck_imports_all_rows_through_the_column_map(astpp_deck: Path) ->
         step = int(source["increment_seconds"])
         assert row.increment == Increment(step, step)
     assert parsed[-1].line == 36_206  # header is line 1
+
+
+def test_rate_text_must_be_a_plain_ascii_decimal() -> None:
+    from telbill.adapters.formats.tariff_fields import parse_rate
+
+    assert parse_rate(" 5. ", "rate") == Decimal(5)
+    assert parse_rate("0.000000001", "rate") == Decimal("1E-9")
+    for bad in (".", "", "1_000", "١٢", "1e3", "NaN", "0.0000000001", "1,5"):
+        with pytest.raises(InvalidInput):
+            parse_rate(bad, "rate")

@@ -114,11 +114,15 @@ def test_cost_is_monotonic_in_duration(
     increment=increments,
     connect=st.decimals(min_value=Decimal("0"), max_value=Decimal("0.5"), places=3),
     cap=st.integers(1, 7200),
+    free=st.sampled_from([0, 0, 10, 60]),
+    minimum=st.sampled_from([0, 0, 30, 120]),
 )
 def test_max_affordable_seconds_is_the_longest_call_the_money_covers(
-    available: Decimal, rate: Decimal, increment: str, connect: Decimal, cap: int
+    available: Decimal, rate: Decimal, increment: str, connect: Decimal, cap: int, free: int,
+    minimum: int,
 ) -> None:
-    p = price(str(rate), increment, connect_fee=connect, max_call_s=cap)
+    p = price(str(rate), increment, connect_fee=connect, max_call_s=cap, free_seconds=free,
+              min_seconds=minimum)
     longest = max_affordable_seconds(available, p)
     assert 0 <= longest <= cap
     assert timed_cost(longest, p) <= available
@@ -130,3 +134,14 @@ def test_max_affordable_seconds_on_60_60_stops_at_whole_minutes_paid() -> None:
     # 0.10 buys 5 started minutes at 0.02/min on 60/60: 300 s.
     assert max_affordable_seconds(Decimal("0.10"), price("0.02")) == 300
     assert max_affordable_seconds(Decimal("0.01"), price("0.02")) == 0
+
+
+def test_a_rows_price_takes_the_tariffs_default_increment_and_settings() -> None:
+    from telbill.domain.tariffs import RateRow, TariffSettings
+
+    settings = TariffSettings("USD", default_increment=Increment(30, 6), max_call_s=600,
+                              decimals=4, rounding="half_even")
+    p = TimedPrice.for_row(RateRow("44", "UK", Decimal("0.6"), free_seconds=3), settings)
+    assert (str(p.increment), p.max_call_s, p.decimals, p.rounding) == (
+        "30/6", 600, 4, "ROUND_HALF_EVEN")
+    assert billed_seconds(40, p) == 42

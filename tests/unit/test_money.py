@@ -49,3 +49,8 @@ def test_currency_and_unit_validation():
     assert validate_unit("s:call") == "s:call"
     with pytest.raises(InvalidInput):
         validate_unit("minutes")
+
+
+def test_amount_with_non_ascii_digits_is_refused():
+    with pytest.raises(InvalidInput):
+        parse_amount("١٢٣")  # Arabic-Indic digits: Decimal would accept them, we do not

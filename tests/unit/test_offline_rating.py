@@ -8,8 +8,12 @@ import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from telbill.adapters.formats.cdr_common import CdrRowError
 from telbill.domain.lookup import compile_tariff
+from telbill.domain.money import format_amount
 from telbill.domain.rating import rate_event
 from telbill.domain.tariffs import (
     Direction,
@@ -22,7 +26,12 @@ from telbill.domain.tariffs import (
     TariffSettings,
 )
 from telbill.domain.usage import UsageEvent
-from telbill.services.cdr_rating import OfflineRater, output_columns, rate_records
+from telbill.services.cdr_rating import (
+    OfflineRater,
+    _micros_text,
+    output_columns,
+    rate_records,
+)
 from telbill.services.quotes import (
     QuoteRequest,
     charge_from_json,
@@ -129,3 +138,9 @@ def test_quote_summary_has_the_stable_keys_and_decimal_strings() -> None:
 def test_sms_quote_defaults_to_one_segment_without_text() -> None:
     summary = quote_summary(quote(QuoteRequest("+447911123456", START, Service.SMS), INDEX))
     assert summary["segments"] == 1 and summary["cost"] == "0.0400"
+
+
+@given(st.integers(min_value=0, max_value=10**15), st.integers(min_value=0, max_value=6))
+def test_cost_text_of_the_batch_path_is_format_amount(units: int, decimals: int) -> None:
+    micros = units * 10 ** (6 - decimals)  # the batch rater's costs are rounded to `decimals`
+    assert _micros_text(micros, decimals) == format_amount(Decimal(micros) / 10**6, decimals)

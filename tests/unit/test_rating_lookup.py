@@ -6,11 +6,20 @@ from datetime import UTC, datetime, time
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rating_helpers import NOON, call, index_of, row
 
-from telbill.domain.lookup import compile_tariff
+from telbill.domain.lookup import TariffIndex, compile_tariff, in_band, in_force, is_banded
 from telbill.domain.rating import rate_event
-from telbill.domain.tariffs import Direction, NumberType, Service, Tariff, TariffSettings
+from telbill.domain.tariffs import (
+    Direction,
+    NumberType,
+    RateRow,
+    Service,
+    Tariff,
+    TariffSettings,
+)
 from telbill.errors import InvalidInput, NoRate
 
 
@@ -95,5 +104,54 @@ def test_bad_tariffs_are_refused_when_compiled() -> None:
         index_of(row("44", "1"), timezone="Mars/Olympus")
     with pytest.raises(InvalidInput, match="rounding"):
         compile_tariff(Tariff("t", TariffSettings("USD", rounding="nearest"), ()))
+    with pytest.raises(InvalidInput, match="decimals"):
+        index_of(row("44", "1"), decimals=8)
+    with pytest.raises(InvalidInput, match="currency"):
+        compile_tariff(Tariff("t", TariffSettings("XXX"), ()))
     with pytest.raises(InvalidInput, match="timezone-aware"):
         index_of(row("44", "1", effective_from=datetime(2026, 1, 1)))
+
+
+def scan_oracle(index: TariffIndex, digits: str, at: datetime) -> RateRow | None:
+    """The slow, obvious rule: of all voice/outbound rows in force and in band whose prefix
+    starts the number, the longest prefix; then ANY type first, banded first, latest start,
+    earliest in the file."""
+    local = at.astimezone(index.zone)
+    candidates = [
+        (len(r.prefix), r.number_type is NumberType.ANY, is_banded(r),
+         r.effective_from or datetime.min.replace(tzinfo=UTC), -position, r)
+        for position, r in enumerate(index.tariff.rows)
+        if r.service is Service.VOICE and r.direction is Direction.OUTBOUND
+        and digits.startswith(r.prefix) and in_force(r, at) and in_band(r, local)
+    ]
+    return max(candidates, key=lambda c: c[:5])[5] if candidates else None
+
+
+lookup_rows = st.builds(
+    lambda prefix, rate, band, dated, kind: RateRow(
+        prefix=prefix, destination=prefix, rate=Decimal(rate),
+        hours=(time(8), time(19)) if band == "day" else (time(22), time(6)) if band else None,
+        effective_from=datetime(2026, 3, 4, 12, tzinfo=UTC) if dated == "new" else None,
+        effective_to=datetime(2026, 3, 4, 12, tzinfo=UTC) if dated == "old" else None,
+        number_type=kind,
+    ),
+    st.sampled_from(["", "4", "44", "441", "4412", "45", "5"]),
+    st.integers(0, 9).map(str),
+    st.sampled_from([None, None, "day", "night"]),
+    st.sampled_from([None, None, "new", "old"]),
+    st.sampled_from([NumberType.ANY, NumberType.ANY, NumberType.MOBILE, NumberType.LOCAL]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(lookup_rows, max_size=10), number=st.sampled_from(
+    ["4412345", "441", "4", "4599", "5", "6", "44"]),
+    hour=st.integers(0, 23), minute=st.sampled_from([0, 59]))
+def test_index_lookup_agrees_with_a_scan_of_every_row(
+    rows: list[RateRow], number: str, hour: int, minute: int
+) -> None:
+    index = index_of(*rows, timezone="Europe/Paris")
+    at = datetime(2026, 3, 4, hour, minute, tzinfo=UTC)
+    found = index.find(number, at=at)
+    expected = scan_oracle(index, number, at)
+    assert (found.row if found else None) is expected

@@ -6,6 +6,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from rating_helpers import NOON, call, index_of, row
 
 from telbill.domain.rating import Leg, Payer, explain_text, rate_event, rate_forwarded_call
@@ -200,3 +202,35 @@ def test_explanation_shows_how_the_charge_was_computed() -> None:
     assert (e.tariff, e.tariff_version, e.matched_prefix, e.rate) == (
         "retail", 3, "4420", Decimal("0.013"))
     assert e.unrounded == Decimal("0.036")
+
+
+def test_rating_is_by_the_tariffs_prefixes_not_by_the_librarys_guess() -> None:
+    # phonenumbers labels +447911... a Guernsey (GG) mobile; the tariff prices prefix 4479 as
+    # "UK special" and that is the price, while the label still tells people what it is.
+    index = index_of(row("44", "0.01", "UK"), row("4479", "0.5", "UK special"),
+                     row("447", "0.2", "UK mobile", number_type=NumberType.MOBILE))
+    charge = rate_event(call("+447911123456", 60), index).charges[0]
+    assert charge.explanation.destination == "UK special"
+    assert charge.amount == Decimal("0.5")
+    assert (charge.explanation.country, charge.explanation.number_label) == ("GG", "mobile")
+
+
+def test_bulk_rating_without_number_type_labels_keeps_the_country() -> None:
+    charge = rate_event(call("+442079460000", 61), index_of(UK), labels=False).charges[0]
+    assert (charge.explanation.country, charge.explanation.number_label) == ("GB", None)
+    assert charge.amount == Decimal("0.026")
+
+
+def test_rounding_mode_may_be_named_in_lower_case() -> None:
+    index = index_of(row("44", "0.00003", increment=Increment(1, 1)), rounding="half_even")
+    assert rate_event(call("+442079460000", 1), index).total == Decimal("0")
+    assert rate_event(call("+442079460000", 3), index).total == Decimal("0.000002")
+
+
+@given(first=st.integers(0, 4000), second=st.integers(0, 4000))
+def test_a_longer_call_never_costs_less(first: int, second: int) -> None:
+    index = index_of(row("44", "0.013", connect_fee=Decimal("0.01"), free_seconds=5,
+                         min_seconds=30, increment=Increment(30, 6)), max_call_s=3600)
+    short, long = sorted((first, second))
+    assert rate_event(call("+442079460000", short), index).total <= rate_event(
+        call("+442079460000", long), index).total

@@ -43,7 +43,7 @@ def create_app(database_url_: str | None = None, *, clock: Clock | None = None) 
             "Every POST needs an `Idempotency-Key` header. Amounts are decimal strings. "
             "Errors are RFC 9457 problem details (`application/problem+json`)."
         ),
-        responses={400: PROBLEM_SCHEMA},
+        responses={status: PROBLEM_SCHEMA for status in (400, 401, 403, 404, 409)},
     )
     app.state.db = Database(make_engine(url))
     app.state.clock = clock or SystemClock()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from telbill.adapters.db.engine import Database
 from telbill.errors import InvalidInput, MissingIdempotencyKey, Unauthenticated
@@ -24,17 +25,21 @@ def get_clock(request: Request) -> Clock:
     return clock
 
 
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="api_key",
+    description="An API key: `Authorization: Bearer tb_...`",
+)
+
+
 def get_principal(
     db: Annotated[Database, Depends(get_db)],
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """The caller of ``Authorization: Bearer <key>``, or 401."""
-    if not authorization:
-        raise Unauthenticated("missing Authorization: Bearer <api key> header")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("expected Authorization: Bearer <api key>")
-    return authenticate(db, token.strip())
+    if credentials is None or not credentials.credentials.strip():
+        raise Unauthenticated("missing or malformed Authorization: Bearer <api key> header")
+    return authenticate(db, credentials.credentials.strip())
 
 
 def get_idempotency_key(

@@ -29,7 +29,7 @@ class AccountCreate(BaseModel):
     billing_mode: str | None = Field(default=None, description="prepaid or postpaid")
     credit_limit: AmountIn | None = Field(default=None, description="postpaid only")
     vat_country: str | None = None
-    vat_rate: AmountIn | None = Field(default=None, description="fraction: \"0.2\" for 20%")
+    vat_rate: AmountIn | None = Field(default=None, description='fraction: "0.2" for 20%')
     has_wallet: bool | None = Field(
         default=None, description="default: organisations yes, users are charged to the parent"
     )

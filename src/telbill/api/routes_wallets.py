@@ -296,7 +296,9 @@ class UnitBalanceOut(BaseModel):
 
 class BalancesOut(BaseModel):
     account_id: int
-    billing_account_id: int = Field(description="The account whose wallet pays (itself or an ancestor)")
+    billing_account_id: int = Field(
+        description="The account whose wallet pays (itself or an ancestor)"
+    )
     currency: str
     billing_mode: str
     credit_limit: AmountOut

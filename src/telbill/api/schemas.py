@@ -22,7 +22,7 @@ AMOUNT_PATTERN = r"^[+-]?(\d+(\.\d*)?|\.\d+)$"
 
 def _parse_amount_string(value: Any) -> Decimal:
     if not isinstance(value, str):
-        raise ValueError("amounts are decimal strings such as \"12.50\", not JSON numbers")
+        raise ValueError('amounts are decimal strings such as "12.50", not JSON numbers')
     try:
         return parse_amount(value)
     except InvalidInput as exc:
@@ -43,6 +43,7 @@ AmountOut = Annotated[
     PlainSerializer(_format_decimal, return_type=str),
     WithJsonSchema({"type": "string", "examples": ["10.000000"]}),
 ]
+
 
 def plain_json(value: Any) -> Any:
     """A service result (dataclasses, Decimals, datetimes, enums) as plain JSON values;

@@ -21,9 +21,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from telbill.adapters.formats.cdr_common import CDR_FORMATS, parse_timestamp
 from telbill.adapters.formats.cdrs import cdr_input_size, read_cdr_file
+from telbill.cli.common import fail, handle_errors, open_db
 from telbill.domain.money import format_amount
 from telbill.domain.sms import segment_sms
 from telbill.domain.tariffs import Direction, Service
@@ -37,6 +39,7 @@ from telbill.services.cdr_rating import (
 )
 from telbill.services.quotes import (
     QuoteRequest,
+    load_tariff_index,
     quote,
     quote_summary,
     render_explanation,
@@ -46,7 +49,12 @@ EXIT_ERROR = 1
 EXIT_NO_RATE = 3
 
 DatabaseOption = typer.Option(
-    None, "--database", envvar="TELBILL_DATABASE_URL", help="Database URL (default telbill.db)."
+    None,
+    "--database",
+    "-d",
+    envvar="TELBILL_DATABASE_URL",
+    help="Database URL (default: TELBILL_DATABASE_URL or sqlite:///telbill.db).",
+    show_default=False,
 )
 
 sms_app = typer.Typer(help="SMS tools.", no_args_is_help=True)
@@ -63,32 +71,30 @@ def register(app: typer.Typer) -> None:
 # --- plumbing ---------------------------------------------------------------------------
 
 
-def _fail(exc: TelbillError) -> NoReturn:
-    code = EXIT_NO_RATE if isinstance(exc, NoRate) else EXIT_ERROR
-    typer.echo(f"error: {exc.code}: {exc.message}", err=True)
-    raise typer.Exit(code)
+def _reraise(exc: BaseException) -> NoReturn:
+    raise exc
 
 
 @contextmanager
 def _errors_as_exit() -> Iterator[None]:
+    """One readable line on stderr, no traceback: exit 3 for no rate, else 1 (as every
+    other command, through `cli.common.handle_errors`)."""
     try:
         yield
-    except TelbillError as exc:
-        _fail(exc)
+    except NoRate as exc:
+        fail(f"{exc.message} ({exc.code})")
+        raise typer.Exit(EXIT_NO_RATE) from None
+    except (TelbillError, SQLAlchemyError) as exc:
+        handle_errors(_reraise)(exc)
 
 
-def load_tariff_index(name: str, database: str | None) -> Any:
-    """Load tariff `name` (latest version) from the database and compile its rate index."""
-    from telbill.adapters.db.engine import Database
-    from telbill.domain.lookup import compile_tariff
-    from telbill.services.tariffs import load_tariff
-
-    db = Database(database) if database else Database()
+def _tariff_index(name: str, database: str | None, at: datetime | None = None) -> Any:
+    """Load tariff `name` (the version in force `at`, else the newest) as a rate index."""
+    db = open_db(database)
     try:
-        tariff = load_tariff(db, name)
+        return load_tariff_index(db, name, at=at)
     finally:
         db.dispose()
-    return compile_tariff(tariff)
 
 
 def _parse_choice(kind: type[Service] | type[Direction], value: str, option: str) -> Any:
@@ -148,7 +154,7 @@ def quote_command(
     """Price a call or a message and show the breakdown. Exit 3 when no rate matches."""
     with _errors_as_exit():
         request = _quote_request(to, from_, service, direction, duration, text, at)
-        rated = quote(request, load_tariff_index(tariff, database))
+        rated = quote(request, _tariff_index(tariff, database, request.at))
         summary = quote_summary(rated)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
@@ -211,7 +217,7 @@ def explain_command(
             if not tariff or not to:
                 raise InvalidInput("give --tariff and --to (or --charge-json FILE)")
             request = _quote_request(to, from_, service, direction, duration, text, at)
-            charges = list(quote(request, load_tariff_index(tariff, database)).charges)
+            charges = list(quote(request, _tariff_index(tariff, database, request.at)).charges)
         typer.echo("\n\n".join(render_explanation(charge) for charge in charges))
 
 
@@ -277,7 +283,7 @@ def rate_command(
     with _errors_as_exit():
         if not cdr_file.exists():
             raise InvalidInput(f"CDR file not found: {cdr_file}")
-        index = load_tariff_index(tariff, database)
+        index = _tariff_index(tariff, database)
         totals = _rate_file(cdr_file, fmt, timezone, index, out, chunk_size)
     err = Console(stderr=True)
     costs = ", ".join(f"{format_amount(v, 6)} {k}" for k, v in sorted(totals.cost.items()))

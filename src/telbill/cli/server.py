@@ -11,7 +11,7 @@ from rich.table import Table
 
 from telbill.adapters.db.engine import database_url, migrate, normalise_url
 from telbill.cli.common import DatabaseOption, console, handle_errors, open_db
-from telbill.services.auth import Role, create_api_key
+from telbill.services.auth import Role, create_api_key, revoke_api_key
 from telbill.services.clock import SystemClock
 
 DEMO_DATABASE_FILE = "telbill-demo.db"
@@ -81,6 +81,18 @@ def admin_create_key(
     table.add_row("api key", f"[bold]{created.secret}[/]")
     console.print(table)
     console.print("[yellow]Store the key now: it is not shown again.[/]")
+
+
+@admin_app.command("revoke-key")
+@handle_errors
+def admin_revoke_key(
+    key_id: Annotated[int, typer.Argument(help="Key id (shown when it was created).")],
+    database: DatabaseOption = None,
+) -> None:
+    """Revoke an API key: it stops working at once."""
+    key = revoke_api_key(open_db(database), key_id, clock=SystemClock())
+    revoked = key.revoked_at.isoformat() if key.revoked_at else "?"
+    console.print(f"key {key.id} ({key.name}, {key.role.value}) revoked at {revoked}")
 
 
 @handle_errors

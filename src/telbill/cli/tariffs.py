@@ -58,7 +58,7 @@ def _db() -> Database:
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"error: {message}", markup=False, highlight=False)
+    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(EXIT_ERROR)
 
 
@@ -95,13 +95,15 @@ def _rows(items: Iterable[ParsedRow | RowError]) -> Iterator[RateRow | RowError]
 
 
 def _error_line(error: RowError) -> str:
+    if error.line == 0:  # a whole-file problem (missing file, conflicting profiles)
+        return f"{error.source}: {error.reason}"
     where = f"{error.source} line {error.line}" if error.source else f"line {error.line}"
     return f"{where}: {error.reason}"
 
 
 def _report_bad_rows(errors: list[RowError], *, imported: bool) -> None:
     for error in errors:
-        err.print(_error_line(error), markup=False, highlight=False)
+        err.print(_error_line(error), markup=False, highlight=False, soft_wrap=True)
     if imported:
         err.print(f"skipped {len(errors)} bad row(s)", markup=False)
     else:
@@ -171,7 +173,7 @@ def import_command(
             {**_version_json(r.version), "skipped": [_error_json(e) for e in r.skipped]}
             for r in results
         ]
-        out.print_json(json.dumps(payload if len(payload) > 1 else payload[0]))
+        typer.echo(json.dumps(payload if file_format == "cgrates" else payload[0]))
         return
     for result in results:
         v = result.version
@@ -368,7 +370,7 @@ def list_command(as_json: bool = typer.Option(False, "--json")) -> None:
     """Every tariff with its newest version."""
     versions = _guard(lambda: list_tariffs(_db()))
     if as_json:
-        out.print_json(json.dumps([_version_json(v) for v in versions]))
+        typer.echo(json.dumps([_version_json(v) for v in versions]))
         return
     table = Table(title="tariffs")
     for column in ("name", "version", "currency", "rows", "effective from", "created"):
@@ -390,7 +392,7 @@ def versions_command(name: str, as_json: bool = typer.Option(False, "--json")) -
     """Every version of a tariff, oldest first."""
     versions = _guard(lambda: list_versions(_db(), name))
     if as_json:
-        out.print_json(json.dumps([_version_json(v) for v in versions]))
+        typer.echo(json.dumps([_version_json(v) for v in versions]))
         return
     table = Table(title=f"versions of {name}")
     for column in ("version", "rows", "effective from", "created", "source", "sha256"):
@@ -425,7 +427,7 @@ def show_command(
     if as_json:
         payload = {**_version_json(info), "matching_rows": len(rows)}
         payload["rates"] = [row_json(r) for r in shown]
-        out.print_json(json.dumps(payload))
+        typer.echo(json.dumps(payload))
         return
     s = tariff.settings
     out.print(
@@ -464,7 +466,7 @@ def diff_command(
                 {"before": row_json(c.before), "after": row_json(c.after)} for c in diff.changed
             ],
         }
-        out.print_json(json.dumps(payload))
+        typer.echo(json.dumps(payload))
         return
     out.print(
         f"{name} {from_v} -> {to_v}: {len(diff.added)} added, {len(diff.removed)} removed, "

@@ -23,7 +23,9 @@ durations in whole seconds (0 = unanswered) and start times in UTC epoch seconds
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -36,7 +38,7 @@ from telbill.domain.lookup import TariffIndex, is_banded
 from telbill.domain.money import MONEY_DECIMALS, to_micros
 from telbill.domain.numbers import rating_digits
 from telbill.domain.plans import CallClass, ChargingPlan, Pricing
-from telbill.domain.rating import EXTENSION_MAX_DIGITS, rate_event
+from telbill.domain.rating import EXTENSION_MAX_DIGITS, call_duration_s, rate_event
 from telbill.domain.tariffs import Direction, NumberType, RateRow, Service
 from telbill.domain.usage import UsageEvent
 from telbill.errors import CallClassNotAllowed, InvalidInput, NoRate, TelbillError
@@ -47,6 +49,7 @@ _INT64_BUDGET = 2**62
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NO_BOUND_LOW = np.iinfo(np.int64).min
 _NO_BOUND_HIGH = np.iinfo(np.int64).max
+_MIN_SLICE = 65_536  # smaller slices are not worth a thread
 _POW10 = np.array([10**i for i in range(MAX_KEY_DIGITS + 1)], dtype=np.int64)
 
 
@@ -80,6 +83,59 @@ class CdrColumns:
             start_s=np.asarray(start_s, dtype=np.int64),
         )
 
+    @classmethod
+    def from_events(
+        cls,
+        events: Sequence[UsageEvent],
+        *,
+        service: Service = Service.VOICE,
+        direction: Direction = Direction.OUTBOUND,
+    ) -> tuple[CdrColumns, list[int], list[int]]:
+        """Split usage events into batch columns and the rest.
+
+        Returns (columns, positions of the events in the columns, positions of the events
+        to rate one by one with `rate_event`). An event goes to the rest when it is not a
+        plain call of this service and direction (speech seconds, a call class given by the
+        switch), its start has a fraction of a second, or its number or duration is invalid.
+        """
+        numbers: list[int] = []
+        lengths: list[int] = []
+        durations: list[int] = []
+        starts: list[int] = []
+        batched: list[int] = []
+        rest: list[int] = []
+        for position, event in enumerate(events):
+            digits, duration = "", 0
+            try:
+                eligible = (
+                    event.service is service
+                    and event.direction is direction
+                    and event.speech_s == 0
+                    and event.call_class is None
+                    and event.start.tzinfo is not None
+                    and event.start.microsecond == 0
+                )
+                if eligible:
+                    digits = rating_digits(event.to_number)
+                    duration = call_duration_s(event)
+            except TelbillError:
+                eligible = False
+            if not eligible or not digits:
+                rest.append(position)
+                continue
+            numbers.append(int(digits))
+            lengths.append(len(digits))
+            durations.append(duration)
+            starts.append((event.start - _EPOCH) // timedelta(seconds=1))
+            batched.append(position)
+        columns = cls(
+            number=np.array(numbers, dtype=np.int64),
+            ndigits=np.array(lengths, dtype=np.int64),
+            duration_s=np.array(durations, dtype=np.int64),
+            start_s=np.array(starts, dtype=np.int64),
+        )
+        return columns, batched, rest
+
     def __len__(self) -> int:
         return int(self.number.shape[0])
 
@@ -91,8 +147,9 @@ class CdrColumns:
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
-    """Per CDR: cost in micro-units, billed seconds, matched row position (-1: none or
-    unknown), status, and how many CDRs took the per-event path."""
+    """Per CDR: cost in micro-units, billed seconds, position of the pricing row in
+    `Tariff.rows` (-1: none, e.g. a free local extension or an error), status, and how many
+    CDRs took the per-event path."""
 
     cost_micros: I64
     billed_s: I64
@@ -118,7 +175,8 @@ def _scaled(value: Decimal, scale: int) -> int:
 
 
 def _decimals_of(value: Decimal) -> int:
-    exponent = value.normalize().as_tuple().exponent
+    """Decimal places as written (``0.20930`` -> 5): a scale that holds the value exactly."""
+    exponent = value.as_tuple().exponent
     return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
@@ -170,73 +228,66 @@ class BatchRater:
                 continue
             if self._is_simple(rows[found[0]]):
                 simple[prefix] = found[0]
-        scale = max(
-            (max(_decimals_of(rows[p].rate), _decimals_of(rows[p].connect_fee))
-             for p in simple.values()),
-            default=0,
-        )
+        # Decks repeat a few hundred distinct prices: convert each distinct value once.
+        amounts = {rows[p].rate for p in simple.values()}
+        amounts.update(rows[p].connect_fee for p in simple.values())
+        scale = max((_decimals_of(amount) for amount in amounts), default=0)
+        scaled = {amount: _scaled(amount, scale) for amount in amounts}
         self.scale = scale
+        self.max_call_s = settings.max_call_s
 
         prefixes = sorted(by_prefix)
         entry_of = {prefix: i for i, prefix in enumerate(prefixes)}
         count = len(prefixes) + 1  # the last entry is "no prefix matches"
         self._no_entry = count - 1
-        self._entry_row = np.full(count, -1, dtype=np.int64)
-        self._rate = np.zeros(count, dtype=np.int64)
-        self._connect = np.zeros(count, dtype=np.int64)
-        self._first = np.ones(count, dtype=np.int64)
-        self._next = np.ones(count, dtype=np.int64)
-        self._free = np.zeros(count, dtype=np.int64)
-        self._min = np.zeros(count, dtype=np.int64)
-        self._from = np.full(count, _NO_BOUND_LOW, dtype=np.int64)
-        self._to = np.full(count, _NO_BOUND_HIGH, dtype=np.int64)
-        self.max_call_s = settings.max_call_s
+        # Per-entry parameters as Python lists first (item assignment into numpy is slow).
+        entry_row = [-1] * count
+        rate, connect = [0] * count, [0] * count
+        first, nxt = [1] * count, [1] * count
+        free, minimum = [0] * count, [0] * count
+        valid_from, valid_to = [_NO_BOUND_LOW] * count, [_NO_BOUND_HIGH] * count
         worst = 0
-        for position in simple.values():
-            row = rows[position]
-            increment = row.increment or settings.default_increment
-            longest = max(settings.max_call_s, row.min_seconds) + increment.first_s
-            longest += increment.next_s
-            worst = max(
-                worst,
-                _scaled(row.rate, scale) * longest + _scaled(row.connect_fee, scale) * 60,
-            )
-        if worst * 10 ** max(0, settings.decimals - scale) >= _INT64_BUDGET:
-            self.all_fallback = True
-            simple = {}
         for prefix, position in simple.items():
             i = entry_of[prefix]
             row = rows[position]
             increment = row.increment or settings.default_increment
-            self._entry_row[i] = position
-            self._rate[i] = _scaled(row.rate, scale)
-            self._connect[i] = _scaled(row.connect_fee, scale)
-            self._first[i], self._next[i] = increment.first_s, increment.next_s
-            self._free[i], self._min[i] = row.free_seconds, row.min_seconds
-            self._from[i] = _epoch_ceil(row.effective_from, _NO_BOUND_LOW)
-            self._to[i] = _epoch_ceil(row.effective_to, _NO_BOUND_HIGH)
+            entry_row[i] = position
+            rate[i], connect[i] = scaled[row.rate], scaled[row.connect_fee]
+            first[i], nxt[i] = increment.first_s, increment.next_s
+            free[i], minimum[i] = row.free_seconds, row.min_seconds
+            valid_from[i] = _epoch_ceil(row.effective_from, _NO_BOUND_LOW)
+            valid_to[i] = _epoch_ceil(row.effective_to, _NO_BOUND_HIGH)
+            longest = max(settings.max_call_s, row.min_seconds) + increment.first_s + nxt[i]
+            worst = max(worst, rate[i] * longest + connect[i] * 60)
+        if worst * 10 ** max(0, settings.decimals - scale) >= _INT64_BUDGET:
+            # Integers would overflow int64: every CDR takes the per-event path instead.
+            self.all_fallback = True
+            simple = {}
+            entry_row, rate, connect = [-1] * count, [0] * count, [0] * count
+        self._entry_row = np.array(entry_row, dtype=np.int64)
+        self._rate = np.array(rate, dtype=np.int64)
+        self._connect = np.array(connect, dtype=np.int64)
+        self._first = np.array(first, dtype=np.int64)
+        self._next = np.array(nxt, dtype=np.int64)
+        self._free = np.array(free, dtype=np.int64)
+        self._min = np.array(minimum, dtype=np.int64)
+        self._from = np.array(valid_from, dtype=np.int64)
+        self._to = np.array(valid_to, dtype=np.int64)
+
+        self._any_dated = bool(
+            np.any(self._from != _NO_BOUND_LOW) or np.any(self._to != _NO_BOUND_HIGH)
+        )
+        fast_entries = np.array([entry_of[p] for p in simple], dtype=np.int64)
+        self._uniform: dict[str, int] = {}
+        for name in ("_first", "_next", "_free", "_min", "_connect"):
+            values = np.unique(getattr(self, name)[fast_entries])
+            if values.shape[0] == 1:
+                self._uniform[name] = int(values[0])
 
         # Flatten the nested prefix intervals of the K-digit space into owned breakpoints.
-        space = 10**key_digits
-        bounds: set[int] = {0}
-        for prefix in prefixes:
-            width = 10 ** (key_digits - len(prefix))
-            start = int(prefix) * width if prefix else 0
-            bounds.add(start)
-            if start + width < space:
-                bounds.add(start + width)
-        ordered = sorted(bounds)
-        lengths = sorted({len(p) for p in prefixes}, reverse=True)
-        owners = np.full(len(ordered), self._no_entry, dtype=np.int64)
-        for j, bound in enumerate(ordered):
-            text = str(bound).zfill(key_digits)
-            for length in lengths:
-                entry = entry_of.get(text[:length])
-                if entry is not None:
-                    owners[j] = entry
-                    break
-        self._bounds = np.array(ordered, dtype=np.int64)
-        self._owners = owners
+        bounds, owners = _flatten(prefixes, key_digits, self._no_entry)
+        self._bounds = np.array(bounds, dtype=np.int64)
+        self._owners = np.array(owners, dtype=np.int64)
 
     def _is_simple(self, row: RateRow) -> bool:
         return (
@@ -247,15 +298,18 @@ class BatchRater:
             and row.connect_fee.is_finite()
         )
 
-    def rate(self, cdrs: CdrColumns) -> BatchResult:
-        """Rate a batch of CDRs; see the module docstring for the fast path and fallbacks."""
+    def rate(self, cdrs: CdrColumns, *, threads: int = 1) -> BatchResult:
+        """Rate a batch of CDRs; see the module docstring for the fast path and fallbacks.
+
+        `threads` > 1 rates slices of a large batch in parallel threads (numpy releases the
+        GIL in its loops); the result is the same as with one thread.
+        """
         size = len(cdrs)
+        if threads > 1 and size >= 2 * _MIN_SLICE:
+            return self._rate_threaded(cdrs, threads)
         number, ndigits = cdrs.number, cdrs.ndigits
         duration, start = cdrs.duration_s, cdrs.start_s
-        shift = np.clip(ndigits - self.key_digits, 0, MAX_KEY_DIGITS)
-        key = number // _POW10[shift]
-        slot = np.searchsorted(self._bounds, key, side="right") - 1
-        safe = self._owners[slot]
+        safe = self._owners[self._slots(number, ndigits)]
         has_entry = safe != self._no_entry
         row = self._entry_row[safe]
         fast = (
@@ -263,9 +317,9 @@ class BatchRater:
             & (ndigits >= self.key_digits)
             & (ndigits > EXTENSION_MAX_DIGITS)
             & (duration >= 0)
-            & (start >= self._from[safe])
-            & (start < self._to[safe])
         )
+        if self._any_dated:
+            fast &= (start >= self._from[safe]) & (start < self._to[safe])
         no_rate = (
             ~has_entry
             & (ndigits >= self.key_digits)
@@ -291,28 +345,86 @@ class BatchRater:
             cost[i], billed[i], row[i], status[i] = self._rate_one(cdrs, i)
         return BatchResult(cost, billed, row, status, int(slow.shape[0]))
 
+    def _slots(self, number: I64, ndigits: I64) -> I64:
+        """Index of the breakpoint interval holding each number's K-digit key."""
+        size = int(number.shape[0])
+        low, high = (int(ndigits.min()), int(ndigits.max())) if size else (0, 0)
+        if low == high:  # one length for all: divide by a constant
+            key = number // (10 ** max(low - self.key_digits, 0))
+        else:
+            key = number // _POW10[np.clip(ndigits - self.key_digits, 0, MAX_KEY_DIGITS)]
+        # Binary search with sorted needles walks the breakpoints in order: several times
+        # faster on large batches than random needles (cache misses), for the cost of a sort.
+        # Sorting (key << bits | position) as one int64 is faster than an argsort.
+        bits = max(size - 1, 1).bit_length()
+        if size and int(key.max()).bit_length() + bits <= 62:
+            packed = (key << bits) | np.arange(size, dtype=np.int64)
+            packed.sort()
+            order = packed & ((1 << bits) - 1)
+            sorted_keys = packed >> bits
+        else:
+            order = np.argsort(key)
+            sorted_keys = key[order]
+        found = np.searchsorted(self._bounds, sorted_keys, side="right") - 1
+        slots: I64 = np.empty_like(found)
+        slots[order] = found
+        return slots
+
+    def _rate_threaded(self, cdrs: CdrColumns, threads: int) -> BatchResult:
+        size = len(cdrs)
+        parts = min(threads, size // _MIN_SLICE)
+        edges = [size * k // parts for k in range(parts + 1)]
+        slices = [
+            CdrColumns(
+                cdrs.number[a:b], cdrs.ndigits[a:b], cdrs.duration_s[a:b], cdrs.start_s[a:b]
+            )
+            for a, b in itertools.pairwise(edges)
+        ]
+        with ThreadPoolExecutor(max_workers=parts) as pool:
+            results = list(pool.map(self.rate, slices))
+        return BatchResult(
+            np.concatenate([r.cost_micros for r in results]),
+            np.concatenate([r.billed_s for r in results]),
+            np.concatenate([r.row for r in results]),
+            np.concatenate([r.status for r in results]),
+            sum(r.fallbacks for r in results),
+        )
+
+    def _param(self, name: str, entry: I64) -> I64 | int:
+        """A per-entry parameter for each CDR: a plain int when every fast entry shares it
+        (numpy then divides by a constant, and no gather is needed)."""
+        uniform = self._uniform.get(name)
+        if uniform is not None:
+            return uniform
+        gathered: I64 = getattr(self, name)[entry]
+        return gathered
+
     def _billed(self, duration: I64, entry: I64) -> I64:
-        first, nxt = self._first[entry], self._next[entry]
-        capped = np.minimum(duration, self.max_call_s)
-        chargeable = capped - self._free[entry]
+        first, nxt = self._param("_first", entry), self._param("_next", entry)
+        free, minimum = self._param("_free", entry), self._param("_min", entry)
+        chargeable = np.minimum(duration, self.max_call_s)
+        if not isinstance(free, int) or free:
+            chargeable = chargeable - free
         above = np.maximum(chargeable - first, 0)
-        blocks = -(-above // nxt)
-        billed = np.where(chargeable <= 0, 0, first + blocks * nxt)
-        result: I64 = np.where(billed > 0, np.maximum(billed, self._min[entry]), 0)
-        return result
+        billed = (first + (above + (nxt - 1)) // nxt * nxt).astype(np.int64, copy=False)
+        billed[chargeable <= 0] = 0
+        if not isinstance(minimum, int) or minimum:
+            np.maximum(billed, minimum, out=billed, where=billed > 0)
+        return billed
 
     def _cost_micros(self, billed: I64, duration: I64, entry: I64) -> I64:
         settings = self.index.tariff.settings
         decimals = settings.decimals
-        numerator = self._rate[entry] * billed + np.where(
-            duration > 0, self._connect[entry] * 60, 0
-        )
+        numerator = self._rate[entry] * billed
+        connect = self._param("_connect", entry)
+        if not isinstance(connect, int) or connect:
+            numerator += np.where(duration > 0, connect * 60, 0)
         if self.scale >= decimals:
             denominator = 60 * 10 ** (self.scale - decimals)
         else:
             numerator = numerator * 10 ** (decimals - self.scale)
             denominator = 60
-        quotient = _round_division(numerator, denominator, settings.rounding)
+        quotient = _round_division(numerator, denominator, self.index.rounding)
         result: I64 = quotient * 10 ** (MONEY_DECIMALS - decimals)
         return result
 
@@ -327,7 +439,7 @@ class BatchRater:
             duration_s=int(cdrs.duration_s[i]),
         )
         try:
-            rated = rate_event(event, self.index, self.plan)
+            rated = rate_event(event, self.index, self.plan, labels=False)
         except NoRate:
             return 0, 0, -1, Status.NO_RATE
         except CallClassNotAllowed:
@@ -337,7 +449,48 @@ class BatchRater:
         except TelbillError:  # pragma: no cover - any other refusal of one CDR
             return 0, 0, -1, Status.ERROR
         charge = rated.charges[0]
-        return to_micros(charge.amount), charge.billed_units, -1, Status.OK
+        match = self.index.find(
+            event.to_number, service=self.service, direction=self.direction, at=event.start
+        )
+        position = match.position if match is not None else -1
+        return to_micros(charge.amount), charge.billed_units, position, Status.OK
+
+
+def _flatten(prefixes: list[str], key_digits: int, nobody: int) -> tuple[list[int], list[int]]:
+    """Breakpoints of the K-digit space and the entry owning [bound, next bound).
+
+    Prefix intervals are laminar (nested or disjoint): sorted by start, outer first, a stack
+    of open intervals gives the innermost (longest) prefix at every point in one pass.
+    `prefixes[i]` is entry i; `nobody` owns the gaps.
+    """
+    space = 10**key_digits
+    intervals = sorted(
+        (int(prefix or "0") * 10 ** (key_digits - len(prefix)), len(prefix), entry)
+        for entry, prefix in enumerate(prefixes)
+    )
+    bounds: list[int] = [0]
+    owners: list[int] = [nobody]
+
+    def emit(bound: int, owner: int) -> None:
+        if bound >= space:
+            return
+        if bounds[-1] == bound:
+            owners[-1] = owner
+        else:
+            bounds.append(bound)
+            owners.append(owner)
+
+    stack: list[tuple[int, int]] = []  # (end, entry) of the open intervals, innermost last
+    for start, length, entry in intervals:
+        while stack and stack[-1][0] <= start:
+            closed_end, _ = stack.pop()
+            emit(closed_end, stack[-1][1] if stack else nobody)
+        emit(start, entry)
+        stack.append((start + 10 ** (key_digits - length), entry))
+    while stack:
+        closed_end, _ = stack.pop()
+        emit(closed_end, stack[-1][1] if stack else nobody)
+    return bounds, owners
 
 
 def _round_division(numerator: I64, denominator: int, mode: str) -> I64:

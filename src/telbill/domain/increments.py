@@ -24,7 +24,13 @@ from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
 from telbill.domain.money import DECIMAL_CONTEXT, round_money
-from telbill.domain.tariffs import DEFAULT_INCREMENT, DEFAULT_MAX_CALL_S, Increment
+from telbill.domain.tariffs import (
+    DEFAULT_INCREMENT,
+    DEFAULT_MAX_CALL_S,
+    Increment,
+    RateRow,
+    TariffSettings,
+)
 from telbill.errors import InvalidInput
 
 SECONDS_PER_MINUTE = 60
@@ -67,6 +73,21 @@ class TimedPrice:
     max_call_s: int = DEFAULT_MAX_CALL_S
     decimals: int = 6
     rounding: str = "ROUND_HALF_UP"
+
+    @classmethod
+    def for_row(cls, row: RateRow, settings: TariffSettings) -> TimedPrice:
+        """The timed price of a tariff row under its tariff's settings (default increment,
+        maximum call length, decimals and rounding mode)."""
+        return cls(
+            rate=row.rate,
+            connect_fee=row.connect_fee,
+            increment=row.increment or settings.default_increment,
+            free_seconds=row.free_seconds,
+            min_seconds=row.min_seconds,
+            max_call_s=settings.max_call_s,
+            decimals=settings.decimals,
+            rounding=validate_rounding(settings.rounding),
+        )
 
 
 def billed_seconds(duration_s: int, price: TimedPrice) -> int:

@@ -5,7 +5,8 @@ Rules, in order:
 1. Rows are grouped by (service, direction) and then by number type. A request for a number
    type T looks in T's rows first and falls back to the ``any`` rows. A request without a
    type (or ``any``, what rating does: the prefix tells the type) takes the longest prefix
-   over all rows, an ``any`` row winning a tie of lengths.
+   over all rows; at equal length an ``any`` row wins over a typed one (the number's type
+   is not known), and typed rows are compared by rules 4 and 5.
 2. Longest prefix wins: the digits are cut at each prefix length present (a dict per
    length, longest first), never a scan of the rows. The empty prefix matches every number.
 3. Only rows in force at the event's start count: ``effective_from <= start < effective_to``
@@ -27,6 +28,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from telbill.domain.increments import TimedPrice, validate_rounding
+from telbill.domain.money import MONEY_DECIMALS, validate_currency
 from telbill.domain.tariffs import Direction, NumberType, RateRow, Service, Tariff
 from telbill.errors import InvalidInput, NoRate
 
@@ -95,12 +97,20 @@ def _check_row(row: RateRow, position: int) -> None:
 class TariffIndex:
     """Immutable lookup structure compiled from a `Tariff` (see module rules)."""
 
-    __slots__ = ("tariff", "zone", "_tables", "_lengths", "_prices")
+    __slots__ = ("tariff", "zone", "rounding", "_tables", "_lengths", "_prices")
 
     def __init__(self, tariff: Tariff) -> None:
         self.tariff = tariff
-        self.zone = tariff_zone(tariff.settings.timezone)
-        validate_rounding(tariff.settings.rounding)
+        settings = tariff.settings
+        self.zone = tariff_zone(settings.timezone)
+        self.rounding = validate_rounding(settings.rounding)  # canonical ROUND_* name
+        validate_currency(settings.currency)
+        if not 0 <= settings.decimals <= MONEY_DECIMALS:
+            raise InvalidInput(
+                f"tariff decimals must be between 0 and {MONEY_DECIMALS}, got {settings.decimals}"
+            )
+        if settings.max_call_s < 1:
+            raise InvalidInput(f"max_call_s must be positive, got {settings.max_call_s}")
         building: dict[tuple[Service, Direction, NumberType], dict[int, dict[str, list[int]]]]
         building = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
         for position, row in enumerate(tariff.rows):
@@ -140,18 +150,7 @@ class TariffIndex:
         cached = self._prices.get(match.position)
         if cached is not None:
             return cached
-        settings = self.tariff.settings
-        row = match.row
-        price = TimedPrice(
-            rate=row.rate,
-            connect_fee=row.connect_fee,
-            increment=row.increment or settings.default_increment,
-            free_seconds=row.free_seconds,
-            min_seconds=row.min_seconds,
-            max_call_s=settings.max_call_s,
-            decimals=settings.decimals,
-            rounding=validate_rounding(settings.rounding),
-        )
+        price = TimedPrice.for_row(match.row, self.tariff.settings)
         self._prices[match.position] = price
         return price
 
@@ -174,12 +173,23 @@ class TariffIndex:
                 if match is not None:
                     return match[1]
             return None
-        best: tuple[int, RateMatch] | None = None
-        for kind in _NUMBER_TYPE_ORDER:  # ANY first: it wins a tie of prefix lengths
+        best: RateMatch | None = None
+        best_key: tuple[int, bool, bool, datetime, int] | None = None
+        for kind in _NUMBER_TYPE_ORDER:
             found = self._longest(digits, (service, direction, kind), at, local)
-            if found is not None and (best is None or found[0] > best[0]):
-                best = found
-        return best[1] if best is not None else None
+            if found is None:
+                continue
+            length, candidate = found
+            key = (
+                length,
+                kind is NumberType.ANY,
+                candidate.banded,
+                candidate.row.effective_from or _EPOCH_MIN,
+                -candidate.position,
+            )
+            if best_key is None or key > best_key:
+                best, best_key = candidate, key
+        return best
 
     def lookup(
         self,

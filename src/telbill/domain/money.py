@@ -45,7 +45,7 @@ ISO_4217 = frozenset(
     """.split()
 )
 
-_AMOUNT_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+_AMOUNT_RE = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
 
 
 def parse_amount(value: object, *, field: str = "amount") -> Decimal:

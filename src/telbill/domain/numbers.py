@@ -92,6 +92,18 @@ def rating_digits(text: str) -> str:
     return cleaned
 
 
+def country_of(e164_or_digits: str) -> str | None:
+    """The main region of the number's country calling code (``+1...`` -> ``US``), cheaply:
+    no full parse, so shared codes give their main region. None when the code is unknown."""
+    digits = rating_digits(e164_or_digits)
+    for length in (1, 2, 3):
+        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(digits[:length] or 0))
+        if regions and len(digits) > length:
+            region = regions[0]
+            return region if region != "001" else None
+    return None
+
+
 @lru_cache(maxsize=65536)
 def number_labels(e164_or_digits: str) -> NumberLabels:
     """Country and number type labels for a number (``unknown`` when the library can't tell)."""
@@ -106,4 +118,4 @@ def number_labels(e164_or_digits: str) -> NumberLabels:
     return NumberLabels(e164, region if region and region != "ZZ" else None, kind)
 
 
-__all__ = ["NumberLabels", "normalize_number", "number_labels", "rating_digits"]
+__all__ = ["NumberLabels", "country_of", "normalize_number", "number_labels", "rating_digits"]

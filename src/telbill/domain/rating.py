@@ -44,7 +44,7 @@ from telbill.domain.money import (
     format_amount,
     round_money,
 )
-from telbill.domain.numbers import number_labels, rating_digits
+from telbill.domain.numbers import country_of, number_labels, rating_digits
 from telbill.domain.plans import CallClass, ChargingPlan, Pricing
 from telbill.domain.sms import segment_sms
 from telbill.domain.tariffs import Direction, NumberType, Service
@@ -179,7 +179,7 @@ def classify_call(event: UsageEvent) -> CallClass:
 def _apply_plan(unrounded: Decimal, index: TariffIndex, plan: ChargingPlan | None) -> Decimal:
     settings = index.tariff.settings
     priced = plan.price(unrounded) if plan is not None else unrounded
-    return round_money(priced, settings.decimals, settings.rounding)
+    return round_money(priced, settings.decimals, index.rounding)
 
 
 def _base_explanation(
@@ -191,8 +191,10 @@ def _base_explanation(
     digits: str,
     match: RateMatch | None,
     plan: ChargingPlan | None,
+    labels: bool,
 ) -> Explanation:
-    labels = number_labels(digits) if len(digits) > EXTENSION_MAX_DIGITS else None
+    public = len(digits) > EXTENSION_MAX_DIGITS
+    full = number_labels(digits) if public and labels else None
     settings = index.tariff.settings
     explanation = Explanation(
         tariff=index.name,
@@ -201,11 +203,11 @@ def _base_explanation(
         service=service,
         direction=direction,
         leg=leg,
-        to_number="+" + digits if labels else digits,
-        country=labels.country if labels else None,
-        number_label=labels.number_type if labels else None,
+        to_number="+" + digits if public else digits,
+        country=(full.country if full else country_of(digits)) if public else None,
+        number_label=full.number_type if full else None,
         decimals=settings.decimals,
-        rounding=settings.rounding,
+        rounding=index.rounding,
     )
     if match is not None:
         row = match.row
@@ -249,13 +251,14 @@ def _timed_charge(
     number: str,
     duration_s: int,
     unit: str,
+    labels: bool,
     allow_free_extension: bool = False,
 ) -> Charge:
     digits = rating_digits(number)
     if duration_s <= 0:
         match = index.find(digits, service=service, direction=direction, at=event.start)
         note = "unanswered: nothing to bill" if service is Service.VOICE else "no usage"
-        base = _base_explanation(index, event, leg, service, direction, digits, match, plan)
+        base = _base_explanation(index, event, leg, service, direction, digits, match, plan, labels)
         return Charge(
             event.id, event.account, leg, service, direction, Decimal(0), index.currency,
             unit, 0, _payer(direction, match, digits), replace(base, note=note),
@@ -263,7 +266,9 @@ def _timed_charge(
     if allow_free_extension:
         found = index.find(digits, service=service, direction=direction, at=event.start)
         if found is None:
-            base = _base_explanation(index, event, leg, service, direction, digits, None, plan)
+            base = _base_explanation(
+                index, event, leg, service, direction, digits, None, plan, labels
+            )
             return Charge(
                 event.id, event.account, leg, service, direction, Decimal(0), index.currency,
                 unit, 0, Payer.ACCOUNT,
@@ -276,7 +281,7 @@ def _timed_charge(
     seconds = billed_seconds(duration_s, price)
     exact = unrounded_cost(duration_s, price)
     amount = _apply_plan(exact, index, plan)
-    base = _base_explanation(index, event, leg, service, direction, digits, match, plan)
+    base = _base_explanation(index, event, leg, service, direction, digits, match, plan, labels)
     explanation = replace(
         base,
         increment=str(price.increment),
@@ -294,7 +299,9 @@ def _timed_charge(
     )
 
 
-def _message_charge(event: UsageEvent, index: TariffIndex, plan: ChargingPlan | None) -> Charge:
+def _message_charge(
+    event: UsageEvent, index: TariffIndex, plan: ChargingPlan | None, labels: bool
+) -> Charge:
     digits = rating_digits(event.to_number)
     encoding: str | None = None
     if event.segments is not None:
@@ -315,7 +322,7 @@ def _message_charge(event: UsageEvent, index: TariffIndex, plan: ChargingPlan | 
     amount = _apply_plan(exact, index, plan)
     settings = index.tariff.settings
     base = _base_explanation(
-        index, event, Leg.MESSAGE, event.service, event.direction, digits, match, plan
+        index, event, Leg.MESSAGE, event.service, event.direction, digits, match, plan, labels
     )
     explanation = replace(
         base,
@@ -323,7 +330,7 @@ def _message_charge(event: UsageEvent, index: TariffIndex, plan: ChargingPlan | 
         segments=segments,
         encoding=encoding,
         unrounded=exact,
-        cost=round_money(exact, settings.decimals, settings.rounding),
+        cost=round_money(exact, settings.decimals, index.rounding),
     )
     unit = SMS_MESSAGES if event.service is Service.SMS else f"msg:{event.service.value}"
     return Charge(
@@ -333,18 +340,26 @@ def _message_charge(event: UsageEvent, index: TariffIndex, plan: ChargingPlan | 
 
 
 def _speech_charge(
-    event: UsageEvent, index: TariffIndex, plan: ChargingPlan | None, seconds: int
+    event: UsageEvent, index: TariffIndex, plan: ChargingPlan | None, seconds: int, labels: bool
 ) -> Charge:
     return _timed_charge(
         event, index, plan, leg=Leg.SPEECH, service=Service.SPEECH,
         direction=event.direction, number=event.to_number, duration_s=seconds, unit=SPEECH_TIME,
+        labels=labels,
     )
 
 
 def rate_event(
-    event: UsageEvent, index: TariffIndex, plan: ChargingPlan | None = None
+    event: UsageEvent,
+    index: TariffIndex,
+    plan: ChargingPlan | None = None,
+    *,
+    labels: bool = True,
 ) -> RatedEvent:
     """Price one usage event into its charges (see module rules).
+
+    `labels=False` skips phonenumbers' number-type guess (about half a millisecond per
+    number) for bulk rating; the country label, from the calling code, stays.
 
     Raises NoRate when no row matches, CallClassNotAllowed when the plan refuses the call,
     InvalidInput for an inconsistent event.
@@ -361,17 +376,17 @@ def rate_event(
                 event, index, plan, leg=Leg.CALL, service=event.service,
                 direction=event.direction, number=event.to_number,
                 duration_s=call_duration_s(event),
-                unit=CALL_TIME if event.service is Service.VOICE else "s:fax",
+                unit=CALL_TIME if event.service is Service.VOICE else "s:fax", labels=labels,
                 allow_free_extension=call_class is CallClass.LOCAL_EXTENSION,
             )
         )
         if event.speech_s > 0:
-            charges.append(_speech_charge(event, index, plan, event.speech_s))
+            charges.append(_speech_charge(event, index, plan, event.speech_s, labels))
     elif event.service is Service.SPEECH:
         seconds = event.duration_s if event.duration_s is not None else event.speech_s
-        charges.append(_speech_charge(event, index, plan, seconds))
+        charges.append(_speech_charge(event, index, plan, seconds, labels))
     elif event.service in (Service.SMS, Service.MMS):
-        charges.append(_message_charge(event, index, plan))
+        charges.append(_message_charge(event, index, plan, labels))
     else:
         raise InvalidInput(
             f"event {event.id}: {event.service.value} is priced by its own service, "
@@ -385,6 +400,8 @@ def rate_forwarded_call(
     forward_to: str,
     index: TariffIndex,
     plan: ChargingPlan | None = None,
+    *,
+    labels: bool = True,
 ) -> RatedEvent:
     """Rate a forwarded / tracked call: `event.to_number` is the tracked number the caller
     dialled (inbound leg), `forward_to` the destination it was forwarded to (outbound leg).
@@ -398,15 +415,16 @@ def rate_forwarded_call(
     inbound = _timed_charge(
         event, index, plan, leg=Leg.INBOUND_LEG, service=Service.VOICE,
         direction=Direction.INBOUND, number=event.to_number, duration_s=duration,
-        unit=CALL_TIME,
+        unit=CALL_TIME, labels=labels,
     )
     outbound = _timed_charge(
         event, index, plan, leg=Leg.OUTBOUND_LEG, service=Service.VOICE,
         direction=Direction.OUTBOUND, number=forward_to, duration_s=duration, unit=CALL_TIME,
+        labels=labels,
     )
     charges = [inbound, outbound]
     if event.speech_s > 0:
-        charges.append(_speech_charge(event, index, plan, event.speech_s))
+        charges.append(_speech_charge(event, index, plan, event.speech_s, labels))
     return RatedEvent(event.id, tuple(charges))
 
 

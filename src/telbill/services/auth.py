@@ -262,6 +262,24 @@ def _load_key(conn: Connection, key_id: int) -> ApiKey:
     return _row_to_key(row)
 
 
+def revoke_api_key(db: Database, key_id: int, *, clock: Clock) -> ApiKey:
+    """Revoke a key from now on (kept for the record; revoking twice keeps the first time)."""
+
+    def _revoke(conn: Connection) -> ApiKey:
+        key = conn.execute(sa.select(t.api_keys).where(t.api_keys.c.id == key_id)).first()
+        if key is None:
+            raise NotFound(f"API key {key_id} not found")
+        if key.revoked_at is None:
+            conn.execute(
+                sa.update(t.api_keys)
+                .where(t.api_keys.c.id == key_id)
+                .values(revoked_at=clock.now())
+            )
+        return _load_key(conn, key_id)
+
+    return db.run(_revoke)
+
+
 def authenticate(db: Database, secret: str) -> Principal:
     """The principal of a presented key, or Unauthenticated (unknown, malformed, revoked)."""
     if not secret.startswith(KEY_TOKEN_PREFIX) or len(secret) < KEY_PREFIX_LENGTH + 8:
@@ -376,4 +394,5 @@ __all__ = [
     "hash_key",
     "in_scope",
     "list_api_keys",
+    "revoke_api_key",
 ]

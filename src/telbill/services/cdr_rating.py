@@ -13,9 +13,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import numpy as np
+
 from telbill.domain.batch import BatchRater, CdrColumns, Status, compile_batch
 from telbill.domain.lookup import TariffIndex
 from telbill.domain.money import format_amount
+from telbill.domain.numbers import rating_digits
 from telbill.domain.rating import RatedEvent, call_duration_s, rate_event
 from telbill.domain.tariffs import Direction, RowError, Service
 from telbill.domain.usage import UsageEvent
@@ -77,6 +80,7 @@ class OfflineRater:
         self.batch_min = batch_min
         self.fast_path = 0
         self._batch: dict[Direction, BatchRater] = {}
+        self._row_texts: dict[int, tuple[str, str, str]] = {}
         self._rows = index.tariff.rows
         self._decimals = index.tariff.settings.decimals
 
@@ -123,16 +127,24 @@ class OfflineRater:
         if rater is None:
             rater = compile_batch(self.index, service=Service.VOICE, direction=direction)
             self._batch[direction] = rater
-        try:
-            columns = CdrColumns.from_strings(
-                [event.to_number for _, event, _ in items],
-                [duration for _, _, duration in items],
-                [int(event.start.timestamp()) for _, event, _ in items],
-            )
-        except TelbillError:  # a junk number somewhere: let rate_event name it
-            for position, event, _ in items:
+        numbers: list[str] = []
+        good: list[tuple[int, UsageEvent, int]] = []
+        for position, event, duration in items:
+            try:
+                numbers.append(rating_digits(event.to_number))
+            except TelbillError:  # junk number: rate_event names the problem
                 yield position, self._rate_one(event)
+                continue
+            good.append((position, event, duration))
+        if not good:
             return
+        columns = CdrColumns(
+            number=np.array([int(digits) if digits else 0 for digits in numbers], np.int64),
+            ndigits=np.array([len(digits) for digits in numbers], np.int64),
+            duration_s=np.array([duration for _, _, duration in good], np.int64),
+            start_s=np.array([int(event.start.timestamp()) for _, event, _ in good], np.int64),
+        )
+        items = good
         result = rater.rate(columns)
         for i, (position, event, _) in enumerate(items):
             row_position = int(result.row[i])
@@ -140,27 +152,36 @@ class OfflineRater:
                 yield position, self._rate_one(event)
                 continue
             self.fast_path += 1
-            cost = Decimal(int(result.cost_micros[i])) / MICROS
-            yield position, self._from_row(event, row_position, cost, int(result.billed_s[i]))
+            micros = int(result.cost_micros[i])
+            yield position, self._from_row(event, row_position, micros, int(result.billed_s[i]))
 
     def _from_row(
-        self, event: UsageEvent, row_position: int, cost: Decimal, billed_s: int
+        self, event: UsageEvent, row_position: int, micros: int, billed_s: int
     ) -> RatedRecord:
-        row = self._rows[row_position]
+        prefix, destination, rate = self._row_text(row_position)
         rated = {
-            "cost": format_amount(cost, self._decimals),
+            "cost": _micros_text(micros, self._decimals),
             "currency": self.index.currency,
             "billed_seconds": str(billed_s),
-            "prefix": row.prefix,
-            "destination": row.destination,
-            "rate": str(row.rate),
+            "prefix": prefix,
+            "destination": destination,
+            "rate": rate,
             "error": "",
         }
+        cost = Decimal(micros) / MICROS
         return RatedRecord(event.line, event.raw, rated, cost, self.index.currency)
+
+    def _row_text(self, row_position: int) -> tuple[str, str, str]:
+        text = self._row_texts.get(row_position)
+        if text is None:
+            row = self._rows[row_position]
+            text = (row.prefix, row.destination, str(row.rate))
+            self._row_texts[row_position] = text
+        return text
 
     def _rate_one(self, event: UsageEvent) -> RatedRecord:
         try:
-            rated_event = rate_event(event, self.index)
+            rated_event = rate_event(event, self.index, labels=False)  # labels: not in the CSV
         except TelbillError as exc:
             return _failed(event.line, event.raw, f"{exc.code}: {exc.message}")
         return _priced(event, rated_event)
@@ -184,6 +205,17 @@ def rate_records(
             chunk = []
     if chunk:
         yield from rater.rate_chunk(chunk)
+
+
+def _micros_text(micros: int, decimals: int) -> str:
+    """`format_amount` of micros already rounded to `decimals` (the batch rater's output),
+    without building a Decimal per row."""
+    if micros < 0 or not 0 <= decimals <= 6:
+        return format_amount(Decimal(micros) / MICROS, decimals)
+    units, fraction = divmod(micros, 1_000_000)
+    if decimals == 0:
+        return str(units)
+    return f"{units}.{fraction:06d}"[: len(str(units)) + 1 + decimals]
 
 
 def _row_reason(error: RowError) -> str:

@@ -27,7 +27,7 @@ MAX_KEY_LENGTH = 200
 R = TypeVar("R")
 
 
-def _canonical(value: Any) -> Any:
+def canonical(value: Any) -> Any:
     if isinstance(value, Decimal):
         return (
             format(value.normalize(), "f")
@@ -39,15 +39,15 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Mapping):
-        return {str(k): _canonical(v) for k, v in value.items()}
+        return {str(k): canonical(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_canonical(v) for v in value]
+        return [canonical(v) for v in value]
     return value
 
 
 def request_hash(request: Mapping[str, Any]) -> str:
     """SHA-256 hex of the canonical JSON of `request` (amount "10" == "10.00")."""
-    text = json.dumps(_canonical(request), sort_keys=True, separators=(",", ":"))
+    text = json.dumps(canonical(request), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -20,6 +20,8 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+from telbill.adapters.db.engine import Database
+from telbill.domain.lookup import TariffIndex, compile_tariff
 from telbill.domain.money import format_amount
 from telbill.domain.rating import Charge, RatedEvent, explain_text, rate_event
 from telbill.domain.tariffs import Direction, Service
@@ -76,7 +78,33 @@ def quote_event(request: QuoteRequest) -> UsageEvent:
     )
 
 
-def quote(request: QuoteRequest, index: Any) -> RatedEvent:
+# Tariff versions are immutable, so a compiled index can be reused for as long as the
+# process lives; a small LRU keeps the last few (a 36,000-prefix deck takes ~2 s to load).
+_INDEX_CACHE: dict[tuple[str, str, int, str], TariffIndex] = {}
+_INDEX_CACHE_SIZE = 8
+
+
+def load_tariff_index(db: Database, name: str, *, at: datetime | None = None) -> TariffIndex:
+    """The compiled index of tariff `name`: the version in force `at`, else the newest.
+
+    Raises NotFound when there is no such tariff.
+    """
+    from telbill.services.tariffs import get_version, load_tariff
+
+    found = get_version(db, name, at=at)
+    version = found.version
+    # created_at tells a re-created database's "version 1" from the one cached before.
+    key = (str(db.engine.url), name, version, found.created_at.isoformat())
+    index = _INDEX_CACHE.pop(key, None)
+    if index is None:
+        index = compile_tariff(load_tariff(db, name, version))
+    _INDEX_CACHE[key] = index  # most recently used last
+    while len(_INDEX_CACHE) > _INDEX_CACHE_SIZE:
+        del _INDEX_CACHE[next(iter(_INDEX_CACHE))]
+    return index
+
+
+def quote(request: QuoteRequest, index: TariffIndex) -> RatedEvent:
     """Rate the quoted event against a compiled tariff index (`domain.lookup.TariffIndex`).
 
     Raises NoRate when no row prices it.
@@ -191,6 +219,7 @@ __all__ = [
     "QuoteRequest",
     "charge_from_json",
     "charge_to_json",
+    "load_tariff_index",
     "quote",
     "quote_event",
     "quote_summary",

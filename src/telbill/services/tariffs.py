@@ -89,7 +89,10 @@ class BadTariffRows(InvalidInput):
     code = "bad_tariff_rows"
 
     def __init__(self, errors: Sequence[RowError]) -> None:
-        super().__init__(f"{len(errors)} bad row(s); nothing imported", errors=list(errors))
+        super().__init__(
+            f"{len(errors)} bad row(s); nothing imported",
+            errors=[{"line": e.line, "reason": e.reason, "source": e.source} for e in errors],
+        )
         self.errors = list(errors)
 
 
@@ -168,6 +171,11 @@ def _hours_text(hours: tuple[time, time] | None) -> str | None:
     return f"{hours[0]:%H:%M}-{hours[1]:%H:%M}" if hours is not None else None
 
 
+# Enum member -> stored text (a dict lookup is cheaper than `.value` on a million rows).
+_ENUM_TEXT: dict[Service | Direction | NumberType, str] = {
+    member: member.value for enum in (Service, Direction, NumberType) for member in enum
+}
+
 RATE_COLUMNS = (
     "tariff_id",
     "prefix",
@@ -191,18 +199,30 @@ RATE_COLUMNS = (
 )
 
 
-def _row_values(tariff_id: int, row: RateRow) -> tuple[Any, ...]:
-    """One rate row as a tuple in RATE_COLUMNS order (Python values, before binding)."""
+def _row_values(
+    tariff_id: int, row: RateRow, nanos: dict[Decimal, int] | None = None
+) -> tuple[Any, ...]:
+    """One rate row as a tuple in RATE_COLUMNS order (Python values, before binding).
+
+    `nanos` memoises the conversion of amounts, which repeat a lot in real decks.
+    """
+    cache = nanos if nanos is not None else {}
+    rate = cache.get(row.rate)
+    if rate is None:
+        rate = cache[row.rate] = to_nanos(row.rate, "rate")
+    fee = cache.get(row.connect_fee)
+    if fee is None:
+        fee = cache[row.connect_fee] = to_nanos(row.connect_fee, "connect_fee")
     increment = row.increment
     return (
         tariff_id,
         row.prefix,
         row.destination,
-        row.service.value,
-        row.direction.value,
-        row.number_type.value,
-        to_nanos(row.rate, "rate"),
-        to_nanos(row.connect_fee, "connect_fee"),
+        _ENUM_TEXT[row.service],
+        _ENUM_TEXT[row.direction],
+        _ENUM_TEXT[row.number_type],
+        rate,
+        fee,
         increment.first_s if increment else None,
         increment.next_s if increment else None,
         row.min_seconds,
@@ -279,32 +299,65 @@ def _parse_hours(text: str) -> tuple[time, time]:
     return time.fromisoformat(start), time.fromisoformat(end)
 
 
-def _row_from(record: Any) -> RateRow:
-    first, nxt = record.increment_first_s, record.increment_next_s
-    return RateRow(
-        prefix=record.prefix,
-        destination=record.destination,
-        rate=from_nanos(record.rate_nanos),
-        service=Service(record.service),
-        direction=Direction(record.direction),
-        number_type=NumberType(record.number_type),
-        connect_fee=from_nanos(record.connect_fee_nanos),
-        increment=Increment(first, nxt) if first is not None else None,
-        min_seconds=record.min_seconds,
-        free_seconds=record.free_seconds,
-        effective_from=record.effective_from,
-        effective_to=record.effective_to,
-        weekdays=(
-            frozenset(int(d) for d in record.weekdays.split(",")) if record.weekdays else None
-        ),
-        hours=_parse_hours(record.hours) if record.hours else None,
-        tiers=tuple(
-            RateTier(t["start_s"], from_nanos(t["rate_nanos"]), Increment.parse(t["increment"]))
-            for t in record.tiers or ()
-        ),
-        decimals=record.decimals,
-        rounding=record.rounding,
-    )
+_SERVICES = {s.value: s for s in Service}
+_DIRECTIONS = {d.value: d for d in Direction}
+_NUMBER_TYPES = {n.value: n for n in NumberType}
+
+
+class _RowDecoder:
+    """Stored rate tuples -> RateRows, memoising the values decks repeat (rates, increments)."""
+
+    def __init__(self) -> None:
+        self._amounts: dict[int, Decimal] = {}
+        self._increments: dict[tuple[int, int], Increment] = {}
+
+    def amount(self, nanos: int) -> Decimal:
+        value = self._amounts.get(nanos)
+        if value is None:
+            value = from_nanos(nanos)
+            if len(self._amounts) < 1_000_000:
+                self._amounts[nanos] = value
+        return value
+
+    def increment(self, first: int | None, nxt: int | None) -> Increment | None:
+        if first is None or nxt is None:
+            return None
+        key = (first, nxt)
+        value = self._increments.get(key)
+        if value is None:
+            value = self._increments[key] = Increment(first, nxt)
+        return value
+
+    def row(self, record: Sequence[Any]) -> RateRow:
+        (
+            prefix, destination, service, direction, number_type, rate_nanos, fee_nanos,
+            first, nxt, min_s, free_s, eff_from, eff_to, weekdays, hours, tiers, decimals,
+            rounding,
+        ) = record
+        return RateRow(
+            prefix=prefix,
+            destination=destination,
+            rate=self.amount(rate_nanos),
+            service=_SERVICES[service],
+            direction=_DIRECTIONS[direction],
+            number_type=_NUMBER_TYPES[number_type],
+            connect_fee=self.amount(fee_nanos),
+            increment=self.increment(first, nxt),
+            min_seconds=min_s,
+            free_seconds=free_s,
+            effective_from=eff_from,
+            effective_to=eff_to,
+            weekdays=frozenset(int(d) for d in weekdays.split(",")) if weekdays else None,
+            hours=_parse_hours(hours) if hours else None,
+            tiers=tuple(
+                RateTier(
+                    t["start_s"], from_nanos(t["rate_nanos"]), Increment.parse(t["increment"])
+                )
+                for t in tiers or ()
+            ),
+            decimals=decimals,
+            rounding=rounding,
+        )
 
 
 def _version_from(record: Any) -> TariffVersion:
@@ -372,9 +425,17 @@ def _import(
     on_progress: Callable[[int], None] | None,
 ) -> ImportResult:
     last = conn.execute(
-        select(func.max(tariffs.c.version)).where(tariffs.c.name == name)
-    ).scalar_one()
-    version = (last or 0) + 1
+        select(tariffs.c.version, tariffs.c.currency)
+        .where(tariffs.c.name == name)
+        .order_by(tariffs.c.version.desc())
+        .limit(1)
+    ).first()
+    if last is not None and last.currency != settings.currency:
+        raise Conflict(
+            f"tariff {name!r} is priced in {last.currency}; a new version cannot switch to "
+            f"{settings.currency} (import it under another name)"
+        )
+    version = (last.version if last is not None else 0) + 1
     tariff_id = conn.execute(
         insert(tariffs)
         .values(
@@ -393,8 +454,11 @@ def _import(
     ).scalar_one()
     errors: list[RowError] = []
     count = 0
+    nanos: dict[Decimal, int] = {}
     for chunk in _chunks(rows, errors):
-        values = [_row_values(tariff_id, row) for row in chunk]
+        if len(nanos) > 1_000_000:
+            nanos.clear()
+        values = [_row_values(tariff_id, row, nanos) for row in chunk]
         _bulk_insert(conn, values)
         count += len(values)
         if on_progress:
@@ -453,12 +517,14 @@ def load_tariff(
     """The whole tariff (settings and rows) of `version`, else in force `at`, else newest."""
     with db.transaction() as conn:
         record = _version_row(conn, name, version, at)
+        stored = [tariff_rates.c[name] for name in RATE_COLUMNS[1:]]
         result = conn.execute(
-            select(tariff_rates)
+            select(*stored)
             .where(tariff_rates.c.tariff_id == record.id)
             .order_by(tariff_rates.c.id)
         )
-        rows = tuple(_row_from(r) for r in result)
+        decode = _RowDecoder().row
+        rows = tuple(decode(r) for r in result)
     return Tariff(
         name=record.name,
         settings=_settings_from(record.currency, record.settings),

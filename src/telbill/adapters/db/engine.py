@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.pool import NullPool
 
 DEFAULT_DATABASE_URL = "sqlite:///telbill.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -80,11 +79,12 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         if ":memory:" in url or url in ("sqlite://", "sqlite:///"):
             raise ValueError("telbill needs a SQLite file, not an in-memory database")
-        kwargs.setdefault("poolclass", NullPool)
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping round trip per checkout: a connection found dead raises an error with
+    # connection_invalidated set, and Database.run retries the transaction on a fresh one.
+    kwargs.setdefault("pool_recycle", 1800)
     return create_engine(url, **kwargs)
 
 
@@ -93,6 +93,8 @@ def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, RetryTransaction):
         return True
     if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
         orig = exc.orig
         sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
         if sqlstate in {"40001", "40P01", "55P03"}:

@@ -12,8 +12,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, Engine, bindparam, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from telbill.adapters.db.tables import ledger_accounts, postings, transactions
@@ -109,33 +110,65 @@ def create_bucket(
     return int(result.scalar_one())
 
 
+_PENDING_SYSTEM_ACCOUNTS = "telbill.pending_system_accounts"
+_system_account_ids: WeakKeyDictionary[Engine, dict[str, int]] = WeakKeyDictionary()
+
+
+def _committed_ids(conn: Connection) -> dict[str, int]:
+    """System account ids known to be committed, per engine (they are never deleted).
+
+    Ids found or created inside a transaction wait in ``conn.info`` and join the cache only
+    when that transaction commits, so a rolled-back creation never leaves a stale id behind.
+    """
+    engine = conn.engine
+    cache = _system_account_ids.get(engine)
+    if cache is None:
+        cache = {}
+        _system_account_ids[engine] = cache
+
+        def promote(connection: Connection) -> None:
+            cache.update(connection.info.pop(_PENDING_SYSTEM_ACCOUNTS, {}))
+
+        def discard(connection: Connection) -> None:
+            connection.info.pop(_PENDING_SYSTEM_ACCOUNTS, None)
+
+        event.listen(engine, "commit", promote)
+        event.listen(engine, "rollback", discard)
+    return cache
+
+
 def system_account(conn: Connection, code: str, unit: str, now: datetime) -> int:
     """Id of the system account `code` ("cash:USD", "revenue:voice:USD"...), created if new."""
+    committed = _committed_ids(conn)
+    if code in committed:
+        return committed[code]
+    pending: dict[str, int] = conn.info.setdefault(_PENDING_SYSTEM_ACCOUNTS, {})
+    if code in pending:
+        return pending[code]
     found = conn.execute(
         select(ledger_accounts.c.id).where(ledger_accounts.c.code == code)
     ).scalar_one_or_none()
-    if found is not None:
-        return int(found)
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    conn.execute(
-        dialect_insert(ledger_accounts)
-        .values(
-            account_id=None,
-            code=code,
-            kind=BucketKind.SYSTEM.value,
-            unit=unit,
-            priority=0,
-            balance=0,
-            held=0,
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["code"])
-    )
-    return int(
+    if found is None:
+        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
         conn.execute(
+            dialect_insert(ledger_accounts)
+            .values(
+                account_id=None,
+                code=code,
+                kind=BucketKind.SYSTEM.value,
+                unit=unit,
+                priority=0,
+                balance=0,
+                held=0,
+                created_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["code"])
+        )
+        found = conn.execute(
             select(ledger_accounts.c.id).where(ledger_accounts.c.code == code)
         ).scalar_one()
-    )
+    pending[code] = int(found)
+    return int(found)
 
 
 def apply_entries(conn: Connection, entries: Sequence[JournalEntry], now: datetime) -> list[int]:

@@ -79,11 +79,12 @@ def read_native_cdrs(
         previous_end = reader.line_num
         if not any(value.strip() for value in fields):
             continue
-        raw = {name: fields[i] if i < len(fields) else "" for i, name in enumerate(header)}
         if len(fields) != len(header):
+            raw = {name: fields[i] if i < len(fields) else "" for i, name in enumerate(header)}
             reason = f"expected {len(header)} columns, got {len(fields)}"
             yield CdrRowError(line, reason, raw=raw)
             continue
+        raw = dict(zip(header, fields, strict=True))
         row = dict(zip(names, fields, strict=True))
         try:
             yield _event(row, raw, line, default_account, local_tz)

@@ -99,7 +99,9 @@ class _RowBuilder:
 
     def __init__(self, columns: list[tuple[str, int]], defaults: Mapping[str, str], tz: ZoneInfo):
         parsers = _parsers(tz)
-        self._columns = [
+        self._columns: list[
+            tuple[str, int, Callable[[str], object], dict[str, object] | None]
+        ] = [
             (column, index, parsers[column], None if column in _UNCACHED else {})
             for column, index in columns
         ]

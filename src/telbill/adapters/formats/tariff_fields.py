@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from decimal import Decimal
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from telbill.domain.money import parse_amount
@@ -37,9 +36,11 @@ _WEEKDAY_PART_RE = re.compile(r"^\s*([1-7])\s*(?:-\s*([1-7])\s*)?$")
 _HOURS_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedRow:
-    """A good row and where it came from (1-based line; header is line 1)."""
+class ParsedRow(NamedTuple):
+    """A good row and where it came from (1-based line; header is line 1).
+
+    A NamedTuple rather than a dataclass: one is made per deck line, and tuples are cheap.
+    """
 
     line: int
     row: RateRow
@@ -55,6 +56,16 @@ def parse_prefix(text: str) -> str:
 
 def parse_rate(text: str, field: str) -> Decimal:
     """A non-negative decimal with at most RATE_DECIMALS decimals (exact, never a float)."""
+    plain = text.strip()
+    digits = plain.replace(".", "", 1)
+    if digits.isascii() and digits.isdigit():
+        # The common case, plain ASCII digits with at most one point, skips the regex.
+        point = plain.find(".")
+        if point >= 0 and len(plain) - point - 1 > RATE_DECIMALS:
+            raise InvalidInput(f"{field} has more than {RATE_DECIMALS} decimals: {plain!r}")
+        return Decimal(plain)
+    if not plain.isascii():
+        raise InvalidInput(f"{field} must be written with ASCII digits: {plain!r}")
     value = parse_amount(text, field=field)
     if value < 0:
         raise InvalidInput(f"{field} must not be negative, got {text.strip()!r}")

@@ -1,0 +1,102 @@
+"""`telbill demo`, `telbill init` and `telbill serve` as a newcomer runs them."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from telbill.api.app import create_app
+from telbill.cli import demo as demo_module
+from telbill.cli.main import app
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+runner = CliRunner()
+
+
+def test_demo_seeds_a_fresh_database_that_reconciles_and_prints_a_working_key(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "telbill-demo.db").write_text("stale file from an earlier run")
+    result = runner.invoke(app, ["demo", "--no-serve"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "the ledger adds up" in result.stdout
+    assert (tmp_path / "telbill-demo.db").exists()
+    admin_key = re.search(
+        r"provider admin \(provider_admin, account \d+\): (tb_\S+)", result.stdout
+    )
+    assert admin_key, result.stdout
+    url = f"sqlite:///{tmp_path / 'telbill-demo.db'}"
+    with TestClient(create_app(url)) as client:
+        headers = {"Authorization": f"Bearer {admin_key.group(1)}"}
+        report = client.get("/v1/reconcile", headers=headers).json()
+        assert report["problems"] == [] and report["transactions"] > 0
+    # Running it again starts from scratch: same seeded state, not twice the data.
+    again = runner.invoke(app, ["demo", "--no-serve"], terminal_width=200)
+    assert again.exit_code == 0
+    with TestClient(create_app(url)) as client:
+        key = re.search(r"provider admin \(provider_admin, account \d+\): (tb_\S+)", again.stdout)
+        assert key
+        second = client.get("/v1/reconcile", headers={"Authorization": f"Bearer {key.group(1)}"})
+        assert second.json()["transactions"] == report["transactions"]
+
+
+def test_demo_runs_every_registered_seeding_step(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    seen: list[str] = []
+
+    def extra_step(ctx: demo_module.DemoContext) -> None:
+        seen.append(sorted(ctx.accounts)[0])
+        ctx.report("extra", "a step added by another area")
+
+    monkeypatch.setattr(sys.modules[__name__], "extra_step", extra_step, raising=False)
+    monkeypatch.setattr(
+        demo_module, "SEED_STEPS", (*demo_module.SEED_STEPS, f"{__name__}:extra_step")
+    )
+    result = runner.invoke(app, ["demo", "--no-serve"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert seen and "a step added by another area" in result.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_init_then_serve_answers_over_http(tmp_path):
+    url = f"sqlite:///{tmp_path / 'served.db'}"
+    env = {**os.environ, "PYTHONPATH": str(SRC), "TELBILL_DATABASE_URL": url}
+    subprocess.run(
+        [sys.executable, "-m", "telbill", "init"], env=env, check=True, capture_output=True
+    )
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "telbill", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        response = httpx.get(f"{base}/v1/reconcile")
+        assert response.status_code == 401
+        assert response.headers["content-type"].startswith("application/problem+json")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
