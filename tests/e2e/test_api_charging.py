@@ -118,3 +118,36 @@ def test_session_calls_need_an_idempotency_key(charging_world: World) -> None:
         "/v1/sessions/authorize", json=body, headers=w.headers("alpha_switch", idempotency_key=None)
     )
     assert missing.status_code == 400
+
+
+def test_other_tenants_cannot_touch_sessions_campaigns_or_charges(charging_world: World) -> None:
+    w = charging_world
+    answer = w.client.post(
+        "/v1/sessions/authorize", json={"account_id": w.ids["alice"], "to": "+447700900123"},
+        headers=w.headers("alpha_switch"),
+    ).json()  # fmt: skip
+    session = answer["session_id"]
+    campaign = w.client.post("/v1/campaigns", json={"account_id": w.ids["alice"], "name": "c"},
+                             headers=w.headers("alpha")).json()["id"]  # fmt: skip
+    for who in ("bravo", "zeta"):
+        for path, body in [
+            (f"/v1/sessions/{session}/update", {"elapsed_s": 1}),
+            (f"/v1/sessions/{session}/end", {"duration_s": 1}),
+            (f"/v1/campaigns/{campaign}/stop", None),
+        ]:
+            assert w.client.post(path, json=body, headers=w.headers(who)).status_code == 404
+    ended = w.client.post(f"/v1/sessions/{session}/end", json={"duration_s": 5},
+                          headers=w.headers("alpha_switch")).json()  # fmt: skip
+    explain = f"/v1/charges/{ended['charge_id']}/explain"
+    assert w.client.get(explain, headers=w.headers("bob", idempotency_key=None)).status_code == 404
+    switch_reads = w.client.get(explain, headers=w.headers("alpha_switch", idempotency_key=None))
+    assert switch_reads.status_code == 403
+
+
+def test_only_a_top_level_provider_reads_the_quarantine(charging_world: World) -> None:
+    w = charging_world
+    for who in ("alpha", "alpha_switch", "alice"):
+        response = w.client.get("/v1/cdrs/quarantine", headers=w.headers(who, idempotency_key=None))
+        assert response.status_code == 403
+    assert w.client.get("/v1/cdrs/quarantine",
+                        headers=w.headers("acme", idempotency_key=None)).status_code == 200  # fmt: skip
