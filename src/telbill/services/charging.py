@@ -303,7 +303,7 @@ def _rate_chunk(
                     f"tariff {plan.tariff!r} is in {index.currency}, "
                     f"the wallet of account {payer.id} in {payer.currency}"
                 )
-            result = rate_event(event, index, plan.plan)
+            result = rate_event(event, index, plan.plan, labels=False)
         except TelbillError as exc:
             bad.append(Bad(event.line, event.id, _reason(exc), usage))
             continue
