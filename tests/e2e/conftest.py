@@ -9,9 +9,11 @@ Each has an API key; Alpha's wallet holds 100.00 USD, Bravo's 50.00 USD.
 from __future__ import annotations
 
 import itertools
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,12 +63,16 @@ class World:
         return {"counts": counts, "balances": [tuple(row) for row in balances]}
 
 
+def open_world(url: str) -> World:
+    """A client and a database handle on an (already migrated) database."""
+    clock = ManualClock(datetime(2026, 3, 1, 9, 0, tzinfo=UTC))
+    return World(client=TestClient(create_app(url, clock=clock)), db=Database(url), clock=clock)
+
+
 def build_world(url: str) -> World:
     migrate(url)
-    clock = ManualClock(datetime(2026, 3, 1, 9, 0, tzinfo=UTC))
-    db = Database(url)
-    app = create_app(url, clock=clock)
-    world = World(client=TestClient(app), db=db, clock=clock)
+    world = open_world(url)
+    db, clock = world.db, world.clock
 
     def account(name: str, kind: str, parent: str | None, **kw: object) -> int:
         created = accounts.create_account(
@@ -108,10 +114,34 @@ def build_world(url: str) -> World:
     return world
 
 
+def close_world(world: World) -> None:
+    world.db.dispose()
+    world.client.app.state.db.dispose()  # type: ignore[attr-defined]
+
+
+# SQLite: the world is built once per test process and its file copied for each test.
+_sqlite_template: dict[str, tuple[Path, dict[str, int], dict[str, str]]] = {}
+
+
+def sqlite_world(url: str, tmp_path_factory: pytest.TempPathFactory) -> World:
+    if "template" not in _sqlite_template:
+        path = tmp_path_factory.mktemp("world") / "template.db"
+        template = build_world(f"sqlite:///{path}")
+        close_world(template)  # the last connection closing checkpoints the WAL into the file
+        _sqlite_template["template"] = (path, template.ids, template.keys)
+    path, ids, keys = _sqlite_template["template"]
+    shutil.copyfile(path, url.removeprefix("sqlite:///"))
+    world = open_world(url)
+    world.ids, world.keys = dict(ids), dict(keys)
+    return world
+
+
 @pytest.fixture
-def world(db_url: str) -> Iterator[World]:
-    built = build_world(db_url)
+def world(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    if db_url.startswith("sqlite:///"):
+        built = sqlite_world(db_url, tmp_path_factory)
+    else:
+        built = build_world(db_url)
     with built.client:
         yield built
-    built.db.dispose()
-    built.client.app.state.db.dispose()  # type: ignore[attr-defined]
+    close_world(built)

@@ -35,6 +35,12 @@ CHARGING_ROUTES = {
     ("POST", "/v1/campaigns"), ("POST", "/v1/campaigns/{campaign_id}/{action}"),
     ("GET", "/v1/charges/{charge_id}/explain"),
 }  # fmt: skip
+# Endpoints that read no account data (prices, SMS segmentation): any valid key, never anonymous.
+ANY_KEY_CASES: dict[tuple[str, str], dict[str, Any] | None] = {
+    ("GET", "/v1/quote"): None,
+    ("POST", "/v1/quote"): {"tariff": "retail", "to": "+441632960123", "duration": 60},
+    ("POST", "/v1/sms/segments"): {"text": "hello"},
+}
 ACCOUNT_CASES = [case for case in CASES if ACCOUNT in case[1]]
 GLOBAL_CASES = [case for case in CASES if ACCOUNT not in case[1]]
 
@@ -57,7 +63,7 @@ def call(world: Any, case: tuple[str, str], who: str | None, target: str) -> Any
 
 
 def test_every_endpoint_has_a_case(world):
-    assert api_routes(world.client.app) == set(CASES) | CHARGING_ROUTES
+    assert api_routes(world.client.app) == set(CASES) | set(ANY_KEY_CASES) | CHARGING_ROUTES
 
 
 def test_key_of_another_organisation_gets_404_and_changes_nothing(world):
@@ -140,6 +146,16 @@ def test_request_without_a_valid_key_is_401(world):
         assert response.status_code == 401, (case, response.text)
         assert response.json()["type"] == "https://telbill.dev/problems/unauthenticated"
     assert world.snapshot() == before
+
+
+def test_endpoints_without_account_data_still_need_a_valid_key(world):
+    for token, case in itertools.product([None, "tb_not-a-real-key-at-all-000000"], ANY_KEY_CASES):
+        method, path = case
+        headers = {"Idempotency-Key": "k"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        response = world.client.request(method, path, json=ANY_KEY_CASES[case], headers=headers)
+        assert response.status_code == 401, (case, response.text)
 
 
 def test_provider_admin_reaches_every_endpoint_of_its_subtree(world):

@@ -75,27 +75,27 @@ def test_same_idempotency_key_twice_tops_up_once(tree):
     assert usd_posted(tree) == "5.000000"
 
 
-@pytest.mark.parametrize(
-    ("args", "reason"),
-    [
-        (["topup", "{org}", "-5"], "must be positive"),
-        (["topup", "{org}", "5,00"], "not a decimal number"),
-        (["topup", "{org}", "5", "--currency", "EUR"], "wrong currency"),
-        (["topup", "999999", "5"], "account 999999 not found"),
-        (["refund", "{org}", "1", "--reason", "x"], "insufficient balance"),
-        (["grant", "{org}", "5", "--kind", "gift"], "credit kind must be one of"),
-        (["account", "show", "999999"], "not found"),
-    ],
-)
-def test_bad_input_exits_1_with_one_clear_line_and_writes_nothing(tree, args, reason):
+BAD_COMMANDS = [
+    (["topup", "{org}", "-5"], "must be positive"),
+    (["topup", "{org}", "5,00"], "not a decimal number"),
+    (["topup", "{org}", "5", "--currency", "EUR"], "wrong currency"),
+    (["topup", "999999", "5"], "account 999999 not found"),
+    (["refund", "{org}", "1", "--reason", "x"], "insufficient balance"),
+    (["grant", "{org}", "5", "--kind", "gift"], "credit kind must be one of"),
+    (["account", "show", "999999"], "not found"),
+]
+
+
+def test_bad_input_exits_1_with_one_clear_line_and_writes_nothing(tree):
     db = tree["db"]
     before = run_json(db, "reconcile")
-    result = run(db, *[a.format(org=tree["org"]) for a in args], ok=False)
-    assert result.exit_code == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
-    assert reason in lines[0]
-    assert "Traceback" not in result.output + result.stderr
+    for args, reason in BAD_COMMANDS:
+        result = run(db, *[a.format(org=tree["org"]) for a in args], ok=False)
+        assert result.exit_code == 1, (args, result.output)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:"), (args, result.stderr)
+        assert reason in lines[0], (args, lines)
+        assert "Traceback" not in result.output + result.stderr
     assert run_json(db, "reconcile") == before
 
 

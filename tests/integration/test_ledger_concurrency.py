@@ -125,3 +125,42 @@ def test_eight_processes_never_spend_the_same_money_twice_on_postgresql(pg_url: 
 @pytest.mark.xdist_group("concurrency")
 def test_four_processes_never_spend_the_same_money_twice_on_sqlite(tmp_path: object) -> None:
     run_workers(f"sqlite:///{tmp_path}/concurrency.db", workers=4)
+
+
+SHARED_KEYS = 20
+
+
+def replay_in_a_worker(url: str, account_id: int, worker: int) -> list[int]:
+    """Post the same SHARED_KEYS debits as every other worker; return the transaction ids."""
+    db = Database(url)
+    ids = [
+        wallets.debit(
+            db,
+            account_id,
+            "0.01",
+            service="voice",
+            idempotency_key=f"shared-{i}",
+            clock=SystemClock(),
+        ).id
+        for i in (range(SHARED_KEYS) if worker % 2 else reversed(range(SHARED_KEYS)))
+    ]
+    db.dispose()
+    return sorted(ids)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("concurrency")
+def test_the_same_keys_from_four_processes_charge_once_on_postgresql(pg_url: str) -> None:
+    migrate(pg_url)
+    db = Database(pg_url)
+    clock = ManualClock()
+    org = organisation(db, clock, provider(db, clock, vat_rate="0"))
+    wallets.top_up(db, org.id, "10", idempotency_key="initial", clock=clock)
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        results = pool.starmap(replay_in_a_worker, [(pg_url, org.id, w) for w in range(4)])
+    assert all(ids == results[0] for ids in results)
+    assert len(set(results[0])) == SHARED_KEYS
+    posted = wallets.get_balances(db, org.id, clock=SystemClock()).unit("USD").posted
+    assert posted == Decimal(10) - SHARED_KEYS * Decimal("0.01")
+    assert reconcile(db).ok
+    db.dispose()

@@ -13,7 +13,7 @@ from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, PrincipalDep
 from telbill.api.schemas import AmountIn, AmountOut
 from telbill.services import balances as balances_service
 from telbill.services import wallets
-from telbill.services.auth import Action, authorize
+from telbill.services.auth import Action, authorize, check_wallet_visible
 from telbill.services.ledger_views import Receipt, Transaction
 
 router = APIRouter(tags=["wallets"])
@@ -320,6 +320,7 @@ def get_balances(
 ) -> BalancesOut:
     authorize(db, principal, account_id, Action.READ)
     result = balances_service.get_balances(db, account_id, clock=clock)
+    check_wallet_visible(db, principal, result.billing_account_id)
     return BalancesOut(
         account_id=result.account_id,
         billing_account_id=result.billing_account_id,

@@ -30,6 +30,8 @@ SEED_STEPS: tuple[str, ...] = (
     "telbill.cli.demo:seed_api_keys",
     "telbill.cli.demo:seed_money",
     "telbill.cli.demo:seed_usage",
+    "telbill.cli.demo_rating:seed_tariffs",
+    "telbill.cli.demo_rating:seed_quotes",
 )
 
 

@@ -351,6 +351,21 @@ def authorize(db: Database, principal: Principal, account_id: int, action: Actio
         check_access(conn, principal, account_id, action)
 
 
+def check_wallet_visible(db: Database, principal: Principal, billing_account_id: int) -> None:
+    """A wallet's balance is shown to callers whose scope holds it, and to users spending from
+    their organisation's wallet; never to an organisation whose provider pays for it (the
+    provider's own balance is the provider's business)."""
+    with db.engine.connect() as conn:
+        if in_scope(conn, principal, billing_account_id):
+            return
+        kind = conn.execute(
+            sa.select(t.accounts.c.kind).where(t.accounts.c.id == billing_account_id)
+        ).scalar()
+    if principal.role is Role.USER and kind == "organisation":
+        return
+    raise PermissionDenied("this account's usage is paid from a wallet outside your scope")
+
+
 def authorize_global(db: Database, principal: Principal, action: Action) -> None:
     """Actions over the whole database (reconcile): a provider admin of a root provider."""
     if action not in ROLE_ACTIONS[principal.role]:
@@ -386,6 +401,7 @@ __all__ = [
     "authenticate",
     "authorize",
     "authorize_global",
+    "check_wallet_visible",
     "check_access",
     "check_account_settings",
     "create_api_key",

@@ -25,9 +25,10 @@ from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
 from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import IntegrityError
 
 from telbill.adapters.db import ledger_store
-from telbill.adapters.db.engine import Database
+from telbill.adapters.db.engine import Database, RetryTransaction
 from telbill.adapters.db.tables import accounts, idempotency_keys, ledger_accounts, receipts
 from telbill.domain.money import (
     DECIMAL_CONTEXT,
@@ -626,19 +627,23 @@ def debit_many_in(
 
     tx_ids = ledger_store.apply_entries(conn, entries, now)
     if entry_owner:
-        conn.execute(
-            idempotency_keys.insert(),
-            [
-                {
-                    "scope": item.scope,
-                    "key": item.request.idempotency_key,
-                    "request_hash": item.hashed,
-                    "response": {"transaction_id": tx_id},
-                    "created_at": now,
-                }
-                for item, tx_id in zip(entry_owner, tx_ids, strict=True)
-            ],
-        )
+        try:
+            conn.execute(
+                idempotency_keys.insert(),
+                [
+                    {
+                        "scope": item.scope,
+                        "key": item.request.idempotency_key,
+                        "request_hash": item.hashed,
+                        "response": {"transaction_id": tx_id},
+                        "created_at": now,
+                    }
+                    for item, tx_id in zip(entry_owner, tx_ids, strict=True)
+                ],
+            )
+        except IntegrityError as exc:
+            # Another worker posted one of these keys first: start over, it will replay.
+            raise RetryTransaction("idempotency key stored concurrently") from exc
     new_by_key = {
         (item.scope, item.request.idempotency_key): tx_id
         for item, tx_id in zip(entry_owner, tx_ids, strict=True)

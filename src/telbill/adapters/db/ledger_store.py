@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Engine, bindparam, event, select, update
+from sqlalchemy import Connection, Engine, bindparam, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from telbill.adapters.db.tables import ledger_accounts, postings, transactions
@@ -192,6 +192,13 @@ def apply_entries(conn: Connection, entries: Sequence[JournalEntry], now: dateti
     if len(rows) == 1:
         inserted = conn.execute(transactions.insert().returning(transactions.c.id), rows[0])
         ids = [int(inserted.scalar_one())]
+    elif conn.dialect.name == "sqlite":
+        # The transaction holds SQLite's write lock (BEGIN IMMEDIATE) and rowids are
+        # max(rowid) + 1, so a plain executemany gets consecutive ids. (With RETURNING and
+        # a guaranteed order, SQLAlchemy would insert row by row on SQLite.)
+        conn.execute(transactions.insert(), rows)
+        last = int(conn.execute(select(func.max(transactions.c.id))).scalar_one())
+        ids = list(range(last - len(rows) + 1, last + 1))
     else:
         inserted = conn.execute(
             transactions.insert().returning(transactions.c.id, sort_by_parameter_order=True), rows
