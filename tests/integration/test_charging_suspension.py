@@ -19,7 +19,7 @@ from sqlalchemy import select
 from telbill.adapters.db.tables import accounts as accounts_table
 from telbill.adapters.formats.cdrs import read_cdr_file
 from telbill.errors import InsufficientBalance
-from telbill.services import campaigns, charging, sessions, suspension, wallets
+from telbill.services import campaigns, charging, payments, sessions, suspension, wallets
 from telbill.services.events import list_events
 from telbill.services.plans import TariffCache
 
@@ -129,3 +129,13 @@ def test_campaigns_are_paused_at_zero_and_do_not_resume_by_themselves(
     assert campaigns.get_campaign(small.db, campaign.id).status == "paused"  # ...campaigns not
     resumed = campaigns.resume_campaign(small.db, campaign.id, clock=small.clock)
     assert resumed.status == "running"
+
+
+def test_payment_through_the_payments_service_resumes_the_account_at_once(
+    small: World, tmp_path: Path
+) -> None:
+    post_calls(small, tmp_path, cdr_line("c1", UK, 100))
+    assert status(small) == "suspended"
+    payments.record_top_up(small.db, small.org.id, "5", idempotency_key=key(), clock=small.clock)
+    assert status(small) == "active"
+    assert event_types(small).count("account.resumed") == 1
