@@ -26,6 +26,7 @@ ROUTER_MODULES = (
     "telbill.api.routes_api_keys",
     "telbill.api.routes_reconcile",
     "telbill.api.routes_lifecycle",
+    "telbill.api.routes_charging",
     "telbill.api.routes_rating",
 )
 

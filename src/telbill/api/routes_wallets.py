@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, PrincipalDep
 from telbill.api.schemas import AmountIn, AmountOut
 from telbill.services import balances as balances_service
-from telbill.services import wallets
+from telbill.services import payments, wallets
 from telbill.services.auth import Action, authorize, check_wallet_visible
 from telbill.services.ledger_views import Receipt, Transaction
 
@@ -164,7 +164,7 @@ def create_top_up(
     idempotency_key: IdempotencyKeyDep,
 ) -> ReceiptOut:
     authorize(db, principal, account_id, Action.TOP_UP)
-    receipt = wallets.top_up(
+    receipt = payments.record_top_up(
         db,
         account_id,
         body.amount,

@@ -27,8 +27,8 @@ from telbill.cli.common import (
 from telbill.errors import InvalidInput
 from telbill.services import accounts as accounts_service
 from telbill.services import balances as balances_service
+from telbill.services import payments, wallets
 from telbill.services import reconcile as reconcile_service
-from telbill.services import wallets
 from telbill.services.accounts import Account
 from telbill.services.clock import SystemClock
 from telbill.services.ledger_views import Transaction
@@ -190,7 +190,7 @@ def topup(
     database: DatabaseOption = None,
 ) -> None:
     """Top up a wallet with a gross amount (VAT included); prints the receipt."""
-    receipt = wallets.top_up(
+    receipt = payments.record_top_up(
         open_db(database),
         account_id,
         amount,

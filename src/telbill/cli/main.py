@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "telbill.cli.rating",
     "telbill.cli.server",
     "telbill.cli.lifecycle",
+    "telbill.cli.charging",
 )
 
 

@@ -1,0 +1,291 @@
+"""Charging benchmark: CDRs rated and posted per second (durable, end to end) on SQLite and
+PostgreSQL, and authorize+end session pairs per second over HTTP on loopback.
+
+    python benchmarks/charging.py            # 20,000 CDRs, 1,000 session pairs
+    python benchmarks/charging.py --quick    # 2,000 CDRs, 200 session pairs
+    python benchmarks/charging.py --full     # 1,000,000 CDRs, 5,000 session pairs
+
+Baselines measured in the same run show where the time goes: reading the file alone,
+reading + rating (no database), and `/healthz` over HTTP at the same concurrency.
+PostgreSQL: TELBILL_BENCH_PG_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/test),
+each run in a fresh schema dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from telbill.adapters.db.engine import Database, migrate  # noqa: E402
+from telbill.adapters.formats.cdrs import read_cdr_file  # noqa: E402
+from telbill.domain.rating import rate_event  # noqa: E402
+from telbill.domain.tariffs import Direction, Increment, RateRow, TariffSettings  # noqa: E402
+from telbill.domain.usage import UsageEvent  # noqa: E402
+from telbill.services import accounts, charging, plans, wallets  # noqa: E402
+from telbill.services.auth import Role, create_api_key  # noqa: E402
+from telbill.services.clock import SystemClock  # noqa: E402
+from telbill.services.tariffs import import_tariff  # noqa: E402
+
+PG_BASE = os.environ.get("TELBILL_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+DESTINATIONS = ["+447700900123", "+15551234567", "+4930123456", "+33612345678", "+61212345678"]
+
+
+def rows() -> list[RateRow]:
+    return [
+        RateRow("44", "United Kingdom", Decimal("0.60"), increment=Increment(60, 60)),
+        RateRow("1", "United States", Decimal("0.012"), increment=Increment(6, 6)),
+        RateRow("49", "Germany", Decimal("0.02"), increment=Increment(1, 1)),
+        RateRow("33", "France", Decimal("0.03"), increment=Increment(30, 6)),
+        RateRow("61", "Australia", Decimal("0.05"), increment=Increment(60, 1)),
+        RateRow("", "Inbound", Decimal("0.001"), direction=Direction.INBOUND),
+    ]
+
+
+def setup(url: str, *, balance: str) -> tuple[Database, int, int]:
+    """A migrated database with one prepaid organisation (wallet) and one user."""
+    migrate(url)
+    db = Database(url)
+    clock = SystemClock()
+    provider = accounts.create_account(
+        db, kind="provider", name="Acme", currency="USD", idempotency_key="p", clock=clock
+    )
+    org = accounts.create_account(
+        db, kind="organisation", name="alpha", parent_id=provider.id, idempotency_key="o",
+        clock=clock,
+    )  # fmt: skip
+    user = accounts.create_account(
+        db, kind="user", name="alice", parent_id=org.id, idempotency_key="u", clock=clock
+    )
+    import_tariff(db, "retail", rows(), TariffSettings(currency="USD"),
+                  now=START - timedelta(days=1))  # fmt: skip
+    plans.create_plan(db, "retail", tariff="retail", clock=clock)
+    plans.assign_plan(db, org.id, "retail", clock=clock)
+    wallets.top_up(db, org.id, balance, idempotency_key="t", clock=clock)
+    return db, org.id, user.id
+
+
+def write_cdrs(path: Path, count: int) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write("id,account,user,direction,to,start,answer,end\n")
+        for n in range(count):
+            start = START + timedelta(seconds=n % 86_400)
+            answer = start + timedelta(seconds=2)
+            end = answer + timedelta(seconds=(n * 7919) % 600 + 1)
+            handle.write(
+                f"b{n},alpha,alice,outbound,{DESTINATIONS[n % 5]},{start.isoformat()},"
+                f"{answer.isoformat()},{end.isoformat()}\n"
+            )
+
+
+def pg_schema() -> tuple[str, str]:
+    import psycopg
+
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_BASE.replace("postgresql+psycopg://", "postgresql://"),
+                         autocommit=True) as conn:  # fmt: skip
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in PG_BASE else "?"
+    return schema, f"{PG_BASE}{sep}options={quote(f'-csearch_path={schema}')}"
+
+
+def drop_schema(schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_BASE.replace("postgresql+psycopg://", "postgresql://"),
+                         autocommit=True) as conn:  # fmt: skip
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+# ---------------------------------------------------------------------------- CDRs
+
+
+def baselines(path: Path, count: int, db: Database) -> tuple[float, float]:
+    started = time.perf_counter()
+    events = [r for r in read_cdr_file(path) if isinstance(r, UsageEvent)]
+    read_s = time.perf_counter() - started
+    cache = plans.TariffCache(db)
+    index = cache.at("retail", START)
+    with db.engine.connect() as conn:
+        plan = plans.plan_for(conn, 1 + 2)  # the user (third account created)
+    started = time.perf_counter()
+    for event in events:
+        rate_event(event, index, plan.plan)
+    rate_s = time.perf_counter() - started
+    return count / read_s, count / (read_s + rate_s)
+
+
+def bench_cdrs(name: str, url: str, path: Path, count: int, chunk: int) -> dict[str, float]:
+    db, _, _ = setup(url, balance="100000000")
+    read_per_s, rated_per_s = baselines(path, count, db)
+    started = time.perf_counter()
+    summary = charging.post_cdrs(
+        db, read_cdr_file(path), clock=SystemClock(), source=str(path), chunk_size=chunk
+    )
+    elapsed = time.perf_counter() - started
+    assert summary.posted == count, summary
+    started = time.perf_counter()
+    replay = charging.post_cdrs(
+        db, read_cdr_file(path), clock=SystemClock(), source=str(path), chunk_size=chunk
+    )
+    replay_s = time.perf_counter() - started
+    assert replay.duplicates == count and replay.posted == 0
+    db.dispose()
+    posted_per_s = count / elapsed
+    print(
+        f"  {name:10} posted {count:>9,} CDRs in {elapsed:7.2f} s = {posted_per_s:9,.0f} CDRs/s"
+        f" | read only {read_per_s:9,.0f}/s, read+rate {rated_per_s:9,.0f}/s"
+        f" (posting = {posted_per_s / rated_per_s:.2f}x of read+rate)"
+        f" | replay {count / replay_s:9,.0f}/s"
+    )
+    return {"posted_per_s": posted_per_s}
+
+
+# ---------------------------------------------------------------------------- sessions
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def drive(base: str, key: str, account_id: int, pairs: int, clients: int) -> dict[str, Any]:
+    import httpx
+
+    latencies: list[float] = []
+    health: list[float] = []
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for n in range(pairs):
+        queue.put_nowait(n)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60,
+                                 headers={"Authorization": f"Bearer {key}"}) as client:  # fmt: skip
+
+        async def worker() -> None:
+            while not queue.empty():
+                n = queue.get_nowait()
+                t0 = time.perf_counter()
+                answer = (await client.post(
+                    "/v1/sessions/authorize", json={"account_id": account_id,
+                                                    "to": DESTINATIONS[n % 5]},
+                    headers={"Idempotency-Key": f"a{n}"})).json()  # fmt: skip
+                t1 = time.perf_counter()
+                await client.post(f"/v1/sessions/{answer['session_id']}/end",
+                                  json={"duration_s": 30}, headers={"Idempotency-Key": f"e{n}"})
+                t2 = time.perf_counter()
+                latencies.extend([t1 - t0, t2 - t1])
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+
+        async def ping() -> None:
+            for _ in range(max(pairs // clients, 5)):
+                t0 = time.perf_counter()
+                await client.get("/healthz")
+                health.append(time.perf_counter() - t0)
+
+        await asyncio.gather(*(ping() for _ in range(clients)))
+    return {"elapsed": elapsed, "latencies": latencies, "health": health}
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def bench_sessions(name: str, url: str, pairs: int, clients: int, workers: int) -> None:
+    db, org_id, user_id = setup(url, balance="100000000")
+    switch = create_api_key(db, account_id=org_id, role=Role.SWITCH, name="sw",
+                            clock=SystemClock())  # fmt: skip
+    db.dispose()
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "telbill.api.app:app_from_env", "--factory",
+         "--workers", str(workers), "--port", str(port), "--log-level", "warning",
+         "--no-access-log"],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "TELBILL_DATABASE_URL": url},
+        start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        for _ in range(600):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert switch.secret is not None
+        # Warm-up: each worker compiles the tariff once.
+        asyncio.run(drive(base, switch.secret, user_id, 20, 4))
+        result = asyncio.run(drive(base, switch.secret, user_id, pairs, clients))
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    latencies, health = result["latencies"], result["health"]
+    per_s = pairs / result["elapsed"]
+    print(
+        f"  {name:10} {pairs:,} authorize+end pairs, {clients} clients, {workers} workers: "
+        f"{per_s:7,.0f} pairs/s | request p50 {pct(latencies, 0.5):6.1f} ms, "
+        f"p99 {pct(latencies, 0.99):6.1f} ms | /healthz p50 {pct(health, 0.5):5.1f} ms, "
+        f"p99 {pct(health, 0.99):5.1f} ms (baseline) | "
+        f"mean {statistics.mean(latencies) * 1000:.1f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="A small run.")
+    parser.add_argument("--full", action="store_true", help="1,000,000 CDRs.")
+    parser.add_argument("--cdrs", type=int, default=None)
+    parser.add_argument("--pairs", type=int, default=None)
+    parser.add_argument("--chunk", type=int, default=charging.DEFAULT_CHUNK_SIZE)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--no-pg", action="store_true")
+    args = parser.parse_args()
+    count = args.cdrs or (2_000 if args.quick else 1_000_000 if args.full else 20_000)
+    pairs = args.pairs or (200 if args.quick else 5_000 if args.full else 1_000)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "cdrs.csv"
+        write_cdrs(path, count)
+        print(f"CDR posting (rated + posted, committed every {args.chunk} CDRs):")
+        bench_cdrs("sqlite", f"sqlite:///{tmp}/bench.db", path, count, args.chunk)
+        if not args.no_pg:
+            schema, url = pg_schema()
+            try:
+                bench_cdrs("postgresql", url, path, count, args.chunk)
+            finally:
+                drop_schema(schema)
+        print("Sessions over HTTP on loopback:")
+        bench_sessions("sqlite", f"sqlite:///{tmp}/sessions.db", pairs, args.clients, 1)
+        if not args.no_pg:
+            schema, url = pg_schema()
+            try:
+                bench_sessions("postgresql", url, pairs, args.clients, args.workers)
+            finally:
+                drop_schema(schema)
+
+
+if __name__ == "__main__":
+    main()

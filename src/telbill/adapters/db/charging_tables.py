@@ -1,0 +1,156 @@
+"""Charging tables, on the shared `metadata`: plans, plan assignments, charges, quarantined
+CDRs, real-time sessions and campaigns.
+
+* `charging_plans` / `account_plans`: what an account is sold (tariff, fixed or markup
+  pricing, allowed call classes, cut-off policy, maximum call length). An account without
+  an assignment uses the nearest ancestor's plan.
+* `charges`: one row per rated leg of a CDR or a session (the explanation of every money
+  movement caused by usage). Unique on (leaf account, CDR id, leg, revision): revision 0 is
+  the first posting, a rerating adds revision n+1 carrying only the difference.
+* `cdr_quarantine`: rows that could not be read, rated or posted, with line and reason.
+* `sessions`: calls in progress (authorised, holding money) and their outcome.
+* `campaigns`: auto-dialer / voice-bot campaigns, paused when the wallet runs dry.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from telbill.adapters.db.tables import Id, UTCDateTime, metadata
+
+charging_plans = Table(
+    "charging_plans",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("tariff", String(200), nullable=False),
+    Column("pricing", String(16), nullable=False),
+    # Decimal text (exact): "25" for 25 %; min margin in micro-units of the tariff currency.
+    Column("markup_percent", String(40), nullable=False, default="0"),
+    Column("min_margin_micros", BigInteger, nullable=False, default=0),
+    # Comma-separated CallClass values.
+    Column("allowed_call_classes", String(200), nullable=False),
+    Column("cut_off", String(8), nullable=False),
+    Column("max_call_s", Integer, nullable=False, default=3600),
+    Column("created_at", UTCDateTime(), nullable=False),
+    CheckConstraint("pricing IN ('fixed', 'relative')", name="pricing"),
+    CheckConstraint("cut_off IN ('hard', 'soft')", name="cut_off"),
+    CheckConstraint("max_call_s > 0", name="max_call_s"),
+)
+
+account_plans = Table(
+    "account_plans",
+    metadata,
+    Column("account_id", Id, ForeignKey("accounts.id"), primary_key=True),
+    Column("plan_id", Id, ForeignKey("charging_plans.id"), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+charges = Table(
+    "charges",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("cdr_id", String(200), nullable=False),
+    Column("leg", String(16), nullable=False),
+    Column("revision", Integer, nullable=False, default=0),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("payer_id", Id, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("service", String(16), nullable=False),
+    Column("direction", String(16), nullable=False),
+    Column("amount_micros", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("unit", String(40), nullable=False),
+    Column("billed_units", BigInteger, nullable=False),
+    # Units taken from a package bucket (seconds, messages) instead of money.
+    Column("package_units", BigInteger, nullable=False, default=0),
+    Column("tariff", String(200), nullable=True),
+    Column("tariff_version", Integer, nullable=True),
+    Column("prefix", String(40), nullable=True),
+    Column("explanation", JSON, nullable=False),
+    # What was rated (to rerate later) and a hash of it (a reused CDR id is refused).
+    Column("usage", JSON, nullable=True),
+    Column("usage_hash", String(64), nullable=True),
+    Column("transaction_id", Id, ForeignKey("transactions.id"), nullable=True),
+    Column("source", String(200), nullable=True),
+    Column("occurred_at", UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("account_id", "cdr_id", "leg", "revision", name="uq_charges_cdr_leg"),
+)
+Index("ix_charges_account_id_occurred_at", charges.c.account_id, charges.c.occurred_at)
+
+cdr_quarantine = Table(
+    "cdr_quarantine",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("source", String(200), nullable=False),
+    Column("line", Integer, nullable=True),
+    Column("cdr_id", String(200), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("raw", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    # source + line + raw content: the same bad row posted twice is quarantined once.
+    Column("dedupe_key", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint("status IN ('open', 'fixed', 'reposted')", name="status"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("payer_id", Id, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("state", String(16), nullable=False),
+    Column("call_id", String(200), nullable=True),
+    Column("direction", String(16), nullable=False),
+    Column("from_number", String(40), nullable=True),
+    Column("to_number", String(40), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("hold_id", Id, ForeignKey("holds.id"), nullable=True),
+    Column("package_hold_id", Id, ForeignKey("holds.id"), nullable=True),
+    Column("max_seconds", Integer, nullable=False),
+    Column("reported_seconds", Integer, nullable=False, default=0),
+    Column("last_update_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime(), nullable=True),
+    Column("billed_seconds", Integer, nullable=True),
+    Column("charged_micros", BigInteger, nullable=True),
+    Column("end_reason", String(32), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    CheckConstraint("state IN ('active', 'ended')", name="state"),
+)
+Index("ix_sessions_state_last_update_at", sessions.c.state, sessions.c.last_update_at)
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("paused_reason", String(64), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint("status IN ('running', 'paused', 'stopped')", name="status"),
+)
+
+__all__ = [
+    "account_plans",
+    "campaigns",
+    "cdr_quarantine",
+    "charges",
+    "charging_plans",
+    "sessions",
+]

@@ -1,0 +1,1 @@
+"""Stream adapters: consume usage from message brokers."""

@@ -1,0 +1,249 @@
+"""Charging endpoints: CDR batches, the quarantine, real-time sessions, campaigns, and the
+explanation of a charge.
+
+Roles: a ``switch`` key may post CDRs and drive sessions of its subtree, nothing else;
+campaigns are managed by admins (the ``top_up`` right); reading a charge needs ``read``.
+A refused authorisation is an answer (200, ``allowed: false`` with its reason), not an error:
+the switch needs the reason to play the right announcement.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from telbill.adapters.db.charging_tables import sessions as sessions_table
+from telbill.adapters.db.engine import Database
+from telbill.adapters.formats.cdr_native import NATIVE_COLUMNS, read_native_cdrs
+from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, PrincipalDep
+from telbill.api.schemas import plain_json
+from telbill.errors import InvalidInput, NotFound
+from telbill.services import campaigns as campaigns_service
+from telbill.services import charging
+from telbill.services import sessions as sessions_service
+from telbill.services.auth import Action, authorize, authorize_global
+from telbill.services.plans import TariffCache
+
+router = APIRouter(tags=["charging"])
+MAX_BATCH = 10_000
+
+
+def _cache(request: Request, db: Database) -> TariffCache:
+    cache: TariffCache | None = getattr(request.app.state, "tariff_cache", None)
+    if cache is None:
+        cache = TariffCache(db)
+        request.app.state.tariff_cache = cache
+    return cache
+
+
+# ---------------------------------------------------------------------------- CDRs
+
+
+class CdrBatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(default="api", max_length=120, description="Name shown in quarantine")
+    cdrs: list[dict[str, str]] = Field(
+        max_length=MAX_BATCH,
+        description="Records with the native CDR columns (id, account, user, direction, "
+        "from, to, start, answer, end | duration, service, text | segments, speech_seconds)",
+    )
+
+
+@router.post("/cdrs", summary="Rate and post a batch of CDRs (the CDR id is its idempotency key)")
+def post_cdrs(
+    body: CdrBatchIn,
+    request: Request,
+    db: DbDep,
+    clock: ClockDep,
+    principal: PrincipalDep,
+    key: IdempotencyKeyDep,
+) -> dict[str, Any]:
+    authorize(db, principal, principal.account_id, Action.POST_CDRS)
+    unknown = {name for record in body.cdrs for name in record} - set(NATIVE_COLUMNS)
+    if unknown:
+        raise InvalidInput(f"unknown CDR field(s): {', '.join(sorted(unknown))}")
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=NATIVE_COLUMNS)
+    writer.writeheader()
+    writer.writerows(body.cdrs)
+    text.seek(0)
+
+    def compute() -> dict[str, Any]:
+        records = read_native_cdrs(text, default_account=str(principal.account_id))
+        summary = charging.post_cdrs(
+            db, records, clock=clock, source=f"{body.source}", cache=_cache(request, db),
+            within=principal.account_id,
+        )  # fmt: skip
+        result: dict[str, Any] = plain_json(summary)
+        return result
+
+    return charging.run_once(
+        db, scope="api.cdrs", key=key, request=body.model_dump(), compute=compute, clock=clock
+    )
+
+
+@router.get("/cdrs/quarantine", summary="CDR rows that could not be posted, with line and reason")
+def list_quarantine(
+    db: DbDep,
+    principal: PrincipalDep,
+    status: Annotated[Literal["open", "fixed", "reposted"] | None, Query()] = "open",
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    after_id: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    # The quarantine keeps rows whose account may be unknown: top-level providers only.
+    authorize_global(db, principal, Action.READ)
+    items = charging.list_quarantine(db, status=status, limit=limit, after_id=after_id)
+    return {"items": plain_json(items)}
+
+
+# ---------------------------------------------------------------------------- sessions
+
+
+class AuthorizeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account_id: int = Field(description="The account or user making (or receiving) the call")
+    to: str = Field(min_length=1, max_length=40)
+    from_: str | None = Field(default=None, alias="from", max_length=40)
+    direction: Literal["outbound", "inbound"] = "outbound"
+    at: datetime | None = None
+    call_id: str | None = Field(default=None, max_length=200)
+
+
+class UpdateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    elapsed_s: int = Field(ge=0)
+
+
+class EndIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    duration_s: int | None = Field(default=None, ge=0)
+    answer: datetime | None = None
+    end: datetime | None = None
+
+
+def _session_account(db: Database, session_id: int) -> int:
+    with db.engine.connect() as conn:
+        found = conn.execute(
+            sessions_table.select().where(sessions_table.c.id == session_id)
+        ).first()
+        conn.rollback()
+    if found is None:
+        raise NotFound(f"session {session_id} not found")
+    return int(found.account_id)
+
+
+@router.post("/sessions/authorize", summary="May this call start, and for how many seconds?")
+def authorize_session(
+    body: AuthorizeIn,
+    request: Request,
+    db: DbDep,
+    clock: ClockDep,
+    principal: PrincipalDep,
+    key: IdempotencyKeyDep,
+) -> dict[str, Any]:
+    authorize(db, principal, body.account_id, Action.REALTIME)
+    decision = sessions_service.authorize(
+        db, _cache(request, db), account_id=body.account_id, to_number=body.to,
+        idempotency_key=key, clock=clock, direction=body.direction, from_number=body.from_,
+        at=body.at, call_id=body.call_id,
+    )  # fmt: skip
+    result: dict[str, Any] = plain_json(decision)
+    return result
+
+
+@router.post("/sessions/{session_id}/update", summary="Interim update of a call in progress")
+def update_session(
+    session_id: int,
+    body: UpdateIn,
+    db: DbDep,
+    clock: ClockDep,
+    principal: PrincipalDep,
+    key: IdempotencyKeyDep,
+) -> dict[str, Any]:
+    authorize(db, principal, _session_account(db, session_id), Action.REALTIME)
+    view = sessions_service.update_session(db, session_id, elapsed_s=body.elapsed_s, clock=clock)
+    result: dict[str, Any] = plain_json(view)
+    return result
+
+
+@router.post("/sessions/{session_id}/end", summary="End a call: settle its exact charge")
+def end_session(
+    session_id: int,
+    body: EndIn,
+    request: Request,
+    db: DbDep,
+    clock: ClockDep,
+    principal: PrincipalDep,
+    key: IdempotencyKeyDep,
+) -> dict[str, Any]:
+    authorize(db, principal, _session_account(db, session_id), Action.REALTIME)
+    view = sessions_service.end_session(
+        db, _cache(request, db), session_id, idempotency_key=key, clock=clock,
+        duration_s=body.duration_s, answer_at=body.answer, end_at=body.end,
+    )  # fmt: skip
+    result: dict[str, Any] = plain_json(view)
+    return result
+
+
+# ---------------------------------------------------------------------------- campaigns
+
+
+class CampaignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account_id: int
+    name: str = Field(min_length=1, max_length=200)
+
+
+@router.post("/campaigns", summary="Start a campaign (needs a positive balance)", status_code=201)
+def start_campaign(
+    body: CampaignIn, db: DbDep, clock: ClockDep, principal: PrincipalDep, key: IdempotencyKeyDep
+) -> dict[str, Any]:
+    authorize(db, principal, body.account_id, Action.TOP_UP)
+    return charging.run_once(
+        db, scope="api.campaigns", key=key, request=body.model_dump(), clock=clock,
+        compute=lambda: plain_json(
+            campaigns_service.start_campaign(db, body.account_id, body.name, clock=clock)
+        ),
+    )  # fmt: skip
+
+
+@router.post("/campaigns/{campaign_id}/{action}", summary="Pause, resume or stop a campaign")
+def change_campaign(
+    campaign_id: int,
+    action: Literal["pause", "resume", "stop"],
+    db: DbDep,
+    clock: ClockDep,
+    principal: PrincipalDep,
+    key: IdempotencyKeyDep,
+) -> dict[str, Any]:
+    current = campaigns_service.get_campaign(db, campaign_id)
+    authorize(db, principal, current.account_id, Action.TOP_UP)
+    change = {
+        "pause": campaigns_service.pause_campaign,
+        "resume": campaigns_service.resume_campaign,
+        "stop": campaigns_service.stop_campaign,
+    }[action]
+    result: dict[str, Any] = plain_json(change(db, campaign_id, clock=clock))
+    return result
+
+
+# ---------------------------------------------------------------------------- explain
+
+
+@router.get("/charges/{charge_id}/explain", summary="How a charge was computed")
+def explain_charge(charge_id: int, db: DbDep, principal: PrincipalDep) -> dict[str, Any]:
+    charge = charging.get_charge(db, charge_id)
+    authorize(db, principal, charge.account_id, Action.READ)
+    body: dict[str, Any] = plain_json(charge)
+    body["text"] = charge.text
+    return body

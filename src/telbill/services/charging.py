@@ -1,0 +1,774 @@
+"""Post CDRs to balances: rate each usage event with its account's plan and charge the
+wallet that pays for it, in the same database transaction.
+
+Rules:
+
+* The CDR id is the idempotency key (scoped by the leaf account that made the usage): a
+  charge row per rated leg is unique on (account, CDR id, leg), written in the transaction
+  that posts its debit. Posting a file twice, or again after a crash, charges nothing more
+  (`duplicates`); the same CDR id with different content is `refused` and quarantined.
+* One transaction per chunk of `chunk_size` records (`wallets.debit_many_in`): a crash loses
+  at most the chunk in flight, and that chunk is re-posted whole on the next run.
+* Packages first: a leg whose unit (``s:call``, ``s:speech``, ``msg:sms``) has a package in
+  the wallet takes its billed units from the package; the money charged is the leg's price
+  times the share of units the packages did not cover (rounded half-up to micros). Money
+  then drains free/trial/directional credit before the paid balance (the ledger's rule).
+* Usage already happened, so a CDR is posted even if it takes a prepaid balance below zero
+  (`DrainPolicy.ALLOW_NEGATIVE`); reaching zero then suspends the account, pauses its
+  campaigns and disconnects its hard-cut-off sessions (`services.suspension`).
+* Bad rows (unreadable, unknown account, no rate, refused call class) are quarantined with
+  their source, line and reason; the rest of the chunk posts. `repost_quarantined` posts
+  fixed rows again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from telbill.adapters.db.charging_tables import cdr_quarantine, charges
+from telbill.adapters.db.engine import Database
+from telbill.adapters.db.tables import accounts, ledger_accounts
+from telbill.domain.money import DECIMAL_CONTEXT, from_micros, to_micros
+from telbill.domain.rating import Charge, Explanation, RatedEvent, explain_text, rate_event
+from telbill.domain.tariffs import Direction, RowError, Service
+from telbill.domain.usage import UsageEvent
+from telbill.errors import InvalidInput, NotFound, TelbillError
+from telbill.ledger import DrainPolicy
+from telbill.services import idempotency
+from telbill.services.accounts import Account, billing_account, load_account
+from telbill.services.clock import Clock
+from telbill.services.plans import PlanRecord, TariffCache, plan_for
+from telbill.services.suspension import enforce_zero_balance
+from telbill.services.usage_debits import UsageDebit, post_usage_debits
+
+DEFAULT_CHUNK_SIZE = 1_000
+_EXPLANATION_FIELDS = tuple(f.name for f in dataclasses.fields(Explanation))
+
+
+@dataclass(slots=True)
+class PostSummary:
+    """What a posting run did. `charged` is money per currency."""
+
+    records: int = 0
+    posted: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    refused: int = 0
+    charged: dict[str, Decimal] = field(default_factory=dict)
+
+    def add(self, other: PostSummary) -> None:
+        self.records += other.records
+        self.posted += other.posted
+        self.duplicates += other.duplicates
+        self.quarantined += other.quarantined
+        self.refused += other.refused
+        for currency, amount in other.charged.items():
+            self.charged[currency] = self.charged.get(currency, Decimal(0)) + amount
+
+
+@dataclass(frozen=True, slots=True)
+class Bad:
+    """A record to quarantine."""
+
+    line: int | None
+    cdr_id: str | None
+    reason: str
+    raw: Mapping[str, Any]
+
+
+@dataclass(slots=True)
+class _Rated:
+    event: UsageEvent
+    leaf: Account
+    payer: Account
+    plan: PlanRecord
+    rated: RatedEvent
+    usage_hash: str
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def usage_json(event: UsageEvent) -> dict[str, Any]:
+    """The fields of `event` that rating reads, as JSON (kept with the charge to rerate)."""
+
+    def iso(moment: datetime | None) -> str | None:
+        return moment.isoformat() if moment else None
+
+    return {
+        "id": event.id,
+        "account": event.account,
+        "user": event.user,
+        "service": event.service.value,
+        "direction": event.direction.value,
+        "from": event.from_number,
+        "to": event.to_number,
+        "start": iso(event.start),
+        "answer": iso(event.answer),
+        "end": iso(event.end),
+        "duration_s": event.duration_s,
+        "text": event.text,
+        "segments": event.segments,
+        "speech_s": event.speech_s,
+        "call_class": event.call_class,
+        "call_segments": [
+            [iso(s.start), iso(s.end), s.billable] for s in event.call_segments
+        ],
+    }
+
+
+def usage_from_json(data: Mapping[str, Any]) -> UsageEvent:
+    """Inverse of `usage_json`."""
+    from telbill.domain.usage import CallSegment
+
+    def when(text: str | None) -> datetime | None:
+        return datetime.fromisoformat(text) if text else None
+
+    start = when(data["start"])
+    assert start is not None
+    return UsageEvent(
+        id=data["id"],
+        account=data["account"],
+        user=data.get("user"),
+        service=Service(data["service"]),
+        direction=Direction(data["direction"]),
+        from_number=data.get("from"),
+        to_number=data["to"],
+        start=start,
+        answer=when(data.get("answer")),
+        end=when(data.get("end")),
+        duration_s=data.get("duration_s"),
+        text=data.get("text"),
+        segments=data.get("segments"),
+        speech_s=data.get("speech_s") or 0,
+        call_class=data.get("call_class"),
+        call_segments=tuple(
+            CallSegment(when(s[0]) or start, when(s[1]) or start, bool(s[2]))
+            for s in data.get("call_segments") or ()
+        ),
+    )
+
+
+def _hash(data: Mapping[str, Any]) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def share_of(amount_micros: int, billed_units: int, package_units: int) -> int:
+    """Money for the units packages did not cover: amount x uncovered / billed, half-up."""
+    if package_units <= 0 or billed_units <= 0:
+        return amount_micros
+    uncovered = max(billed_units - package_units, 0)
+    with localcontext(DECIMAL_CONTEXT):
+        share = Decimal(amount_micros) * uncovered / billed_units
+        return int(share.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def explanation_json(charge: Charge) -> dict[str, Any]:
+    """The charge's explanation as JSON, with its person-readable text."""
+    explanation = charge.explanation
+    data: dict[str, Any] = {
+        name: _jsonable(getattr(explanation, name)) for name in _EXPLANATION_FIELDS
+    }
+    data["text"] = explain_text(charge)
+    data["payer"] = charge.payer.value
+    return data
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, str | int):
+        return value
+    if isinstance(value, Decimal):
+        return f"{value:f}"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+class AccountResolver:
+    """Finds accounts named in CDRs by id (digits) or by name; remembers what it found."""
+
+    def __init__(self, within: int | None = None) -> None:
+        # When set, only accounts in this subtree may be charged (an API caller's scope).
+        self.within = within
+        self._by_ref: dict[str, int] = {}
+        self._accounts: dict[int, Account] = {}
+        self._payers: dict[int, Account] = {}
+        self._plans: dict[int, PlanRecord] = {}
+
+    def account_id(self, conn: Connection, ref: str, *, under: int | None = None) -> int:
+        ref = (ref or "").strip()
+        if not ref:
+            raise InvalidInput("the CDR names no account")
+        cache_key = f"{under}:{ref}"
+        if cache_key in self._by_ref:
+            return self._by_ref[cache_key]
+        if ref.isdigit():
+            found = load_account(conn, int(ref)).id
+        else:
+            ids = [
+                int(i)
+                for i in conn.execute(select(accounts.c.id).where(accounts.c.name == ref)).scalars()
+            ]
+            if len(ids) > 1 and under is not None:
+                ids = [i for i in ids if self._is_under(conn, i, under)]
+            if not ids:
+                raise NotFound(f"no account named {ref!r}")
+            if len(ids) > 1:
+                raise InvalidInput(f"account name {ref!r} is ambiguous: use its id")
+            found = ids[0]
+        self._by_ref[cache_key] = found
+        return found
+
+    def _is_under(self, conn: Connection, account_id: int, ancestor: int) -> bool:
+        current: int | None = account_id
+        while current is not None:
+            if current == ancestor:
+                return True
+            current = load_account(conn, current).parent_id
+        return False
+
+    def leaf(self, conn: Connection, event: UsageEvent) -> Account:
+        account_id = self.account_id(conn, event.account)
+        if event.user:
+            account_id = self.account_id(conn, event.user, under=account_id)
+        if account_id not in self._accounts:
+            if self.within is not None and not self._is_under(conn, account_id, self.within):
+                raise NotFound(f"account {account_id} not found")
+            self._accounts[account_id] = load_account(conn, account_id)
+            self._payers[account_id] = billing_account(conn, account_id)
+            self._plans[account_id] = plan_for(conn, account_id)
+        return self._accounts[account_id]
+
+    def payer(self, account_id: int) -> Account:
+        return self._payers[account_id]
+
+    def plan(self, account_id: int) -> PlanRecord:
+        return self._plans[account_id]
+
+
+def _reason(exc: TelbillError) -> str:
+    return f"{exc.code}: {exc.message}"
+
+
+# ---------------------------------------------------------------------------- rating
+
+
+def _rate_chunk(
+    db: Database,
+    records: Sequence[UsageEvent | RowError],
+    cache: TariffCache,
+    resolver: AccountResolver,
+) -> tuple[list[_Rated], list[Bad]]:
+    bad: list[Bad] = []
+    found: list[tuple[UsageEvent, Account]] = []
+    with db.engine.connect() as conn:
+        for record in records:
+            if isinstance(record, RowError):
+                where = f"{record.source}: " if record.source else ""
+                raw = getattr(record, "raw", None) or {}  # CDR readers keep the row's columns
+                bad.append(Bad(record.line, None, f"invalid_input: {where}{record.reason}", raw))
+                continue
+            try:
+                found.append((record, resolver.leaf(conn, record)))
+            except TelbillError as exc:
+                bad.append(Bad(record.line, record.id, _reason(exc), usage_json(record)))
+        conn.rollback()
+    rated: list[_Rated] = []
+    for event, leaf in found:
+        usage = usage_json(event)
+        try:
+            plan = resolver.plan(leaf.id)
+            payer = resolver.payer(leaf.id)
+            index = cache.at(plan.tariff, event.start)
+            if index.currency != payer.currency:
+                raise InvalidInput(
+                    f"tariff {plan.tariff!r} is in {index.currency}, "
+                    f"the wallet of account {payer.id} in {payer.currency}"
+                )
+            result = rate_event(event, index, plan.plan, labels=False)
+        except TelbillError as exc:
+            bad.append(Bad(event.line, event.id, _reason(exc), usage))
+            continue
+        rated.append(_Rated(event, leaf, payer, plan, result, _hash(usage)))
+    return rated, bad
+
+
+# ---------------------------------------------------------------------------- posting
+
+
+def quarantine_rows(
+    conn: Connection, bad: Sequence[Bad], *, source: str, now: datetime
+) -> int:
+    """Store bad records (once per source, line and content); returns how many were new."""
+    if not bad:
+        return 0
+    rows = [
+        {
+            "source": source[:200],
+            "line": item.line,
+            "cdr_id": item.cdr_id,
+            "reason": item.reason,
+            "raw": dict(item.raw),
+            "status": "open",
+            "dedupe_key": _hash({"s": source, "l": item.line, "r": dict(item.raw)}),
+            "created_at": now,
+            "updated_at": now,
+        }
+        for item in bad
+    ]
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(cdr_quarantine).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    conn.execute(statement, rows)
+    return len(rows)
+
+
+def _existing(conn: Connection, rated: Sequence[_Rated]) -> dict[tuple[int, str], str | None]:
+    ids = sorted({r.event.id for r in rated})
+    found: dict[tuple[int, str], str | None] = {}
+    for start in range(0, len(ids), 500):
+        rows = conn.execute(
+            select(charges.c.account_id, charges.c.cdr_id, charges.c.usage_hash).where(
+                charges.c.cdr_id.in_(ids[start : start + 500]), charges.c.revision == 0
+            )
+        )
+        for row in rows:
+            found[(int(row.account_id), row.cdr_id)] = row.usage_hash
+    return found
+
+
+def _package_units(conn: Connection, payer_ids: Iterable[int]) -> set[tuple[int, str]]:
+    rows = conn.execute(
+        select(ledger_accounts.c.account_id, ledger_accounts.c.unit).where(
+            ledger_accounts.c.account_id.in_(sorted(set(payer_ids))),
+            ledger_accounts.c.kind == "package",
+            ledger_accounts.c.balance > 0,
+        )
+    )
+    return {(int(r.account_id), r.unit) for r in rows}
+
+
+def _usage_debit(
+    item: _Rated, charge: Charge, unit: str, amount: int, policy: DrainPolicy
+) -> UsageDebit:
+    return UsageDebit(
+        payer=item.payer, subject_id=item.leaf.id, unit=unit, amount=amount,
+        service=charge.service.value, direction=charge.direction.value, policy=policy,
+        memo=f"{charge.leg.value} to {charge.explanation.to_number}",
+        details={"cdr_id": item.event.id, "leg": charge.leg.value},
+    )  # fmt: skip
+
+
+def post_rated_in(
+    conn: Connection,
+    rated: Sequence[_Rated],
+    *,
+    now: datetime,
+    source: str,
+) -> tuple[PostSummary, list[Bad]]:
+    """Post rated events in the caller's transaction (see module rules)."""
+    summary = PostSummary()
+    refused: list[Bad] = []
+    existing = _existing(conn, rated)
+    fresh: list[_Rated] = []
+    for item in rated:
+        key = (item.leaf.id, item.event.id)
+        if key in existing:
+            if existing[key] == item.usage_hash:
+                summary.duplicates += 1
+            else:
+                summary.refused += 1
+                refused.append(
+                    Bad(
+                        item.event.line,
+                        item.event.id,
+                        "idempotency_key_reused: CDR id already charged with different content",
+                        usage_json(item.event),
+                    )
+                )
+            continue
+        existing[key] = item.usage_hash
+        fresh.append(item)
+
+    legs = [(item, charge) for item in fresh for charge in item.rated.charges]
+    packages = _package_units(conn, {item.payer.id for item in fresh})
+    unit_debits: list[UsageDebit] = []
+    unit_owner: list[int] = []
+    for position, (item, charge) in enumerate(legs):
+        if charge.billed_units > 0 and (item.payer.id, charge.unit) in packages:
+            unit_debits.append(_usage_debit(item, charge, charge.unit, charge.billed_units,
+                                            DrainPolicy.PARTIAL))  # fmt: skip
+            unit_owner.append(position)
+    taken: dict[int, int] = {}
+    for position, (_, units) in zip(
+        unit_owner, post_usage_debits(conn, unit_debits, now=now), strict=True
+    ):
+        taken[position] = units
+
+    money_debits: list[UsageDebit] = []
+    money_owner: list[int] = []
+    due: dict[int, int] = {}
+    for position, (item, charge) in enumerate(legs):
+        amount = share_of(to_micros(charge.amount), charge.billed_units, taken.get(position, 0))
+        due[position] = amount
+        if amount > 0:
+            money_debits.append(
+                _usage_debit(item, charge, item.payer.currency, amount, DrainPolicy.ALLOW_NEGATIVE)
+            )
+            money_owner.append(position)
+    transaction_of: dict[int, int] = {}
+    failed: set[int] = set()
+    for position, (tx_id, _) in zip(
+        money_owner, post_usage_debits(conn, money_debits, now=now), strict=True
+    ):
+        if tx_id is None:  # ALLOW_NEGATIVE never refuses; kept for safety
+            failed.add(position)
+            item = legs[position][0]
+            summary.refused += 1
+            refused.append(
+                Bad(item.event.line, item.event.id, "refused: the wallet could not be debited",
+                    usage_json(item.event))
+            )  # fmt: skip
+        else:
+            transaction_of[position] = tx_id
+
+    rows = []
+    posted_events: set[tuple[int, str]] = set()
+    for position, (item, charge) in enumerate(legs):
+        if position in failed:
+            continue
+        posted_events.add((item.leaf.id, item.event.id))
+        explanation = explanation_json(charge)
+        if taken.get(position):
+            explanation["package_units"] = taken[position]
+            explanation["text"] += (
+                f"\n  {taken[position]} {charge.unit} taken from packages; "
+                f"money charged {from_micros(due[position])} {charge.currency}"
+            )
+        rows.append(
+            {
+                "cdr_id": item.event.id,
+                "leg": charge.leg.value,
+                "revision": 0,
+                "account_id": item.leaf.id,
+                "payer_id": item.payer.id,
+                "service": charge.service.value,
+                "direction": charge.direction.value,
+                "amount_micros": due[position],
+                "currency": charge.currency,
+                "unit": charge.unit,
+                "billed_units": charge.billed_units,
+                "package_units": taken.get(position, 0),
+                "tariff": charge.explanation.tariff,
+                "tariff_version": charge.explanation.tariff_version,
+                "prefix": charge.explanation.matched_prefix,
+                "explanation": explanation,
+                "usage": usage_json(item.event) if charge is item.rated.charges[0] else None,
+                "usage_hash": item.usage_hash,
+                "transaction_id": transaction_of.get(position),
+                "source": source[:200],
+                "occurred_at": item.event.start,
+                "created_at": now,
+            }
+        )
+        summary.charged[charge.currency] = summary.charged.get(
+            charge.currency, Decimal(0)
+        ) + from_micros(due[position])
+    if rows:
+        conn.execute(charges.insert(), rows)
+    summary.posted = len(posted_events)
+    enforce_zero_balance(conn, {item.payer.id for item in fresh}, now)
+    return summary, refused
+
+
+def post_chunk(
+    db: Database,
+    records: Sequence[UsageEvent | RowError],
+    *,
+    cache: TariffCache,
+    clock: Clock,
+    source: str,
+    resolver: AccountResolver | None = None,
+) -> PostSummary:
+    """Rate and post one chunk of records in one transaction (retried whole on conflict)."""
+    resolver = resolver or AccountResolver()
+    rated, bad = _rate_chunk(db, records, cache, resolver)
+
+    def work(conn: Connection) -> PostSummary:
+        now = clock.now()
+        summary, refused = post_rated_in(conn, rated, now=now, source=source)
+        summary.quarantined = quarantine_rows(conn, [*bad, *refused], source=source, now=now)
+        summary.quarantined -= len(refused)
+        summary.records = len(records)
+        return summary
+
+    return db.run(work)
+
+
+def post_cdrs(
+    db: Database,
+    events: Iterable[UsageEvent | RowError],
+    *,
+    clock: Clock,
+    source: str,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    cache: TariffCache | None = None,
+    on_chunk: Callable[[PostSummary], None] | None = None,
+    within: int | None = None,
+) -> PostSummary:
+    """Rate and post a stream of CDR records, `chunk_size` per transaction (module rules).
+
+    Returns the totals: ``posted`` (CDRs newly charged), ``duplicates`` (already charged),
+    ``quarantined`` (bad rows), ``refused`` (the ledger refused the charge; quarantined too).
+    `within`: only accounts of this subtree may be charged (others are quarantined).
+    """
+    if chunk_size < 1:
+        raise InvalidInput("chunk_size must be at least 1")
+    cache = cache or TariffCache(db)
+    resolver = AccountResolver(within)
+    total = PostSummary()
+    chunk: list[UsageEvent | RowError] = []
+
+    def flush() -> None:
+        result = post_chunk(
+            db, chunk, cache=cache, clock=clock, source=source, resolver=resolver
+        )
+        total.add(result)
+        if on_chunk is not None:
+            on_chunk(result)
+        chunk.clear()
+
+    for record in events:
+        chunk.append(record)
+        if len(chunk) >= chunk_size:
+            flush()
+    if chunk:
+        flush()
+    return total
+
+
+# ---------------------------------------------------------------------------- quarantine
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedCdr:
+    id: int
+    source: str
+    line: int | None
+    cdr_id: str | None
+    reason: str
+    raw: dict[str, Any]
+    status: str
+    created_at: datetime
+
+
+def list_quarantine(
+    db: Database, *, status: str | None = "open", limit: int = 100, after_id: int = 0
+) -> list[QuarantinedCdr]:
+    """Quarantined rows in id order (by default the open ones)."""
+    query = (
+        select(cdr_quarantine)
+        .where(cdr_quarantine.c.id > after_id)
+        .order_by(cdr_quarantine.c.id)
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(cdr_quarantine.c.status == status)
+    with db.transaction() as conn:
+        rows = conn.execute(query).all()
+    return [
+        QuarantinedCdr(
+            id=r.id,
+            source=r.source,
+            line=r.line,
+            cdr_id=r.cdr_id,
+            reason=r.reason,
+            raw=dict(r.raw),
+            status=r.status,
+            created_at=r.created_at,
+        )
+        for r in rows
+    ]
+
+
+def repost_quarantined(
+    db: Database,
+    quarantine_id: int,
+    *,
+    clock: Clock,
+    fixed: Mapping[str, Any] | None = None,
+    cache: TariffCache | None = None,
+) -> PostSummary:
+    """Post a quarantined row again, optionally with corrected fields (usage JSON keys).
+
+    Only rows kept as usage (they were read but could not be rated or charged) can be
+    reposted; an unreadable line is fixed in the file and the file posted again. On
+    success the row's status becomes ``reposted``.
+    """
+    with db.transaction() as conn:
+        row = conn.execute(
+            select(cdr_quarantine).where(cdr_quarantine.c.id == quarantine_id)
+        ).first()
+    if row is None:
+        raise NotFound(f"quarantined CDR {quarantine_id} not found")
+    if row.status == "reposted":
+        return PostSummary(records=1, duplicates=1)
+    raw = {**dict(row.raw), **dict(fixed or {})}
+    if "start" not in raw or "to" not in raw or "service" not in raw:
+        raise InvalidInput(
+            f"quarantined row {quarantine_id} was not readable: fix line {row.line} "
+            f"of {row.source} and post the file again"
+        )
+    event = usage_from_json(raw)
+    cache = cache or TariffCache(db)
+    resolver = AccountResolver()
+    rated, bad = _rate_chunk(db, [event], cache, resolver)
+    if bad:
+        raise InvalidInput(f"still refused: {bad[0].reason}")
+
+    def work(conn: Connection) -> PostSummary:
+        now = clock.now()
+        summary, refused = post_rated_in(conn, rated, now=now, source=row.source)
+        if refused:
+            raise InvalidInput(f"still refused: {refused[0].reason}")
+        conn.execute(
+            update(cdr_quarantine)
+            .where(cdr_quarantine.c.id == quarantine_id)
+            .values(status="reposted", raw=raw, updated_at=now)
+        )
+        summary.records = 1
+        return summary
+
+    return db.run(work)
+
+
+def run_once(
+    db: Database,
+    *,
+    scope: str,
+    key: str,
+    request: Mapping[str, Any],
+    compute: Callable[[], dict[str, Any]],
+    clock: Clock,
+) -> dict[str, Any]:
+    """The stored response of (`scope`, `key`), else `compute()` stored under it.
+
+    For requests made of several transactions (a CDR batch): each part is idempotent by
+    itself, so computing twice after a crash converges; the key returns the first answer.
+    """
+    hashed = idempotency.request_hash(request)
+    with db.transaction() as conn:
+        stored = idempotency.check(conn, scope, idempotency.validate_key(key), hashed)
+    if stored is not None:
+        return stored
+    response = compute()
+
+    def remember(conn: Connection) -> dict[str, Any]:
+        again = idempotency.check(conn, scope, key, hashed)
+        if again is not None:
+            return again
+        idempotency.remember(conn, scope, key, hashed, response, clock.now())
+        return response
+
+    return db.run(remember)
+
+
+# ---------------------------------------------------------------------------- explain
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeView:
+    id: int
+    cdr_id: str
+    leg: str
+    revision: int
+    account_id: int
+    payer_id: int
+    service: str
+    direction: str
+    amount: Decimal
+    currency: str
+    unit: str
+    billed_units: int
+    package_units: int
+    tariff: str | None
+    tariff_version: int | None
+    prefix: str | None
+    transaction_id: int | None
+    occurred_at: datetime
+    explanation: dict[str, Any]
+
+    @property
+    def text(self) -> str:
+        return str(self.explanation.get("text", ""))
+
+
+def charge_view(row: Any) -> ChargeView:
+    return ChargeView(
+        id=row.id,
+        cdr_id=row.cdr_id,
+        leg=row.leg,
+        revision=row.revision,
+        account_id=row.account_id,
+        payer_id=row.payer_id,
+        service=row.service,
+        direction=row.direction,
+        amount=from_micros(row.amount_micros),
+        currency=row.currency,
+        unit=row.unit,
+        billed_units=row.billed_units,
+        package_units=row.package_units,
+        tariff=row.tariff,
+        tariff_version=row.tariff_version,
+        prefix=row.prefix,
+        transaction_id=row.transaction_id,
+        occurred_at=row.occurred_at,
+        explanation=dict(row.explanation),
+    )
+
+
+def get_charge(db: Database, charge_id: int) -> ChargeView:
+    """One charge with its explanation (NotFound if there is none)."""
+    with db.transaction() as conn:
+        row = conn.execute(select(charges).where(charges.c.id == charge_id)).first()
+    if row is None:
+        raise NotFound(f"charge {charge_id} not found", charge_id=charge_id)
+    return charge_view(row)
+
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "AccountResolver",
+    "ChargeView",
+    "PostSummary",
+    "QuarantinedCdr",
+    "charge_view",
+    "get_charge",
+    "list_quarantine",
+    "post_cdrs",
+    "post_chunk",
+    "post_rated_in",
+    "quarantine_rows",
+    "repost_quarantined",
+    "run_once",
+    "share_of",
+    "usage_from_json",
+    "usage_json",
+]
