@@ -46,6 +46,8 @@ from telbill.services.accounts import billing_account
 from telbill.services.clock import Clock, FixedClock
 from telbill.services.holds import expire_holds
 from telbill.services.lifecycle_common import claim_job, finish_job, lock_account
+from telbill.services.plans import TariffCache
+from telbill.services.sessions import sweep_sessions
 
 Runner = Callable[[Connection, int, str, datetime], "str | None"]
 MAX_PASSES = 500
@@ -423,14 +425,23 @@ def tick(
             break
     report.holds_expired = len(expire_holds(db, clock=FixedClock(until)))
     for name, task in TASKS.items():
-        report.outcomes[f"{name}:done"] += task(db, until)
+        done = task(db, until)
+        if done:
+            report.outcomes[f"{name}:done"] += done
     return report
 
 
 # Work of other areas run at every tick (threshold checks, invoice runs...): each task
 # must be idempotent on its own (keyed like the jobs above) and returns how much it did.
 Task = Callable[[Database, datetime], int]
-TASKS: dict[str, Task] = {}
+
+
+def sweep_silent_sessions(db: Database, until: datetime) -> int:
+    """Session sweep: end calls whose switch went silent (`telbill.services.sessions`)."""
+    return len(sweep_sessions(db, TariffCache(db), clock=FixedClock(until)))
+
+
+TASKS: dict[str, Task] = {"sessions.sweep": sweep_silent_sessions}
 
 
 def register_task(name: str, task: Task) -> None:
