@@ -174,6 +174,14 @@ class TariffIndex:
         self._prices[match.position] = price
         return price
 
+    def rounding_of(self, position: int) -> tuple[int, str]:
+        """Decimals and rounding mode of the final amount of row `position` (index in
+        Tariff.rows): the row's own when it sets them (CGRateS), else the tariff's."""
+        row = self.tariff.rows[position]
+        decimals = self.tariff.settings.decimals if row.decimals is None else row.decimals
+        rounding = self.rounding if row.rounding is None else validate_rounding(row.rounding)
+        return decimals, rounding
+
     def find(
         self,
         digits: str,

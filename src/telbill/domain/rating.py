@@ -40,7 +40,6 @@ from telbill.domain.increments import (
     billed_seconds,
     max_affordable_seconds,
     unrounded_cost,
-    validate_rounding,
 )
 from telbill.domain.lookup import RateMatch, TariffIndex
 from telbill.domain.money import (
@@ -227,14 +226,6 @@ def _apply_plan(
     return round_money(priced, decimals, rounding)
 
 
-def _row_rounding(index: TariffIndex, match: RateMatch) -> tuple[int, str]:
-    """Decimals and rounding mode of the final amount: the row's when set, else the tariff's."""
-    row = match.row
-    decimals = index.tariff.settings.decimals if row.decimals is None else row.decimals
-    rounding = index.rounding if row.rounding is None else validate_rounding(row.rounding)
-    return decimals, rounding
-
-
 def _base_explanation(
     index: TariffIndex,
     event: UsageEvent,
@@ -264,7 +255,7 @@ def _base_explanation(
     )
     if match is not None:
         row = match.row
-        decimals, rounding = _row_rounding(index, match)
+        decimals, rounding = index.rounding_of(match.position)
         explanation = replace(
             explanation,
             decimals=decimals,
@@ -376,7 +367,7 @@ def _message_charge(
     quantity = segments if outbound else 1
     with localcontext(DECIMAL_CONTEXT):
         exact = row.rate * quantity + row.connect_fee
-    decimals, rounding = _row_rounding(index, match)
+    decimals, rounding = index.rounding_of(match.position)
     amount = _apply_plan(exact, decimals, rounding, plan)
     base = _base_explanation(
         index, event, Leg.MESSAGE, event.service, event.direction, digits, match, plan, labels
