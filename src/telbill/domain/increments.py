@@ -28,7 +28,7 @@ exactly and rounded once; with no tiers this is the one-rate formula above.
 
 Examples: 61 s at 0.013/min on 60/60 bills 120 s = 0.026; 83 s at 0.06/min on 1/1 = 0.083;
 31 s on 15/15 bills 45 s. Tiered: 0.09/min on 60/60 for the first minute, then 0.03/min on
-1/1 from 60 s: a 95 s call bills 60 s at 0.09 + 35 s at 0.03 = 0.1075.
+1/1 from 60 s: a 95 s call bills 60 s at 0.09/min + 35 s at 0.03/min = 0.09 + 0.0175 = 0.1075.
 """
 
 from __future__ import annotations
