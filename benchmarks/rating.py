@@ -8,6 +8,9 @@ Run from a checkout:  python benchmarks/rating.py [--quick] [--cdrs N] [--stream
 * baseline: a straightforward per-CDR loop (dict of prefixes, Decimal arithmetic) on a
   sample, measured in the same run; the ratio batch/baseline is printed. The sample's costs
   are checked equal to the batch's, and a smaller sample is rated with `rate_event` too.
+* tiered: the same deck with CGRateS-style rate groups and per-row rounding (every row gets
+  a second group from 60 s at half its rate by the second; every other row rounds up to 4
+  decimals), rated in batch and checked equal to `rate_event` on a sample.
 * --stream N: N CDRs generated and rated in chunks (constant memory), reporting peak RSS.
 """
 
@@ -19,6 +22,7 @@ import resource
 import sys
 import time
 import tracemalloc
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -31,7 +35,13 @@ from telbill.domain.batch import CdrColumns, compile_batch  # noqa: E402
 from telbill.domain.lookup import compile_tariff  # noqa: E402
 from telbill.domain.money import to_micros  # noqa: E402
 from telbill.domain.rating import rate_event  # noqa: E402
-from telbill.domain.tariffs import Increment, RateRow, Tariff, TariffSettings  # noqa: E402
+from telbill.domain.tariffs import (  # noqa: E402
+    Increment,
+    RateRow,
+    RateTier,
+    Tariff,
+    TariffSettings,
+)
 from telbill.domain.usage import UsageEvent  # noqa: E402
 
 DECK = next(
@@ -58,6 +68,21 @@ def read_deck(path: Path) -> Tariff:
             for r in csv.DictReader(handle)
         )
     return Tariff("astpp", TariffSettings("USD"), rows)
+
+
+def with_tiers(tariff: Tariff) -> Tariff:
+    """The deck with a second rate group (half price by the second from 60 s) on every row
+    and its own rounding (up, 4 decimals) on every other row."""
+    rows = tuple(
+        replace(
+            row,
+            tiers=(RateTier(60, row.rate / 2, Increment(1, 1)),),
+            decimals=4 if position % 2 else None,
+            rounding="ROUND_UP" if position % 2 else None,
+        )
+        for position, row in enumerate(tariff.rows)
+    )
+    return replace(tariff, name="astpp-tiered", rows=rows)
 
 
 def synthetic_cdrs(tariff: Tariff, count: int, seed: int) -> CdrColumns:
@@ -163,7 +188,17 @@ def run_batch(count: int, sample: int, event_sample: int) -> None:
           f"costs equal batch: {same_events}")
     print(f"ratio batch / baseline: {batch_rate / baseline_rate:,.0f}x; "
           f"peak RSS of this process {peak_rss_mb():.0f} MiB")
-    if not (same and same_events and same_threaded):
+    tiered_index = compile_tariff(with_tiers(tariff))
+    tiered_rater = compile_batch(tiered_index)
+    began = time.perf_counter()
+    tiered = tiered_rater.rate(cdrs)
+    tiered_s = time.perf_counter() - began
+    tiered_events, _ = rate_event_loop(tiered_index, cdrs, event_sample)
+    same_tiered = tiered_events == tiered.cost_micros[:event_sample].tolist()
+    print(f"tiered:   {count:>10,} CDRs in {tiered_s:.3f} s = {count / tiered_s:>12,.0f} CDRs/s "
+          f"(two rate groups per row, per-row rounding; {tiered.fallbacks} fell back); "
+          f"{tiered_s / batch_s:.2f}x the untiered time; costs equal rate_event: {same_tiered}")
+    if not (same and same_events and same_threaded and same_tiered):
         raise SystemExit("batch costs differ from the per-CDR paths")
 
 

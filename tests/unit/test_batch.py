@@ -17,7 +17,14 @@ from telbill.domain.lookup import TariffIndex, compile_tariff
 from telbill.domain.money import to_micros
 from telbill.domain.plans import CallClass, ChargingPlan, Pricing
 from telbill.domain.rating import rate_event
-from telbill.domain.tariffs import Increment, NumberType, RateRow, Tariff, TariffSettings
+from telbill.domain.tariffs import (
+    Increment,
+    NumberType,
+    RateRow,
+    RateTier,
+    Tariff,
+    TariffSettings,
+)
 from telbill.domain.usage import UsageEvent
 from telbill.errors import CallClassNotAllowed, InvalidInput, NoRate
 
@@ -61,25 +68,49 @@ rates = st.one_of(
 )
 
 
+INCREMENTS = [Increment(1, 1), Increment(6, 6), Increment(30, 6), Increment(15, 15),
+              Increment(60, 60), Increment(60, 1)]
+
+
+@st.composite
+def rate_tiers(draw: st.DrawFn, increment: Increment) -> tuple[RateTier, ...]:
+    """0 to 2 later rate groups, each group before the last a whole number of increments."""
+    tiers: list[RateTier] = []
+    start, group_increment = 0, increment
+    for _ in range(draw(st.integers(0, 2))):
+        blocks = draw(st.integers(0, 4))
+        start += group_increment.first_s + blocks * group_increment.next_s
+        group_increment = draw(st.sampled_from(INCREMENTS))
+        tiers.append(RateTier(start, Decimal(draw(rates)), group_increment))
+    return tuple(tiers)
+
+
 @st.composite
 def rate_rows(draw: st.DrawFn) -> RateRow:
     prefix = draw(st.sampled_from(["", "4", "44", "447", "4479", "4420", "33", "331", "1",
                                    "1800", "0", "00", "4479111"]))
     kind = draw(st.sampled_from(["plain", "plain", "plain", "dated_old", "dated_new", "banded",
-                                 "typed"]))
+                                 "typed", "tiered", "tiered"]))
+    increment = draw(st.sampled_from([None, *INCREMENTS]))
+    tiers: tuple[RateTier, ...] = ()
+    if kind == "tiered":
+        increment = increment or draw(st.sampled_from(INCREMENTS))
+        tiers = draw(rate_tiers(increment))
     return RateRow(
         prefix=prefix,
         destination=f"d{prefix}",
         rate=Decimal(draw(rates)),
         connect_fee=Decimal(draw(st.sampled_from(["0", "0", "0.01", "0.0000005", "0.1"]))),
-        increment=draw(st.sampled_from([None, Increment(1, 1), Increment(6, 6),
-                                        Increment(30, 6), Increment(15, 15), Increment(60, 60)])),
+        increment=increment,
         free_seconds=draw(st.sampled_from([0, 0, 5, 60])),
         min_seconds=draw(st.sampled_from([0, 0, 10, 90])),
         effective_from=CHANGE if kind == "dated_new" else None,
         effective_to=CHANGE if kind == "dated_old" else None,
         hours=(time(8), time(19)) if kind == "banded" else None,
         number_type=NumberType.TOLL_FREE if kind == "typed" else NumberType.ANY,
+        tiers=tiers,
+        decimals=draw(st.one_of(st.none(), st.integers(0, 6))),
+        rounding=draw(st.one_of(st.none(), st.sampled_from(ROUNDINGS))),
     )
 
 
@@ -116,7 +147,7 @@ def cdr_columns(draw: st.DrawFn) -> CdrColumns:
     return CdrColumns.from_strings(numbers, durations, starts)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(index=tariffs(), cdrs=cdr_columns())
 def test_batch_costs_equal_rate_event_on_random_cdrs(index: TariffIndex, cdrs: CdrColumns) -> None:
     assert_same_as_rate_event(index, cdrs, compile_batch(index).rate(cdrs))

@@ -57,6 +57,8 @@ TARIFF = Tariff(
         RateRow("1", "NANP", Decimal("0.006"), effective_from=START + timedelta(days=1)),
         RateRow("44", "UK in", Decimal("0.001"), direction=Direction.INBOUND),
         RateRow("44", "UK sms", Decimal("0.04"), service=Service.SMS),
+        # A row with its own rounding (CGRateS rounds per destination rate).
+        RateRow("49", "Germany", Decimal("0.0333"), decimals=2, rounding="ROUND_UP"),
     ),
 )  # fmt: skip
 INDEX = compile_tariff(TARIFF)
@@ -65,7 +67,8 @@ INDEX = compile_tariff(TARIFF)
 def random_events(seed: int, count: int) -> list[UsageEvent]:
     rng = random.Random(seed)
     numbers = ["+447911123456", "+442071234567", "+4420", "+33612345678", "+33142000000",
-               "+12125551234", "+8612345678901", "+441", "0044207123456", "1234"]  # fmt: skip
+               "+12125551234", "+8612345678901", "+441", "0044207123456", "1234",
+               "+4915112345678"]  # fmt: skip
     events = []
     for n in range(count):
         start = START + timedelta(seconds=rng.choice([0, 86_399, 86_400, 90_000]))

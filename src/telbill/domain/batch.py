@@ -10,8 +10,13 @@ How it works:
 * A prefix is on the fast path when it has exactly one row (of any number type), with no
   time band and a non-negative rate. Its rate and connect fee become integers at a fixed
   decimal scale S (the most decimals of any such row), so cost = (rate x billed + connect x 60)
-  / (60 x 10^S) is an exact rational, rounded once with integer arithmetic per the tariff's
-  rounding mode. An effective-dated row is checked per CDR against its start.
+  / (60 x 10^S) is an exact rational, rounded once with integer arithmetic per the row's
+  decimals and rounding mode (the tariff's unless the row overrides them, as CGRateS rows
+  do). An effective-dated row is checked per CDR against its start.
+* Rate groups (`RateTier`) are vectorised too: each entry carries up to T tier starts, rates
+  and increments (missing tiers start "never"); the group a call ends in gives its rounding,
+  and the billed stretch [0, billed) is cut at the tier starts, each piece times its group's
+  rate (see `domain/increments.py` for the rule this reproduces).
 * Correctness first: a CDR falls back to `rate_event` (one at a time) when its prefix is not
   on the fast path, its row is not in force at its start, its number is shorter than K digits
   (a longer prefix could be wrongly matched by padding) or is an extension, its duration is
@@ -34,6 +39,7 @@ from enum import IntEnum
 import numpy as np
 import numpy.typing as npt
 
+from telbill.domain.increments import ROUNDING_MODES, validate_rounding
 from telbill.domain.lookup import TariffIndex, is_banded
 from telbill.domain.money import MONEY_DECIMALS, to_micros
 from telbill.domain.numbers import rating_digits
@@ -51,6 +57,8 @@ _NO_BOUND_LOW = np.iinfo(np.int64).min
 _NO_BOUND_HIGH = np.iinfo(np.int64).max
 _MIN_SLICE = 65_536  # smaller slices are not worth a thread
 _POW10 = np.array([10**i for i in range(MAX_KEY_DIGITS + 1)], dtype=np.int64)
+_NEVER_S = 2**40  # the start of a tier an entry does not have: later than any call
+_MODES = tuple(sorted(ROUNDING_MODES))  # rounding mode name <-> small integer code
 
 
 class Status(IntEnum):
@@ -231,6 +239,7 @@ class BatchRater:
         # Decks repeat a few hundred distinct prices: convert each distinct value once.
         amounts = {rows[p].rate for p in simple.values()}
         amounts.update(rows[p].connect_fee for p in simple.values())
+        amounts.update(tier.rate for p in simple.values() for tier in rows[p].tiers)
         scale = max((_decimals_of(amount) for amount in amounts), default=0)
         scaled = {amount: _scaled(amount, scale) for amount in amounts}
         self.scale = scale
@@ -246,6 +255,13 @@ class BatchRater:
         first, nxt = [1] * count, [1] * count
         free, minimum = [0] * count, [0] * count
         valid_from, valid_to = [_NO_BOUND_LOW] * count, [_NO_BOUND_HIGH] * count
+        tariff_mode = _MODES.index(self.index.rounding)
+        decimals, mode = [settings.decimals] * count, [tariff_mode] * count
+        tier_count = max((len(rows[p].tiers) for p in simple.values()), default=0)
+        tier_start = [[_NEVER_S] * count for _ in range(tier_count)]
+        tier_rate = [[0] * count for _ in range(tier_count)]
+        tier_first = [[1] * count for _ in range(tier_count)]
+        tier_next = [[1] * count for _ in range(tier_count)]
         worst = 0
         for prefix, position in simple.items():
             i = entry_of[prefix]
@@ -257,13 +273,28 @@ class BatchRater:
             free[i], minimum[i] = row.free_seconds, row.min_seconds
             valid_from[i] = _epoch_ceil(row.effective_from, _NO_BOUND_LOW)
             valid_to[i] = _epoch_ceil(row.effective_to, _NO_BOUND_HIGH)
-            longest = max(settings.max_call_s, row.min_seconds) + increment.first_s + nxt[i]
-            worst = max(worst, rate[i] * longest + connect[i] * 60)
-        if worst * 10 ** max(0, settings.decimals - scale) >= _INT64_BUDGET:
+            if row.decimals is not None:
+                decimals[i] = row.decimals
+            if row.rounding is not None:
+                mode[i] = _MODES.index(validate_rounding(row.rounding))
+            top_rate, rounding_s = rate[i], increment.first_s + increment.next_s
+            for k, tier in enumerate(row.tiers):
+                tier_start[k][i], tier_rate[k][i] = tier.start_s, scaled[tier.rate]
+                tier_first[k][i], tier_next[k][i] = tier.increment.first_s, tier.increment.next_s
+                top_rate = max(top_rate, tier_rate[k][i])
+                rounding_s = max(rounding_s, tier.increment.first_s + tier.increment.next_s)
+            longest = max(settings.max_call_s, row.min_seconds) + rounding_s
+            worst = max(worst, top_rate * longest + connect[i] * 60)
+        most_decimals = max(decimals, default=settings.decimals)
+        if (
+            worst * 10 ** max(0, most_decimals - scale) >= _INT64_BUDGET
+            or scale > MAX_KEY_DIGITS - 2
+        ):
             # Integers would overflow int64: every CDR takes the per-event path instead.
             self.all_fallback = True
             simple = {}
             entry_row, rate, connect = [-1] * count, [0] * count, [0] * count
+            tier_count, tier_start, tier_rate, tier_first, tier_next = 0, [], [], [], []
         self._entry_row = np.array(entry_row, dtype=np.int64)
         self._rate = np.array(rate, dtype=np.int64)
         self._connect = np.array(connect, dtype=np.int64)
@@ -273,13 +304,21 @@ class BatchRater:
         self._min = np.array(minimum, dtype=np.int64)
         self._from = np.array(valid_from, dtype=np.int64)
         self._to = np.array(valid_to, dtype=np.int64)
+        self._decimals = np.array(decimals, dtype=np.int64)
+        self._mode = np.array(mode, dtype=np.int64)
+        self._tier_start = [np.array(v, dtype=np.int64) for v in tier_start]
+        self._tier_rate = [np.array(v, dtype=np.int64) for v in tier_rate]
+        self._tier_first = [np.array(v, dtype=np.int64) for v in tier_first]
+        self._tier_next = [np.array(v, dtype=np.int64) for v in tier_next]
+        self.tier_count = tier_count
 
         self._any_dated = bool(
             np.any(self._from != _NO_BOUND_LOW) or np.any(self._to != _NO_BOUND_HIGH)
         )
         fast_entries = np.array([entry_of[p] for p in simple], dtype=np.int64)
+        self._modes = sorted({mode[entry_of[p]] for p in simple})
         self._uniform: dict[str, int] = {}
-        for name in ("_first", "_next", "_free", "_min", "_connect"):
+        for name in ("_first", "_next", "_free", "_min", "_connect", "_decimals", "_mode"):
             values = np.unique(getattr(self, name)[fast_entries])
             if values.shape[0] == 1:
                 self._uniform[name] = int(values[0])
@@ -405,28 +444,62 @@ class BatchRater:
         chargeable = np.minimum(duration, self.max_call_s)
         if not isinstance(free, int) or free:
             chargeable = chargeable - free
-        above = np.maximum(chargeable - first, 0)
-        billed = (first + (above + (nxt - 1)) // nxt * nxt).astype(np.int64, copy=False)
+        start: I64 | int = 0
+        for k in range(self.tier_count):  # the group the call ends in: last one started
+            tier_start = self._tier_start[k][entry]
+            reached = tier_start < chargeable
+            start = np.where(reached, tier_start, start)
+            first = np.where(reached, self._tier_first[k][entry], first)
+            nxt = np.where(reached, self._tier_next[k][entry], nxt)
+        above = np.maximum(chargeable - start - first, 0)
+        billed = (start + first + (above + (nxt - 1)) // nxt * nxt).astype(np.int64, copy=False)
         billed[chargeable <= 0] = 0
         if not isinstance(minimum, int) or minimum:
             np.maximum(billed, minimum, out=billed, where=billed > 0)
         return billed
 
     def _cost_micros(self, billed: I64, duration: I64, entry: I64) -> I64:
-        settings = self.index.tariff.settings
-        decimals = settings.decimals
-        numerator = self._rate[entry] * billed
+        numerator = self._numerator(billed, entry)
         connect = self._param("_connect", entry)
         if not isinstance(connect, int) or connect:
             numerator += np.where(duration > 0, connect * 60, 0)
-        if self.scale >= decimals:
-            denominator = 60 * 10 ** (self.scale - decimals)
-        else:
-            numerator = numerator * 10 ** (decimals - self.scale)
-            denominator = 60
-        quotient = _round_division(numerator, denominator, self.index.rounding)
-        result: I64 = quotient * 10 ** (MONEY_DECIMALS - decimals)
-        return result
+        decimals, mode = self._param("_decimals", entry), self._param("_mode", entry)
+        if isinstance(decimals, int) and isinstance(mode, int):  # one rounding for all
+            if self.scale >= decimals:
+                denominator = 60 * 10 ** (self.scale - decimals)
+            else:
+                numerator = numerator * 10 ** (decimals - self.scale)
+                denominator = 60
+            quotient = _round_division(numerator, denominator, _MODES[mode])
+            result: I64 = quotient * 10 ** (MONEY_DECIMALS - decimals)
+            return result
+        # Rows round differently (CGRateS rounds per destination rate): per-CDR powers of ten.
+        decimals = np.broadcast_to(decimals, numerator.shape)
+        numerator = numerator * _POW10[np.maximum(decimals - self.scale, 0)]
+        denominators = 60 * _POW10[np.maximum(self.scale - decimals, 0)]
+        quotient = np.zeros_like(numerator)
+        for code in self._modes:
+            rounded = _round_division(numerator, denominators, _MODES[code])
+            quotient = np.where(mode == code, rounded, quotient)
+        per_row: I64 = quotient * _POW10[MONEY_DECIMALS - decimals]
+        return per_row
+
+    def _numerator(self, billed: I64, entry: I64) -> I64:
+        """Sum of rate x billed seconds over the rate groups, at scale S."""
+        if not self.tier_count:
+            plain: I64 = self._rate[entry] * billed
+            return plain
+        # The billed stretch [0, billed) cut at the tier starts: group k holds
+        # clip(billed - start_k, 0, start_k+1 - start_k) seconds.
+        starts = [np.zeros_like(billed)] + [t[entry] for t in self._tier_start]
+        rates = [self._rate[entry]] + [r[entry] for r in self._tier_rate]
+        total: I64 = np.zeros_like(billed)
+        for k, (start, rate) in enumerate(zip(starts, rates, strict=True)):
+            seconds = billed - start
+            if k + 1 < len(starts):
+                seconds = np.minimum(seconds, starts[k + 1] - start)
+            total += rate * np.maximum(seconds, 0)
+        return total
 
     def _rate_one(self, cdrs: CdrColumns, i: int) -> tuple[int, int, int, int]:
         event = UsageEvent(
@@ -493,7 +566,7 @@ def _flatten(prefixes: list[str], key_digits: int, nobody: int) -> tuple[list[in
     return bounds, owners
 
 
-def _round_division(numerator: I64, denominator: int, mode: str) -> I64:
+def _round_division(numerator: I64, denominator: int | I64, mode: str) -> I64:
     """round(numerator / denominator) for non-negative numerators, per a decimal mode name."""
     quotient = numerator // denominator
     remainder = numerator - quotient * denominator

@@ -10,11 +10,25 @@ The order of operations for a duration (documented once, here, and used everywhe
 5. ``min_seconds`` is applied last: a billed duration above zero is at least ``min_seconds``
    (a call entirely inside the free seconds stays free).
 6. cost = rate per minute x billed seconds / 60 + connect fee, computed exactly in Decimal
-   and rounded ONCE at the end with the tariff's decimals and rounding mode. The connect fee
-   is charged once for every call with a positive duration, even one inside free seconds.
+   and rounded ONCE at the end with the row's decimals and rounding mode (a row may override
+   the tariff's). The connect fee is charged once for every call with a positive duration,
+   even one inside free seconds.
+
+Rate groups (`RateTier`, CGRateS "GroupIntervalStart"): the chargeable time of step 3 is cut
+at each tier's ``start_s``. Group 0 is [0, first tier start) at the row's rate and increment,
+group k is [start_k, start_k+1) at tier k's. The seconds falling in each group are rounded up
+to that group's increment (``first/next``; a group the call does not reach bills 0 s) and
+priced at its rate. Every group but the last must hold a whole number of its increments
+(CGRateS requires it too), so the billed time is one contiguous stretch [0, billed) of the
+call's timeline: a group the call passes is billed exactly its length, and only the group
+the call ends in is rounded up. ``min_seconds`` then extends that stretch to at least
+``min_seconds``, each added second priced by the group it falls in. So
+cost = (sum over groups of rate x billed seconds in the group) / 60 + connect fee, added
+exactly and rounded once; with no tiers this is the one-rate formula above.
 
 Examples: 61 s at 0.013/min on 60/60 bills 120 s = 0.026; 83 s at 0.06/min on 1/1 = 0.083;
-31 s on 15/15 bills 45 s.
+31 s on 15/15 bills 45 s. Tiered: 0.09/min on 60/60 for the first minute, then 0.03/min on
+1/1 from 60 s: a 95 s call bills 60 s at 0.09/min + 35 s at 0.03/min = 0.09 + 0.0175 = 0.1075.
 """
 
 from __future__ import annotations
@@ -29,6 +43,7 @@ from telbill.domain.tariffs import (
     DEFAULT_MAX_CALL_S,
     Increment,
     RateRow,
+    RateTier,
     TariffSettings,
 )
 from telbill.errors import InvalidInput
@@ -61,6 +76,36 @@ def validate_rounding(mode: str) -> str:
     return name
 
 
+def _rounded_up(seconds: int, increment: Increment) -> int:
+    """`seconds` (> 0) rounded up to ``first/next``: the first block, then started blocks."""
+    first, nxt = increment.first_s, increment.next_s
+    if seconds <= first:
+        return first
+    return first + -(-(seconds - first) // nxt) * nxt
+
+
+def check_tiers(increment: Increment, tiers: tuple[RateTier, ...]) -> None:
+    """Raise InvalidInput unless the tiers start in increasing order and every group before
+    the last holds a whole number of its increments (see the module rule)."""
+    start, group_increment = 0, increment
+    for tier in tiers:
+        if not isinstance(tier, RateTier) or not tier.rate.is_finite() or tier.rate < 0:
+            raise InvalidInput(
+                f"a rate tier must be a RateTier with a finite, non-negative rate: {tier!r}"
+            )
+        length = tier.start_s - start
+        if length <= 0:
+            raise InvalidInput(
+                f"rate tiers must start in increasing order: {tier.start_s} s after {start} s"
+            )
+        if _rounded_up(length, group_increment) != length:
+            raise InvalidInput(
+                f"the rate group from {start} s to {tier.start_s} s is not a whole number of "
+                f"its increment {group_increment}"
+            )
+        start, group_increment = tier.start_s, tier.increment
+
+
 @dataclass(frozen=True, slots=True)
 class TimedPrice:
     """Everything needed to price a duration: one tariff row with its tariff's settings."""
@@ -73,11 +118,17 @@ class TimedPrice:
     max_call_s: int = DEFAULT_MAX_CALL_S
     decimals: int = 6
     rounding: str = "ROUND_HALF_UP"
+    tiers: tuple[RateTier, ...] = ()  # later rate groups (module rule), by start_s
+
+    def __post_init__(self) -> None:
+        if self.tiers:
+            check_tiers(self.increment, self.tiers)
 
     @classmethod
     def for_row(cls, row: RateRow, settings: TariffSettings) -> TimedPrice:
         """The timed price of a tariff row under its tariff's settings (default increment,
-        maximum call length, decimals and rounding mode)."""
+        maximum call length), with the row's decimals and rounding mode when it sets them
+        and the tariff's otherwise."""
         return cls(
             rate=row.rate,
             connect_fee=row.connect_fee,
@@ -85,9 +136,28 @@ class TimedPrice:
             free_seconds=row.free_seconds,
             min_seconds=row.min_seconds,
             max_call_s=settings.max_call_s,
-            decimals=settings.decimals,
-            rounding=validate_rounding(settings.rounding),
+            decimals=settings.decimals if row.decimals is None else row.decimals,
+            rounding=validate_rounding(
+                settings.rounding if row.rounding is None else row.rounding
+            ),
+            tiers=row.tiers,
         )
+
+    def groups(self) -> tuple[tuple[int, Decimal, Increment], ...]:
+        """The rate groups as (start_s, rate per minute, increment), group 0 first."""
+        return ((0, self.rate, self.increment),) + tuple(
+            (tier.start_s, tier.rate, tier.increment) for tier in self.tiers
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSeconds:
+    """The billed seconds of a call falling in one rate group, and the group's price."""
+
+    start_s: int
+    billed_s: int
+    rate: Decimal  # per minute
+    increment: Increment
 
 
 def billed_seconds(duration_s: int, price: TimedPrice) -> int:
@@ -98,21 +168,43 @@ def billed_seconds(duration_s: int, price: TimedPrice) -> int:
     chargeable = capped - price.free_seconds
     if chargeable <= 0:
         return 0
-    first, nxt = price.increment.first_s, price.increment.next_s
-    if chargeable <= first:
-        billed = first
-    else:
-        billed = first + -(-(chargeable - first) // nxt) * nxt
+    start, increment = 0, price.increment
+    for tier in price.tiers:  # the group the call ends in: the last one starting before it
+        if tier.start_s >= chargeable:
+            break
+        start, increment = tier.start_s, tier.increment
+    billed = start + _rounded_up(chargeable - start, increment)
     return max(billed, price.min_seconds)
+
+
+def billed_groups(duration_s: int, price: TimedPrice) -> tuple[GroupSeconds, ...]:
+    """The billed seconds of a call cut into its rate groups (one group without tiers);
+    groups the billed time does not reach are left out, so a free call gives ()."""
+    billed = billed_seconds(duration_s, price)
+    groups = price.groups()
+    result: list[GroupSeconds] = []
+    for k, (start, rate, increment) in enumerate(groups):
+        if billed <= start:
+            break
+        end = groups[k + 1][0] if k + 1 < len(groups) else billed
+        result.append(GroupSeconds(start, min(billed, end) - start, rate, increment))
+    return tuple(result)
 
 
 def unrounded_cost(duration_s: int, price: TimedPrice) -> Decimal:
     """Exact cost before the final rounding (connect fee included when duration > 0)."""
     if duration_s <= 0:
         return Decimal(0)
-    seconds = billed_seconds(duration_s, price)
     with localcontext(DECIMAL_CONTEXT):
-        return price.rate * seconds / SECONDS_PER_MINUTE + price.connect_fee
+        if not price.tiers:
+            return price.rate * billed_seconds(duration_s, price) / SECONDS_PER_MINUTE + (
+                price.connect_fee
+            )
+        per_minute_seconds = sum(
+            (group.rate * group.billed_s for group in billed_groups(duration_s, price)),
+            Decimal(0),
+        )
+        return per_minute_seconds / SECONDS_PER_MINUTE + price.connect_fee
 
 
 def timed_cost(duration_s: int, price: TimedPrice) -> Decimal:
@@ -127,9 +219,10 @@ def max_affordable_seconds(
 ) -> int:
     """Largest duration in seconds whose cost is <= `available`, capped at ``max_call_s``.
 
-    Cost is non-decreasing in duration, so a binary search over [0, max_call_s] is exact.
-    `cost_of` replaces :func:`timed_cost` when a plan changes the price (a markup).
-    Returns 0 when not even one second can be afforded.
+    Cost is non-decreasing in duration (billed seconds only grow, and with tiers each added
+    billed second is priced by its group's non-negative rate), so a binary search over
+    [0, max_call_s] is exact. `cost_of` replaces :func:`timed_cost` when a plan changes the
+    price (a markup). Returns 0 when not even one second can be afforded.
     """
     cost = cost_of if cost_of is not None else (lambda seconds: timed_cost(seconds, price))
     low, high = 0, price.max_call_s  # invariant: cost(low) <= available (cost(0) == 0)
@@ -149,8 +242,11 @@ def max_affordable_seconds(
 __all__ = [
     "ROUNDING_MODES",
     "SECONDS_PER_MINUTE",
+    "GroupSeconds",
     "TimedPrice",
+    "billed_groups",
     "billed_seconds",
+    "check_tiers",
     "max_affordable_seconds",
     "timed_cost",
     "unrounded_cost",

@@ -8,7 +8,8 @@ Rules, in order:
    over all rows; at equal length an ``any`` row wins over a typed one (the number's type
    is not known), and typed rows are compared by rules 4 and 5.
 2. Longest prefix wins: the digits are cut at each prefix length present (a dict per
-   length, longest first), never a scan of the rows. The empty prefix matches every number.
+   length, longest first), never a scan of the rows. The empty prefix (CGRateS ``*any``)
+   matches every number, at the lowest priority: any longer prefix in force wins over it.
 3. Only rows in force at the event's start count: ``effective_from <= start < effective_to``
    (either bound may be open). A longer prefix with no row in force falls back to a shorter.
 4. Time bands: ``weekdays`` (ISO, Monday = 1) and ``hours`` (half-open ``[start, end)``,
@@ -27,9 +28,16 @@ from datetime import datetime, time
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from telbill.domain.increments import TimedPrice, validate_rounding
+from telbill.domain.increments import TimedPrice, check_tiers, validate_rounding
 from telbill.domain.money import MONEY_DECIMALS, validate_currency
-from telbill.domain.tariffs import Direction, NumberType, RateRow, Service, Tariff
+from telbill.domain.tariffs import (
+    Direction,
+    NumberType,
+    RateRow,
+    Service,
+    Tariff,
+    TariffSettings,
+)
 from telbill.errors import InvalidInput, NoRate
 
 _NUMBER_TYPE_ORDER = tuple(NumberType)
@@ -82,7 +90,7 @@ def is_banded(row: RateRow) -> bool:
     return row.weekdays is not None or row.hours is not None
 
 
-def _check_row(row: RateRow, position: int) -> None:
+def _check_row(row: RateRow, position: int, settings: TariffSettings) -> None:
     if row.prefix and not (row.prefix.isascii() and row.prefix.isdigit()):
         raise InvalidInput(f"row {position + 1}: prefix must be digits, got {row.prefix!r}")
     for bound in (row.effective_from, row.effective_to):
@@ -92,6 +100,18 @@ def _check_row(row: RateRow, position: int) -> None:
         raise InvalidInput(f"row {position + 1}: hours must be two times")
     if row.min_seconds < 0 or row.free_seconds < 0:
         raise InvalidInput(f"row {position + 1}: min_seconds and free_seconds must be >= 0")
+    if row.decimals is not None and not 0 <= row.decimals <= MONEY_DECIMALS:
+        raise InvalidInput(
+            f"row {position + 1}: decimals must be between 0 and {MONEY_DECIMALS}, "
+            f"got {row.decimals}"
+        )
+    try:
+        if row.rounding is not None:
+            validate_rounding(row.rounding)
+        if row.tiers:
+            check_tiers(row.increment or settings.default_increment, row.tiers)
+    except InvalidInput as exc:
+        raise InvalidInput(f"row {position + 1}: {exc.message}") from exc
 
 
 class TariffIndex:
@@ -114,7 +134,7 @@ class TariffIndex:
         building: dict[tuple[Service, Direction, NumberType], dict[int, dict[str, list[int]]]]
         building = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
         for position, row in enumerate(tariff.rows):
-            _check_row(row, position)
+            _check_row(row, position, settings)
             key = (row.service, row.direction, row.number_type)
             building[key][len(row.prefix)][row.prefix].append(position)
         self._tables: dict[tuple[Service, Direction, NumberType], _Table] = {
@@ -153,6 +173,14 @@ class TariffIndex:
         price = TimedPrice.for_row(match.row, self.tariff.settings)
         self._prices[match.position] = price
         return price
+
+    def rounding_of(self, position: int) -> tuple[int, str]:
+        """Decimals and rounding mode of the final amount of row `position` (index in
+        Tariff.rows): the row's own when it sets them (CGRateS), else the tariff's."""
+        row = self.tariff.rows[position]
+        decimals = self.tariff.settings.decimals if row.decimals is None else row.decimals
+        rounding = self.rounding if row.rounding is None else validate_rounding(row.rounding)
+        return decimals, rounding
 
     def find(
         self,

@@ -18,19 +18,25 @@ Rules (each has a named test in tests/unit/test_rating_*.py):
 * No matching row: NoRate. A plan may refuse the call's class: CallClassNotAllowed. A call
   to a local extension with no matching row is free.
 * A plan priced relative to cost applies its markup to the exact cost; each charge is then
-  rounded once with the tariff's decimals and rounding mode.
+  rounded once with the decimals and rounding mode of its row (CGRateS rounds per
+  destination rate), or the tariff's when the row sets none.
+* A row with rate groups (`RateTier`) prices each group's seconds at its own rate; the
+  explanation lists every group's billed seconds and rate.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
 from enum import StrEnum
 
 from telbill.domain.increments import (
+    GroupSeconds,
     TimedPrice,
+    billed_groups,
     billed_seconds,
     max_affordable_seconds,
     unrounded_cost,
@@ -47,7 +53,7 @@ from telbill.domain.money import (
 from telbill.domain.numbers import country_of, number_labels, rating_digits
 from telbill.domain.plans import CallClass, ChargingPlan, Pricing
 from telbill.domain.sms import segment_sms
-from telbill.domain.tariffs import Direction, NumberType, Service
+from telbill.domain.tariffs import Direction, Increment, NumberType, Service
 from telbill.domain.usage import UsageEvent
 from telbill.errors import InvalidInput
 
@@ -93,6 +99,7 @@ class Explanation:
     free_seconds: int = 0
     min_seconds: int = 0
     billed_seconds: int = 0
+    groups: tuple[GroupSeconds, ...] = ()  # per rate group, only for a row with tiers
     segments: int | None = None
     encoding: str | None = None
     unrounded: Decimal = Decimal(0)
@@ -105,6 +112,41 @@ class Explanation:
     effective_from: datetime | None = None
     banded: bool = False
     note: str | None = None
+
+    def __post_init__(self) -> None:
+        # A stored explanation comes back from JSON (services/quotes.py) with `groups` as a
+        # list of mappings: rebuild the typed tuple so it equals the live one.
+        groups: object = self.groups
+        if not isinstance(groups, tuple) or not all(
+            isinstance(group, GroupSeconds) for group in groups
+        ):
+            object.__setattr__(self, "groups", _restore_groups(groups))
+
+
+def _restore_groups(stored: object) -> tuple[GroupSeconds, ...]:
+    """Rate groups from their JSON form (a list of mappings); InvalidInput when malformed."""
+    if not isinstance(stored, list | tuple):
+        raise InvalidInput(f"rate groups must be a list, got {stored!r}")
+    groups: list[GroupSeconds] = []
+    for item in stored:
+        if isinstance(item, GroupSeconds):
+            groups.append(item)
+            continue
+        try:
+            if not isinstance(item, Mapping) or isinstance(item["rate"], float):
+                raise TypeError("a rate group must be a mapping with a decimal string rate")
+            increment = item["increment"]
+            groups.append(
+                GroupSeconds(
+                    start_s=int(item["start_s"]),
+                    billed_s=int(item["billed_s"]),
+                    rate=Decimal(str(item["rate"])),
+                    increment=Increment(int(increment["first_s"]), int(increment["next_s"])),
+                )
+            )
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise InvalidInput(f"not a stored rate group: {item!r}") from exc
+    return tuple(groups)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,10 +218,12 @@ def classify_call(event: UsageEvent) -> CallClass:
     return CallClass.PUBLIC_NETWORK
 
 
-def _apply_plan(unrounded: Decimal, index: TariffIndex, plan: ChargingPlan | None) -> Decimal:
-    settings = index.tariff.settings
+def _apply_plan(
+    unrounded: Decimal, decimals: int, rounding: str, plan: ChargingPlan | None
+) -> Decimal:
+    """The plan's price of an exact cost, rounded once with the row's decimals and mode."""
     priced = plan.price(unrounded) if plan is not None else unrounded
-    return round_money(priced, settings.decimals, index.rounding)
+    return round_money(priced, decimals, rounding)
 
 
 def _base_explanation(
@@ -211,8 +255,11 @@ def _base_explanation(
     )
     if match is not None:
         row = match.row
+        decimals, rounding = index.rounding_of(match.position)
         explanation = replace(
             explanation,
+            decimals=decimals,
+            rounding=rounding,
             matched_prefix=row.prefix,
             destination=row.destination,
             row_number_type=row.number_type,
@@ -280,7 +327,7 @@ def _timed_charge(
     price = index.price_of(match)
     seconds = billed_seconds(duration_s, price)
     exact = unrounded_cost(duration_s, price)
-    amount = _apply_plan(exact, index, plan)
+    amount = _apply_plan(exact, price.decimals, price.rounding, plan)
     base = _base_explanation(index, event, leg, service, direction, digits, match, plan, labels)
     explanation = replace(
         base,
@@ -290,6 +337,7 @@ def _timed_charge(
         free_seconds=price.free_seconds,
         min_seconds=price.min_seconds,
         billed_seconds=seconds,
+        groups=billed_groups(duration_s, price) if price.tiers else (),
         unrounded=exact,
         cost=round_money(exact, price.decimals, price.rounding),
     )
@@ -319,8 +367,8 @@ def _message_charge(
     quantity = segments if outbound else 1
     with localcontext(DECIMAL_CONTEXT):
         exact = row.rate * quantity + row.connect_fee
-    amount = _apply_plan(exact, index, plan)
-    settings = index.tariff.settings
+    decimals, rounding = index.rounding_of(match.position)
+    amount = _apply_plan(exact, decimals, rounding, plan)
     base = _base_explanation(
         index, event, Leg.MESSAGE, event.service, event.direction, digits, match, plan, labels
     )
@@ -330,7 +378,7 @@ def _message_charge(
         segments=segments,
         encoding=encoding,
         unrounded=exact,
-        cost=round_money(exact, settings.decimals, index.rounding),
+        cost=round_money(exact, decimals, rounding),
     )
     unit = SMS_MESSAGES if event.service is Service.SMS else f"msg:{event.service.value}"
     return Charge(
@@ -444,7 +492,9 @@ def max_affordable_call_seconds(
     )
     price: TimedPrice = index.price_of(match)
     return max_affordable_seconds(
-        available, price, lambda s: _apply_plan(unrounded_cost(s, price), index, plan)
+        available,
+        price,
+        lambda s: _apply_plan(unrounded_cost(s, price), price.decimals, price.rounding, plan),
     )
 
 
@@ -469,9 +519,20 @@ def explain_text(charge: Charge) -> str:
             f"  duration {e.duration_s} s (max {e.max_call_s} s), free {e.free_seconds} s, "
             f"increment {e.increment}, minimum {e.min_seconds} s -> billed {e.billed_seconds} s"
         )
-        lines.append(
-            f"  cost = {e.rate} x {e.billed_seconds} / 60 + {e.connect_fee} = {e.unrounded}"
-        )
+        if e.groups:
+            for group in e.groups:
+                lines.append(
+                    f"  rate group from {group.start_s} s: {group.billed_s} s at {group.rate} "
+                    f"per minute (increment {group.increment})"
+                )
+            products = " + ".join(f"{g.rate} x {g.billed_s}" for g in e.groups) or "0"
+            lines.append(
+                f"  cost = ({products}) / 60 + {e.connect_fee} = {e.unrounded}"
+            )
+        else:
+            lines.append(
+                f"  cost = {e.rate} x {e.billed_seconds} / 60 + {e.connect_fee} = {e.unrounded}"
+            )
     if e.segments is not None:
         lines.append(
             f"  {e.segments} segment(s)" + (f", {e.encoding}" if e.encoding else "")

@@ -80,7 +80,9 @@ class RateTier:
     The billable time (after the cap and `free_seconds`) is cut at each tier's `start_s`; the
     seconds falling in a group are rounded up to that group's increment and priced at its rate,
     and the row's own `rate`/`increment` price the first group [0, first tier start). Costs are
-    summed exactly and rounded once at the end.
+    summed exactly and rounded once at the end. Every group but the last must hold a whole
+    number of its increments (a tariff that breaks this is refused when compiled); the full
+    rule, with `min_seconds`, is in `domain/increments.py`.
     """
 
     start_s: int
@@ -90,6 +92,8 @@ class RateTier:
     def __post_init__(self) -> None:
         if self.start_s < 1:
             raise InvalidInput(f"a rate tier must start after 0 s, got {self.start_s}")
+
+
 DEFAULT_MAX_CALL_S = 3600
 
 

@@ -82,7 +82,6 @@ class OfflineRater:
         self._batch: dict[Direction, BatchRater] = {}
         self._row_texts: dict[int, tuple[str, str, str]] = {}
         self._rows = index.tariff.rows
-        self._decimals = index.tariff.settings.decimals
 
     def rate_chunk(self, chunk: Sequence[UsageEvent | RowError]) -> list[RatedRecord]:
         """One `RatedRecord` per input record, in order."""
@@ -160,7 +159,7 @@ class OfflineRater:
     ) -> RatedRecord:
         prefix, destination, rate = self._row_text(row_position)
         rated = {
-            "cost": _micros_text(micros, self._decimals),
+            "cost": _micros_text(micros, self.index.rounding_of(row_position)[0]),
             "currency": self.index.currency,
             "billed_seconds": str(billed_s),
             "prefix": prefix,
