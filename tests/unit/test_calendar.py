@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from telbill.domain.calendar import (
@@ -52,6 +52,8 @@ def test_number_bought_on_30th_december_crosses_the_year() -> None:
     ]
 
 
+# No deadline: a loaded CI machine must not turn a slow example into a failure.
+@settings(deadline=None)
 @given(
     bought=st.dates(min_value=date(2000, 1, 1), max_value=date(2090, 12, 31)),
     count=st.integers(min_value=1, max_value=40),
@@ -69,6 +71,8 @@ def test_renewal_day_is_always_the_original_day_clamped_to_month_length(
         assert renewal.day == min(bought.day, days_in_month(year, month))
 
 
+# No deadline: a loaded CI machine must not turn a slow example into a failure.
+@settings(deadline=None)
 @given(
     start=st.dates(min_value=date(2000, 1, 1), max_value=date(2090, 12, 31)),
     months=st.integers(min_value=-50, max_value=50),
@@ -99,6 +103,8 @@ def test_proration_charges_remaining_days_over_period_days_rounded_half_up_to_mi
     assert prorate(Decimal("10"), period, date(2026, 5, 1)) == Decimal("0.000000")
 
 
+# No deadline: a loaded CI machine must not turn a slow example into a failure.
+@settings(deadline=None)
 @given(
     fee=st.decimals(min_value=0, max_value=10_000, places=6, allow_nan=False),
     offset=st.integers(min_value=0, max_value=31),
