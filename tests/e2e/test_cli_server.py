@@ -100,3 +100,16 @@ def test_init_then_serve_answers_over_http(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_serve_runs_the_scheduler_in_the_background(tmp_path, monkeypatch):
+    import threading
+
+    from telbill.cli import server
+    from telbill.services import scheduler
+
+    monkeypatch.setenv("TELBILL_DATABASE_URL", f"sqlite:///{tmp_path / 'ticks.db'}")
+    ticked = threading.Event()
+    monkeypatch.setattr(scheduler, "tick", lambda db, until=None, *, clock: ticked.set())
+    server.start_scheduler(0.05)
+    assert ticked.wait(timeout=10)

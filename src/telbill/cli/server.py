@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -31,13 +32,47 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    tick_every: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Run the scheduler (`telbill tick`) every N seconds; 0 disables it."
+        ),
+    ] = 60.0,
     database: DatabaseOption = None,
 ) -> None:
-    """Serve the REST API (OpenAPI docs at /docs)."""
+    """Serve the REST API (OpenAPI docs at /docs) and run the scheduler in the background."""
     if database:
         # Workers are separate processes: they find the database in the environment.
         os.environ["TELBILL_DATABASE_URL"] = database
+    if tick_every > 0:
+        start_scheduler(tick_every)
     run_server(host=host, port=port, workers=workers)
+
+
+def start_scheduler(every_s: float) -> threading.Thread:
+    """Tick the scheduler every `every_s` seconds in a daemon thread of this process.
+
+    One thread in the supervising process, whatever the number of API workers; several
+    `telbill serve` machines on one PostgreSQL may each run one, because every job is keyed
+    (job, entity, period) in the transaction of its effect and runs once.
+    """
+    from telbill.adapters.db.engine import Database
+    from telbill.services import scheduler
+    from telbill.services.clock import SystemClock
+
+    stop = threading.Event()
+
+    def loop() -> None:
+        db = Database(database_url())
+        while not stop.wait(every_s):
+            try:
+                scheduler.tick(db, clock=SystemClock())
+            except Exception as error:  # keep serving; the next tick retries what failed
+                console.print(f"[red]scheduler tick failed:[/] {error}")
+
+    thread = threading.Thread(target=loop, name="telbill-scheduler", daemon=True)
+    thread.start()
+    return thread
 
 
 def run_server(*, host: str, port: int, workers: int) -> None:
