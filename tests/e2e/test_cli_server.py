@@ -111,5 +111,8 @@ def test_serve_runs_the_scheduler_in_the_background(tmp_path, monkeypatch):
     monkeypatch.setenv("TELBILL_DATABASE_URL", f"sqlite:///{tmp_path / 'ticks.db'}")
     ticked = threading.Event()
     monkeypatch.setattr(scheduler, "tick", lambda db, until=None, *, clock: ticked.set())
-    server.start_scheduler(0.05)
-    assert ticked.wait(timeout=10)
+    stop = server.start_scheduler(0.05)
+    try:
+        assert ticked.wait(timeout=10)
+    finally:
+        stop.set()

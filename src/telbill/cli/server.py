@@ -49,12 +49,13 @@ def serve(
     run_server(host=host, port=port, workers=workers)
 
 
-def start_scheduler(every_s: float) -> threading.Thread:
+def start_scheduler(every_s: float) -> threading.Event:
     """Tick the scheduler every `every_s` seconds in a daemon thread of this process.
 
     One thread in the supervising process, whatever the number of API workers; several
     `telbill serve` machines on one PostgreSQL may each run one, because every job is keyed
-    (job, entity, period) in the transaction of its effect and runs once.
+    (job, entity, period) in the transaction of its effect and runs once. Setting the
+    returned event stops the thread.
     """
     from telbill.adapters.db.engine import Database
     from telbill.services import scheduler
@@ -72,7 +73,7 @@ def start_scheduler(every_s: float) -> threading.Thread:
 
     thread = threading.Thread(target=loop, name="telbill-scheduler", daemon=True)
     thread.start()
-    return thread
+    return stop
 
 
 def run_server(*, host: str, port: int, workers: int) -> None:
