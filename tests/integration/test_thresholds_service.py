@@ -19,7 +19,11 @@ from telbill.services.events import list_events
 def fixed_only(db: Database, clock: ManualClock, account_id: int) -> None:
     """The default fixed levels without the spend-based threshold."""
     thresholds.set_settings(
-        db, account_id, fixed_levels=["0.50", "0"], spend_days=None, spend_window_days=None,
+        db,
+        account_id,
+        fixed_levels=["0.50", "0"],
+        spend_days=None,
+        spend_window_days=None,
         now=clock.now(),
     )
 
@@ -68,9 +72,7 @@ def test_top_up_above_threshold_rearms_it_and_next_crossing_fires_again(
     ]
 
 
-def test_evaluating_again_without_a_balance_change_emits_nothing(
-    db: Database, clock: ManualClock
-):
+def test_evaluating_again_without_a_balance_change_emits_nothing(db: Database, clock: ManualClock):
     org = funded_org(db, clock, "1.00")
     fixed_only(db, clock, org.id)
     spend(db, clock, org.id, "0.70")
@@ -79,9 +81,7 @@ def test_evaluating_again_without_a_balance_change_emits_nothing(
     assert types_of(db, org.id) == ["balance.low"]
 
 
-def test_usage_of_a_user_is_checked_against_its_payers_thresholds(
-    db: Database, clock: ManualClock
-):
+def test_usage_of_a_user_is_checked_against_its_payers_thresholds(db: Database, clock: ManualClock):
     from ledger_support import user
 
     org = funded_org(db, clock, "1.00")
@@ -93,7 +93,11 @@ def test_usage_of_a_user_is_checked_against_its_payers_thresholds(
 def test_custom_fixed_thresholds_replace_the_defaults(db: Database, clock: ManualClock):
     org = funded_org(db, clock, "20.00")
     settings = thresholds.set_settings(
-        db, org.id, fixed_levels=["10", "5.00"], spend_days=None, spend_window_days=None,
+        db,
+        org.id,
+        fixed_levels=["10", "5.00"],
+        spend_days=None,
+        spend_window_days=None,
         now=clock.now(),
     )
     assert settings.fixed_levels == (Decimal("10"), Decimal("5"))

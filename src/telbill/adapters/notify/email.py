@@ -11,6 +11,7 @@ import os
 import smtplib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
@@ -18,11 +19,12 @@ from typing import Any
 from jinja2 import DictLoader, Environment, StrictUndefined
 
 from telbill.adapters.notify.webhooks import DeliveryFailed
+from telbill.domain.money import format_amount, round_money
 
 SUBJECTS = {
     "balance.low": "Low balance on {{ p.account_name or 'your account' }}: "
-    "{{ p.balance }} {{ p.currency }}",
-    "balance.zero": "Your balance has run out ({{ p.balance }} {{ p.currency }})",
+    "{{ p.balance | money }} {{ p.currency }}",
+    "balance.zero": "Your balance has run out ({{ p.balance | money }} {{ p.currency }})",
     "account.suspended": "Your account has been suspended",
     "account.resumed": "Your account is active again",
     "topup.receipt": "Receipt for your top-up",
@@ -32,16 +34,16 @@ DEFAULT_SUBJECT = "telbill notification: {{ event.type }}"
 BODIES = {
     "balance.low": """Hello,
 
-The balance of {{ p.account_name or 'your account' }} is {{ p.balance }} {{ p.currency }}.
-{% if p.level is defined %}It has reached your warning threshold of {{ p.level }} {{ p.currency }}.
-{% else %}At your average daily spend of {{ p.average_daily_spend }} {{ p.currency }} it will last \
+The balance of {{ p.account_name or 'your account' }} is {{ p.balance | money }} {{ p.currency }}.
+{% if p.level is defined %}It has reached your warning threshold of {{ p.level | money }} {{ p.currency }}.
+{% else %}At your average daily spend of {{ p.average_daily_spend | money }} {{ p.currency }} it will last \
 less than {{ p.days }} days.
 {% endif %}
 Top up to keep your calls and messages flowing.
 """,
     "balance.zero": """Hello,
 
-The balance of {{ p.account_name or 'your account' }} has reached {{ p.balance }} {{ p.currency }}.
+The balance of {{ p.account_name or 'your account' }} has reached {{ p.balance | money }} {{ p.currency }}.
 New calls and messages may be refused until you top up.
 """,
 }
@@ -62,6 +64,14 @@ _env = Environment(
     autoescape=False,  # plain-text mail, not HTML
     keep_trailing_newline=True,
 )
+
+
+def _money(value: object) -> str:
+    """Amounts in messages: two decimals, half-up (the payload keeps the exact value)."""
+    return format_amount(round_money(Decimal(str(value)), 2), 2)
+
+
+_env.filters["money"] = _money
 
 
 @dataclass(frozen=True, slots=True)

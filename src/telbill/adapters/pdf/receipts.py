@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from fpdf import FPDF
 
-from telbill.domain.money import format_amount
+from telbill.domain.money import format_amount, round_money
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,7 @@ def _latin1(text: str) -> str:
 
 
 def _money(amount: Decimal, currency: str) -> str:
-    return f"{format_amount(amount, 2)} {currency}"
+    return f"{format_amount(round_money(amount, 2), 2)} {currency}"
 
 
 def render_receipt(doc: ReceiptDocument) -> bytes:
