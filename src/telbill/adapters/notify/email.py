@@ -34,16 +34,18 @@ DEFAULT_SUBJECT = "telbill notification: {{ event.type }}"
 BODIES = {
     "balance.low": """Hello,
 
-The balance of {{ p.account_name or 'your account' }} is {{ p.balance | money }} {{ p.currency }}.
-{% if p.level is defined %}It has reached your warning threshold of {{ p.level | money }} {{ p.currency }}.
-{% else %}At your average daily spend of {{ p.average_daily_spend | money }} {{ p.currency }} it will last \
-less than {{ p.days }} days.
+{% set cur = p.currency %}The balance of {{ p.account_name or 'your account' }} is \
+{{ p.balance | money }} {{ cur }}.
+{% if p.level is defined %}It has reached your warning threshold of {{ p.level | money }} {{ cur }}.
+{% else %}At your average daily spend of {{ p.average_daily_spend | money }} {{ cur }} it will \
+last less than {{ p.days }} days.
 {% endif %}
 Top up to keep your calls and messages flowing.
 """,
     "balance.zero": """Hello,
 
-The balance of {{ p.account_name or 'your account' }} has reached {{ p.balance | money }} {{ p.currency }}.
+The balance of {{ p.account_name or 'your account' }} has reached \
+{{ p.balance | money }} {{ p.currency }}.
 New calls and messages may be refused until you top up.
 """,
 }
