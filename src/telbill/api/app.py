@@ -26,6 +26,7 @@ ROUTER_MODULES = (
     "telbill.api.routes_api_keys",
     "telbill.api.routes_reconcile",
     "telbill.api.routes_rating",
+    "telbill.api.routes_notifications",
 )
 
 

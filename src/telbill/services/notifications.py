@@ -34,6 +34,7 @@ from telbill.adapters.db.notify_tables import deliveries, notification_endpoints
 from telbill.adapters.db.tables import accounts
 from telbill.adapters.notify.webhooks import DeliveryFailed, new_secret
 from telbill.errors import InvalidInput, NotFound
+from telbill.services import idempotency
 from telbill.services.accounts import load_account
 from telbill.services.clock import Clock
 from telbill.services.events import EVENT_TYPES
@@ -186,11 +187,14 @@ def add_endpoint(
     event_types: Sequence[str] | None = None,
     secret: str | None = None,
     now: datetime,
+    idempotency_key: str | None = None,
 ) -> Endpoint:
     """Register a webhook URL or an email address for the account's events from now on.
 
     A webhook gets a generated signing secret unless one is given (at least 16 characters).
+    With `idempotency_key`, a retry returns the endpoint created first.
     """
+    request = {"kind": kind, "target": target, "event_types": event_types, "secret": secret}
     target = _check_target(kind, target)
     types = None if event_types is None else sorted(set(event_types))
     for name in types or ():
@@ -203,10 +207,15 @@ def add_endpoint(
     else:
         secret = None
 
-    def work(conn: Connection) -> Endpoint:
-        load_account(conn, account_id)
+    def load(conn: Connection, endpoint_id: int) -> Endpoint:
+        row = conn.execute(
+            select(notification_endpoints).where(notification_endpoints.c.id == endpoint_id)
+        ).one()
+        return _endpoint(row)
+
+    def insert(conn: Connection) -> int:
         start = conn.execute(select(func.coalesce(func.max(events.c.id), 0))).scalar_one()
-        new_id = conn.execute(
+        return conn.execute(
             notification_endpoints.insert()
             .values(
                 account_id=account_id,
@@ -220,10 +229,20 @@ def add_endpoint(
             )
             .returning(notification_endpoints.c.id)
         ).scalar_one()
-        row = conn.execute(
-            select(notification_endpoints).where(notification_endpoints.c.id == new_id)
-        ).one()
-        return _endpoint(row)
+
+    def work(conn: Connection) -> Endpoint:
+        load_account(conn, account_id)
+        if idempotency_key is None:
+            return load(conn, insert(conn))
+        return idempotency.once(
+            conn,
+            scope=f"notify.endpoint:{account_id}",
+            key=idempotency_key,
+            request=request,
+            now=now,
+            perform=lambda: {"endpoint_id": insert(conn)},
+            load=lambda response: load(conn, int(response["endpoint_id"])),
+        )
 
     return db.run(work)
 
