@@ -66,7 +66,7 @@ class ThresholdSettings:
 def _defaults(account_id: int) -> ThresholdSettings:
     return ThresholdSettings(
         account_id,
-        DEFAULT_FIXED_LEVELS,
+        tuple(from_micros(to_micros(level)) for level in DEFAULT_FIXED_LEVELS),
         DEFAULT_SPEND_DAYS,
         DEFAULT_SPEND_WINDOW_DAYS,
         is_default=True,
