@@ -22,6 +22,7 @@ from telbill.errors import NotFound
 from telbill.services import receipts, wallets
 from telbill.services.clock import ManualClock
 
+
 def pdf_text(data: bytes) -> str:
     pypdf = pytest.importorskip("pypdf")
     reader = pypdf.PdfReader(io.BytesIO(data))

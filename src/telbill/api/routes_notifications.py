@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, PrincipalDep
 from telbill.api.schemas import AmountIn, AmountOut
-from telbill.services import notifications, receipts, thresholds
 from telbill.errors import NotFound
+from telbill.services import notifications, receipts, thresholds
 from telbill.services.auth import Action, authorize
 from telbill.services.notifications import Endpoint
 
