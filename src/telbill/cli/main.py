@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "telbill.cli.tariffs",
     "telbill.cli.rating",
     "telbill.cli.server",
+    "telbill.cli.notifications",
 )
 
 
