@@ -185,7 +185,12 @@ def list_notifications(
     summary="Mark notifications read (those listed, or all); anyone who may read them",
 )
 def mark_read(
-    account_id: int, body: MarkReadIn, db: DbDep, clock: ClockDep, principal: PrincipalDep
+    account_id: int,
+    body: MarkReadIn,
+    db: DbDep,
+    clock: ClockDep,
+    principal: PrincipalDep,
+    _idempotency_key: IdempotencyKeyDep,  # required on every POST; marking twice is harmless
 ) -> MarkReadOut:
     authorize(db, principal, account_id, Action.READ)
     return MarkReadOut(
