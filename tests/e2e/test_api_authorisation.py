@@ -35,8 +35,11 @@ CASES: dict[tuple[str, str], dict[str, Any] | None] = {
 }
 # Whoever may read notifications may mark them read (a user key on its own account too).
 READER_WRITES = {("POST", "/v1/accounts/{account_id}/notifications/read")}
-# Receipts are named by their own id: their matrix is in test_api_notifications.py.
-RECEIPT_ROUTES = {("GET", "/v1/receipts/{receipt_id}.pdf")}
+# Receipts and webhooks named by their own id: their matrix is in test_api_notifications.py.
+RECEIPT_ROUTES = {
+    ("GET", "/v1/receipts/{receipt_id}.pdf"),
+    ("DELETE", "/v1/accounts/{account_id}/webhooks/{webhook_id}"),
+}
 # Endpoints that read no account data (prices, SMS segmentation): any valid key, never anonymous.
 ANY_KEY_CASES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("GET", "/v1/quote"): None,

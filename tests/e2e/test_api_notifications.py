@@ -114,3 +114,22 @@ def test_receipt_of_another_organisation_looks_like_a_missing_one(world):
     assert switch.status_code == 403
     anonymous = world.client.get(f"/v1/receipts/{receipt_id}.pdf")
     assert anonymous.status_code == 401
+
+
+def test_webhook_is_stopped_only_by_those_who_manage_its_account(world):
+    alpha = world.ids["alpha"]
+    created = world.client.post(
+        f"/v1/accounts/{alpha}/webhooks",
+        json={"url": "https://alpha.example/hooks"},
+        headers=world.headers("alpha"),
+    ).json()
+    path = f"/v1/accounts/{alpha}/webhooks/{created['id']}"
+    for who, expected in [("bravo", 404), ("zeta", 404), ("alpha_switch", 403)]:
+        assert world.client.delete(path, headers=world.headers(who)).status_code == expected, who
+    # Someone else's webhook id under one's own account is not found either.
+    bravo_path = f"/v1/accounts/{world.ids['bravo']}/webhooks/{created['id']}"
+    assert world.client.delete(bravo_path, headers=world.headers("bravo")).status_code == 404
+    stopped = world.client.delete(path, headers=world.headers("acme"))
+    assert stopped.status_code == 200 and stopped.json()["active"] is False
+    listed = world.client.get(f"/v1/accounts/{alpha}/webhooks", headers=world.headers("alpha"))
+    assert [h["active"] for h in listed.json()["items"]] == [False]

@@ -233,3 +233,39 @@ def test_email_notification_is_received_by_smtp_server_with_subject_and_body(
     assert "The balance of Org is 0.40 USD." in body
     assert "warning threshold of 0.50 USD" in body
     assert message["Message-ID"] and message["Date"]
+
+
+def test_two_senders_at_once_deliver_every_event_exactly_once(db: Database, clock: ManualClock):
+    import threading
+
+    org = funded_org(db, clock, "1.00")
+    notifications.add_endpoint(
+        db, org.id, kind="webhook", target="https://example.com/h", now=clock.now()
+    )
+    for n in range(30):
+        db.run(lambda c, n=n: emit(
+            c, "number.released", account_id=org.id, payload={}, dedupe_key=f"c{n}",
+            now=clock.now()))  # fmt: skip
+    sent: list[int] = []
+    lock = threading.Lock()
+
+    def sender(outgoing: notifications.OutgoingEvent) -> None:
+        with lock:
+            sent.append(int(outgoing.event["id"]))
+
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            notifications.deliver_due(db, clock, sender, batch=3)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors
+    assert len(sent) == len(set(sent)) == 30
+    assert {d.status for d in notifications.list_deliveries(db)} == {"delivered"}

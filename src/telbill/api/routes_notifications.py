@@ -259,3 +259,18 @@ def receipt_pdf(receipt_id: int, db: DbDep, principal: PrincipalDep) -> Response
         media_type="application/pdf",
         headers={"Content-Disposition": f'inline; filename="receipt-{receipt.number}.pdf"'},
     )
+
+
+@router.delete(
+    "/accounts/{account_id}/webhooks/{webhook_id}",
+    response_model=WebhookOut,
+    summary="Stop a webhook (kept, inactive: its delivery history stays readable)",
+)
+def delete_webhook(
+    account_id: int, webhook_id: int, db: DbDep, principal: PrincipalDep
+) -> WebhookOut:
+    authorize(db, principal, account_id, Action.MANAGE_NOTIFICATIONS)
+    endpoint = notifications.get_endpoint(db, webhook_id)
+    if endpoint.account_id != account_id or endpoint.kind != "webhook":
+        raise NotFound(f"webhook {webhook_id} not found")
+    return WebhookOut(**_webhook_fields(notifications.set_endpoint_active(db, webhook_id, False)))

@@ -126,12 +126,16 @@ def mark_read(
                 raise NotFound(f"notification {missing[0]} not found")
             query = query.where(events.c.id.in_(wanted))
         ids = list(conn.scalars(query))
-        if ids:
-            conn.execute(
-                notification_reads.insert(),
-                [{"account_id": account_id, "event_id": i, "read_at": now} for i in ids],
-            )
-        return len(ids)
+        if not ids:
+            return 0
+        # Insert-or-ignore: a concurrent mark of the same events is not an error.
+        statement = (
+            _insert_ignore(conn)(notification_reads)
+            .values([{"account_id": account_id, "event_id": i, "read_at": now} for i in ids])
+            .on_conflict_do_nothing(index_elements=["account_id", "event_id"])
+            .returning(notification_reads.c.event_id)
+        )
+        return len(conn.execute(statement).all())
 
     return db.run(work)
 
