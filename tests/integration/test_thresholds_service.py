@@ -46,12 +46,11 @@ def test_reaching_zero_emits_balance_zero(db: Database, clock: ManualClock):
     org = funded_org(db, clock, "1.00")
     spend(db, clock, org.id, "1.00")
     events = {e.payload["threshold"]: e.type for e in list_events(db, account_ids=[org.id])}
-    # The spend-based warning fires too: nothing left lasts less than two days of spend.
-    assert events == {
-        "fixed:0.5": "balance.low",
-        "fixed:0": "balance.zero",
-        "spend:2:10": "balance.low",
-    }
+    assert events == {"fixed:0.5": "balance.low", "fixed:0": "balance.zero"}
+    # The scheduler's check adds the spend-based warning: nothing lasts two days of spend.
+    thresholds.check_all(db, clock.now())
+    events = {e.payload["threshold"]: e.type for e in list_events(db, account_ids=[org.id])}
+    assert events["spend:2:10"] == "balance.low"
 
 
 def test_top_up_above_threshold_rearms_it_and_next_crossing_fires_again(
@@ -132,14 +131,17 @@ def test_spend_based_threshold_warns_when_balance_lasts_less_than_two_days(
     spend(db, clock, org.id, "30.00")
     clock.advance(days=1)
     spend(db, clock, org.id, "30.00")
+    thresholds.check_all(db, clock.now())
     assert types_of(db, org.id) == []  # 40.00 left
     spend(db, clock, org.id, "29.00")  # 11.00 left: less than 2 days at 8.90/day
+    assert types_of(db, org.id) == []  # the hook checks fixed levels only
+    thresholds.check_all(db, clock.now())
     events = list_events(db, account_ids=[org.id])
     assert [e.type for e in events] == ["balance.low"]
     assert events[0].payload["threshold"] == "spend:2:10"
 
 
-def test_check_all_fires_spend_thresholds_as_time_passes_and_is_idempotent(
+def test_scheduler_check_fires_spend_threshold_once_as_spend_and_time_move(
     db: Database, clock: ManualClock
 ):
     org = funded_org(db, clock, "10.00")
@@ -147,6 +149,7 @@ def test_check_all_fires_spend_thresholds_as_time_passes_and_is_idempotent(
         db, org.id, fixed_levels=[], spend_days=2, spend_window_days=2, now=clock.now()
     )
     spend(db, clock, org.id, "4.00")  # 6.00 left, average 2.00/day over 2 days: lasts 3 days
+    thresholds.check_all(db, clock.now())
     assert types_of(db, org.id) == []
     clock.advance(timedelta(days=3))  # the spend left the window: no answer, no event
     thresholds.check_all(db, clock.now())  # (the empty provider wallet gets its own events)
@@ -155,6 +158,7 @@ def test_check_all_fires_spend_thresholds_as_time_passes_and_is_idempotent(
     assert types_of(db, org.id) == []
     clock.advance(timedelta(hours=1))
     spend(db, clock, org.id, "0.10")
+    assert thresholds.check_all(db, clock.now()) == 1
     assert types_of(db, org.id) == ["balance.low"]
     assert thresholds.check_all(db, clock.now()) == 0
     assert types_of(db, org.id) == ["balance.low"]

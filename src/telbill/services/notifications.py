@@ -496,10 +496,11 @@ def deliver_due(
     if batch < 1 or max_attempts < 1 or lease_s < 1:
         raise InvalidInput("batch, max_attempts and lease_s must be positive")
     report = DeliveryReport()
-    report.queued = db.run(lambda conn: fan_out(conn, clock.now()))
     rounds = 0
     while max_batches is None or rounds < max_batches:
         rounds += 1
+        # Queue new events each round: a big backlog is fanned out a page at a time.
+        report.queued += db.run(lambda conn: fan_out(conn, clock.now()))
         claimed = db.run(lambda conn: claim_due(conn, clock.now(), batch=batch, lease_s=lease_s))
         if not claimed:
             break

@@ -7,9 +7,10 @@ reads the balance and the recent spend, stores the new states and emits ``balanc
 
 Hook for other areas: every code path that changes a wallet's money balance (top-ups,
 CDR posting, session settlement, renewals) calls ``after_balance_change(conn, account_id,
-now)`` inside its own transaction, after the ledger change. Spend-based thresholds also move
-with time alone (the average falls as old spend leaves the window), so the scheduler runs
-``check_all(db, now)`` (registered as a tick task when the scheduler is present).
+now)`` inside its own transaction, after the ledger change; it checks the fixed levels.
+Spend-based thresholds need the window's spend and move with time alone (the average
+changes as old spend leaves the window), so the scheduler runs ``check_all(db, now)``
+(`register_with_scheduler` adds it as a tick task), which evaluates every threshold.
 """
 
 from __future__ import annotations
@@ -194,8 +195,12 @@ def _save_state(
         )
 
 
-def evaluate_thresholds(conn: Connection, account_id: int, now: datetime) -> list[str]:
+def evaluate_thresholds(
+    conn: Connection, account_id: int, now: datetime, *, spend_based: bool = True
+) -> list[str]:
     """Evaluate the thresholds of `account_id`'s wallet; emit an event per threshold crossed.
+
+    `spend_based` False evaluates the fixed levels only (the cheap check of the hook).
 
     Returns the dedupe keys of the events written (empty when nothing fired or when the
     same crossing was already recorded).
@@ -205,7 +210,9 @@ def evaluate_thresholds(conn: Connection, account_id: int, now: datetime) -> lis
         # Serialise evaluations of one wallet (states may not exist yet to lock).
         conn.execute(select(accounts.c.id).where(accounts.c.id == payer.id).with_for_update())
     settings = settings_in(conn, payer.id)
-    thresholds = settings.thresholds()
+    thresholds = tuple(
+        t for t in settings.thresholds() if spend_based or isinstance(t, FixedThreshold)
+    )
     if not thresholds:
         return []
     balance = balances_in(conn, payer.id, now=now).unit(payer.currency).available
@@ -246,8 +253,12 @@ def evaluate_thresholds(conn: Connection, account_id: int, now: datetime) -> lis
 
 
 def after_balance_change(conn: Connection, account_id: int, now: datetime) -> list[str]:
-    """The hook every balance-changing path calls in its transaction, after the change."""
-    return evaluate_thresholds(conn, account_id, now)
+    """The hook every balance-changing path calls in its transaction, after the change.
+
+    Fixed levels only: the spend-based threshold needs the window's spend (a scan of recent
+    postings) and moves with time anyway, so `check_all` evaluates it on the scheduler.
+    """
+    return evaluate_thresholds(conn, account_id, now, spend_based=False)
 
 
 def check_all(db: Database, now: datetime) -> int:
