@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 
 import pytest
-import year_simulation as sim
 
+import year_simulation as sim
 from telbill.services.reconcile import reconcile
 
 ACCOUNTS = int(os.environ.get("TELBILL_SIM_ACCOUNTS", "31"))

@@ -28,6 +28,7 @@ ROUTER_MODULES = (
     "telbill.api.routes_lifecycle",
     "telbill.api.routes_charging",
     "telbill.api.routes_rating",
+    "telbill.api.routes_notifications",
 )
 
 

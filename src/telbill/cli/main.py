@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "telbill.cli.server",
     "telbill.cli.lifecycle",
     "telbill.cli.charging",
+    "telbill.cli.notifications",
 )
 
 

@@ -8,7 +8,8 @@ once, when it is created.
 Roles, each bound to one account:
 
 * ``provider_admin``: everything on its account's subtree.
-* ``org_admin``: read its organisation's subtree, create accounts and keys in it, top up.
+* ``org_admin``: read its organisation's subtree, create accounts and keys in it, top up,
+  manage its notification thresholds and endpoints.
   Adjustments, refunds and credit grants are the provider's business.
 * ``user``: read its own account (balances, history), nothing else.
 * ``switch``: only the real-time and CDR actions of its subtree.
@@ -59,6 +60,8 @@ class Action(StrEnum):
     REFUND = "refund"
     GRANT_CREDIT = "grant_credit"
     CREATE_API_KEY = "create_api_key"
+    # Threshold settings and notification endpoints (webhooks, email addresses).
+    MANAGE_NOTIFICATIONS = "manage_notifications"
     RECONCILE = "reconcile"
     # Reserved for the real-time charging and CDR endpoints.
     REALTIME = "realtime"
@@ -68,7 +71,13 @@ class Action(StrEnum):
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
     Role.PROVIDER_ADMIN: frozenset(Action),
     Role.ORG_ADMIN: frozenset(
-        {Action.READ, Action.CREATE_ACCOUNT, Action.TOP_UP, Action.CREATE_API_KEY}
+        {
+            Action.READ,
+            Action.CREATE_ACCOUNT,
+            Action.TOP_UP,
+            Action.CREATE_API_KEY,
+            Action.MANAGE_NOTIFICATIONS,
+        }
     ),
     Role.USER: frozenset({Action.READ}),
     Role.SWITCH: frozenset({Action.REALTIME, Action.POST_CDRS}),

@@ -9,11 +9,15 @@ the same (see `services/suspension.py`).
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
+from sqlalchemy import Connection
+
 from telbill.adapters.db.engine import Database
-from telbill.services import suspension, wallets
+from telbill.services import suspension, thresholds, wallets
 from telbill.services.clock import Clock
+from telbill.services.events import emit
 from telbill.services.ledger_views import Receipt
 
 
@@ -40,7 +44,28 @@ def record_top_up(
         memo=memo,
     )
     suspension.after_top_up(db, account_id, clock=clock)
+    db.run(lambda conn: _after_payment(conn, receipt, clock.now()))
     return receipt
+
+
+def _after_payment(conn: Connection, receipt: Receipt, now: datetime) -> None:
+    """Re-arm thresholds the payment lifted the balance above; tell the customer."""
+    thresholds.after_balance_change(conn, receipt.account_id, now)
+    emit(
+        conn,
+        "topup.receipt",
+        account_id=receipt.account_id,
+        payload={
+            "receipt_id": receipt.id,
+            "number": receipt.number,
+            "amount": str(receipt.amount),
+            "vat": str(receipt.vat),
+            "currency": receipt.currency,
+            "new_balance": str(receipt.new_balance),
+        },
+        dedupe_key=f"topup.receipt:{receipt.id}",
+        now=now,
+    )
 
 
 __all__ = ["record_top_up"]

@@ -42,6 +42,7 @@ from telbill.adapters.db.tables import accounts, ledger_accounts
 from telbill.errors import InvalidInput
 from telbill.services import numbers as number_service
 from telbill.services import subscriptions as subscription_service
+from telbill.services import thresholds
 from telbill.services.accounts import billing_account
 from telbill.services.clock import Clock, FixedClock
 from telbill.services.holds import expire_holds
@@ -441,7 +442,10 @@ def sweep_silent_sessions(db: Database, until: datetime) -> int:
     return len(sweep_sessions(db, TariffCache(db), clock=FixedClock(until)))
 
 
-TASKS: dict[str, Task] = {"sessions.sweep": sweep_silent_sessions}
+TASKS: dict[str, Task] = {
+    "sessions.sweep": sweep_silent_sessions,
+    "thresholds.check": thresholds.check_all,
+}
 
 
 def register_task(name: str, task: Task) -> None:

@@ -29,6 +29,7 @@ from telbill.adapters.db.tables import accounts
 from telbill.domain.plans import CutOffPolicy
 from telbill.ledger import BucketKind
 from telbill.services import campaigns as campaigns_service
+from telbill.services import thresholds
 from telbill.services.accounts import AccountStatus, BillingMode, load_account
 from telbill.services.clock import Clock
 from telbill.services.events import emit
@@ -87,10 +88,12 @@ def _disconnect_hard_sessions(conn: Connection, payer_id: int, now: datetime) ->
 def enforce_zero_balance(conn: Connection, payer_ids: Iterable[int], now: datetime) -> list[int]:
     """Apply the zero-balance rules to each prepaid wallet in `payer_ids` that reached zero.
 
-    Returns the wallets found at zero. Runs in the caller's transaction.
+    Returns the wallets found at zero. Runs in the caller's transaction. Every path that
+    charges usage calls it, so it is also where low-balance thresholds are evaluated.
     """
     at_zero: list[int] = []
     for payer_id in sorted(set(payer_ids)):
+        thresholds.after_balance_change(conn, payer_id, now)
         payer = load_account(conn, payer_id)
         if payer.billing_mode is not BillingMode.PREPAID:
             continue

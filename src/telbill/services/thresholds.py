@@ -1,0 +1,289 @@
+"""Low-balance thresholds of accounts: settings, evaluation, and the hook after balance changes.
+
+The rules (fire once when crossed downward, re-arm when the balance rises above) are the pure
+state machine of `telbill.domain.thresholds`; this module loads settings and arm states,
+reads the balance and the recent spend, stores the new states and emits ``balance.low`` /
+``balance.zero`` events whose dedupe key is (account, threshold, arm generation).
+
+Hook for other areas: every code path that changes a wallet's money balance (top-ups,
+CDR posting, session settlement, renewals) calls ``after_balance_change(conn, account_id,
+now)`` inside its own transaction, after the ledger change; it checks the fixed levels.
+Spend-based thresholds need the window's spend and move with time alone (the average
+changes as old spend leaves the window), so the scheduler runs ``check_all(db, now)``
+(the scheduler runs it at every tick), which evaluates every threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from telbill.adapters.db.engine import Database
+from telbill.adapters.db.notify_tables import threshold_settings, threshold_states
+from telbill.adapters.db.tables import accounts, ledger_accounts, postings, transactions
+from telbill.domain.money import from_micros, parse_amount, to_micros
+from telbill.domain.thresholds import (
+    DEFAULT_FIXED_LEVELS,
+    DEFAULT_SPEND_DAYS,
+    DEFAULT_SPEND_WINDOW_DAYS,
+    MAX_SPEND_DAYS,
+    ArmState,
+    FixedThreshold,
+    SpendThreshold,
+    Threshold,
+    dedupe_key,
+    evaluate,
+)
+from telbill.errors import InvalidInput
+from telbill.services.accounts import billing_account
+from telbill.services.balances import balances_in
+from telbill.services.events import emit
+
+MAX_FIXED_LEVELS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdSettings:
+    """An account's thresholds; `spend_days` None disables the spend-based one."""
+
+    account_id: int
+    fixed_levels: tuple[Decimal, ...]
+    spend_days: int | None
+    spend_window_days: int | None
+    is_default: bool
+
+    def thresholds(self) -> tuple[Threshold, ...]:
+        fixed: list[Threshold] = [FixedThreshold(level) for level in self.fixed_levels]
+        if self.spend_days is not None and self.spend_window_days is not None:
+            fixed.append(SpendThreshold(self.spend_days, self.spend_window_days))
+        return tuple(fixed)
+
+
+def _defaults(account_id: int) -> ThresholdSettings:
+    return ThresholdSettings(
+        account_id,
+        tuple(from_micros(to_micros(level)) for level in DEFAULT_FIXED_LEVELS),
+        DEFAULT_SPEND_DAYS,
+        DEFAULT_SPEND_WINDOW_DAYS,
+        is_default=True,
+    )
+
+
+def settings_in(conn: Connection, account_id: int) -> ThresholdSettings:
+    row = conn.execute(
+        select(threshold_settings).where(threshold_settings.c.account_id == account_id)
+    ).first()
+    if row is None:
+        return _defaults(account_id)
+    return ThresholdSettings(
+        account_id,
+        tuple(from_micros(int(m)) for m in row.fixed_levels_micros),
+        row.spend_days,
+        row.spend_window_days,
+        is_default=False,
+    )
+
+
+def get_settings(db: Database, account_id: int) -> ThresholdSettings:
+    """The thresholds of the account that pays for `account_id` (its wallet's)."""
+    with db.transaction() as conn:
+        return settings_in(conn, billing_account(conn, account_id).id)
+
+
+def _levels(values: Sequence[Any]) -> tuple[Decimal, ...]:
+    if len(values) > MAX_FIXED_LEVELS:
+        raise InvalidInput(f"at most {MAX_FIXED_LEVELS} fixed thresholds")
+    levels = {parse_amount(value, field="threshold") for value in values}
+    return tuple(sorted(levels, reverse=True))
+
+
+def set_settings(
+    db: Database,
+    account_id: int,
+    *,
+    fixed_levels: Sequence[Any],
+    spend_days: int | None,
+    spend_window_days: int | None,
+    now: datetime,
+) -> ThresholdSettings:
+    """Replace the thresholds of `account_id`'s wallet. Spend needs both numbers or neither.
+
+    Arm states of thresholds that remain are kept, so a level set again does not fire again.
+    """
+    levels = _levels(fixed_levels)
+    if (spend_days is None) != (spend_window_days is None):
+        raise InvalidInput("give both spend_days and spend_window_days, or neither")
+    for name, value in (("spend_days", spend_days), ("spend_window_days", spend_window_days)):
+        if value is not None and not (isinstance(value, int) and 1 <= value <= MAX_SPEND_DAYS):
+            raise InvalidInput(f"{name} must be a whole number of days, 1..{MAX_SPEND_DAYS}")
+
+    def work(conn: Connection) -> ThresholdSettings:
+        payer = billing_account(conn, account_id)
+        values = {
+            "fixed_levels_micros": [to_micros(level) for level in levels],
+            "spend_days": spend_days,
+            "spend_window_days": spend_window_days,
+            "updated_at": now,
+        }
+        updated = conn.execute(
+            threshold_settings.update()
+            .where(threshold_settings.c.account_id == payer.id)
+            .values(**values)
+        ).rowcount
+        if not updated:
+            conn.execute(threshold_settings.insert().values(account_id=payer.id, **values))
+        return settings_in(conn, payer.id)
+
+    return db.run(work)
+
+
+def spent_in_window(conn: Connection, account_id: int, unit: str, since: datetime) -> Decimal:
+    """Money that left the account's wallet buckets (negative postings) since `since`."""
+    total = conn.execute(
+        select(func.coalesce(func.sum(postings.c.amount), 0))
+        .select_from(
+            postings.join(transactions, transactions.c.id == postings.c.transaction_id).join(
+                ledger_accounts, ledger_accounts.c.id == postings.c.ledger_account_id
+            )
+        )
+        .where(
+            ledger_accounts.c.account_id == account_id,
+            postings.c.unit == unit,
+            postings.c.amount < 0,
+            transactions.c.created_at >= since,
+        )
+    ).scalar_one()
+    return -from_micros(int(total))
+
+
+def _load_states(conn: Connection, account_id: int, keys: Sequence[str]) -> dict[str, ArmState]:
+    """Arm states of `keys`, rows locked (created armed first) so concurrent evaluations of
+    one account take turns."""
+    query = select(threshold_states).where(
+        threshold_states.c.account_id == account_id,
+        threshold_states.c.threshold_key.in_(list(keys)),
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return {
+        row.threshold_key: ArmState(armed=row.armed, generation=row.generation)
+        for row in conn.execute(query)
+    }
+
+
+def _save_state(
+    conn: Connection, account_id: int, key: str, state: ArmState, existed: bool, now: datetime
+) -> None:
+    values = {"armed": state.armed, "generation": state.generation, "updated_at": now}
+    if existed:
+        conn.execute(
+            threshold_states.update()
+            .where(
+                threshold_states.c.account_id == account_id,
+                threshold_states.c.threshold_key == key,
+            )
+            .values(**values)
+        )
+    else:
+        conn.execute(
+            threshold_states.insert().values(account_id=account_id, threshold_key=key, **values)
+        )
+
+
+def evaluate_thresholds(
+    conn: Connection, account_id: int, now: datetime, *, spend_based: bool = True
+) -> list[str]:
+    """Evaluate the thresholds of `account_id`'s wallet; emit an event per threshold crossed.
+
+    `spend_based` False evaluates the fixed levels only (the cheap check of the hook).
+
+    Returns the dedupe keys of the events written (empty when nothing fired or when the
+    same crossing was already recorded).
+    """
+    payer = billing_account(conn, account_id)
+    if conn.dialect.name == "postgresql":
+        # Serialise evaluations of one wallet (states may not exist yet to lock).
+        conn.execute(select(accounts.c.id).where(accounts.c.id == payer.id).with_for_update())
+    settings = settings_in(conn, payer.id)
+    thresholds = tuple(
+        t for t in settings.thresholds() if spend_based or isinstance(t, FixedThreshold)
+    )
+    if not thresholds:
+        return []
+    balance = balances_in(conn, payer.id, now=now).unit(payer.currency).available
+    spend = Decimal(0)
+    windows = [t.window_days for t in thresholds if isinstance(t, SpendThreshold)]
+    if windows:
+        spend = spent_in_window(conn, payer.id, payer.currency, now - timedelta(days=windows[0]))
+    states = _load_states(conn, payer.id, [t.key for t in thresholds])
+    written: list[str] = []
+    for threshold, transition in evaluate(thresholds, states, balance, spend):
+        if transition.state != states.get(threshold.key, ArmState()) or threshold.key not in states:
+            _save_state(
+                conn, payer.id, threshold.key, transition.state, threshold.key in states, now
+            )
+        if transition.fired and transition.fired_generation is not None:
+            key = dedupe_key(payer.id, threshold, transition.fired_generation)
+            payload = {
+                "threshold": threshold.key,
+                "balance": str(balance),
+                "currency": payer.currency,
+                "account_name": payer.name,
+            }
+            if isinstance(threshold, FixedThreshold):
+                payload["level"] = str(threshold.level)
+            else:
+                payload["days"] = threshold.days
+                payload["average_daily_spend"] = str(spend / threshold.window_days)
+            if emit(
+                conn,
+                threshold.event_type,
+                account_id=payer.id,
+                payload=payload,
+                dedupe_key=key,
+                now=now,
+            ):
+                written.append(key)
+    return written
+
+
+def after_balance_change(conn: Connection, account_id: int, now: datetime) -> list[str]:
+    """The hook every balance-changing path calls in its transaction, after the change.
+
+    Fixed levels only: the spend-based threshold needs the window's spend (a scan of recent
+    postings) and moves with time anyway, so `check_all` evaluates it on the scheduler.
+    """
+    return evaluate_thresholds(conn, account_id, now, spend_based=False)
+
+
+def check_all(db: Database, now: datetime) -> int:
+    """Evaluate every wallet's thresholds (one transaction each); returns events written.
+
+    Scheduler-friendly: idempotent, since a crossing already recorded writes nothing.
+    """
+    with db.transaction() as conn:
+        ids = conn.scalars(
+            select(accounts.c.id)
+            .where(accounts.c.has_wallet.is_(True), accounts.c.status != "closed")
+            .order_by(accounts.c.id)
+        ).all()
+    written = 0
+    for account_id in ids:
+        written += len(db.run(lambda conn, a=account_id: evaluate_thresholds(conn, a, now)))
+    return written
+
+
+__all__ = [
+    "ThresholdSettings",
+    "after_balance_change",
+    "check_all",
+    "evaluate_thresholds",
+    "get_settings",
+    "set_settings",
+    "spent_in_window",
+]
