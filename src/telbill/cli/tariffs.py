@@ -22,7 +22,12 @@ from rich.table import Table
 from telbill.adapters.db.engine import Database, database_url, migrate
 from telbill.adapters.formats.cgrates import read_cgrates_folder
 from telbill.adapters.formats.tariff_csv import parse_column_pairs, read_tariff_csv
-from telbill.adapters.formats.tariff_fields import ParsedRow, parse_datetime, zone
+from telbill.adapters.formats.tariff_fields import (
+    ParsedRow,
+    RateValues,
+    parse_datetime,
+    zone,
+)
 from telbill.adapters.formats.twilio import read_twilio_csv
 from telbill.domain.tariffs import Increment, RateRow, RowError, TariffSettings
 from telbill.errors import TelbillError
@@ -89,9 +94,14 @@ def _counting_lines(handle: Iterable[str], progress: Progress, task: Any) -> Ite
     progress.advance(task, pending)
 
 
-def _rows(items: Iterable[ParsedRow | RowError]) -> Iterator[RateRow | RowError]:
+def _rows(items: Iterable[ParsedRow | RowError]) -> Iterator[RateRow | RateValues | RowError]:
+    """Reader items -> what import_tariff stores: a row's storage values when the reader has
+    them (no RateRow is built), else its RateRow."""
     for item in items:
-        yield item.row if isinstance(item, ParsedRow) else item
+        if isinstance(item, ParsedRow):
+            yield item.row if item.values is None else item.values
+        else:
+            yield item
 
 
 def _error_line(error: RowError) -> str:

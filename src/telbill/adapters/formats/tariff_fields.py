@@ -9,10 +9,10 @@ in memory; `reject_duplicates` wraps such a stream and adds an error for every r
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, time
 from decimal import Decimal
-from typing import NamedTuple, TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from telbill.domain.money import parse_amount
@@ -36,15 +36,62 @@ _WEEKDAY_PART_RE = re.compile(r"^\s*([1-7])\s*(?:-\s*([1-7])\s*)?$")
 _HOURS_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
-class ParsedRow(NamedTuple):
+# A plain rate row as the values tariff storage writes, in the order of
+# `telbill.adapters.db.tariff_tables.RATE_VALUE_COLUMNS`: prefix, service, direction,
+# number_type (texts), weekdays ("1,2,3") and hours ("08:00-19:00") texts or None,
+# effective_from, destination, rate and connect fee in integer nano-units, increment first and
+# next seconds (None: the tariff's default), min_seconds, free_seconds, effective_to. The key
+# of a row (see `row_key`) is its first seven values. Readers produce these on the fast path,
+# so that a million-row deck is stored without building a million RateRow objects.
+RateValues = tuple[Any, ...]
+
+NANOS_PER_UNIT = 10**RATE_DECIMALS
+
+
+class ParsedRow:
     """A good row and where it came from (1-based line; header is line 1).
 
-    A NamedTuple rather than a dataclass: one is made per deck line, and tuples are cheap.
+    `values` holds the row as storage values when the reader produced them (the fast path);
+    `row`, the RateRow, is then built only when asked for, by the reader's own row builder from
+    the row's cells, so it is exactly what the row-at-a-time reader returns.
     """
 
-    line: int
-    row: RateRow
-    source: str = ""
+    __slots__ = ("line", "source", "values", "_row", "_build", "_cells")
+
+    def __init__(
+        self,
+        line: int,
+        row: RateRow | None = None,
+        source: str = "",
+        values: RateValues | None = None,
+        build: Callable[[list[str]], RateRow] | None = None,
+        cells: list[str] | None = None,
+    ) -> None:
+        if row is None and (build is None or cells is None):
+            raise ValueError("a ParsedRow needs a row, or a builder and the row's cells")
+        self.line = line
+        self.source = source
+        self.values = values
+        self._row = row
+        self._build = build
+        self._cells = cells
+
+    @property
+    def row(self) -> RateRow:
+        if self._row is None:
+            assert self._build is not None and self._cells is not None
+            self._row = self._build(self._cells)
+        return self._row
+
+    def __repr__(self) -> str:
+        return f"ParsedRow(line={self.line}, row={self.row!r}, source={self.source!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ParsedRow):
+            return NotImplemented
+        return (self.line, self.row, self.source) == (other.line, other.row, other.source)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def parse_prefix(text: str) -> str:
@@ -73,6 +120,30 @@ def parse_rate(text: str, field: str) -> Decimal:
     if isinstance(exponent, int) and -exponent > RATE_DECIMALS:
         raise InvalidInput(f"{field} has more than {RATE_DECIMALS} decimals: {text.strip()!r}")
     return value
+
+
+def rate_nanos(text: str, field: str) -> int:
+    """`parse_rate` straight to integer nano-units: same checks and errors, but a plain
+    decimal (``0.0123``) is converted by splitting the text, without a Decimal."""
+    plain = text.strip()
+    whole, _, fraction = plain.partition(".")
+    digits = whole + fraction
+    if digits and len(fraction) <= RATE_DECIMALS and digits.isascii() and digits.isdigit():
+        nanos = int(whole) * NANOS_PER_UNIT if whole else 0
+        if fraction:
+            nanos += int(fraction.ljust(RATE_DECIMALS, "0"))
+        return nanos
+    return int(parse_rate(text, field).scaleb(RATE_DECIMALS))
+
+
+def weekdays_text(days: frozenset[int] | None) -> str | None:
+    """How storage writes a weekdays set: ``"1,2,3,4,5"``."""
+    return ",".join(str(d) for d in sorted(days)) if days is not None else None
+
+
+def hours_text(hours: tuple[time, time] | None) -> str | None:
+    """How storage writes an hours window: ``"08:00-19:00"``."""
+    return f"{hours[0]:%H:%M}-{hours[1]:%H:%M}" if hours is not None else None
 
 
 def parse_seconds(text: str, field: str) -> int:
@@ -165,22 +236,51 @@ def row_key(row: RateRow) -> tuple[object, ...]:
     )
 
 
+# The key values after the prefix of a voice, outbound, any-number, unbanded, undated row.
+_PLAIN_KEY_TAIL = ("voice", "outbound", "any", None, None, None)
+
+
 def reject_duplicates(
     items: Iterable[ParsedRow | RowError],
 ) -> Iterator[ParsedRow | RowError]:
-    """Pass items through; a row whose key was seen before becomes a RowError."""
-    seen: dict[tuple[object, ...], int] = {}
+    """Pass items through; a row whose key was seen before becomes a RowError.
+
+    Keys are compared exactly. To keep memory small on million-row decks, the key of a plain
+    row (voice, outbound, any number type, no band, no date: most rows) is its prefix string
+    alone, and other rows are keyed by their storage values (`RateValues`' first seven), so no
+    RateRow is built for a row that arrived as values.
+    """
+    plain: dict[str, int] = {}
+    other: dict[tuple[object, ...], int] = {}
     for item in items:
         if isinstance(item, ParsedRow):
-            key = row_key(item.row)
-            first = seen.get(key)
-            if first is None:
-                seen[key] = item.line
+            values = item.values
+            if values is None:
+                row = item.row
+                values = (
+                    row.prefix,
+                    row.service.value,
+                    row.direction.value,
+                    row.number_type.value,
+                    weekdays_text(row.weekdays),
+                    hours_text(row.hours),
+                    row.effective_from,
+                )
+            prefix = values[0]
+            if values[1:7] == _PLAIN_KEY_TAIL:
+                first = plain.get(prefix)
+                if first is None:
+                    plain[prefix] = item.line
             else:
+                key = values[:7]
+                first = other.get(key)
+                if first is None:
+                    other[key] = item.line
+            if first is not None:
                 yield RowError(
                     item.line,
-                    f"duplicate rate for prefix {item.row.prefix} ({item.row.service}, "
-                    f"{item.row.direction}, {item.row.number_type}): first on line {first}",
+                    f"duplicate rate for prefix {prefix} ({values[1]}, "
+                    f"{values[2]}, {values[3]}): first on line {first}",
                     item.source,
                 )
                 continue
