@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from itertools import repeat
+from itertools import islice, repeat
 from zoneinfo import ZoneInfo
 
 from telbill.adapters.formats.tariff_fields import (
+    DuplicateCheck,
     ParsedRow,
     RateValues,
     hours_text,
@@ -28,8 +29,8 @@ from telbill.adapters.formats.tariff_fields import (
     parse_rate,
     parse_seconds,
     parse_weekdays,
+    plain_nanos_column,
     rate_nanos,
-    reject_duplicates,
     weekdays_text,
     zone,
 )
@@ -171,6 +172,7 @@ _VALUE_SOURCES = (
     "effective_to",
 )
 _REQUIRED = object()  # the default of a required column nobody gave a default for
+_AMOUNTS = frozenset({"rate", "connect_fee"})
 
 
 def _increment_pair(increment: Increment) -> tuple[int, int]:
@@ -254,22 +256,31 @@ class _BlockConverter:
             if column == "destination" and default == "":
                 got[column] = list(map(str.strip, texts))
                 continue
-            values = list(map(cache.get, texts, repeat(_MISSING)))
-            if _MISSING in values:
-                for i, value in enumerate(values):
-                    if value is not _MISSING:
-                        continue
-                    text = texts[i]
+            new = set(texts).difference(cache)
+            if not new:
+                values: list[object] = list(map(cache.__getitem__, texts))
+            elif column in _AMOUNTS and len(new) > len(texts) // 8:
+                # Mostly distinct amounts, which no cache helps: convert the column at once.
+                plain = plain_nanos_column(texts)
+                if plain is None:
+                    return None
+                got[column] = plain
+                continue
+            else:
+                parsed: dict[str, object] = {}
+                for text in new:  # each distinct new text once
                     if text.isspace():
-                        value = default
-                    else:
-                        try:
-                            value = parse(text)
-                        except InvalidInput:
-                            return None
-                    if len(cache) < _CACHE_LIMIT and column not in _UNCACHED:
-                        cache[text] = value
-                    values[i] = value
+                        parsed[text] = default
+                        continue
+                    try:
+                        parsed[text] = parse(text)
+                    except InvalidInput:
+                        return None
+                if column not in _UNCACHED and len(cache) + len(parsed) <= _CACHE_LIMIT:
+                    cache.update(parsed)
+                    values = list(map(cache.__getitem__, texts))
+                else:
+                    values = list(map(parsed.get, texts, map(cache.get, texts)))
             if _REQUIRED in values:
                 return None
             got[column] = values
@@ -331,8 +342,8 @@ def read_tariff_csv(
     tz = zone(timezone)
     defaults = dict(defaults or {})
     _RowBuilder([], defaults, tz)  # a bad default fails the command before any line is read
-    items = _read(lines, dict(column_map or {}), defaults, tz, source)
-    return reject_duplicates(items) if check_duplicates else items
+    duplicates = DuplicateCheck() if check_duplicates else None
+    return _read(lines, dict(column_map or {}), defaults, tz, source, duplicates)
 
 
 def _read(
@@ -341,6 +352,7 @@ def _read(
     defaults: dict[str, str],
     tz: ZoneInfo,
     source: str,
+    duplicates: DuplicateCheck | None,
 ) -> Iterator[ParsedRow | RowError]:
     reader = csv.reader(iter(lines))
     try:
@@ -371,23 +383,30 @@ def _read(
     width = len(header)
     builder = _RowBuilder(columns, defaults, tz)
     converter = _BlockConverter(columns, defaults, tz)
-    lines: list[int] = []
-    records: list[list[str]] = []
-    uneven = False
-    for record in reader:
-        if not record or (len(record) == 1 and not record[0].strip()):
-            continue
-        lines.append(reader.line_num)
-        records.append(record)
-        if len(record) != width:
-            uneven = True
-        if len(records) >= BLOCK_ROWS:
+    while True:
+        records: list[list[str]] = []
+        keep = records.append
+        # The line number of each record as it is read (a quoted cell may span lines); `keep`
+        # returns None, so every record is kept.
+        lines = [reader.line_num for record in islice(reader, BLOCK_ROWS) if not keep(record)]
+        if not records:
+            return
+        if width == 1 or set(map(len, records)) != {width}:
+            # Blank lines to skip, or rows of the wrong width: row by row.
+            kept = [
+                (line, record)
+                for line, record in zip(lines, records, strict=True)
+                if record and (len(record) != 1 or record[0].strip())
+            ]
+            lines = [line for line, _ in kept]
+            records = [record for _, record in kept]
+            even = all(len(record) == width for record in records)
+        else:
+            even = True
+        if records:
             yield from _block(
-                lines, records, None if uneven else converter, builder, width, source
+                lines, records, converter if even else None, builder, width, source, duplicates
             )
-            lines, records, uneven = [], [], False
-    if records:
-        yield from _block(lines, records, None if uneven else converter, builder, width, source)
 
 
 def _block(
@@ -397,21 +416,35 @@ def _block(
     builder: _RowBuilder,
     width: int,
     source: str,
+    duplicates: DuplicateCheck | None,
 ) -> Iterator[ParsedRow | RowError]:
     """Yield a block's rows: as storage values with a lazily built RateRow when the block
     converts cleanly, else row by row (which reports each bad row with its reason)."""
     build = builder.build
     values = converter.convert(records) if converter is not None else None
     if values is not None:
-        yield from map(
-            ParsedRow, lines, repeat(None), repeat(source), values, repeat(build), records
-        )
+        items = map(ParsedRow, lines, repeat(None), repeat(source), values, repeat(build), records)
+        if duplicates is None or duplicates.block(lines, values):
+            yield from items
+            return
+        yield from _without_duplicates(items, duplicates)
         return
     for line, record in zip(lines, records, strict=True):
         if len(record) != width:
             yield RowError(line, f"expected {width} fields, got {len(record)}", source)
             continue
         try:
-            yield ParsedRow(line, build(record), source)
+            item = ParsedRow(line, build(record), source)
         except InvalidInput as exc:
             yield RowError(line, exc.message, source)
+            continue
+        error = duplicates.check(item) if duplicates is not None else None
+        yield item if error is None else error
+
+
+def _without_duplicates(
+    items: Iterable[ParsedRow], duplicates: DuplicateCheck
+) -> Iterator[ParsedRow | RowError]:
+    for item in items:
+        error = duplicates.check(item)
+        yield item if error is None else error

@@ -9,9 +9,11 @@ in memory; `reject_duplicates` wraps such a stream and adds an error for every r
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, time
 from decimal import Decimal
+from itertools import repeat
+from operator import itemgetter
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -136,6 +138,52 @@ def rate_nanos(text: str, field: str) -> int:
     return int(parse_rate(text, field).scaleb(RATE_DECIMALS))
 
 
+_PLAIN_DECIMALS_RE = re.compile(
+    rf"(?:\d+(?:\.\d{{0,{RATE_DECIMALS}}})?|\.\d{{1,{RATE_DECIMALS}}})"
+    rf"(?:\n(?:\d+(?:\.\d{{0,{RATE_DECIMALS}}})?|\.\d{{1,{RATE_DECIMALS}}}))*",
+    re.ASCII,
+)
+
+
+_FIRST, _SECOND, _THIRD = itemgetter(0), itemgetter(1), itemgetter(2)
+
+
+def plain_nanos_column(texts: Sequence[str]) -> list[int] | None:
+    """Nano-units of a whole column of cells when every one is a plain decimal (``12``,
+    ``0.0123``, ``.5``: ASCII digits, at most RATE_DECIMALS decimals, no sign, no spaces),
+    converted without a Python call per cell; None when any cell is not (use `rate_nanos`)."""
+    joined = "\n".join(texts)
+    if joined.count("\n") != len(texts) - 1:
+        return None  # a cell holding a line break would pass for two cells
+    # Decks usually write every amount with the same number of decimals: then the digits
+    # without the point, scaled once, are the nano-units (all in C, no call per cell).
+    first = texts[0] if texts else ""
+    point = first.find(".")
+    if 0 <= point and len(first) - point - 1 <= RATE_DECIMALS:
+        parts = list(map(str.partition, texts, repeat(".")))
+        wholes = list(map(_FIRST, parts))
+        fractions = list(map(_THIRD, parts))
+        if (
+            set(map(_SECOND, parts)) == {"."}
+            and len(set(map(len, fractions))) == 1
+            and (digits := "".join(wholes) + "".join(fractions)).isascii()
+            and digits.isdigit()
+            and (fractions[0] or min(map(len, wholes)))
+        ):
+            scale = 10 ** (RATE_DECIMALS - len(fractions[0]))
+            return list(map(scale.__mul__, map(int, map(str.__add__, wholes, fractions))))
+    elif point < 0 and (digits := joined.replace("\n", "")).isascii() and digits.isdigit():
+        if all(texts):
+            return list(map(NANOS_PER_UNIT.__mul__, map(int, texts)))
+    if not _PLAIN_DECIMALS_RE.fullmatch(joined):
+        return None
+    pad = "0" * RATE_DECIMALS
+    return [
+        int(whole + (fraction + pad)[:RATE_DECIMALS])
+        for whole, _, fraction in map(str.partition, texts, repeat("."))
+    ]
+
+
 def weekdays_text(days: frozenset[int] | None) -> str | None:
     """How storage writes a weekdays set: ``"1,2,3,4,5"``."""
     return ",".join(str(d) for d in sorted(days)) if days is not None else None
@@ -238,50 +286,84 @@ def row_key(row: RateRow) -> tuple[object, ...]:
 
 # The key values after the prefix of a voice, outbound, any-number, unbanded, undated row.
 _PLAIN_KEY_TAIL = ("voice", "outbound", "any", None, None, None)
+_KEY_TAIL = itemgetter(1, 2, 3, 4, 5, 6)
+_PREFIX = itemgetter(0)
+
+
+def _values_key(values: RateValues) -> object:
+    """A row's key, exact but small: the prefix string alone for a plain row (voice,
+    outbound, any number type, no band, no date: most rows), else the first seven values.
+    A string never equals a tuple, so both kinds share one dict."""
+    return values[0] if values[1:7] == _PLAIN_KEY_TAIL else values[:7]
+
+
+def _row_values_key(row: RateRow) -> object:
+    return _values_key(
+        (
+            row.prefix,
+            row.service.value,
+            row.direction.value,
+            row.number_type.value,
+            weekdays_text(row.weekdays),
+            hours_text(row.hours),
+            row.effective_from,
+        )
+    )
+
+
+class DuplicateCheck:
+    """Remembers the key of every row seen (with its line) and flags repeats.
+
+    Keys are compared exactly; a million plain rows cost about one prefix string and one
+    dict entry each (no key tuple, no RateRow).
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[object, int] = {}
+
+    def block(self, lines: list[int], values: list[RateValues]) -> bool:
+        """Record a block of rows at once when none repeats a key (returns True); else
+        record nothing and return False, so that the caller checks the rows one by one."""
+        if set(map(_KEY_TAIL, values)) == {_PLAIN_KEY_TAIL}:
+            keys: list[object] = list(map(_PREFIX, values))
+        else:
+            keys = list(map(_values_key, values))
+        seen = self._seen
+        if len(set(keys)) != len(keys) or not seen.keys().isdisjoint(keys):
+            return False
+        seen.update(zip(keys, lines, strict=True))
+        return True
+
+    def check(self, item: ParsedRow) -> RowError | None:
+        """Record one row; a RowError if its key was seen before."""
+        values = item.values
+        key = _values_key(values) if values is not None else _row_values_key(item.row)
+        first = self._seen.get(key)
+        if first is None:
+            self._seen[key] = item.line
+            return None
+        head = values if values is not None else _row_key_values(item.row)
+        return RowError(
+            item.line,
+            f"duplicate rate for prefix {head[0]} ({head[1]}, {head[2]}, {head[3]}): "
+            f"first on line {first}",
+            item.source,
+        )
+
+
+def _row_key_values(row: RateRow) -> tuple[str, str, str, str]:
+    return (row.prefix, row.service.value, row.direction.value, row.number_type.value)
 
 
 def reject_duplicates(
     items: Iterable[ParsedRow | RowError],
 ) -> Iterator[ParsedRow | RowError]:
-    """Pass items through; a row whose key was seen before becomes a RowError.
-
-    Keys are compared exactly. To keep memory small on million-row decks, the key of a plain
-    row (voice, outbound, any number type, no band, no date: most rows) is its prefix string
-    alone, and other rows are keyed by their storage values (`RateValues`' first seven), so no
-    RateRow is built for a row that arrived as values.
-    """
-    plain: dict[str, int] = {}
-    other: dict[tuple[object, ...], int] = {}
+    """Pass items through; a row whose key was seen before becomes a RowError."""
+    duplicates = DuplicateCheck()
     for item in items:
         if isinstance(item, ParsedRow):
-            values = item.values
-            if values is None:
-                row = item.row
-                values = (
-                    row.prefix,
-                    row.service.value,
-                    row.direction.value,
-                    row.number_type.value,
-                    weekdays_text(row.weekdays),
-                    hours_text(row.hours),
-                    row.effective_from,
-                )
-            prefix = values[0]
-            if values[1:7] == _PLAIN_KEY_TAIL:
-                first = plain.get(prefix)
-                if first is None:
-                    plain[prefix] = item.line
-            else:
-                key = values[:7]
-                first = other.get(key)
-                if first is None:
-                    other[key] = item.line
-            if first is not None:
-                yield RowError(
-                    item.line,
-                    f"duplicate rate for prefix {prefix} ({values[1]}, "
-                    f"{values[2]}, {values[3]}): first on line {first}",
-                    item.source,
-                )
+            error = duplicates.check(item)
+            if error is not None:
+                yield error
                 continue
         yield item
