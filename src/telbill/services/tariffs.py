@@ -417,10 +417,14 @@ class _RowDecoder:
         )
 
 
-def _fetch_rates(conn: Connection, tariff_id: int) -> list[tuple[Any, ...]]:
-    """The stored rows of version `tariff_id` (RATE_COLUMNS without the id), in file order.
+LOAD_CHUNK = 50_000
 
-    Fetched with the driver's own cursor (one `fetchall`, no per-row result objects); the
+
+def _fetch_rates(conn: Connection, tariff_id: int) -> Iterator[list[tuple[Any, ...]]]:
+    """The stored rows of version `tariff_id` (RATE_COLUMNS without the id), in file order,
+    in chunks of LOAD_CHUNK.
+
+    Fetched with the driver's own cursor (`fetchmany`, no per-row result objects); the
     columns whose type converts values (dates, JSON tiers) go through their SQLAlchemy result
     processors, and only where a row has a value there.
     """
@@ -428,34 +432,40 @@ def _fetch_rates(conn: Connection, tariff_id: int) -> list[tuple[Any, ...]]:
     query = (
         select(*columns).where(tariff_rates.c.tariff_id == tariff_id).order_by(tariff_rates.c.id)
     )
-    compiled = query.compile(dialect=conn.dialect)
+    dialect = conn.dialect
+    compiled = query.compile(dialect=dialect)
     params = compiled.construct_params()
     positional = compiled.positiontup
     bound: Any = [params[k] for k in positional] if positional is not None else params
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(str(compiled), bound)
-        records: list[tuple[Any, ...]] = cursor.fetchall()
-    finally:
-        cursor.close()
-    dialect = conn.dialect
     processors = [
         (index, processor)
         for index, column in enumerate(columns)
         if (processor := column.type.dialect_impl(dialect).result_processor(dialect, None))
         is not None
     ]
-    processors = [
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(str(compiled), bound)
+        while records := cursor.fetchmany(LOAD_CHUNK):
+            yield _processed(records, processors)
+    finally:
+        cursor.close()
+
+
+def _processed(
+    records: list[tuple[Any, ...]], processors: list[tuple[int, Callable[[Any], Any]]]
+) -> list[tuple[Any, ...]]:
+    used = [
         (index, processor)
         for index, processor in processors
         if any(record[index] is not None for record in records)
     ]
-    if not processors:
+    if not used:
         return records
     converted = []
     for record in records:
         items = list(record)
-        for index, processor in processors:
+        for index, processor in used:
             if items[index] is not None:
                 items[index] = processor(items[index])
         converted.append(tuple(items))
@@ -636,7 +646,8 @@ def load_tariff(
     """The whole tariff (settings and rows) of `version`, else in force `at`, else newest."""
     with db.transaction() as conn:
         record = _version_row(conn, name, version, at)
-        rows = tuple(map(_RowDecoder().row, _fetch_rates(conn, record.id)))
+        decode = _RowDecoder().row
+        rows = tuple(row for chunk in _fetch_rates(conn, record.id) for row in map(decode, chunk))
     return Tariff(
         name=record.name,
         settings=_settings_from(record.currency, record.settings),
