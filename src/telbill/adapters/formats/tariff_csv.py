@@ -257,15 +257,15 @@ class _BlockConverter:
                 got[column] = list(map(str.strip, texts))
                 continue
             new = set(texts).difference(cache)
+            if column in _AMOUNTS and len(new) > len(texts) // 8:
+                # Mostly distinct amounts, which no cache helps: convert the column at once
+                # when every cell is a plain decimal.
+                plain = plain_nanos_column(texts)
+                if plain is not None:
+                    got[column] = plain
+                    continue
             if not new:
                 values: list[object] = list(map(cache.__getitem__, texts))
-            elif column in _AMOUNTS and len(new) > len(texts) // 8:
-                # Mostly distinct amounts, which no cache helps: convert the column at once.
-                plain = plain_nanos_column(texts)
-                if plain is None:
-                    return None
-                got[column] = plain
-                continue
             else:
                 parsed: dict[str, object] = {}
                 for text in new:  # each distinct new text once
