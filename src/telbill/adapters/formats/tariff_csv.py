@@ -417,18 +417,28 @@ def _block(
     width: int,
     source: str,
     duplicates: DuplicateCheck | None,
-) -> Iterator[ParsedRow | RowError]:
-    """Yield a block's rows: as storage values with a lazily built RateRow when the block
-    converts cleanly, else row by row (which reports each bad row with its reason)."""
+) -> Iterable[ParsedRow | RowError]:
+    """A block's rows: as storage values with a lazily built RateRow when the block converts
+    cleanly (a plain `map`, not one more generator level per row), else row by row (which
+    reports each bad row with its reason)."""
     build = builder.build
     values = converter.convert(records) if converter is not None else None
-    if values is not None:
-        items = map(ParsedRow, lines, repeat(None), repeat(source), values, repeat(build), records)
-        if duplicates is None or duplicates.block(lines, values):
-            yield from items
-            return
-        yield from _without_duplicates(items, duplicates)
-        return
+    if values is None:
+        return _rows_one_by_one(lines, records, build, width, source, duplicates)
+    items = map(ParsedRow, lines, repeat(None), repeat(source), values, repeat(build), records)
+    if duplicates is None or duplicates.block(lines, values):
+        return items
+    return _without_duplicates(items, duplicates)
+
+
+def _rows_one_by_one(
+    lines: list[int],
+    records: list[list[str]],
+    build: Callable[[list[str]], RateRow],
+    width: int,
+    source: str,
+    duplicates: DuplicateCheck | None,
+) -> Iterator[ParsedRow | RowError]:
     for line, record in zip(lines, records, strict=True):
         if len(record) != width:
             yield RowError(line, f"expected {width} fields, got {len(record)}", source)
