@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import typer
 from rich.console import Console
@@ -82,16 +82,12 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _counting_lines(handle: Iterable[str], progress: Progress, task: Any) -> Iterator[str]:
-    """Yield the file's lines, advancing the progress bar by their size every 64 KB."""
-    pending = 0
-    for line in handle:
-        pending += len(line)
-        if pending >= 65_536:
-            progress.advance(task, pending)
-            pending = 0
-        yield line
-    progress.advance(task, pending)
+def _counting_lines(handle: TextIO, progress: Progress, task: Any) -> Iterator[str]:
+    """Yield the file's lines, advancing the progress bar by their size every ~1 MB (read a
+    batch of lines at a time: no per-line bookkeeping on a million-line deck)."""
+    while lines := handle.readlines(1 << 20):
+        yield from lines
+        progress.advance(task, sum(map(len, lines)))
 
 
 def _rows(items: Iterable[ParsedRow | RowError]) -> Iterator[RateRow | RateValues | RowError]:
