@@ -1,8 +1,10 @@
 """Tariff use cases: import a deck as a new immutable version, load, list, compare versions.
 
 An import runs in ONE transaction: the version row is created, rate rows are inserted in
-large executemany chunks while the (streamed) input is read, and if any input row was bad the
-whole transaction is rolled back (unless `skip_bad`), so a tariff is never half imported.
+large chunks (COPY on PostgreSQL, one driver executemany on SQLite) while the (streamed)
+input is read, and if any input row was bad the whole transaction is rolled back (unless
+`skip_bad`), so a tariff is never half imported. Readers may hand plain rows as storage
+values (`RateValues`) instead of RateRows: those go to the driver as they are.
 Versions are never edited: a new deck under the same name becomes version N+1. The version in
 force at a moment is the newest one whose `effective_from` is not after it.
 """

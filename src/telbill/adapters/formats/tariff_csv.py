@@ -6,7 +6,15 @@ increment, min_seconds, free_seconds, effective_from, effective_to, weekdays, ho
 the model's default. A carrier deck is read through `column_map` (our column -> its header),
 e.g. the ASTPP deck with ``rate=rate_per_minute,increment=increment_seconds,
 free_seconds=included_seconds``. Rows stream: the reader yields `ParsedRow` or `RowError`
-(1-based line numbers, the header is line 1) and never holds the deck in memory.
+(1-based line numbers, the header is line 1) and never holds more than a block of
+BLOCK_ROWS records in memory.
+
+Fast path: each block is converted a column at a time (one parse per distinct cell text, a
+whole column of plain decimal amounts at once) straight into the values storage writes
+(`ParsedRow.values`); the RateRow of such a row is built only if someone asks for `.row`.
+A block with any problem (a bad cell, a wrong width, a repeated key) is read row by row by
+the same code as before, so errors, reasons and line numbers are exactly those of a
+row-at-a-time reader.
 """
 
 from __future__ import annotations
