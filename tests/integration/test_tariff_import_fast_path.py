@@ -73,3 +73,21 @@ def test_a_bad_row_after_many_good_blocks_writes_nothing(db: Database) -> None:
     [error] = caught.value.errors
     assert error.line == BLOCK_ROWS * 2 + 2 and "rate" in error.reason
     assert list_tariffs(db) == []
+
+
+def test_rows_made_for_loading_are_real_frozen_rate_rows() -> None:
+    from dataclasses import FrozenInstanceError, astuple
+
+    from telbill.services.tariffs import _make_rate_row
+
+    full = RateRow(
+        prefix="44",
+        destination="UK",
+        rate=parsed(DECK)[0].row.rate,  # type: ignore[union-attr]
+        weekdays=frozenset({1}),
+    )
+    made = _make_rate_row(*astuple(full))
+    assert type(made) is RateRow and made == full and hash(made) == hash(full)
+    assert repr(made) == repr(full)
+    with pytest.raises(FrozenInstanceError):
+        made.prefix = "45"  # type: ignore[misc]

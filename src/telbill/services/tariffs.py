@@ -387,11 +387,12 @@ class _RowDecoder:
         """`records` in RATE_COLUMNS order without the tariff id -> RateRows.
 
         One loop with the memo dicts in locals: a repeated value costs a dict lookup and no
-        call; RateRow is built with positional arguments (cheaper than keywords).
+        call; RateRows are made by `_make_rate_row`.
         """
         amounts, increments = self._amounts, self._increments
         weekdays_of, hours_of = self._weekdays, self._hours
         services, directions, number_types = _SERVICES, _DIRECTIONS, _NUMBER_TYPES
+        make = _make_rate_row
         rows: list[RateRow] = []
         append = rows.append
         for (
@@ -409,7 +410,7 @@ class _RowDecoder:
             if increment is None and first is not None:
                 increment = self.increment(first, nxt)
             append(
-                RateRow(
+                make(
                     prefix,
                     destination,
                     rate,
@@ -430,6 +431,39 @@ class _RowDecoder:
                 )
             )
         return rows
+
+
+_RATE_ROW_FIELDS = (
+    "prefix", "destination", "rate", "service", "direction", "number_type", "connect_fee",
+    "increment", "min_seconds", "free_seconds", "effective_from", "effective_to", "weekdays",
+    "hours", "tiers", "decimals", "rounding",
+)
+
+
+def _rate_row_maker() -> Callable[..., RateRow]:
+    """A maker of RateRows from positional field values, for loading a million of them.
+
+    The frozen dataclass's `__init__` assigns each field through `object.__setattr__`; when
+    RateRow is exactly the plain slots dataclass this module knows (these fields in this order,
+    no `__post_init__`), the slots are filled directly, about twice as fast. Any other shape
+    (a field added to the domain model, a check in `__post_init__`) uses the constructor.
+    """
+    fields = tuple(getattr(RateRow, "__dataclass_fields__", {}))
+    if fields != _RATE_ROW_FIELDS or hasattr(RateRow, "__post_init__"):
+        return RateRow
+    setters = [getattr(RateRow, name).__set__ for name in fields]
+    new = object.__new__
+
+    def make(*values: Any) -> RateRow:
+        row: RateRow = new(RateRow)
+        for set_field, value in zip(setters, values, strict=True):
+            set_field(row, value)
+        return row
+
+    return make
+
+
+_make_rate_row = _rate_row_maker()
 
 
 def _tiers(data: list[dict[str, Any]]) -> tuple[RateTier, ...]:
