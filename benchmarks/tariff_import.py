@@ -59,7 +59,10 @@ def items(path: Path, mapping: dict[str, str]) -> list[RateRow | RowError]:
 def stream(path: Path, mapping: dict[str, str]):  # type: ignore[no-untyped-def]
     with path.open(newline="") as handle:
         for i in read_tariff_csv(handle, column_map=mapping):
-            yield i.row if isinstance(i, ParsedRow) else i
+            if isinstance(i, ParsedRow):
+                yield i.row if i.values is None else i.values
+            else:
+                yield i
 
 
 def baseline_store(db: Database, rows: list[RateRow | RowError]) -> None:

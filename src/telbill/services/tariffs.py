@@ -1,8 +1,10 @@
 """Tariff use cases: import a deck as a new immutable version, load, list, compare versions.
 
 An import runs in ONE transaction: the version row is created, rate rows are inserted in
-large executemany chunks while the (streamed) input is read, and if any input row was bad the
-whole transaction is rolled back (unless `skip_bad`), so a tariff is never half imported.
+large chunks (COPY on PostgreSQL, one driver executemany on SQLite) while the (streamed)
+input is read, and if any input row was bad the whole transaction is rolled back (unless
+`skip_bad`), so a tariff is never half imported. Readers may hand plain rows as storage
+values (`RateValues`) instead of RateRows: those go to the driver as they are.
 Versions are never edited: a new deck under the same name becomes version N+1. The version in
 force at a moment is the newest one whose `effective_from` is not after it.
 """
@@ -21,7 +23,13 @@ from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from telbill.adapters.db.engine import Database
-from telbill.adapters.db.tariff_tables import NANOS_PER_UNIT, RATE_SCALE, tariff_rates, tariffs
+from telbill.adapters.db.tariff_tables import (
+    NANOS_PER_UNIT,
+    RATE_SCALE,
+    RATE_VALUE_COLUMNS,
+    tariff_rates,
+    tariffs,
+)
 from telbill.domain.money import MONEY_DECIMALS, validate_currency
 from telbill.domain.tariffs import (
     Direction,
@@ -36,7 +44,7 @@ from telbill.domain.tariffs import (
 )
 from telbill.errors import Conflict, InvalidInput, NotFound
 
-INSERT_CHUNK = 20_000
+INSERT_CHUNK = 50_000
 MAX_REPORTED_ERRORS = 10_000
 
 
@@ -176,27 +184,11 @@ _ENUM_TEXT: dict[Service | Direction | NumberType, str] = {
     member: member.value for enum in (Service, Direction, NumberType) for member in enum
 }
 
-RATE_COLUMNS = (
-    "tariff_id",
-    "prefix",
-    "destination",
-    "service",
-    "direction",
-    "number_type",
-    "rate_nanos",
-    "connect_fee_nanos",
-    "increment_first_s",
-    "increment_next_s",
-    "min_seconds",
-    "free_seconds",
-    "effective_from",
-    "effective_to",
-    "weekdays",
-    "hours",
-    "tiers",
-    "decimals",
-    "rounding",
-)
+RATE_COLUMNS = ("tariff_id", *RATE_VALUE_COLUMNS, "tiers", "decimals", "rounding")
+
+# A plain row as a reader's storage values, in RATE_VALUE_COLUMNS order (rates in nano-units,
+# enums, weekdays and hours as their stored texts): see `tariff_fields.RateValues`.
+RateValues = tuple[Any, ...]
 
 
 def _row_values(
@@ -217,20 +209,20 @@ def _row_values(
     return (
         tariff_id,
         row.prefix,
-        row.destination,
         _ENUM_TEXT[row.service],
         _ENUM_TEXT[row.direction],
         _ENUM_TEXT[row.number_type],
+        _weekdays_text(row.weekdays),
+        _hours_text(row.hours),
+        row.effective_from,
+        row.destination,
         rate,
         fee,
         increment.first_s if increment else None,
         increment.next_s if increment else None,
         row.min_seconds,
         row.free_seconds,
-        row.effective_from,
         row.effective_to,
-        _weekdays_text(row.weekdays),
-        _hours_text(row.hours),
         (
             [
                 {
@@ -246,6 +238,50 @@ def _row_values(
         row.decimals,
         row.rounding,
     )
+
+
+_FROM_AT = RATE_VALUE_COLUMNS.index("effective_from")
+_TO_AT = RATE_VALUE_COLUMNS.index("effective_to")
+
+
+def _insert_plain(conn: Connection, tariff_id: int, values: list[RateValues]) -> None:
+    """Insert reader values (RATE_VALUE_COLUMNS order) of version `tariff_id` as they are.
+
+    No per-row tuple is rebuilt: the version id is a literal of the statement on SQLite
+    (tiers, decimals and rounding take their NULL default), and only rows carrying dates go
+    through the datetime bind processor.
+    """
+    driver = conn.connection.driver_connection
+    tariff_id = int(tariff_id)  # formatted into SQL below: an integer, never text
+    columns = ", ".join(("tariff_id", *RATE_VALUE_COLUMNS))
+    if conn.dialect.name == "postgresql":
+        with driver.cursor() as cursor:  # type: ignore[union-attr]
+            with cursor.copy(f"COPY tariff_rates ({columns}) FROM STDIN") as copy:
+                write = copy.write_row
+                head = (tariff_id,)
+                for value in values:
+                    write(head + value)
+        return
+    if any(v[_FROM_AT] is not None or v[_TO_AT] is not None for v in values):
+        bind = tariff_rates.c.effective_from.type.bind_processor(conn.dialect)
+        if bind is not None:
+            values = [
+                v
+                if v[_FROM_AT] is None and v[_TO_AT] is None
+                else tuple(
+                    bind(x) if i in (_FROM_AT, _TO_AT) and x is not None else x
+                    for i, x in enumerate(v)
+                )
+                for v in values
+            ]
+    marks = ", ".join("?" for _ in RATE_VALUE_COLUMNS)
+    cursor = driver.cursor()  # type: ignore[union-attr]
+    try:
+        # Only constant column names and the integer id are formatted in; values are bound.
+        sql = f"INSERT INTO tariff_rates ({columns}) VALUES ({tariff_id}, {marks})"  # noqa: S608
+        cursor.executemany(sql, values)
+    finally:
+        cursor.close()
 
 
 def _bulk_insert(conn: Connection, values: list[tuple[Any, ...]]) -> None:
@@ -305,11 +341,14 @@ _NUMBER_TYPES = {n.value: n for n in NumberType}
 
 
 class _RowDecoder:
-    """Stored rate tuples -> RateRows, memoising the values decks repeat (rates, increments)."""
+    """Stored rate tuples -> RateRows, memoising the values decks repeat (rates, increments,
+    bands)."""
 
     def __init__(self) -> None:
         self._amounts: dict[int, Decimal] = {}
         self._increments: dict[tuple[int, int], Increment] = {}
+        self._weekdays: dict[str, frozenset[int]] = {}
+        self._hours: dict[str, tuple[time, time]] = {}
 
     def amount(self, nanos: int) -> Decimal:
         value = self._amounts.get(nanos)
@@ -328,36 +367,165 @@ class _RowDecoder:
             value = self._increments[key] = Increment(first, nxt)
         return value
 
-    def row(self, record: Sequence[Any]) -> RateRow:
-        (
-            prefix, destination, service, direction, number_type, rate_nanos, fee_nanos,
-            first, nxt, min_s, free_s, eff_from, eff_to, weekdays, hours, tiers, decimals,
+    def weekdays(self, text: str | None) -> frozenset[int] | None:
+        if not text:
+            return None
+        value = self._weekdays.get(text)
+        if value is None:
+            value = self._weekdays[text] = frozenset(int(d) for d in text.split(","))
+        return value
+
+    def hours(self, text: str | None) -> tuple[time, time] | None:
+        if not text:
+            return None
+        value = self._hours.get(text)
+        if value is None:
+            value = self._hours[text] = _parse_hours(text)
+        return value
+
+    def rows(self, records: Sequence[Sequence[Any]]) -> list[RateRow]:
+        """`records` in RATE_COLUMNS order without the tariff id -> RateRows.
+
+        One loop with the memo dicts in locals: a repeated value costs a dict lookup and no
+        call; RateRows are made by `_make_rate_row`.
+        """
+        amounts, increments = self._amounts, self._increments
+        weekdays_of, hours_of = self._weekdays, self._hours
+        services, directions, number_types = _SERVICES, _DIRECTIONS, _NUMBER_TYPES
+        make = _make_rate_row
+        rows: list[RateRow] = []
+        append = rows.append
+        for (
+            prefix, service, direction, number_type, weekdays, hours, eff_from, destination,
+            rate_nanos, fee_nanos, first, nxt, min_s, free_s, eff_to, tiers, decimals,
             rounding,
-        ) = record
-        return RateRow(
-            prefix=prefix,
-            destination=destination,
-            rate=self.amount(rate_nanos),
-            service=_SERVICES[service],
-            direction=_DIRECTIONS[direction],
-            number_type=_NUMBER_TYPES[number_type],
-            connect_fee=self.amount(fee_nanos),
-            increment=self.increment(first, nxt),
-            min_seconds=min_s,
-            free_seconds=free_s,
-            effective_from=eff_from,
-            effective_to=eff_to,
-            weekdays=frozenset(int(d) for d in weekdays.split(",")) if weekdays else None,
-            hours=_parse_hours(hours) if hours else None,
-            tiers=tuple(
-                RateTier(
-                    t["start_s"], from_nanos(t["rate_nanos"]), Increment.parse(t["increment"])
+        ) in records:
+            rate = amounts.get(rate_nanos)
+            if rate is None:
+                rate = self.amount(rate_nanos)
+            fee = amounts.get(fee_nanos)
+            if fee is None:
+                fee = self.amount(fee_nanos)
+            increment = increments.get((first, nxt)) if first is not None else None
+            if increment is None and first is not None:
+                increment = self.increment(first, nxt)
+            append(
+                make(
+                    prefix,
+                    destination,
+                    rate,
+                    services[service],
+                    directions[direction],
+                    number_types[number_type],
+                    fee,
+                    increment,
+                    min_s,
+                    free_s,
+                    eff_from,
+                    eff_to,
+                    (weekdays_of.get(weekdays) or self.weekdays(weekdays)) if weekdays else None,
+                    (hours_of.get(hours) or self.hours(hours)) if hours else None,
+                    _tiers(tiers) if tiers else (),
+                    decimals,
+                    rounding,
                 )
-                for t in tiers or ()
-            ),
-            decimals=decimals,
-            rounding=rounding,
-        )
+            )
+        return rows
+
+
+_RATE_ROW_FIELDS = (
+    "prefix", "destination", "rate", "service", "direction", "number_type", "connect_fee",
+    "increment", "min_seconds", "free_seconds", "effective_from", "effective_to", "weekdays",
+    "hours", "tiers", "decimals", "rounding",
+)
+
+
+def _rate_row_maker() -> Callable[..., RateRow]:
+    """A maker of RateRows from positional field values, for loading a million of them.
+
+    The frozen dataclass's `__init__` assigns each field through `object.__setattr__`; when
+    RateRow is exactly the plain slots dataclass this module knows (these fields in this order,
+    no `__post_init__`), the slots are filled directly, about twice as fast. Any other shape
+    (a field added to the domain model, a check in `__post_init__`) uses the constructor.
+    """
+    fields = tuple(getattr(RateRow, "__dataclass_fields__", {}))
+    if fields != _RATE_ROW_FIELDS or hasattr(RateRow, "__post_init__"):
+        return RateRow
+    setters = [getattr(RateRow, name).__set__ for name in fields]
+    new = object.__new__
+
+    def make(*values: Any) -> RateRow:
+        row: RateRow = new(RateRow)
+        for set_field, value in zip(setters, values, strict=True):
+            set_field(row, value)
+        return row
+
+    return make
+
+
+_make_rate_row = _rate_row_maker()
+
+
+def _tiers(data: list[dict[str, Any]]) -> tuple[RateTier, ...]:
+    return tuple(
+        RateTier(t["start_s"], from_nanos(t["rate_nanos"]), Increment.parse(t["increment"]))
+        for t in data
+    )
+
+
+LOAD_CHUNK = 50_000
+
+
+def _fetch_rates(conn: Connection, tariff_id: int) -> Iterator[list[tuple[Any, ...]]]:
+    """The stored rows of version `tariff_id` (RATE_COLUMNS without the id), in file order,
+    in chunks of LOAD_CHUNK.
+
+    Fetched with the driver's own cursor (`fetchmany`, no per-row result objects); the
+    columns whose type converts values (dates, JSON tiers) go through their SQLAlchemy result
+    processors, and only where a row has a value there.
+    """
+    columns = [tariff_rates.c[name] for name in RATE_COLUMNS[1:]]
+    query = (
+        select(*columns).where(tariff_rates.c.tariff_id == tariff_id).order_by(tariff_rates.c.id)
+    )
+    dialect = conn.dialect
+    compiled = query.compile(dialect=dialect)
+    params = compiled.construct_params()
+    positional = compiled.positiontup
+    bound: Any = [params[k] for k in positional] if positional is not None else params
+    processors = [
+        (index, processor)
+        for index, column in enumerate(columns)
+        if (processor := column.type.dialect_impl(dialect).result_processor(dialect, None))
+        is not None
+    ]
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(str(compiled), bound)
+        while records := cursor.fetchmany(LOAD_CHUNK):
+            yield _processed(records, processors)
+    finally:
+        cursor.close()
+
+
+def _processed(
+    records: list[tuple[Any, ...]], processors: list[tuple[int, Callable[[Any], Any]]]
+) -> list[tuple[Any, ...]]:
+    used = [
+        (index, processor)
+        for index, processor in processors
+        if any(record[index] is not None for record in records)
+    ]
+    if not used:
+        return records
+    converted = []
+    for record in records:
+        items = list(record)
+        for index, processor in used:
+            if items[index] is not None:
+                items[index] = processor(items[index])
+        converted.append(tuple(items))
+    return converted
 
 
 def _version_from(record: Any) -> TariffVersion:
@@ -379,7 +547,7 @@ def _version_from(record: Any) -> TariffVersion:
 def import_tariff(
     db: Database,
     name: str,
-    rows: Iterable[RateRow | RowError],
+    rows: Iterable[RateRow | RateValues | RowError],
     settings: TariffSettings,
     source: TariffSource | None = None,
     *,
@@ -391,8 +559,10 @@ def import_tariff(
     """Store `rows` as a new version of tariff `name` and return it.
 
     Args:
-        rows: the reader's stream; a RowError in it makes the import fail with BadTariffRows
-            (listing every bad row) and write nothing, unless `skip_bad`.
+        rows: the reader's stream of RateRows or, faster, of plain rows as storage values
+            (`ParsedRow.values` of the CSV reader, in RATE_VALUE_COLUMNS order); a RowError
+            in it makes the import fail with BadTariffRows (listing every bad row) and write
+            nothing, unless `skip_bad`.
         now: the clock's time (creation stamp of the version).
         effective_from: when this version takes over from the previous one.
         on_progress: called with the number of rows read so far, once per chunk.
@@ -416,7 +586,7 @@ def import_tariff(
 def _import(
     conn: Connection,
     name: str,
-    rows: Iterable[RateRow | RowError],
+    rows: Iterable[RateRow | RateValues | RowError],
     settings: TariffSettings,
     source: TariffSource,
     now: datetime,
@@ -458,9 +628,20 @@ def _import(
     for chunk in _chunks(rows, errors):
         if len(nanos) > 1_000_000:
             nanos.clear()
-        values = [_row_values(tariff_id, row, nanos) for row in chunk]
-        _bulk_insert(conn, values)
-        count += len(values)
+        if all(type(item) is tuple for item in chunk):
+            _insert_plain(conn, tariff_id, chunk)  # type: ignore[arg-type]
+        else:
+            tail = (None, None, None)
+            _bulk_insert(
+                conn,
+                [
+                    (tariff_id, *item, *tail)
+                    if type(item) is tuple
+                    else _row_values(tariff_id, item, nanos)  # type: ignore[arg-type]
+                    for item in chunk
+                ],
+            )
+        count += len(chunk)
         if on_progress:
             on_progress(count + len(errors))
     if errors and not skip_bad:
@@ -472,17 +653,21 @@ def _import(
     return ImportResult(_version_from(stored), tuple(errors))
 
 
-def _chunks(rows: Iterable[RateRow | RowError], errors: list[RowError]) -> Iterator[list[RateRow]]:
-    chunk: list[RateRow] = []
+def _chunks(
+    rows: Iterable[RateRow | RateValues | RowError], errors: list[RowError]
+) -> Iterator[list[RateRow | RateValues]]:
+    chunk: list[RateRow | RateValues] = []
+    append = chunk.append
     for item in rows:
         if isinstance(item, RowError):
             if len(errors) < MAX_REPORTED_ERRORS:
                 errors.append(item)
             continue
-        chunk.append(item)
+        append(item)  # type: ignore[arg-type]
         if len(chunk) >= INSERT_CHUNK:
             yield chunk
             chunk = []
+            append = chunk.append
     if chunk:
         yield chunk
 
@@ -517,14 +702,11 @@ def load_tariff(
     """The whole tariff (settings and rows) of `version`, else in force `at`, else newest."""
     with db.transaction() as conn:
         record = _version_row(conn, name, version, at)
-        stored = [tariff_rates.c[name] for name in RATE_COLUMNS[1:]]
-        result = conn.execute(
-            select(*stored)
-            .where(tariff_rates.c.tariff_id == record.id)
-            .order_by(tariff_rates.c.id)
-        )
-        decode = _RowDecoder().row
-        rows = tuple(decode(r) for r in result)
+        decoder = _RowDecoder()
+        decoded: list[RateRow] = []
+        for chunk in _fetch_rates(conn, record.id):
+            decoded.extend(decoder.rows(chunk))
+        rows = tuple(decoded)
     return Tariff(
         name=record.name,
         settings=_settings_from(record.currency, record.settings),

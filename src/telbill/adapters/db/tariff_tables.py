@@ -30,6 +30,27 @@ from telbill.adapters.db.tables import Id, UTCDateTime, metadata
 NANOS_PER_UNIT = 1_000_000_000
 RATE_SCALE = 9
 
+# The columns of a plain rate row (no tiers, no per-row rounding), in the order of the
+# "rate values" tuples the deck readers produce for the fast import path (see
+# `telbill.adapters.formats.tariff_fields.RateValues`): the key columns come first.
+RATE_VALUE_COLUMNS = (
+    "prefix",
+    "service",
+    "direction",
+    "number_type",
+    "weekdays",
+    "hours",
+    "effective_from",
+    "destination",
+    "rate_nanos",
+    "connect_fee_nanos",
+    "increment_first_s",
+    "increment_next_s",
+    "min_seconds",
+    "free_seconds",
+    "effective_to",
+)
+
 tariffs = Table(
     "tariffs",
     metadata,

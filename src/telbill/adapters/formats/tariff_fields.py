@@ -9,10 +9,12 @@ in memory; `reject_duplicates` wraps such a stream and adds an error for every r
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, time
 from decimal import Decimal
-from typing import NamedTuple, TypeVar
+from itertools import repeat
+from operator import itemgetter
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from telbill.domain.money import parse_amount
@@ -36,15 +38,62 @@ _WEEKDAY_PART_RE = re.compile(r"^\s*([1-7])\s*(?:-\s*([1-7])\s*)?$")
 _HOURS_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
-class ParsedRow(NamedTuple):
+# A plain rate row as the values tariff storage writes, in the order of
+# `telbill.adapters.db.tariff_tables.RATE_VALUE_COLUMNS`: prefix, service, direction,
+# number_type (texts), weekdays ("1,2,3") and hours ("08:00-19:00") texts or None,
+# effective_from, destination, rate and connect fee in integer nano-units, increment first and
+# next seconds (None: the tariff's default), min_seconds, free_seconds, effective_to. The key
+# of a row (see `row_key`) is its first seven values. Readers produce these on the fast path,
+# so that a million-row deck is stored without building a million RateRow objects.
+RateValues = tuple[Any, ...]
+
+NANOS_PER_UNIT = 10**RATE_DECIMALS
+
+
+class ParsedRow:
     """A good row and where it came from (1-based line; header is line 1).
 
-    A NamedTuple rather than a dataclass: one is made per deck line, and tuples are cheap.
+    `values` holds the row as storage values when the reader produced them (the fast path);
+    `row`, the RateRow, is then built only when asked for, by the reader's own row builder from
+    the row's cells, so it is exactly what the row-at-a-time reader returns.
     """
 
-    line: int
-    row: RateRow
-    source: str = ""
+    __slots__ = ("line", "source", "values", "_row", "_build", "_cells")
+
+    def __init__(
+        self,
+        line: int,
+        row: RateRow | None = None,
+        source: str = "",
+        values: RateValues | None = None,
+        build: Callable[[list[str]], RateRow] | None = None,
+        cells: list[str] | None = None,
+    ) -> None:
+        if row is None and (build is None or cells is None):
+            raise ValueError("a ParsedRow needs a row, or a builder and the row's cells")
+        self.line = line
+        self.source = source
+        self.values = values
+        self._row = row
+        self._build = build
+        self._cells = cells
+
+    @property
+    def row(self) -> RateRow:
+        if self._row is None:
+            assert self._build is not None and self._cells is not None
+            self._row = self._build(self._cells)
+        return self._row
+
+    def __repr__(self) -> str:
+        return f"ParsedRow(line={self.line}, row={self.row!r}, source={self.source!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ParsedRow):
+            return NotImplemented
+        return (self.line, self.row, self.source) == (other.line, other.row, other.source)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def parse_prefix(text: str) -> str:
@@ -73,6 +122,76 @@ def parse_rate(text: str, field: str) -> Decimal:
     if isinstance(exponent, int) and -exponent > RATE_DECIMALS:
         raise InvalidInput(f"{field} has more than {RATE_DECIMALS} decimals: {text.strip()!r}")
     return value
+
+
+def rate_nanos(text: str, field: str) -> int:
+    """`parse_rate` straight to integer nano-units: same checks and errors, but a plain
+    decimal (``0.0123``) is converted by splitting the text, without a Decimal."""
+    plain = text.strip()
+    whole, _, fraction = plain.partition(".")
+    digits = whole + fraction
+    if digits and len(fraction) <= RATE_DECIMALS and digits.isascii() and digits.isdigit():
+        nanos = int(whole) * NANOS_PER_UNIT if whole else 0
+        if fraction:
+            nanos += int(fraction.ljust(RATE_DECIMALS, "0"))
+        return nanos
+    return int(parse_rate(text, field).scaleb(RATE_DECIMALS))
+
+
+_PLAIN_DECIMALS_RE = re.compile(
+    rf"(?:\d+(?:\.\d{{0,{RATE_DECIMALS}}})?|\.\d{{1,{RATE_DECIMALS}}})"
+    rf"(?:\n(?:\d+(?:\.\d{{0,{RATE_DECIMALS}}})?|\.\d{{1,{RATE_DECIMALS}}}))*",
+    re.ASCII,
+)
+
+
+_FIRST, _SECOND, _THIRD = itemgetter(0), itemgetter(1), itemgetter(2)
+
+
+def plain_nanos_column(texts: Sequence[str]) -> list[int] | None:
+    """Nano-units of a whole column of cells when every one is a plain decimal (``12``,
+    ``0.0123``, ``.5``: ASCII digits, at most RATE_DECIMALS decimals, no sign, no spaces),
+    converted without a Python call per cell; None when any cell is not (use `rate_nanos`)."""
+    joined = "\n".join(texts)
+    if joined.count("\n") != len(texts) - 1:
+        return None  # a cell holding a line break would pass for two cells
+    # Decks usually write every amount with the same number of decimals: then the digits
+    # without the point, scaled once, are the nano-units (all in C, no call per cell).
+    first = texts[0] if texts else ""
+    point = first.find(".")
+    if 0 <= point and len(first) - point - 1 <= RATE_DECIMALS:
+        parts = list(map(str.partition, texts, repeat(".")))
+        wholes = list(map(_FIRST, parts))
+        fractions = list(map(_THIRD, parts))
+        if (
+            set(map(_SECOND, parts)) == {"."}
+            and len(set(map(len, fractions))) == 1
+            and (digits := "".join(wholes) + "".join(fractions)).isascii()
+            and digits.isdigit()
+            and (fractions[0] or min(map(len, wholes)))
+        ):
+            scale = 10 ** (RATE_DECIMALS - len(fractions[0]))
+            return list(map(scale.__mul__, map(int, map(str.__add__, wholes, fractions))))
+    elif point < 0 and (digits := joined.replace("\n", "")).isascii() and digits.isdigit():
+        if all(texts):
+            return list(map(NANOS_PER_UNIT.__mul__, map(int, texts)))
+    if not _PLAIN_DECIMALS_RE.fullmatch(joined):
+        return None
+    pad = "0" * RATE_DECIMALS
+    return [
+        int(whole + (fraction + pad)[:RATE_DECIMALS])
+        for whole, _, fraction in map(str.partition, texts, repeat("."))
+    ]
+
+
+def weekdays_text(days: frozenset[int] | None) -> str | None:
+    """How storage writes a weekdays set: ``"1,2,3,4,5"``."""
+    return ",".join(str(d) for d in sorted(days)) if days is not None else None
+
+
+def hours_text(hours: tuple[time, time] | None) -> str | None:
+    """How storage writes an hours window: ``"08:00-19:00"``."""
+    return f"{hours[0]:%H:%M}-{hours[1]:%H:%M}" if hours is not None else None
 
 
 def parse_seconds(text: str, field: str) -> int:
@@ -165,23 +284,86 @@ def row_key(row: RateRow) -> tuple[object, ...]:
     )
 
 
+# The key values after the prefix of a voice, outbound, any-number, unbanded, undated row.
+_PLAIN_KEY_TAIL = ("voice", "outbound", "any", None, None, None)
+_KEY_TAIL = itemgetter(1, 2, 3, 4, 5, 6)
+_PREFIX = itemgetter(0)
+
+
+def _values_key(values: RateValues) -> object:
+    """A row's key, exact but small: the prefix string alone for a plain row (voice,
+    outbound, any number type, no band, no date: most rows), else the first seven values.
+    A string never equals a tuple, so both kinds share one dict."""
+    return values[0] if values[1:7] == _PLAIN_KEY_TAIL else values[:7]
+
+
+def _row_values_key(row: RateRow) -> object:
+    return _values_key(
+        (
+            row.prefix,
+            row.service.value,
+            row.direction.value,
+            row.number_type.value,
+            weekdays_text(row.weekdays),
+            hours_text(row.hours),
+            row.effective_from,
+        )
+    )
+
+
+class DuplicateCheck:
+    """Remembers the key of every row seen (with its line) and flags repeats.
+
+    Keys are compared exactly; a million plain rows cost about one prefix string and one
+    dict entry each (no key tuple, no RateRow).
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[object, int] = {}
+
+    def block(self, lines: list[int], values: list[RateValues]) -> bool:
+        """Record a block of rows at once when none repeats a key (returns True); else
+        record nothing and return False, so that the caller checks the rows one by one."""
+        if set(map(_KEY_TAIL, values)) == {_PLAIN_KEY_TAIL}:
+            keys: list[object] = list(map(_PREFIX, values))
+        else:
+            keys = list(map(_values_key, values))
+        seen = self._seen
+        if len(set(keys)) != len(keys) or not seen.keys().isdisjoint(keys):
+            return False
+        seen.update(zip(keys, lines, strict=True))
+        return True
+
+    def check(self, item: ParsedRow) -> RowError | None:
+        """Record one row; a RowError if its key was seen before."""
+        values = item.values
+        key = _values_key(values) if values is not None else _row_values_key(item.row)
+        first = self._seen.get(key)
+        if first is None:
+            self._seen[key] = item.line
+            return None
+        head = values if values is not None else _row_key_values(item.row)
+        return RowError(
+            item.line,
+            f"duplicate rate for prefix {head[0]} ({head[1]}, {head[2]}, {head[3]}): "
+            f"first on line {first}",
+            item.source,
+        )
+
+
+def _row_key_values(row: RateRow) -> tuple[str, str, str, str]:
+    return (row.prefix, row.service.value, row.direction.value, row.number_type.value)
+
+
 def reject_duplicates(
     items: Iterable[ParsedRow | RowError],
 ) -> Iterator[ParsedRow | RowError]:
     """Pass items through; a row whose key was seen before becomes a RowError."""
-    seen: dict[tuple[object, ...], int] = {}
+    duplicates = DuplicateCheck()
     for item in items:
         if isinstance(item, ParsedRow):
-            key = row_key(item.row)
-            first = seen.get(key)
-            if first is None:
-                seen[key] = item.line
-            else:
-                yield RowError(
-                    item.line,
-                    f"duplicate rate for prefix {item.row.prefix} ({item.row.service}, "
-                    f"{item.row.direction}, {item.row.number_type}): first on line {first}",
-                    item.source,
-                )
+            error = duplicates.check(item)
+            if error is not None:
+                yield error
                 continue
         yield item
