@@ -59,7 +59,10 @@ def test_cli_imports_searches_buys_lists_and_ticks(
     listed = cli.invoke(app, ["number", "list", str(org_id), "--json"])
     assert [r["number"] for r in json.loads(listed.stdout)] == ["+16175550100"]
     ticked = cli.invoke(app, ["tick", "--json"])
-    assert ticked.exit_code == 0 and json.loads(ticked.stdout)["outcomes"] == {}
+    assert ticked.exit_code == 0, ticked.stderr
+    outcomes = json.loads(ticked.stdout)["outcomes"]
+    # Nothing of the lifecycle is due yet (threshold checks, also run by tick, are theirs).
+    assert {k: v for k, v in outcomes.items() if not k.startswith("thresholds.")} == {}
     future = cli.invoke(app, ["tick", "--until", "2999-01-01T00:00:00+00:00"])
     assert future.exit_code == 1 and "later than now" in future.stderr
 
