@@ -241,8 +241,10 @@ def change_campaign(
 
 
 @router.get("/charges/{charge_id}/explain", summary="How a charge was computed")
-def explain_charge(charge_id: int, db: DbDep, principal: PrincipalDep) -> dict[str, Any]:
-    charge = charging.get_charge(db, charge_id)
+def explain_charge(
+    charge_id: int, request: Request, db: DbDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    charge = charging.get_charge(db, charge_id, cache=_cache(request, db))
     authorize(db, principal, charge.account_id, Action.READ)
     body: dict[str, Any] = plain_json(charge)
     body["text"] = charge.text
