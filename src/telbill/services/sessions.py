@@ -271,11 +271,15 @@ class _Context:
 
 def _context(db: Database, cache: TariffCache, account_id: int, at: datetime) -> _Context:
     with db.engine.connect() as conn:
-        leaf = load_account(conn, account_id)
-        payer = billing_account(conn, account_id)
-        plan = plan_for(conn, account_id)
+        leaf, payer, plan = _context_rows(conn, account_id)
         conn.rollback()
     return _Context(leaf, payer, plan, cache.at(plan.tariff, at))
+
+
+def _context_rows(conn: Connection, account_id: int) -> tuple[Account, Account, PlanRecord]:
+    leaf = load_account(conn, account_id)
+    payer = leaf if leaf.has_wallet else billing_account(conn, account_id)
+    return leaf, payer, plan_for(conn, account_id)
 
 
 def _refusal(reason: str, message: str, currency: str) -> dict[str, Any]:
@@ -607,10 +611,11 @@ def end_session(
             raise InvalidInput("answer and end times must be timezone-aware")
     if answer_at is not None and end_at is None and duration_s is None:
         raise InvalidInput("an answered call needs its end time or its duration")
-    with db.engine.connect() as conn:
+    with db.engine.connect() as conn:  # one read connection for the session and its context
         first = _load(conn, session_id)
+        leaf, payer, plan = _context_rows(conn, first.account_id)
         conn.rollback()
-    ctx = _context(db, cache, first.account_id, first.started_at)
+    ctx = _Context(leaf, payer, plan, cache.at(plan.tariff, first.started_at))
     request = {"duration_s": duration_s, "answer": answer_at, "end": end_at}
 
     def work(conn: Connection) -> SessionView:
@@ -658,10 +663,11 @@ def sweep_sessions(
 
 
 def _sweep_one(db: Database, cache: TariffCache, session_id: int, *, clock: Clock) -> bool:
-    with db.engine.connect() as conn:
+    with db.engine.connect() as conn:  # one read connection for the session and its context
         first = _load(conn, session_id)
+        leaf, payer, plan = _context_rows(conn, first.account_id)
         conn.rollback()
-    ctx = _context(db, cache, first.account_id, first.started_at)
+    ctx = _Context(leaf, payer, plan, cache.at(plan.tariff, first.started_at))
 
     def work(conn: Connection) -> bool:
         ledger_store.load_buckets(conn, [first.payer_id])
