@@ -238,7 +238,9 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def bench_sessions(name: str, url: str, pairs: int, clients: int, workers: int) -> None:
+def bench_sessions(
+    name: str, url: str, pairs: int, clients: int, workers: int, server_args: list[str]
+) -> None:
     db, org_id, user_id = setup(url, balance="100000000")
     switch = create_api_key(db, account_id=org_id, role=Role.SWITCH, name="sw",
                             clock=SystemClock())  # fmt: skip
@@ -247,7 +249,7 @@ def bench_sessions(name: str, url: str, pairs: int, clients: int, workers: int) 
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "telbill.api.app:app_from_env", "--factory",
          "--workers", str(workers), "--port", str(port), "--log-level", "warning",
-         "--no-access-log"],
+         "--no-access-log", *server_args],
         env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "TELBILL_DATABASE_URL": url},
         start_new_session=True,
     )  # fmt: skip
@@ -291,9 +293,14 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-pg", action="store_true")
+    parser.add_argument(
+        "--plain-http", action="store_true",
+        help="uvicorn with asyncio + h11 (default: uvloop + httptools when installed)",
+    )  # fmt: skip
     args = parser.parse_args()
     count = args.cdrs or (2_000 if args.quick else 1_000_000 if args.full else 20_000)
     pairs = args.pairs or (200 if args.quick else 5_000 if args.full else 1_000)
+    server_args = ["--loop", "asyncio", "--http", "h11"] if args.plain_http else []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "cdrs.csv"
         write_cdrs(path, count)
@@ -306,11 +313,13 @@ def main() -> None:
             finally:
                 drop_schema(schema)
         print("Sessions over HTTP on loopback:")
-        bench_sessions("sqlite", f"sqlite:///{tmp}/sessions.db", pairs, args.clients, 1)
+        bench_sessions("sqlite", f"sqlite:///{tmp}/sessions.db", pairs, args.clients, 1,
+                       server_args)  # fmt: skip
         if not args.no_pg:
             schema, url = pg_schema()
             try:
-                bench_sessions("postgresql", url, pairs, args.clients, args.workers)
+                bench_sessions("postgresql", url, pairs, args.clients, args.workers,
+                               server_args)  # fmt: skip
             finally:
                 drop_schema(schema)
 
