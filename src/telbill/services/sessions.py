@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from telbill.adapters.db import ledger_store
-from telbill.adapters.db.charging_tables import charges, sessions
+from telbill.adapters.db.charging_tables import account_plans, charges, sessions
 from telbill.adapters.db.engine import Database
 from telbill.adapters.db.tables import hold_lines, hold_resolutions, holds
 from telbill.domain.lookup import TariffIndex
@@ -67,10 +67,10 @@ from telbill.ledger import (
     spendable,
 )
 from telbill.services import idempotency
-from telbill.services.accounts import Account, AccountStatus, billing_account, load_account
+from telbill.services.accounts import Account, AccountStatus, load_account
 from telbill.services.charging import explanation_json, share_of, usage_json
 from telbill.services.clock import Clock
-from telbill.services.plans import PlanRecord, TariffCache, plan_for
+from telbill.services.plans import PlanRecord, TariffCache, get_plan_by_id, plan_for
 from telbill.services.suspension import enforce_zero_balance, resume_if_funded
 from telbill.services.wallets import DebitRequest, debit_many_in
 
@@ -277,9 +277,38 @@ def _context(db: Database, cache: TariffCache, account_id: int, at: datetime) ->
 
 
 def _context_rows(conn: Connection, account_id: int) -> tuple[Account, Account, PlanRecord]:
+    """The account, the account that pays for it (`billing_account`) and its plan
+    (`plan_for`: its own, else the nearest ancestor's), read with as few queries as can be."""
     leaf = load_account(conn, account_id)
-    payer = leaf if leaf.has_wallet else billing_account(conn, account_id)
-    return leaf, payer, plan_for(conn, account_id)
+    chain = [leaf]
+    while not chain[-1].has_wallet:
+        parent_id = chain[-1].parent_id
+        if parent_id is None:
+            raise NotFound(f"account {account_id} has no wallet above it", account_id=account_id)
+        chain.append(load_account(conn, parent_id))
+    assigned = {
+        int(row.account_id): row.plan_id
+        for row in conn.execute(
+            select(account_plans.c.account_id, account_plans.c.plan_id).where(
+                account_plans.c.account_id.in_([a.id for a in chain])
+            )
+        )
+    }
+    for account in chain:
+        if account.id in assigned:
+            plan = get_plan_by_id(conn, int(assigned[account.id]))
+            break
+    else:
+        parent_id = chain[-1].parent_id
+        if parent_id is None:
+            raise NotFound(f"account {account_id} has no charging plan", account_id=account_id)
+        try:
+            plan = plan_for(conn, parent_id)
+        except NotFound:
+            raise NotFound(
+                f"account {account_id} has no charging plan", account_id=account_id
+            ) from None
+    return leaf, chain[-1], plan
 
 
 def _refusal(reason: str, message: str, currency: str) -> dict[str, Any]:
@@ -312,8 +341,14 @@ def _cost_micros(event: UsageEvent, seconds: int, ctx: _Context) -> int:
 
 
 def _decide(
-    conn: Connection, ctx: _Context, event: UsageEvent, now: datetime, call_id: str | None
+    conn: Connection,
+    ctx: _Context,
+    event: UsageEvent,
+    now: datetime,
+    call_id: str | None,
+    locked: list[Bucket],
 ) -> dict[str, Any]:
+    """`locked`: the payer's buckets, read and locked at the start of this transaction."""
     currency = ctx.payer.currency
     resume_if_funded(conn, ctx.payer.id, now)
     payer = load_account(conn, ctx.payer.id)
@@ -334,7 +369,7 @@ def _decide(
         return _refusal(refused.code, refused.message, currency)
     free = found is None  # a local extension without a rate: free (rating's rule)
     direction = event.direction.value
-    buckets = ledger_store.load_buckets(conn, [payer.id])
+    buckets = locked
     money = [b for b in buckets if b.unit == currency]
     package = [b for b in buckets if b.unit == CALL_TIME]
     money_available = spendable(
@@ -442,14 +477,14 @@ def authorize(
     def work(conn: Connection) -> dict[str, Any]:
         now = clock.now()
         # Lock the wallet first: concurrent authorisations of one wallet run one at a time.
-        ledger_store.load_buckets(conn, [ctx.payer.id])
+        locked = ledger_store.load_buckets(conn, [ctx.payer.id])
         return idempotency.once(
             conn,
             scope=f"sessions.authorize:{ctx.payer.id}",
             key=idempotency_key,
             request=request,
             now=now,
-            perform=lambda: _decide(conn, ctx, event, now, call_id),
+            perform=lambda: _decide(conn, ctx, event, now, call_id, locked),
             load=lambda response: dict(response),
         )
 
