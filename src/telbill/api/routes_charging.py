@@ -185,10 +185,10 @@ def end_session(
     principal: PrincipalDep,
     key: IdempotencyKeyDep,
 ) -> dict[str, Any]:
-    authorize(db, principal, _session_account(db, session_id), Action.REALTIME)
     view = sessions_service.end_session(
         db, _cache(request, db), session_id, idempotency_key=key, clock=clock,
         duration_s=body.duration_s, answer_at=body.answer, end_at=body.end,
+        check=lambda account_id: authorize(db, principal, account_id, Action.REALTIME),
     )  # fmt: skip
     result: dict[str, Any] = plain_json(view)
     return result

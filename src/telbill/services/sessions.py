@@ -26,7 +26,7 @@ when its balance is above zero again (see `services.suspension`).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -55,6 +55,7 @@ from telbill.errors import (
     InvalidInput,
     NoRate,
     NotFound,
+    TelbillError,
 )
 from telbill.ledger import (
     Bucket,
@@ -636,9 +637,13 @@ def end_session(
     duration_s: int | None = None,
     answer_at: datetime | None = None,
     end_at: datetime | None = None,
+    check: Callable[[int], None] | None = None,
 ) -> SessionView:
     """End a call: charge exactly what it cost (from answer to end, or `duration_s` from
-    answer), release the rest of its hold. An unanswered call costs nothing."""
+    answer), release the rest of its hold. An unanswered call costs nothing.
+
+    `check(account_id)` (the caller's authorisation) runs once the session is found,
+    before anything is written."""
     if duration_s is not None and (not isinstance(duration_s, int) or duration_s < 0):
         raise InvalidInput(f"duration_s must be a non-negative integer, got {duration_s!r}")
     for moment in (answer_at, end_at):
@@ -648,8 +653,18 @@ def end_session(
         raise InvalidInput("an answered call needs its end time or its duration")
     with db.engine.connect() as conn:  # one read connection for the session and its context
         first = _load(conn, session_id)
-        leaf, payer, plan = _context_rows(conn, first.account_id)
+        try:
+            rows: tuple[Account, Account, PlanRecord] | TelbillError = _context_rows(
+                conn, first.account_id
+            )
+        except TelbillError as exc:  # told only to a caller allowed to see this session
+            rows = exc
         conn.rollback()
+    if check is not None:
+        check(int(first.account_id))
+    if isinstance(rows, TelbillError):
+        raise rows
+    leaf, payer, plan = rows
     ctx = _Context(leaf, payer, plan, cache.at(plan.tariff, first.started_at))
     request = {"duration_s": duration_s, "answer": answer_at, "end": end_at}
 
