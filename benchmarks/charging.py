@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from telbill.adapters.db.engine import Database, migrate  # noqa: E402
 from telbill.adapters.formats.cdrs import read_cdr_file  # noqa: E402
+from telbill.domain.batch import CdrColumns, compile_batch  # noqa: E402
 from telbill.domain.rating import rate_event  # noqa: E402
 from telbill.domain.tariffs import Direction, Increment, RateRow, TariffSettings  # noqa: E402
 from telbill.domain.usage import UsageEvent  # noqa: E402
@@ -117,7 +118,8 @@ def drop_schema(schema: str) -> None:
 # ---------------------------------------------------------------------------- CDRs
 
 
-def baselines(path: Path, count: int, db: Database) -> tuple[float, float]:
+def baselines(path: Path, count: int, db: Database) -> tuple[float, float, float]:
+    """Per second: reading the file; reading + `rate_event` per CDR; reading + batch rating."""
     started = time.perf_counter()
     events = [r for r in read_cdr_file(path) if isinstance(r, UsageEvent)]
     read_s = time.perf_counter() - started
@@ -127,19 +129,23 @@ def baselines(path: Path, count: int, db: Database) -> tuple[float, float]:
         plan = plans.plan_for(conn, 1 + 2)  # the user (third account created)
     started = time.perf_counter()
     for event in events:
-        rate_event(event, index, plan.plan)
+        rate_event(event, index, plan.plan, labels=False)
     rate_s = time.perf_counter() - started
-    return count / read_s, count / (read_s + rate_s)
+    started = time.perf_counter()
+    columns, _, _ = CdrColumns.from_events(events)
+    compile_batch(index, plan=plan.plan).rate(columns)
+    batch_s = time.perf_counter() - started
+    return count / read_s, count / (read_s + rate_s), count / (read_s + batch_s)
 
 
 def bench_cdrs(name: str, url: str, path: Path, count: int, chunk: int) -> dict[str, float]:
     db, _, _ = setup(url, balance="100000000")
-    read_per_s, rated_per_s = baselines(path, count, db)
-    started = time.perf_counter()
+    read_per_s, rated_per_s, batch_per_s = baselines(path, count, db)
+    started, cpu = time.perf_counter(), time.process_time()
     summary = charging.post_cdrs(
         db, read_cdr_file(path), clock=SystemClock(), source=str(path), chunk_size=chunk
     )
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     assert summary.posted == count, summary
     started = time.perf_counter()
     replay = charging.post_cdrs(
@@ -149,13 +155,37 @@ def bench_cdrs(name: str, url: str, path: Path, count: int, chunk: int) -> dict[
     assert replay.duplicates == count and replay.posted == 0
     db.dispose()
     posted_per_s = count / elapsed
+    # CPU time of this process only (the database server's is not counted): on a shared,
+    # loaded machine it is the steadier figure.
     print(
         f"  {name:10} posted {count:>9,} CDRs in {elapsed:7.2f} s = {posted_per_s:9,.0f} CDRs/s"
-        f" | read only {read_per_s:9,.0f}/s, read+rate {rated_per_s:9,.0f}/s"
+        f" (client CPU {cpu:6.2f} s = {count / cpu:9,.0f} CDRs per CPU-s)"
+        f" | read only {read_per_s:9,.0f}/s, read+rate {rated_per_s:9,.0f}/s,"
+        f" read+batch rate {batch_per_s:9,.0f}/s"
         f" (posting = {posted_per_s / rated_per_s:.2f}x of read+rate)"
         f" | replay {count / replay_s:9,.0f}/s"
     )
-    return {"posted_per_s": posted_per_s}
+    return {"posted_per_s": posted_per_s, "cpu_per_s": count / cpu}
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid` and its live children (Linux /proc)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as handle:
+            pids += [int(p) for p in handle.read().split()]
+    except OSError:
+        pass
+    for each in pids:
+        try:
+            with open(f"/proc/{each}/stat", encoding="ascii") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 # ---------------------------------------------------------------------------- sessions
@@ -167,7 +197,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def drive(base: str, key: str, account_id: int, pairs: int, clients: int) -> dict[str, Any]:
+async def drive(
+    base: str, key: str, account_id: int, pairs: int, clients: int,
+    cpu_probe: Any = lambda: 0.0,
+) -> dict[str, Any]:
     import httpx
 
     latencies: list[float] = []
@@ -193,9 +226,9 @@ async def drive(base: str, key: str, account_id: int, pairs: int, clients: int) 
                 t2 = time.perf_counter()
                 latencies.extend([t1 - t0, t2 - t1])
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_probe()
         await asyncio.gather(*(worker() for _ in range(clients)))
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, cpu_probe() - cpu
 
         async def ping() -> None:
             for _ in range(max(pairs // clients, 5)):
@@ -204,7 +237,7 @@ async def drive(base: str, key: str, account_id: int, pairs: int, clients: int) 
                 health.append(time.perf_counter() - t0)
 
         await asyncio.gather(*(ping() for _ in range(clients)))
-    return {"elapsed": elapsed, "latencies": latencies, "health": health}
+    return {"elapsed": elapsed, "latencies": latencies, "health": health, "server_cpu": cpu}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -212,7 +245,9 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def bench_sessions(name: str, url: str, pairs: int, clients: int, workers: int) -> None:
+def bench_sessions(
+    name: str, url: str, pairs: int, clients: int, workers: int, server_args: list[str]
+) -> None:
     db, org_id, user_id = setup(url, balance="100000000")
     switch = create_api_key(db, account_id=org_id, role=Role.SWITCH, name="sw",
                             clock=SystemClock())  # fmt: skip
@@ -221,7 +256,7 @@ def bench_sessions(name: str, url: str, pairs: int, clients: int, workers: int) 
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "telbill.api.app:app_from_env", "--factory",
          "--workers", str(workers), "--port", str(port), "--log-level", "warning",
-         "--no-access-log"],
+         "--no-access-log", *server_args],
         env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "TELBILL_DATABASE_URL": url},
         start_new_session=True,
     )  # fmt: skip
@@ -238,18 +273,20 @@ def bench_sessions(name: str, url: str, pairs: int, clients: int, workers: int) 
         assert switch.secret is not None
         # Warm-up: each worker compiles the tariff once.
         asyncio.run(drive(base, switch.secret, user_id, 20, 4))
-        result = asyncio.run(drive(base, switch.secret, user_id, pairs, clients))
+        result = asyncio.run(drive(base, switch.secret, user_id, pairs, clients,
+                                   lambda: tree_cpu_s(server.pid)))  # fmt: skip
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-    latencies, health = result["latencies"], result["health"]
+    latencies, health, server_cpu = result["latencies"], result["health"], result["server_cpu"]
     per_s = pairs / result["elapsed"]
     print(
         f"  {name:10} {pairs:,} authorize+end pairs, {clients} clients, {workers} workers: "
         f"{per_s:7,.0f} pairs/s | request p50 {pct(latencies, 0.5):6.1f} ms, "
         f"p99 {pct(latencies, 0.99):6.1f} ms | /healthz p50 {pct(health, 0.5):5.1f} ms, "
         f"p99 {pct(health, 0.99):5.1f} ms (baseline) | "
-        f"mean {statistics.mean(latencies) * 1000:.1f} ms"
+        f"mean {statistics.mean(latencies) * 1000:.1f} ms | server CPU {server_cpu:.2f} s "
+        f"= {pairs / max(server_cpu, 1e-9):,.0f} pairs per server CPU-s"
     )
 
 
@@ -263,9 +300,14 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-pg", action="store_true")
+    parser.add_argument(
+        "--plain-http", action="store_true",
+        help="uvicorn with asyncio + h11 (default: uvloop + httptools when installed)",
+    )  # fmt: skip
     args = parser.parse_args()
     count = args.cdrs or (2_000 if args.quick else 1_000_000 if args.full else 20_000)
     pairs = args.pairs or (200 if args.quick else 5_000 if args.full else 1_000)
+    server_args = ["--loop", "asyncio", "--http", "h11"] if args.plain_http else []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "cdrs.csv"
         write_cdrs(path, count)
@@ -278,11 +320,13 @@ def main() -> None:
             finally:
                 drop_schema(schema)
         print("Sessions over HTTP on loopback:")
-        bench_sessions("sqlite", f"sqlite:///{tmp}/sessions.db", pairs, args.clients, 1)
+        bench_sessions("sqlite", f"sqlite:///{tmp}/sessions.db", pairs, args.clients, 1,
+                       server_args)  # fmt: skip
         if not args.no_pg:
             schema, url = pg_schema()
             try:
-                bench_sessions("postgresql", url, pairs, args.clients, args.workers)
+                bench_sessions("postgresql", url, pairs, args.clients, args.workers,
+                               server_args)  # fmt: skip
             finally:
                 drop_schema(schema)
 

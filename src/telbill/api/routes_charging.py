@@ -185,10 +185,10 @@ def end_session(
     principal: PrincipalDep,
     key: IdempotencyKeyDep,
 ) -> dict[str, Any]:
-    authorize(db, principal, _session_account(db, session_id), Action.REALTIME)
     view = sessions_service.end_session(
         db, _cache(request, db), session_id, idempotency_key=key, clock=clock,
         duration_s=body.duration_s, answer_at=body.answer, end_at=body.end,
+        check=lambda account_id: authorize(db, principal, account_id, Action.REALTIME),
     )  # fmt: skip
     result: dict[str, Any] = plain_json(view)
     return result
@@ -241,8 +241,10 @@ def change_campaign(
 
 
 @router.get("/charges/{charge_id}/explain", summary="How a charge was computed")
-def explain_charge(charge_id: int, db: DbDep, principal: PrincipalDep) -> dict[str, Any]:
-    charge = charging.get_charge(db, charge_id)
+def explain_charge(
+    charge_id: int, request: Request, db: DbDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    charge = charging.get_charge(db, charge_id, cache=_cache(request, db))
     authorize(db, principal, charge.account_id, Action.READ)
     body: dict[str, Any] = plain_json(charge)
     body["text"] = charge.text

@@ -17,6 +17,12 @@ Roles, each bound to one account:
 Authorisation never tells a caller that an account outside its subtree exists: such an
 account is `NotFound`, exactly like one that does not exist. An account inside the
 subtree with an action the role may not do is `PermissionDenied`.
+
+Per-request cost: `authenticate` remembers a key it found valid (hash -> principal) for
+`KEY_CACHE_TTL_S` seconds per database engine, so a busy switch does not read its key on
+every call. Revoking a key drops it from this process's cache at once; other processes
+(API workers) stop accepting it within `KEY_CACHE_TTL_S` seconds. Unknown and revoked keys
+are never cached. Account parents never change, so `authorize` remembers them.
 """
 
 from __future__ import annotations
@@ -24,14 +30,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from telbill.adapters.db import tables as t
 from telbill.adapters.db.engine import Database
@@ -39,6 +48,8 @@ from telbill.errors import InvalidInput, NotFound, PermissionDenied, Unauthentic
 from telbill.services import idempotency
 from telbill.services.clock import Clock
 
+# A revoked key may still be accepted by another process for at most this long.
+KEY_CACHE_TTL_S = 5.0
 KEY_TOKEN_PREFIX = "tb_"
 KEY_PREFIX_LENGTH = 12
 # 32 random bytes: 256 bits of entropy.
@@ -286,7 +297,37 @@ def revoke_api_key(db: Database, key_id: int, *, clock: Clock) -> ApiKey:
             )
         return _load_key(conn, key_id)
 
-    return db.run(_revoke)
+    revoked = db.run(_revoke)
+    _forget_key(db.engine, key_id)
+    return revoked
+
+
+class _KeyCache:
+    """Valid keys of one engine: SHA-256 hash -> (principal, monotonic expiry)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.keys: dict[str, tuple[Principal, float]] = {}
+        self.parents: dict[int, int | None] = {}
+
+
+_caches: WeakKeyDictionary[Engine, _KeyCache] = WeakKeyDictionary()
+_caches_lock = threading.Lock()
+
+
+def _cache_of(engine: Engine) -> _KeyCache:
+    cache = _caches.get(engine)
+    if cache is None:
+        with _caches_lock:
+            cache = _caches.setdefault(engine, _KeyCache())
+    return cache
+
+
+def _forget_key(engine: Engine, key_id: int) -> None:
+    cache = _cache_of(engine)
+    with cache.lock:
+        for hashed in [h for h, (p, _) in cache.keys.items() if p.key_id == key_id]:
+            del cache.keys[hashed]
 
 
 def authenticate(db: Database, secret: str) -> Principal:
@@ -294,6 +335,10 @@ def authenticate(db: Database, secret: str) -> Principal:
     if not secret.startswith(KEY_TOKEN_PREFIX) or len(secret) < KEY_PREFIX_LENGTH + 8:
         raise Unauthenticated("invalid API key")
     presented = hash_key(secret)
+    cache = _cache_of(db.engine)
+    cached = cache.keys.get(presented)
+    if cached is not None and cached[1] > time.monotonic():
+        return cached[0]
     with db.engine.connect() as conn:
         rows = conn.execute(
             sa.select(t.api_keys).where(t.api_keys.c.key_prefix == secret[:KEY_PREFIX_LENGTH])
@@ -305,16 +350,30 @@ def authenticate(db: Database, secret: str) -> Principal:
             match = row
     if match is None or match.revoked_at is not None:
         raise Unauthenticated("invalid API key")
-    return Principal(
+    principal = Principal(
         key_id=int(match.id),
         role=Role(match.role),
         account_id=int(match.account_id),
         name=str(match.name),
     )
+    with cache.lock:
+        cache.keys[presented] = (principal, time.monotonic() + KEY_CACHE_TTL_S)
+    return principal
 
 
-def in_scope(conn: Connection, principal: Principal, account_id: int) -> bool:
-    """True when `account_id` is the principal's account or one of its descendants."""
+def in_scope(
+    conn: Connection,
+    principal: Principal,
+    account_id: int,
+    *,
+    parents: dict[int, int | None] | None = None,
+) -> bool:
+    """True when `account_id` is the principal's account or one of its descendants.
+
+    `parents` remembers (account -> parent) across calls; pass it only with a connection
+    that sees committed rows alone (an account created in a transaction that rolls back
+    must not be remembered).
+    """
     current: int | None = account_id
     # The tree is shallow (provider -> organisation -> user), but guard against cycles.
     for _ in range(64):
@@ -322,9 +381,17 @@ def in_scope(conn: Connection, principal: Principal, account_id: int) -> bool:
             return False
         if current == principal.account_id:
             return True
-        current = conn.execute(
+        if parents is not None and current in parents:
+            current = parents[current]
+            continue
+        row = conn.execute(
             sa.select(t.accounts.c.parent_id).where(t.accounts.c.id == current)
-        ).scalar()
+        ).first()
+        if row is None:
+            return False
+        if parents is not None:
+            parents[current] = row.parent_id
+        current = row.parent_id
     return False
 
 
@@ -355,9 +422,33 @@ def check_account_settings(principal: Principal, settings: Mapping[str, Any]) ->
 
 
 def authorize(db: Database, principal: Principal, account_id: int, action: Action) -> None:
-    """`check_access` in its own read-only connection."""
+    """`check_access` in its own read-only connection (account parents remembered)."""
+    if action not in ROLE_ACTIONS[principal.role]:
+        # Decided without the database, but after the scope check's answer would be:
+        # an account outside the subtree stays NotFound.
+        with db.engine.connect() as conn:
+            check_access(conn, principal, account_id, action)
+        return
+    parents = _cache_of(db.engine).parents
+    if in_scope_cached(db, principal, account_id, parents):
+        return
+    raise NotFound(f"account {account_id} not found")
+
+
+def in_scope_cached(
+    db: Database, principal: Principal, account_id: int, parents: dict[int, int | None]
+) -> bool:
+    current: int | None = account_id
+    for _ in range(64):  # fast path: the whole chain is known
+        if current is None or current == principal.account_id:
+            return current is not None
+        if current not in parents:
+            break
+        current = parents[current]
+    else:
+        return False
     with db.engine.connect() as conn:
-        check_access(conn, principal, account_id, action)
+        return in_scope(conn, principal, account_id, parents=parents)
 
 
 def check_wallet_visible(db: Database, principal: Principal, billing_account_id: int) -> None:

@@ -39,8 +39,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from telbill.adapters.db.charging_tables import cdr_quarantine, charges
 from telbill.adapters.db.engine import Database
 from telbill.adapters.db.tables import accounts, ledger_accounts
-from telbill.domain.money import DECIMAL_CONTEXT, from_micros, to_micros
-from telbill.domain.rating import Charge, Explanation, RatedEvent, explain_text, rate_event
+from telbill.domain.batch import CdrColumns
+from telbill.domain.batch import Status as BatchStatus
+from telbill.domain.money import CALL_TIME, DECIMAL_CONTEXT, from_micros, to_micros
+from telbill.domain.rating import Charge, Explanation, Leg, explain_text, rate_event
 from telbill.domain.tariffs import Direction, RowError, Service
 from telbill.domain.usage import UsageEvent
 from telbill.errors import InvalidInput, NotFound, TelbillError
@@ -48,7 +50,7 @@ from telbill.ledger import DrainPolicy
 from telbill.services import idempotency
 from telbill.services.accounts import Account, billing_account, load_account
 from telbill.services.clock import Clock
-from telbill.services.plans import PlanRecord, TariffCache, plan_for
+from telbill.services.plans import PlanRecord, TariffCache, get_plan_by_id, plan_for
 from telbill.services.suspension import enforce_zero_balance
 from telbill.services.usage_debits import UsageDebit, post_usage_debits
 
@@ -88,12 +90,42 @@ class Bad:
 
 
 @dataclass(slots=True)
+class _Leg:
+    """One priced leg, as posted. `charge` is None for a leg priced by the batch rater:
+    its explanation is derived on demand (`get_charge`) from the stored usage, tariff
+    version and plan, by `rate_event`, which the batch rater equals bit for bit."""
+
+    leg: str
+    service: str
+    direction: str
+    amount_micros: int
+    currency: str
+    unit: str
+    billed_units: int
+    tariff: str | None
+    tariff_version: int | None
+    prefix: str | None
+    to_number: str
+    charge: Charge | None = None
+
+    @classmethod
+    def of(cls, charge: Charge) -> _Leg:
+        e = charge.explanation
+        return cls(
+            charge.leg.value, charge.service.value, charge.direction.value,
+            to_micros(charge.amount), charge.currency, charge.unit, charge.billed_units,
+            e.tariff, e.tariff_version, e.matched_prefix, e.to_number, charge,
+        )  # fmt: skip
+
+
+@dataclass(slots=True)
 class _Rated:
     event: UsageEvent
     leaf: Account
     payer: Account
     plan: PlanRecord
-    rated: RatedEvent
+    legs: list[_Leg]
+    usage: dict[str, Any]
     usage_hash: str
 
 
@@ -291,8 +323,44 @@ def _rate_chunk(
             except TelbillError as exc:
                 bad.append(Bad(record.line, record.id, _reason(exc), usage_json(record)))
         conn.rollback()
+    # Plain outbound calls go through the numpy batch rater, grouped by tariff version and
+    # plan; what it does not price on its fast path is rated one by one with `rate_event`.
+    legs: list[list[_Leg] | None] = [None] * len(found)
+    groups: dict[tuple[str, int, int], list[int]] = {}
+    for position, (event, leaf) in enumerate(found):
+        if event.service is not Service.VOICE or event.direction is not Direction.OUTBOUND:
+            continue
+        plan = resolver.plan(leaf.id)
+        try:
+            version = cache.version_at(plan.tariff, event.start)
+        except TelbillError:
+            continue  # reported by the per-event path
+        groups.setdefault((plan.tariff, version, plan.id), []).append(position)
+    for (tariff, version, _), members in groups.items():
+        plan = resolver.plan(found[members[0]][1].id)
+        rater = cache.batch_rater(tariff, version, plan, Service.VOICE, Direction.OUTBOUND)
+        index = rater.index
+        columns, batched, _rest = CdrColumns.from_events([found[m][0] for m in members])
+        if not batched:
+            continue
+        result = rater.rate(columns)
+        costs, billed = result.cost_micros.tolist(), result.billed_s.tolist()
+        rows, status = result.row.tolist(), result.status.tolist()
+        unit = CALL_TIME
+        for column, member in enumerate(batched):
+            row = rows[column]
+            if status[column] != BatchStatus.OK or row < 0:
+                continue  # errors and rowless results: rate_event gives the exact answer
+            legs[members[member]] = [
+                _Leg(
+                    Leg.CALL.value, Service.VOICE.value, Direction.OUTBOUND.value,
+                    costs[column], index.currency, unit, billed[column], index.name,
+                    index.version, index.tariff.rows[row].prefix,
+                    "+" + columns.digits(column),
+                )
+            ]  # fmt: skip
     rated: list[_Rated] = []
-    for event, leaf in found:
+    for position, (event, leaf) in enumerate(found):
         usage = usage_json(event)
         try:
             plan = resolver.plan(leaf.id)
@@ -303,11 +371,14 @@ def _rate_chunk(
                     f"tariff {plan.tariff!r} is in {index.currency}, "
                     f"the wallet of account {payer.id} in {payer.currency}"
                 )
-            result = rate_event(event, index, plan.plan, labels=False)
+            priced = legs[position]
+            if priced is None:
+                result_ = rate_event(event, index, plan.plan, labels=False)
+                priced = [_Leg.of(charge) for charge in result_.charges]
         except TelbillError as exc:
             bad.append(Bad(event.line, event.id, _reason(exc), usage))
             continue
-        rated.append(_Rated(event, leaf, payer, plan, result, _hash(usage)))
+        rated.append(_Rated(event, leaf, payer, plan, priced, usage, _hash(usage)))
     return rated, bad
 
 
@@ -366,14 +437,31 @@ def _package_units(conn: Connection, payer_ids: Iterable[int]) -> set[tuple[int,
 
 
 def _usage_debit(
-    item: _Rated, charge: Charge, unit: str, amount: int, policy: DrainPolicy
+    item: _Rated, leg: _Leg, unit: str, amount: int, policy: DrainPolicy
 ) -> UsageDebit:
     return UsageDebit(
         payer=item.payer, subject_id=item.leaf.id, unit=unit, amount=amount,
-        service=charge.service.value, direction=charge.direction.value, policy=policy,
-        memo=f"{charge.leg.value} to {charge.explanation.to_number}",
-        details={"cdr_id": item.event.id, "leg": charge.leg.value},
+        service=leg.service, direction=leg.direction, policy=policy,
+        memo=f"{leg.leg} to {leg.to_number}",
+        details={"cdr_id": item.event.id, "leg": leg.leg},
     )  # fmt: skip
+
+
+def _package_note(
+    explanation: dict[str, Any], package_units: int, unit: str, due: int, currency: str
+) -> dict[str, Any]:
+    if package_units:
+        explanation["package_units"] = package_units
+        explanation["text"] += (
+            f"\n  {package_units} {unit} taken from packages; "
+            f"money charged {from_micros(due)} {currency}"
+        )
+    return explanation
+
+
+# A leg priced by the batch rater stores this instead of its full explanation; `get_charge`
+# derives the explanation (same JSON, same text) from the usage, tariff version and plan.
+DERIVED = "derived"
 
 
 def post_rated_in(
@@ -400,22 +488,23 @@ def post_rated_in(
                         item.event.line,
                         item.event.id,
                         "idempotency_key_reused: CDR id already charged with different content",
-                        usage_json(item.event),
+                        item.usage,
                     )
                 )
             continue
         existing[key] = item.usage_hash
         fresh.append(item)
 
-    legs = [(item, charge) for item in fresh for charge in item.rated.charges]
-    packages = _package_units(conn, {item.payer.id for item in fresh})
+    legs = [(item, leg) for item in fresh for leg in item.legs]
+    packages = _package_units(conn, {item.payer.id for item in fresh}) if legs else set()
     unit_debits: list[UsageDebit] = []
     unit_owner: list[int] = []
-    for position, (item, charge) in enumerate(legs):
-        if charge.billed_units > 0 and (item.payer.id, charge.unit) in packages:
-            unit_debits.append(_usage_debit(item, charge, charge.unit, charge.billed_units,
-                                            DrainPolicy.PARTIAL))  # fmt: skip
-            unit_owner.append(position)
+    if packages:
+        for position, (item, leg) in enumerate(legs):
+            if leg.billed_units > 0 and (item.payer.id, leg.unit) in packages:
+                unit_debits.append(_usage_debit(item, leg, leg.unit, leg.billed_units,
+                                                DrainPolicy.PARTIAL))  # fmt: skip
+                unit_owner.append(position)
     taken: dict[int, int] = {}
     for position, (_, units) in zip(
         unit_owner, post_usage_debits(conn, unit_debits, now=now), strict=True
@@ -424,13 +513,13 @@ def post_rated_in(
 
     money_debits: list[UsageDebit] = []
     money_owner: list[int] = []
-    due: dict[int, int] = {}
-    for position, (item, charge) in enumerate(legs):
-        amount = share_of(to_micros(charge.amount), charge.billed_units, taken.get(position, 0))
-        due[position] = amount
+    due: list[int] = []
+    for position, (item, leg) in enumerate(legs):
+        amount = share_of(leg.amount_micros, leg.billed_units, taken.get(position, 0))
+        due.append(amount)
         if amount > 0:
             money_debits.append(
-                _usage_debit(item, charge, item.payer.currency, amount, DrainPolicy.ALLOW_NEGATIVE)
+                _usage_debit(item, leg, item.payer.currency, amount, DrainPolicy.ALLOW_NEGATIVE)
             )
             money_owner.append(position)
     transaction_of: dict[int, int] = {}
@@ -444,53 +533,55 @@ def post_rated_in(
             summary.refused += 1
             refused.append(
                 Bad(item.event.line, item.event.id, "refused: the wallet could not be debited",
-                    usage_json(item.event))
+                    item.usage)
             )  # fmt: skip
         else:
             transaction_of[position] = tx_id
 
     rows = []
     posted_events: set[tuple[int, str]] = set()
-    for position, (item, charge) in enumerate(legs):
+    charged: dict[str, int] = {}
+    source = source[:200]
+    for position, (item, leg) in enumerate(legs):
         if position in failed:
             continue
         posted_events.add((item.leaf.id, item.event.id))
-        explanation = explanation_json(charge)
-        if taken.get(position):
-            explanation["package_units"] = taken[position]
-            explanation["text"] += (
-                f"\n  {taken[position]} {charge.unit} taken from packages; "
-                f"money charged {from_micros(due[position])} {charge.currency}"
-            )
+        if leg.charge is not None:
+            explanation = _package_note(
+                explanation_json(leg.charge), taken.get(position, 0), leg.unit,
+                due[position], leg.currency,
+            )  # fmt: skip
+        else:
+            explanation = {DERIVED: 1, "plan_id": item.plan.id}
         rows.append(
             {
                 "cdr_id": item.event.id,
-                "leg": charge.leg.value,
+                "leg": leg.leg,
                 "revision": 0,
                 "account_id": item.leaf.id,
                 "payer_id": item.payer.id,
-                "service": charge.service.value,
-                "direction": charge.direction.value,
+                "service": leg.service,
+                "direction": leg.direction,
                 "amount_micros": due[position],
-                "currency": charge.currency,
-                "unit": charge.unit,
-                "billed_units": charge.billed_units,
+                "currency": leg.currency,
+                "unit": leg.unit,
+                "billed_units": leg.billed_units,
                 "package_units": taken.get(position, 0),
-                "tariff": charge.explanation.tariff,
-                "tariff_version": charge.explanation.tariff_version,
-                "prefix": charge.explanation.matched_prefix,
+                "tariff": leg.tariff,
+                "tariff_version": leg.tariff_version,
+                "prefix": leg.prefix,
                 "explanation": explanation,
-                "usage": usage_json(item.event) if charge is item.rated.charges[0] else None,
+                "usage": item.usage if leg is item.legs[0] else None,
                 "usage_hash": item.usage_hash,
                 "transaction_id": transaction_of.get(position),
-                "source": source[:200],
+                "source": source,
                 "occurred_at": item.event.start,
                 "created_at": now,
             }
         )
-        summary.charged[charge.currency] = summary.charged.get(
-            charge.currency, Decimal(0)
-        ) + from_micros(due[position])
+        charged[leg.currency] = charged.get(leg.currency, 0) + due[position]
+    for currency, micros in charged.items():
+        summary.charged[currency] = from_micros(micros)
     if rows:
         conn.execute(charges.insert(), rows)
     summary.posted = len(posted_events)
@@ -744,13 +835,32 @@ def charge_view(row: Any) -> ChargeView:
     )
 
 
-def get_charge(db: Database, charge_id: int) -> ChargeView:
+def get_charge(db: Database, charge_id: int, *, cache: TariffCache | None = None) -> ChargeView:
     """One charge with its explanation (NotFound if there is none)."""
     with db.transaction() as conn:
         row = conn.execute(select(charges).where(charges.c.id == charge_id)).first()
-    if row is None:
-        raise NotFound(f"charge {charge_id} not found", charge_id=charge_id)
-    return charge_view(row)
+        if row is None:
+            raise NotFound(f"charge {charge_id} not found", charge_id=charge_id)
+        view = charge_view(row)
+        if not view.explanation.get(DERIVED):
+            return view
+        usage = row.usage
+        if usage is None:
+            usage = conn.execute(
+                select(charges.c.usage).where(
+                    charges.c.account_id == row.account_id, charges.c.cdr_id == row.cdr_id,
+                    charges.c.revision == 0, charges.c.usage.is_not(None),
+                )
+            ).scalar_one()  # fmt: skip
+        plan = get_plan_by_id(conn, int(view.explanation["plan_id"]))
+    # Outside the transaction: compiling the tariff reads it on its own connection.
+    index = (cache or TariffCache(db)).index(row.tariff, row.tariff_version)
+    rated = rate_event(usage_from_json(usage), index, plan.plan, labels=False)
+    charge = next(c for c in rated.charges if c.leg.value == row.leg)
+    explanation = _package_note(
+        explanation_json(charge), row.package_units, row.unit, row.amount_micros, row.currency
+    )
+    return dataclasses.replace(view, explanation=explanation)
 
 
 __all__ = [

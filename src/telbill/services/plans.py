@@ -20,6 +20,7 @@ from sqlalchemy import Connection, select
 from telbill.adapters.db.charging_tables import account_plans, charging_plans
 from telbill.adapters.db.engine import Database
 from telbill.adapters.db.tariff_tables import tariffs
+from telbill.domain.batch import BatchRater, compile_batch
 from telbill.domain.lookup import TariffIndex, compile_tariff
 from telbill.domain.money import from_micros, parse_amount, to_micros
 from telbill.domain.plans import (
@@ -29,6 +30,7 @@ from telbill.domain.plans import (
     CutOffPolicy,
     Pricing,
 )
+from telbill.domain.tariffs import Direction, Service
 from telbill.errors import InvalidInput, NotFound
 from telbill.services.accounts import load_account
 from telbill.services.clock import Clock
@@ -143,6 +145,14 @@ def get_plan(conn: Connection, name: str) -> PlanRecord:
     return _record(row)
 
 
+def get_plan_by_id(conn: Connection, plan_id: int) -> PlanRecord:
+    """The stored plan `plan_id` (plans are never changed once created)."""
+    row = conn.execute(select(charging_plans).where(charging_plans.c.id == plan_id)).first()
+    if row is None:
+        raise NotFound(f"no charging plan {plan_id}")
+    return _record(row)
+
+
 def assign_plan(db: Database, account_id: int, plan_name: str, *, clock: Clock) -> PlanRecord:
     """Make `account_id` (and the accounts under it without their own) use `plan_name`."""
     with db.transaction() as conn:
@@ -183,6 +193,7 @@ class TariffCache:
         self.db = db
         self.refresh_s = refresh_s
         self._indexes: dict[tuple[str, int], TariffIndex] = {}
+        self._raters: dict[tuple[str, int, int, str, str], BatchRater] = {}
         self._versions: dict[str, tuple[float, list[tuple[int, datetime | None]]]] = {}
         self._lock = threading.Lock()
 
@@ -224,6 +235,24 @@ class TariffCache:
     def at(self, name: str, at: datetime) -> TariffIndex:
         return self.index(name, self.version_at(name, at))
 
+    def batch_rater(
+        self, name: str, version: int, plan: PlanRecord, service: Service, direction: Direction
+    ) -> BatchRater:
+        """The numpy batch rater of a tariff version under a plan (compiled once: tariff
+        versions and plans never change)."""
+        key = (name, version, plan.id, service.value, direction.value)
+        found = self._raters.get(key)
+        if found is None:
+            index = self.index(name, version)
+            with self._lock:
+                found = self._raters.get(key)
+                if found is None:
+                    found = compile_batch(
+                        index, service=service, direction=direction, plan=plan.plan
+                    )
+                    self._raters[key] = found
+        return found
+
 
 def _aware(moment: datetime | None) -> datetime | None:
     from datetime import UTC
@@ -240,5 +269,6 @@ __all__ = [
     "assign_plan",
     "create_plan",
     "get_plan",
+    "get_plan_by_id",
     "plan_for",
 ]

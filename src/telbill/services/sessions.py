@@ -26,7 +26,7 @@ when its balance is above zero again (see `services.suspension`).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from telbill.adapters.db import ledger_store
-from telbill.adapters.db.charging_tables import charges, sessions
+from telbill.adapters.db.charging_tables import account_plans, charges, sessions
 from telbill.adapters.db.engine import Database
 from telbill.adapters.db.tables import hold_lines, hold_resolutions, holds
 from telbill.domain.lookup import TariffIndex
@@ -55,6 +55,7 @@ from telbill.errors import (
     InvalidInput,
     NoRate,
     NotFound,
+    TelbillError,
 )
 from telbill.ledger import (
     Bucket,
@@ -67,10 +68,10 @@ from telbill.ledger import (
     spendable,
 )
 from telbill.services import idempotency
-from telbill.services.accounts import Account, AccountStatus, billing_account, load_account
+from telbill.services.accounts import Account, AccountStatus, load_account
 from telbill.services.charging import explanation_json, share_of, usage_json
 from telbill.services.clock import Clock
-from telbill.services.plans import PlanRecord, TariffCache, plan_for
+from telbill.services.plans import PlanRecord, TariffCache, get_plan_by_id, plan_for
 from telbill.services.suspension import enforce_zero_balance, resume_if_funded
 from telbill.services.wallets import DebitRequest, debit_many_in
 
@@ -271,11 +272,44 @@ class _Context:
 
 def _context(db: Database, cache: TariffCache, account_id: int, at: datetime) -> _Context:
     with db.engine.connect() as conn:
-        leaf = load_account(conn, account_id)
-        payer = billing_account(conn, account_id)
-        plan = plan_for(conn, account_id)
+        leaf, payer, plan = _context_rows(conn, account_id)
         conn.rollback()
     return _Context(leaf, payer, plan, cache.at(plan.tariff, at))
+
+
+def _context_rows(conn: Connection, account_id: int) -> tuple[Account, Account, PlanRecord]:
+    """The account, the account that pays for it (`billing_account`) and its plan
+    (`plan_for`: its own, else the nearest ancestor's), read with as few queries as can be."""
+    leaf = load_account(conn, account_id)
+    chain = [leaf]
+    while not chain[-1].has_wallet:
+        parent_id = chain[-1].parent_id
+        if parent_id is None:
+            raise NotFound(f"account {account_id} has no wallet above it", account_id=account_id)
+        chain.append(load_account(conn, parent_id))
+    assigned = {
+        int(row.account_id): row.plan_id
+        for row in conn.execute(
+            select(account_plans.c.account_id, account_plans.c.plan_id).where(
+                account_plans.c.account_id.in_([a.id for a in chain])
+            )
+        )
+    }
+    for account in chain:
+        if account.id in assigned:
+            plan = get_plan_by_id(conn, int(assigned[account.id]))
+            break
+    else:
+        parent_id = chain[-1].parent_id
+        if parent_id is None:
+            raise NotFound(f"account {account_id} has no charging plan", account_id=account_id)
+        try:
+            plan = plan_for(conn, parent_id)
+        except NotFound:
+            raise NotFound(
+                f"account {account_id} has no charging plan", account_id=account_id
+            ) from None
+    return leaf, chain[-1], plan
 
 
 def _refusal(reason: str, message: str, currency: str) -> dict[str, Any]:
@@ -308,8 +342,14 @@ def _cost_micros(event: UsageEvent, seconds: int, ctx: _Context) -> int:
 
 
 def _decide(
-    conn: Connection, ctx: _Context, event: UsageEvent, now: datetime, call_id: str | None
+    conn: Connection,
+    ctx: _Context,
+    event: UsageEvent,
+    now: datetime,
+    call_id: str | None,
+    locked: list[Bucket],
 ) -> dict[str, Any]:
+    """`locked`: the payer's buckets, read and locked at the start of this transaction."""
     currency = ctx.payer.currency
     resume_if_funded(conn, ctx.payer.id, now)
     payer = load_account(conn, ctx.payer.id)
@@ -330,7 +370,7 @@ def _decide(
         return _refusal(refused.code, refused.message, currency)
     free = found is None  # a local extension without a rate: free (rating's rule)
     direction = event.direction.value
-    buckets = ledger_store.load_buckets(conn, [payer.id])
+    buckets = locked
     money = [b for b in buckets if b.unit == currency]
     package = [b for b in buckets if b.unit == CALL_TIME]
     money_available = spendable(
@@ -438,14 +478,14 @@ def authorize(
     def work(conn: Connection) -> dict[str, Any]:
         now = clock.now()
         # Lock the wallet first: concurrent authorisations of one wallet run one at a time.
-        ledger_store.load_buckets(conn, [ctx.payer.id])
+        locked = ledger_store.load_buckets(conn, [ctx.payer.id])
         return idempotency.once(
             conn,
             scope=f"sessions.authorize:{ctx.payer.id}",
             key=idempotency_key,
             request=request,
             now=now,
-            perform=lambda: _decide(conn, ctx, event, now, call_id),
+            perform=lambda: _decide(conn, ctx, event, now, call_id, locked),
             load=lambda response: dict(response),
         )
 
@@ -597,9 +637,13 @@ def end_session(
     duration_s: int | None = None,
     answer_at: datetime | None = None,
     end_at: datetime | None = None,
+    check: Callable[[int], None] | None = None,
 ) -> SessionView:
     """End a call: charge exactly what it cost (from answer to end, or `duration_s` from
-    answer), release the rest of its hold. An unanswered call costs nothing."""
+    answer), release the rest of its hold. An unanswered call costs nothing.
+
+    `check(account_id)` (the caller's authorisation) runs once the session is found,
+    before anything is written."""
     if duration_s is not None and (not isinstance(duration_s, int) or duration_s < 0):
         raise InvalidInput(f"duration_s must be a non-negative integer, got {duration_s!r}")
     for moment in (answer_at, end_at):
@@ -607,10 +651,21 @@ def end_session(
             raise InvalidInput("answer and end times must be timezone-aware")
     if answer_at is not None and end_at is None and duration_s is None:
         raise InvalidInput("an answered call needs its end time or its duration")
-    with db.engine.connect() as conn:
+    with db.engine.connect() as conn:  # one read connection for the session and its context
         first = _load(conn, session_id)
+        try:
+            rows: tuple[Account, Account, PlanRecord] | TelbillError = _context_rows(
+                conn, first.account_id
+            )
+        except TelbillError as exc:  # told only to a caller allowed to see this session
+            rows = exc
         conn.rollback()
-    ctx = _context(db, cache, first.account_id, first.started_at)
+    if check is not None:
+        check(int(first.account_id))
+    if isinstance(rows, TelbillError):
+        raise rows
+    leaf, payer, plan = rows
+    ctx = _Context(leaf, payer, plan, cache.at(plan.tariff, first.started_at))
     request = {"duration_s": duration_s, "answer": answer_at, "end": end_at}
 
     def work(conn: Connection) -> SessionView:
@@ -658,10 +713,11 @@ def sweep_sessions(
 
 
 def _sweep_one(db: Database, cache: TariffCache, session_id: int, *, clock: Clock) -> bool:
-    with db.engine.connect() as conn:
+    with db.engine.connect() as conn:  # one read connection for the session and its context
         first = _load(conn, session_id)
+        leaf, payer, plan = _context_rows(conn, first.account_id)
         conn.rollback()
-    ctx = _context(db, cache, first.account_id, first.started_at)
+    ctx = _Context(leaf, payer, plan, cache.at(plan.tariff, first.started_at))
 
     def work(conn: Connection) -> bool:
         ledger_store.load_buckets(conn, [first.payer_id])
