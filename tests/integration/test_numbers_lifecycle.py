@@ -9,11 +9,14 @@ import pytest
 from lifecycle_support import START, World, key, make_world, manual_clock, migrated_db
 
 from telbill.adapters.formats.inventory_csv import read_inventory_text
+from telbill.domain.tariffs import Direction, RateRow, TariffSettings
 from telbill.errors import Conflict, InsufficientBalance, InvalidInput
-from telbill.services import numbers, subscriptions
+from telbill.services import numbers, plans, sessions, subscriptions
 from telbill.services.events import list_events
+from telbill.services.plans import TariffCache
 from telbill.services.reconcile import reconcile
 from telbill.services.scheduler import tick
+from telbill.services.tariffs import import_tariff
 
 __all__ = ["make_world", "manual_clock", "migrated_db"]
 
@@ -278,3 +281,28 @@ def test_provider_grace_period_setting_changes_when_an_unpaid_number_is_released
     _tick_to(world, _day(2027, 3, 28))
     assert numbers.list_numbers(world.db, customer_id) == []
     assert world.inventory_status(BOSTON) == "quarantined"
+
+
+def test_inbound_call_to_a_suspended_number_is_refused_as_number_suspended(world: World) -> None:
+    customer_id = _suspended_boston(world)
+    rows = [RateRow("1", "NANP inbound", Decimal("0.01"), direction=Direction.INBOUND)]
+    import_tariff(
+        world.db,
+        "inbound",
+        rows,
+        TariffSettings(currency="USD"),
+        now=world.clock.now() - timedelta(days=1),
+    )
+    plans.create_plan(world.db, "inbound", tariff="inbound", clock=world.clock)
+    plans.assign_plan(world.db, customer_id, "inbound", clock=world.clock)
+
+    def inbound_to(number: str) -> sessions.Authorization:
+        return sessions.authorize(
+            world.db, TariffCache(world.db), account_id=customer_id, to_number=number,
+            direction="inbound", idempotency_key=key(), clock=world.clock,
+        )  # fmt: skip
+
+    refused = inbound_to(BOSTON)
+    assert (refused.allowed, refused.reason) == (False, "number_suspended")
+    other = inbound_to("+12125550199")  # not a number of ours: rated, not refused as suspended
+    assert other.reason != "number_suspended"

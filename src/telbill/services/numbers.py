@@ -780,6 +780,25 @@ def record_traffic(db: Database, number: str, *, clock: Clock) -> None:
         )
 
 
+def is_suspended_number(conn: Connection, number: str) -> bool:
+    """Whether `number` is a rented number suspended for an unpaid renewal (inbound calls to
+    it are refused as busy). Numbers telbill does not rent out are not suspended."""
+    try:
+        e164 = normalize_number(number)
+    except InvalidInput:
+        return False
+    status = conn.execute(
+        select(number_rentals.c.status)
+        .where(
+            number_rentals.c.number == e164,
+            number_rentals.c.status.in_(["active", "suspended"]),
+        )
+        .order_by(number_rentals.c.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return status == "suspended"
+
+
 def route_number(db: Database, number: str) -> NumberRoute:
     """Inbound: accept on an active rental, busy otherwise. Outbound: the number itself when
     active; a suspended number's calls present the account's main number instead."""

@@ -2,9 +2,10 @@
 
 * `authorize` answers allowed or refused with a reason: ``suspended`` (the account or its
   wallet is suspended or closed), ``call_class_not_allowed`` (the plan refuses the class),
-  ``no_rate`` (no tariff row), ``insufficient_balance`` (not one second affordable).
-  ``number_suspended`` is part of the contract but not yet produced: number inventory is
-  another area's table (see the report of issue 4).
+  ``no_rate`` (no tariff row), ``insufficient_balance`` (not one second affordable),
+  ``number_suspended`` (an inbound call to a rented number suspended for an unpaid renewal:
+  the switch answers busy; outbound calls from such a number are not refused, the switch
+  presents the account's main number instead, see `services.numbers.route_number`).
   `max_seconds` counts call-time packages (``s:call`` seconds, used first) and the money the
   wallet can spend on the call (free/trial/directional credit and the paid balance, holds of
   other calls already deducted), capped by the plan's maximum call length.
@@ -71,6 +72,7 @@ from telbill.services import idempotency
 from telbill.services.accounts import Account, AccountStatus, load_account
 from telbill.services.charging import explanation_json, share_of, usage_json
 from telbill.services.clock import Clock
+from telbill.services.numbers import is_suspended_number
 from telbill.services.plans import PlanRecord, TariffCache, get_plan_by_id, plan_for
 from telbill.services.suspension import enforce_zero_balance, resume_if_funded
 from telbill.services.wallets import DebitRequest, debit_many_in
@@ -356,6 +358,10 @@ def _decide(
     leaf = load_account(conn, ctx.leaf.id)
     if payer.status is not AccountStatus.ACTIVE or leaf.status is not AccountStatus.ACTIVE:
         return _refusal("suspended", f"account {payer.id} is {payer.status.value}", currency)
+    if event.direction is Direction.INBOUND and is_suspended_number(conn, event.to_number):
+        return _refusal(
+            "number_suspended", f"{event.to_number} is suspended for an unpaid renewal", currency
+        )
     try:
         call_class = classify_call(event)
         ctx.plan.plan.check_call_class(call_class)
