@@ -6,16 +6,14 @@ refused with a validation problem, because a client's float has already lost exa
 
 from __future__ import annotations
 
-from dataclasses import asdict, is_dataclass
-from datetime import datetime
 from decimal import Decimal
-from enum import Enum
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 from telbill.domain.money import parse_amount
 from telbill.errors import InvalidInput
+from telbill.jsonable import to_jsonable
 
 AMOUNT_PATTERN = r"^[+-]?(\d+(\.\d*)?|\.\d+)$"
 
@@ -45,22 +43,7 @@ AmountOut = Annotated[
 ]
 
 
-def plain_json(value: Any) -> Any:
-    """A service result (dataclasses, Decimals, datetimes, enums) as plain JSON values;
-    Decimals become strings."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return {k: plain_json(v) for k, v in asdict(value).items()}
-    if isinstance(value, Decimal):
-        return f"{value:f}"
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {str(k): plain_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [plain_json(v) for v in value]
-    return value
+plain_json = to_jsonable  # the API's name for the shared rule
 
 
 __all__ = ["AMOUNT_PATTERN", "AmountIn", "AmountOut", "plain_json"]

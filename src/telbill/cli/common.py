@@ -10,10 +10,6 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, is_dataclass
-from datetime import datetime
-from decimal import Decimal
-from enum import Enum
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
@@ -22,6 +18,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
 from telbill.adapters.db.engine import Database, database_url
 from telbill.errors import TelbillError
+from telbill.jsonable import to_jsonable
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -69,23 +66,6 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
 def open_db(url: str | None) -> Database:
     return Database(url or database_url())
-
-
-def to_jsonable(value: Any) -> Any:
-    """Dataclasses, Decimals (as strings), datetimes (ISO 8601) and enums to plain JSON."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return {k: to_jsonable(v) for k, v in asdict(value).items()}
-    if isinstance(value, Decimal):
-        return f"{value:f}"
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [to_jsonable(v) for v in value]
-    return value
 
 
 def print_json(value: Any) -> None:
