@@ -72,21 +72,29 @@ def _localize(naive: datetime, local_tz: tzinfo) -> datetime:
     return naive.replace(tzinfo=local_tz)
 
 
+MAX_SECONDS = 10**9  # ~31 years: larger durations/counts are corrupt and would overflow storage
+
+
 def parse_epoch(text: str, column: str) -> datetime | None:
     """Parse whole Unix seconds; ``0`` or blank mean "never" (FreeSWITCH's unanswered)."""
     value = text.strip()
     if value in {"", "0"}:
         return None
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise InvalidInput(f"{column}: not Unix epoch seconds: {text!r}")
-    return datetime.fromtimestamp(int(value), UTC)
+    try:
+        return datetime.fromtimestamp(int(value), UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise InvalidInput(f"{column}: Unix epoch seconds out of range: {text!r}") from exc
 
 
 def parse_seconds(text: str, column: str) -> int:
-    """Parse a whole, non-negative number of seconds."""
+    """Parse a whole, non-negative number of seconds (or count), at most MAX_SECONDS."""
     value = text.strip()
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise InvalidInput(f"{column}: expected whole seconds >= 0, got {text!r}")
+    if len(value) > 12 or int(value) > MAX_SECONDS:
+        raise InvalidInput(f"{column}: {text!r} is over the limit of {MAX_SECONDS}")
     return int(value)
 
 
