@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -39,7 +40,11 @@ from telbill.services.tariffs import import_tariff
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from charging_support import START, build_world, cdr_line  # noqa: E402
 
-FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=int(os.environ.get("TELBILL_FUZZ_EXAMPLES", "80")),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
 
 NASTY_CELLS = [
     "",

@@ -103,6 +103,14 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _number_out_of_range(request: Request, exc: Exception) -> JSONResponse:
+    # An id or count beyond what the database stores (e.g. 2**63) fails as the driver binds it,
+    # inside a transaction that is rolled back: the request was bad, not the server.
+    return problem_response(
+        request, status=422, code="invalid_input", detail="a number in the request is out of range"
+    )
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(
         request, status=500, code="internal_error", detail="internal server error"
@@ -114,6 +122,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TelbillError, _telbill_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OverflowError, _number_out_of_range)
     app.add_exception_handler(Exception, _unexpected_error)
 
 
