@@ -122,7 +122,6 @@ def test_random_authorize_bodies_never_crash_and_bad_ones_change_nothing(
 # ---------------------------------------------------------------- regressions found by fuzzing
 
 
-@SQLITE_ONLY
 def test_account_id_beyond_the_databases_integers_is_a_422_problem_not_a_crash(world: Any) -> None:
     huge = 2**63
     for path, body in [

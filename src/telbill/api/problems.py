@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from telbill.errors import TelbillError
@@ -104,8 +105,11 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _number_out_of_range(request: Request, exc: Exception) -> JSONResponse:
-    # An id or count beyond what the database stores (e.g. 2**63) fails as the driver binds it,
-    # inside a transaction that is rolled back: the request was bad, not the server.
+    # An id or count beyond what the database stores (e.g. 2**63) fails as the driver binds it
+    # (SQLite: OverflowError; PostgreSQL: SQLSTATE 22003), inside a transaction that is rolled
+    # back: the request was bad, not the server. Any other DataError stays a 500.
+    if isinstance(exc, DataError) and getattr(exc.orig, "sqlstate", None) != "22003":
+        return await _unexpected_error(request, exc)
     return problem_response(
         request, status=422, code="invalid_input", detail="a number in the request is out of range"
     )
@@ -123,6 +127,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OverflowError, _number_out_of_range)
+    app.add_exception_handler(DataError, _number_out_of_range)
     app.add_exception_handler(Exception, _unexpected_error)
 
 
