@@ -415,20 +415,27 @@ def storable(items: Iterable[ParsedRow | RowError]) -> Iterator[Any]:
 @SQLITE_ONLY
 def test_tariff_import_with_one_bad_row_writes_nothing(db_url: str) -> None:
     world = build_world(db_url)
-    try:
-        before = table_counts(world.db.engine)
+
+    @settings(FUZZ, max_examples=min(FUZZ.max_examples, 25))
+    @given(shape, st.sampled_from(["NaN", "1e999", "-1", "abc", "🙂", "", "0." + "1" * 12]))
+    def import_with_a_bad_row(shape: tuple[int, int], rate: str) -> None:
+        count, at = shape[0], position(*shape)
         text, _ = with_bad_row(
-            "prefix,rate\n", lambda i: f"{441 + i},0.0{i + 1}\n", "999,NaN\n", 3, 1
+            "prefix,rate\n", lambda i: f"{441 + i},0.0{i + 1}\n", f"999,{rate}\n", count, at
         )
+        before = table_counts(world.db.engine)
         with pytest.raises(TelbillError):
             import_tariff(
                 world.db,
-                "fuzzed",
+                "retail",  # an existing tariff: a bad file must not add a version either
                 storable(read_tariff_csv(lines_of(text))),
                 TariffSettings("USD"),
                 now=START,
             )
         assert table_counts(world.db.engine) == before
+
+    try:
+        import_with_a_bad_row()
     finally:
         world.db.dispose()
 
