@@ -289,12 +289,22 @@ def call_csv_lines(db: Database, account_id: int, month: str) -> Iterator[str]:
     return lines()
 
 
+def _month_of(now: datetime, zone: str) -> str:
+    local = now.astimezone(ZoneInfo(zone))
+    return f"{local.year:04d}-{local.month:02d}"
+
+
+def current_month(db: Database, account_id: int, *, now: datetime) -> str:
+    """"YYYY-MM" of `now` in the account's timezone."""
+    with db.transaction() as conn:
+        return _month_of(now, load_account(conn, account_id).timezone)
+
+
 def period_counters(db: Database, account_id: int, *, now: datetime) -> Counters:
     """Usage of the month containing `now` (account's timezone) by `account_id`'s subtree."""
     with db.transaction() as conn:
         account = load_account(conn, account_id)
-        local = now.astimezone(ZoneInfo(account.timezone))
-        period = f"{local.year:04d}-{local.month:02d}"
+        period = _month_of(now, account.timezone)
         start, end = month_bounds(period, account.timezone)
         tree = _subtree(account_id)
         scope = (
@@ -337,6 +347,7 @@ __all__ = [
     "Counters",
     "call_csv_lines",
     "call_report",
+    "current_month",
     "iter_call_rows",
     "month_bounds",
     "period_counters",
