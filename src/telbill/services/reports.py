@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Select, distinct, func, select
+from sqlalchemy import Connection, Select, case, distinct, func, select
 
 from telbill.adapters.db.charging_tables import charges
 from telbill.adapters.db.engine import Database
@@ -89,6 +89,10 @@ class Counters:
     sms: int  # billed SMS segments
     speech_s: int
     unique_users: int
+
+
+# A call counts once: its revision-0 row (a rerating adds rows with the difference).
+_FIRST_POSTINGS = func.coalesce(func.sum(case((charges.c.revision == 0, 1), else_=0)), 0)
 
 
 def month_bounds(month: str, zone: str) -> tuple[datetime, datetime]:
@@ -218,7 +222,7 @@ def call_report(
         totals_query = _voice_in(
             select(
                 charges.c.currency,
-                func.count(distinct(charges.c.cdr_id + ":" + charges.c.leg)),
+                _FIRST_POSTINGS,
                 func.coalesce(func.sum(charges.c.billed_units), 0),
                 func.coalesce(func.sum(charges.c.amount_micros), 0),
             ),
@@ -317,7 +321,7 @@ def period_counters(db: Database, account_id: int, *, now: datetime) -> Counters
             for service, count, units in conn.execute(
                 select(
                     charges.c.service,
-                    func.count(distinct(charges.c.cdr_id + ":" + charges.c.leg)),
+                    _FIRST_POSTINGS,
                     func.coalesce(func.sum(charges.c.billed_units), 0),
                 )
                 .where(*scope)
