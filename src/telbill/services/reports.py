@@ -122,14 +122,29 @@ def _voice_in(query: Select[Any], root_id: int, start: datetime, end: datetime) 
     )
 
 
-def _call_facts(data: Any) -> tuple[str, int]:
-    """(dialled number, call duration) from the stored usage, else from the explanation
-    (a rerating row or a second leg carries no usage)."""
-    if data.usage:
-        usage = usage_from_json(data.usage)
-        return usage.to_number, call_duration_s(usage)
-    explanation = data.explanation or {}
-    return str(explanation.get("to_number") or ""), int(explanation.get("duration_s") or 0)
+def _call_facts(usage: Any) -> tuple[str, int]:
+    """(dialled number, call duration) from a stored usage (JSON)."""
+    if not usage:
+        return "", 0
+    event = usage_from_json(usage)
+    return event.to_number, call_duration_s(event)
+
+
+def _usages(conn: Connection, page: list[Any]) -> dict[tuple[int, str], Any]:
+    """The usage of each call on the page. A second leg or a rerating row carries none: it
+    is read from the call's row that does (one query per page, only when needed)."""
+    found = {(int(r.account_id), str(r.cdr_id)): r.usage for r in page if r.usage}
+    missing = {(int(r.account_id), str(r.cdr_id)) for r in page if not r.usage} - set(found)
+    if missing:
+        query = select(charges.c.account_id, charges.c.cdr_id, charges.c.usage).where(
+            charges.c.account_id.in_({a for a, _ in missing}),
+            charges.c.cdr_id.in_({c for _, c in missing}),
+            charges.c.usage.is_not(None),
+        )
+        for account_id, cdr_id, usage in conn.execute(query):
+            if (int(account_id), str(cdr_id)) in missing:
+                found[(int(account_id), str(cdr_id))] = usage
+    return found
 
 
 def _destinations(conn: Connection, page: list[Any]) -> dict[tuple[Any, ...], str]:
@@ -163,11 +178,14 @@ def _destinations(conn: Connection, page: list[Any]) -> dict[tuple[Any, ...], st
     return found
 
 
-def _row(data: Any, tz: ZoneInfo, destinations: dict[tuple[Any, ...], str]) -> CallRow:
+def _row(
+    data: Any, tz: ZoneInfo, destinations: dict[tuple[Any, ...], str],
+    usages: dict[tuple[int, str], Any],
+) -> CallRow:  # fmt: skip
     occurred: datetime = data.occurred_at
     if occurred.tzinfo is None:
         occurred = occurred.replace(tzinfo=UTC)
-    number, duration_s = _call_facts(data)
+    number, duration_s = _call_facts(usages.get((int(data.account_id), str(data.cdr_id))))
     key = (data.tariff, data.tariff_version, data.prefix, data.service, data.direction)
     return CallRow(
         charge_id=int(data.id),
@@ -198,13 +216,13 @@ def _page(
     columns = (
         charges.c.id, charges.c.account_id, charges.c.direction, charges.c.billed_units,
         charges.c.amount_micros, charges.c.currency, charges.c.occurred_at,
-        charges.c.explanation, charges.c.usage, charges.c.tariff, charges.c.tariff_version,
+        charges.c.cdr_id, charges.c.usage, charges.c.tariff, charges.c.tariff_version,
         charges.c.prefix, charges.c.service,
     )  # fmt: skip
     query = _voice_in(select(*columns), root_id, start, end).where(charges.c.id > after_id)
     rows = list(conn.execute(query.order_by(charges.c.id).limit(limit)))
-    destinations = _destinations(conn, rows)
-    return [_row(r, tz, destinations) for r in rows]
+    destinations, usages = _destinations(conn, rows), _usages(conn, rows)
+    return [_row(r, tz, destinations, usages) for r in rows]
 
 
 def call_report(
