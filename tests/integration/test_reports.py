@@ -13,15 +13,17 @@ import pytest
 from charging_support import (  # noqa: F401  (fixture)
     START,
     World,
+    add_tariff,
     cdr_line,
     paid,
+    retail_rows,
     world_fixture,
     write_cdrs,
 )
 
 from telbill.adapters.formats.cdrs import read_cdr_file
 from telbill.errors import InvalidInput, NotFound
-from telbill.services import accounts, reports
+from telbill.services import accounts, reports, rerating
 from telbill.services.charging import post_cdrs
 
 
@@ -123,3 +125,18 @@ def test_report_of_an_unknown_account_or_a_bad_month_is_refused(world: World) ->
         reports.call_report(world.db, world.org.id, "2026-13")
     with pytest.raises(NotFound):
         reports.call_csv_lines(world.db, 999_999, "2026-03")
+
+
+def test_a_rerated_call_keeps_its_number_and_the_totals_follow_the_ledger(
+    world: World, tmp_path: Path
+) -> None:
+    before = paid(world)
+    post(world, tmp_path, [cdr_line("c1", "+447700900123", 61)])
+    add_tariff(world.db, "cheap-uk", retail_rows(uk_rate="0.30"), START - timedelta(days=1))
+    period = {"start": START - timedelta(hours=1), "end": START + timedelta(hours=1)}
+    rerating.rerate(world.db, world.org.id, clock=world.clock, tariff="cheap-uk", **period)
+    report = reports.call_report(world.db, world.org.id, "2026-03")
+    (total,) = report.totals
+    assert total.calls == 1 and total.cost == before - paid(world) == Decimal("0.60")
+    assert [r.number for r in report.rows] == ["+447700900123"] * 2
+    assert [r.duration_s for r in report.rows] == [61, 61]
