@@ -213,16 +213,18 @@ def _page(
     conn: Connection, root_id: int, start: datetime, end: datetime, tz: ZoneInfo,
     after_id: int, limit: int,
 ) -> list[CallRow]:  # fmt: skip
-    columns = (
-        charges.c.id, charges.c.account_id, charges.c.direction, charges.c.billed_units,
-        charges.c.amount_micros, charges.c.currency, charges.c.occurred_at,
-        charges.c.cdr_id, charges.c.usage, charges.c.tariff, charges.c.tariff_version,
-        charges.c.prefix, charges.c.service,
-    )  # fmt: skip
-    query = _voice_in(select(*columns), root_id, start, end).where(charges.c.id > after_id)
+    query = _voice_in(select(*_ROW_COLUMNS), root_id, start, end).where(charges.c.id > after_id)
     rows = list(conn.execute(query.order_by(charges.c.id).limit(limit)))
     destinations, usages = _destinations(conn, rows), _usages(conn, rows)
     return [_row(r, tz, destinations, usages) for r in rows]
+
+
+_ROW_COLUMNS = (
+    charges.c.id, charges.c.account_id, charges.c.direction, charges.c.billed_units,
+    charges.c.amount_micros, charges.c.currency, charges.c.occurred_at,
+    charges.c.cdr_id, charges.c.usage, charges.c.tariff, charges.c.tariff_version,
+    charges.c.prefix, charges.c.service,
+)  # fmt: skip
 
 
 def call_report(
@@ -263,19 +265,26 @@ def call_report(
 def iter_call_rows(
     db: Database, account_id: int, month: str, *, page_size: int = MAX_PAGE
 ) -> Iterator[CallRow]:
-    """Every call row of the month, read `page_size` at a time (one short transaction each)."""
+    """Every call row of the month. The month's charge ids are sorted once (one query), then
+    rows are read `page_size` ids at a time, each page in a short transaction: paging with a
+    cursor would sort the month again for every page, and one long read would hold SQLite's
+    write lock for the whole export."""
     with db.transaction() as conn:
         account = load_account(conn, account_id)
-    start, end = month_bounds(month, account.timezone)
+        start, end = month_bounds(month, account.timezone)
+        ids = list(
+            conn.execute(
+                _voice_in(select(charges.c.id), account_id, start, end).order_by(charges.c.id)
+            ).scalars()
+        )
     tz = ZoneInfo(account.timezone)
-    after_id = 0
-    while True:
+    for offset in range(0, len(ids), page_size):
+        chunk = ids[offset : offset + page_size]
         with db.transaction() as conn:
-            rows = _page(conn, account_id, start, end, tz, after_id, page_size)
-        yield from rows
-        if len(rows) < page_size:
-            return
-        after_id = rows[-1].charge_id
+            query = select(*_ROW_COLUMNS).where(charges.c.id.in_(chunk)).order_by(charges.c.id)
+            rows = list(conn.execute(query))
+            destinations, usages = _destinations(conn, rows), _usages(conn, rows)
+        yield from (_row(r, tz, destinations, usages) for r in rows)
 
 
 def csv_row(row: CallRow) -> list[str]:
