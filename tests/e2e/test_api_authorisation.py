@@ -40,6 +40,9 @@ CASES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/v1/accounts/{account_id}/notifications/read"): {"event_ids": None},
     ("POST", "/v1/accounts/{account_id}/webhooks"): {"url": "https://example.com/hooks"},
     ("GET", "/v1/accounts/{account_id}/webhooks"): None,
+    ("GET", "/v1/accounts/{account_id}/reports/calls"): None,
+    ("GET", "/v1/accounts/{account_id}/reports/calls.csv"): None,
+    ("GET", "/v1/accounts/{account_id}/counters"): None,
 }
 # Whoever may read notifications may mark them read (a user key on its own account too).
 READER_WRITES = {("POST", "/v1/accounts/{account_id}/notifications/read")}

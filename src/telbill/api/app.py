@@ -29,6 +29,7 @@ ROUTER_MODULES = (
     "telbill.api.routes_charging",
     "telbill.api.routes_rating",
     "telbill.api.routes_notifications",
+    "telbill.api.routes_reports",
 )
 
 

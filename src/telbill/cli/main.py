@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "telbill.cli.lifecycle",
     "telbill.cli.charging",
     "telbill.cli.notifications",
+    "telbill.cli.reports",
 )
 
 

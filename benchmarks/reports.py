@@ -1,0 +1,143 @@
+"""Report costs on a busy account: the call-cost report (totals + first page), the period
+counters and the full CSV stream of a month, vs the baseline of fetching every charge row of
+the month and summing it in Python (what the SQL aggregates replace).
+
+Rows are inserted straight into `charges` (synthetic, rated-looking) to keep setup short.
+
+Run: python benchmarks/reports.py [--quick] [--rows N] [--pg-url URL] [--no-pg]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import sqlalchemy as sa  # noqa: E402
+
+from telbill.adapters.db.charging_tables import charges  # noqa: E402
+from telbill.adapters.db.engine import Database, migrate  # noqa: E402
+from telbill.services import accounts, reports  # noqa: E402
+from telbill.services.clock import SystemClock  # noqa: E402
+
+PG_DEFAULT = os.environ.get(
+    "TELBILL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+MONTH_START = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def setup(url: str, rows: int) -> tuple[Database, int]:
+    migrate(url)
+    db = Database(url)
+    clock = SystemClock()
+    provider = accounts.create_account(
+        db, kind="provider", name="Bench", currency="USD", idempotency_key="p", clock=clock
+    )
+    org = accounts.create_account(
+        db, kind="organisation", name="Org", parent_id=provider.id, idempotency_key="o",
+        clock=clock,
+    )  # fmt: skip
+    users = [
+        accounts.create_account(
+            db, kind="user", name=f"u{n}", parent_id=org.id, idempotency_key=f"u{n}",
+            clock=clock,
+        ).id
+        for n in range(20)
+    ]  # fmt: skip
+    step = timedelta(days=28) / rows
+    batch: list[dict[str, object]] = []
+    with db.transaction() as conn:
+        for n in range(rows):
+            at = MONTH_START + step * n
+            seconds = 10 + n % 300
+            batch.append({
+                "cdr_id": f"c{n}", "leg": "caller", "revision": 0, "account_id": users[n % 20],
+                "payer_id": org.id, "service": "voice", "direction": "outbound",
+                "amount_micros": seconds * 2000, "currency": "USD", "unit": "second",
+                "billed_units": seconds, "package_units": 0, "tariff": "retail",
+                "tariff_version": 1, "prefix": "1", "explanation": {"derived": 1},
+                "usage": {"id": f"c{n}", "account": "Org", "service": "voice",
+                          "direction": "outbound", "to": "+15551234567",
+                          "start": at.isoformat(), "answer": at.isoformat(),
+                          "end": (at + timedelta(seconds=seconds)).isoformat()},
+                "occurred_at": at, "created_at": at,
+            })  # fmt: skip
+            if len(batch) == 10_000:
+                conn.execute(charges.insert(), batch)
+                batch = []
+        if batch:
+            conn.execute(charges.insert(), batch)
+    return db, org.id
+
+
+def timed(fn: object) -> float:
+    started = time.perf_counter()
+    fn()  # type: ignore[operator]
+    return time.perf_counter() - started
+
+
+def baseline(db: Database, org_id: int) -> None:
+    """Every row of the month fetched and summed in Python."""
+    with db.transaction() as conn:
+        total = 0
+        for row in conn.execute(
+            sa.select(charges.c.amount_micros, charges.c.billed_units).where(
+                charges.c.payer_id == org_id, charges.c.occurred_at >= MONTH_START
+            )
+        ):
+            total += row.amount_micros
+    assert total > 0
+
+
+def run(label: str, url: str, rows: int) -> None:
+    started = time.perf_counter()
+    db, org_id = setup(url, rows)
+    print(f"[{label}] inserted {rows:,} charges in {time.perf_counter() - started:.1f} s")
+    now = MONTH_START + timedelta(days=10)
+    base_s = timed(lambda: baseline(db, org_id))
+    report_s = timed(lambda: reports.call_report(db, org_id, "2026-03", limit=100))
+    counters_s = timed(lambda: reports.period_counters(db, org_id, now=now))
+    csv_s = timed(lambda: sum(1 for _ in reports.call_csv_lines(db, org_id, "2026-03")))
+    print(f"[{label}] baseline fetch+sum in Python: {base_s:.2f} s")
+    print(f"[{label}] call report (totals + first page): {report_s:.2f} s "
+          f"({report_s / base_s:.2f}x baseline)")  # fmt: skip
+    print(f"[{label}] period counters: {counters_s:.2f} s ({counters_s / base_s:.2f}x baseline)")
+    print(f"[{label}] CSV stream of every row: {csv_s:.2f} s ({rows / csv_s:,.0f} rows/s, "
+          f"{csv_s / base_s:.2f}x baseline)")  # fmt: skip
+    db.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="20,000 rows")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--pg-url", default=PG_DEFAULT)
+    parser.add_argument("--no-pg", action="store_true")
+    args = parser.parse_args()
+    rows = 20_000 if args.quick else args.rows
+    with tempfile.TemporaryDirectory() as tmp:
+        run("sqlite", f"sqlite:///{tmp}/bench.db", rows)
+    if not args.no_pg:
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        engine = sa.create_engine(args.pg_url)
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+        try:
+            options = quote(f"-csearch_path={schema}")
+            run("postgresql", f"{args.pg_url}?options={options}", rows)
+        finally:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+            engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

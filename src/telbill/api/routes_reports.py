@@ -1,0 +1,140 @@
+"""Report endpoints: the call-cost report of an account (a user, or an organisation with its
+subtree) for a month in the account's timezone, as JSON pages or a streamed CSV, and the
+period counters of the current month. Anyone who may read the account may read them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from telbill.api.deps import ClockDep, DbDep, PrincipalDep
+from telbill.api.schemas import AmountOut
+from telbill.services import reports
+from telbill.services.auth import Action, authorize
+
+router = APIRouter(tags=["reports"])
+
+MonthQuery = Annotated[
+    str | None,
+    Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM in the account's timezone; "
+          "default: the current month"),
+]  # fmt: skip
+
+
+class CallRowOut(BaseModel):
+    charge_id: int
+    time: datetime = Field(description="When the call started, in the account's timezone")
+    account_id: int = Field(description="The user (extension) who made or took the call")
+    number: str
+    destination: str | None
+    direction: str
+    duration_s: int
+    billed_s: int
+    cost: AmountOut
+    currency: str
+
+
+class CallTotalOut(BaseModel):
+    currency: str
+    calls: int
+    billed_s: int
+    cost: AmountOut
+
+
+class CallReportOut(BaseModel):
+    account_id: int
+    month: str
+    timezone: str
+    start: datetime
+    end: datetime
+    totals: list[CallTotalOut]
+    items: list[CallRowOut]
+    next_cursor: str | None
+
+
+class CountersOut(BaseModel):
+    account_id: int
+    period: str
+    timezone: str
+    calls: int
+    voice_s: int
+    minutes: str
+    sms: int
+    speech_s: int
+    unique_users: int
+
+
+def _month(db: DbDep, clock: ClockDep, account_id: int, month: str | None) -> str:
+    if month is not None:
+        return month
+    return reports.current_month(db, account_id, now=clock.now())
+
+
+@router.get(
+    "/accounts/{account_id}/reports/calls",
+    response_model=CallReportOut,
+    summary="Call-cost report of the account (and its subtree) for a month, paged",
+)
+def get_call_report(
+    account_id: int,
+    db: DbDep,
+    clock: ClockDep,
+    principal: PrincipalDep,
+    month: MonthQuery = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=reports.MAX_PAGE)] = 100,
+) -> CallReportOut:
+    authorize(db, principal, account_id, Action.READ)
+    report = reports.call_report(
+        db, account_id, _month(db, clock, account_id, month), limit=limit, cursor=cursor
+    )
+    return CallReportOut(
+        account_id=report.account_id, month=report.month, timezone=report.timezone,
+        start=report.start, end=report.end,
+        totals=[CallTotalOut(currency=t.currency, calls=t.calls, billed_s=t.billed_s,
+                             cost=t.cost) for t in report.totals],
+        items=[CallRowOut(**{f: getattr(r, f) for f in CallRowOut.model_fields})
+               for r in report.rows],
+        next_cursor=report.next_cursor,
+    )  # fmt: skip
+
+
+@router.get(
+    "/accounts/{account_id}/reports/calls.csv",
+    summary="Call-cost report of a month as CSV (streamed)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def get_call_report_csv(
+    account_id: int, db: DbDep, clock: ClockDep, principal: PrincipalDep,
+    month: MonthQuery = None,
+) -> StreamingResponse:  # fmt: skip
+    authorize(db, principal, account_id, Action.READ)
+    chosen = _month(db, clock, account_id, month)
+    lines = reports.call_csv_lines(db, account_id, chosen)
+    return StreamingResponse(
+        lines,
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="calls-{account_id}-{chosen}.csv"'},
+    )
+
+
+@router.get(
+    "/accounts/{account_id}/counters",
+    response_model=CountersOut,
+    summary="Usage counters of the current month (minutes, SMS, speech, unique users)",
+)
+def get_counters(
+    account_id: int, db: DbDep, clock: ClockDep, principal: PrincipalDep
+) -> CountersOut:
+    authorize(db, principal, account_id, Action.READ)
+    counters = reports.period_counters(db, account_id, now=clock.now())
+    return CountersOut(
+        account_id=counters.account_id, period=counters.period, timezone=counters.timezone,
+        calls=counters.calls, voice_s=counters.voice_s, minutes=f"{counters.minutes:f}",
+        sms=counters.sms, speech_s=counters.speech_s, unique_users=counters.unique_users,
+    )  # fmt: skip
