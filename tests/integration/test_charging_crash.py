@@ -58,11 +58,23 @@ def test_cdr_post_killed_at_random_points_charges_each_cdr_exactly_once(
         every_line += lines
 
     context = multiprocessing.get_context("fork")
+    # Kill points are spread over how long one whole post takes on this machine, measured
+    # here (a fixed window would let a fast machine finish before every kill).
+    calibration = [cdr_line(f"cal-{n}", "+15551234567", 60) for n in range(CDRS_PER_FILE)]
+    every_line += calibration
+    seconds_total += 60 * CDRS_PER_FILE
+    started = time.monotonic()
+    worker = context.Process(
+        target=_post, args=(str(write_cdrs(tmp_path / "cal.csv", calibration)), db_url)
+    )
+    worker.start()
+    worker.join()
+    window_s = max(time.monotonic() - started, 0.05)
     interrupted = 0
     for round_, path in enumerate(files):
         worker = context.Process(target=_post, args=(str(path), db_url))
         worker.start()
-        time.sleep(rng.uniform(0.0, 0.4))
+        time.sleep(rng.uniform(0.0, window_s))
         if worker.is_alive():
             os.kill(worker.pid or 0, signal.SIGKILL)
             interrupted += 1
@@ -71,11 +83,11 @@ def test_cdr_post_killed_at_random_points_charges_each_cdr_exactly_once(
         if round_ and rng.random() < 0.3:
             again = context.Process(target=_post, args=(str(files[round_ - 1]), db_url))
             again.start()
-            time.sleep(rng.uniform(0.0, 0.3))
+            time.sleep(rng.uniform(0.0, window_s))
             if again.is_alive():
                 os.kill(again.pid or 0, signal.SIGKILL)
             again.join()
-    assert interrupted >= KILLS // 2, "most workers must be killed while posting"
+    assert interrupted >= KILLS // 4, "kills must land while workers are posting"
 
     # Re-run everything once, through the real command line, to completion.
     everything = write_cdrs(tmp_path / "all.csv", every_line)
@@ -95,7 +107,7 @@ def test_cdr_post_killed_at_random_points_charges_each_cdr_exactly_once(
         count = conn.execute(select(func.count()).select_from(charges)).scalar_one()
         distinct = conn.execute(select(func.count(func.distinct(charges.c.cdr_id)))).scalar_one()
         charged = conn.execute(select(func.sum(charges.c.amount_micros))).scalar_one()
-    assert count == distinct == KILLS * CDRS_PER_FILE
+    assert count == distinct == (KILLS + 1) * CDRS_PER_FILE
     expected = Decimal(seconds_total) * Decimal("0.12") / 60
     assert Decimal(charged) / 1_000_000 == expected
     assert paid(world) == Decimal("1000000") - expected
