@@ -4,9 +4,15 @@ PostgreSQL, and authorize+end session pairs per second over HTTP on loopback.
     python benchmarks/charging.py            # 20,000 CDRs, 1,000 session pairs
     python benchmarks/charging.py --quick    # 2,000 CDRs, 200 session pairs
     python benchmarks/charging.py --full     # 1,000,000 CDRs, 5,000 session pairs
+    python benchmarks/charging.py --cdrs-only --baseline 6a73e9c --baseline-cdrs 20000
+    python benchmarks/charging.py --cdrs-only --quick --profile
 
 Baselines measured in the same run show where the time goes: reading the file alone,
-reading + rating (no database), and `/healthz` over HTTP at the same concurrency.
+reading + rating (no database; on a sample of at most 100,000 CDRs), and `/healthz` over
+HTTP at the same concurrency. `--baseline REF` also posts CDRs with the code of git commit
+REF (exported with `git archive` to a temporary folder, run in a subprocess; e.g. the commit
+before a change), in the same run on the same machine load. `--profile` prints where the
+SQLite posting spends its time (cProfile, top functions by own time).
 PostgreSQL: TELBILL_BENCH_PG_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/test),
 each run in a fresh schema dropped at the end.
 """
@@ -15,7 +21,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import io
+import itertools
 import os
+import pstats
 import signal
 import socket
 import statistics
@@ -31,7 +41,8 @@ from typing import Any
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+# TELBILL_BENCH_SRC: run against another checkout's code (set by --baseline).
+sys.path.insert(0, os.environ.get("TELBILL_BENCH_SRC") or str(ROOT / "src"))
 
 from telbill.adapters.db.engine import Database, migrate  # noqa: E402
 from telbill.adapters.formats.cdrs import read_cdr_file  # noqa: E402
@@ -118,10 +129,16 @@ def drop_schema(schema: str) -> None:
 # ---------------------------------------------------------------------------- CDRs
 
 
+BASELINE_SAMPLE = 100_000
+
+
 def baselines(path: Path, count: int, db: Database) -> tuple[float, float, float]:
-    """Per second: reading the file; reading + `rate_event` per CDR; reading + batch rating."""
+    """Per second: reading the file; reading + `rate_event` per CDR; reading + batch rating
+    (on the first `BASELINE_SAMPLE` CDRs at most)."""
+    count = min(count, BASELINE_SAMPLE)
     started = time.perf_counter()
-    events = [r for r in read_cdr_file(path) if isinstance(r, UsageEvent)]
+    records = itertools.islice(read_cdr_file(path), count)
+    events = [r for r in records if isinstance(r, UsageEvent)]
     read_s = time.perf_counter() - started
     cache = plans.TariffCache(db)
     index = cache.at("retail", START)
@@ -138,13 +155,20 @@ def baselines(path: Path, count: int, db: Database) -> tuple[float, float, float
     return count / read_s, count / (read_s + rate_s), count / (read_s + batch_s)
 
 
-def bench_cdrs(name: str, url: str, path: Path, count: int, chunk: int) -> dict[str, float]:
+def bench_cdrs(
+    name: str, url: str, path: Path, count: int, chunk: int, *, profile: bool = False
+) -> dict[str, float]:
     db, _, _ = setup(url, balance="100000000")
     read_per_s, rated_per_s, batch_per_s = baselines(path, count, db)
+    profiler = cProfile.Profile() if profile else None
     started, cpu = time.perf_counter(), time.process_time()
+    if profiler is not None:
+        profiler.enable()
     summary = charging.post_cdrs(
         db, read_cdr_file(path), clock=SystemClock(), source=str(path), chunk_size=chunk
     )
+    if profiler is not None:
+        profiler.disable()
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     assert summary.posted == count, summary
     started = time.perf_counter()
@@ -164,8 +188,27 @@ def bench_cdrs(name: str, url: str, path: Path, count: int, chunk: int) -> dict[
         f" read+batch rate {batch_per_s:9,.0f}/s"
         f" (posting = {posted_per_s / rated_per_s:.2f}x of read+rate)"
         f" | replay {count / replay_s:9,.0f}/s"
+        + (" (profiled: slower)" if profiler else "")
     )
+    if profiler is not None:
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(18)
+        print("\n".join(line for line in text.getvalue().splitlines()[6:] if line.strip()))
     return {"posted_per_s": posted_per_s, "cpu_per_s": count / cpu}
+
+
+def bench_baseline(ref: str, count: int, chunk: int, no_pg: bool) -> None:
+    """The CDR benchmark with the code of git commit `ref`, in a subprocess (same machine,
+    same run)."""
+    print(f"Baseline: code of {ref} ({count:,} CDRs, committed every {chunk}):", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "src"],
+                                 check=True, capture_output=True).stdout  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        command = [sys.executable, __file__, "--cdrs-only", "--cdrs", str(count), "--chunk",
+                   str(chunk), *(["--no-pg"] if no_pg else [])]  # fmt: skip
+        env = {**os.environ, "TELBILL_BENCH_SRC": str(Path(tmp) / "src")}
+        subprocess.run(command, env=env, check=True)
 
 
 def tree_cpu_s(pid: int) -> float:
@@ -300,6 +343,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-pg", action="store_true")
+    parser.add_argument("--cdrs-only", action="store_true", help="No session benchmark.")
+    parser.add_argument("--profile", action="store_true", help="cProfile the SQLite posting.")
+    parser.add_argument("--baseline", default=None,
+                        help="Also post CDRs with the code of this git commit or branch.")
+    parser.add_argument("--baseline-cdrs", type=int, default=None,
+                        help="CDRs for the baseline run (default: as many as this run).")
+    parser.add_argument("--baseline-chunk", type=int, default=1_000)
     parser.add_argument(
         "--plain-http", action="store_true",
         help="uvicorn with asyncio + h11 (default: uvloop + httptools when installed)",
@@ -311,14 +361,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "cdrs.csv"
         write_cdrs(path, count)
-        print(f"CDR posting (rated + posted, committed every {args.chunk} CDRs):")
-        bench_cdrs("sqlite", f"sqlite:///{tmp}/bench.db", path, count, args.chunk)
+        print(f"CDR posting (rated + posted, committed every {args.chunk} CDRs):", flush=True)
+        bench_cdrs("sqlite", f"sqlite:///{tmp}/bench.db", path, count, args.chunk,
+                   profile=args.profile)  # fmt: skip
         if not args.no_pg:
             schema, url = pg_schema()
             try:
                 bench_cdrs("postgresql", url, path, count, args.chunk)
             finally:
                 drop_schema(schema)
+        if args.baseline is not None:
+            bench_baseline(args.baseline, args.baseline_cdrs or count, args.baseline_chunk,
+                           args.no_pg)  # fmt: skip
+        if args.cdrs_only:
+            return
         print("Sessions over HTTP on loopback:")
         bench_sessions("sqlite", f"sqlite:///{tmp}/sessions.db", pairs, args.clients, 1,
                        server_args)  # fmt: skip

@@ -9,6 +9,7 @@ Each debit is a full ledger operation: idempotency check and record, bucket lock
 a transaction row, its postings, balance update. The figure is batched / raw.
 
 Run: python benchmarks/ledger.py [--quick] [--pg-url URL] [--no-pg]
+Before/after a change: TELBILL_BENCH_SRC=<exported old src> python benchmarks/ledger.py ...
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import quote
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+# TELBILL_BENCH_SRC: measure another checkout's code (e.g. a `git archive` of main).
+SRC = Path(__file__).resolve().parents[1] / "src"
+sys.path.insert(0, os.environ.get("TELBILL_BENCH_SRC") or str(SRC))
 
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table  # noqa: E402
 

@@ -1,63 +1,119 @@
 """A year of daily ticks for N accounts (numbers bought on every day of the month,
-subscriptions, defaulters, late payers, random top-ups and calls).
+subscriptions, defaulters, late payers, random top-ups and calls), on one process.
 
-Prints the wall time of the year and the cost per account-year, for the scheduler's
-default (several accounts per transaction) against a baseline measured in the same run:
-one account per transaction. Default 1,000 accounts on a temporary SQLite file;
-``--url`` for another database (an empty PostgreSQL schema), ``--quick`` for 31 accounts.
+Prints where the time goes: set-up, the outside events of each day (top-ups, calls), and
+inside the ticks the due-job queries (`collect_due`), the jobs themselves (per job kind:
+count and mean cost), and the tasks run at every tick (threshold check, session sweep).
+With ``--compare-thresholds`` it also times, at the end of the year, the set-based
+threshold check against the per-wallet reference on the same database (a ratio from one
+run, less sensitive to the load of the machine).
 
-    python benchmarks/year_simulation.py --quick
+    python benchmarks/year_simulation.py --accounts 1000
+    python benchmarks/year_simulation.py --quick            # 31 accounts
+    python benchmarks/year_simulation.py --url postgresql+psycopg://postgres@127.0.0.1/test
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests" / "integration")]
 
 import year_simulation as sim  # noqa: E402
+from telbill.services import scheduler, thresholds  # noqa: E402
 from telbill.services.reconcile import reconcile  # noqa: E402
 
+seconds: Counter[str] = Counter()
+jobs: Counter[str] = Counter()
 
-def measure(url: str, count: int, per_transaction: int) -> float:
-    ids = sim.set_up(url, count)
-    started = time.perf_counter()
-    sim.tick_year(url, ids, accounts_per_transaction=per_transaction)
-    elapsed = time.perf_counter() - started
-    assert reconcile(sim.open_database(url)).ok
-    return elapsed
+
+def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            seconds[name] += time.perf_counter() - started
+
+    return wrapper
+
+
+def instrument() -> None:
+    """Wrap the scheduler's phases with timers (only in this process)."""
+    scheduler.collect_due = timed("collect_due", scheduler.collect_due)
+    for name, task in list(scheduler.TASKS.items()):
+        scheduler.TASKS[name] = timed(f"task {name}", task)
+    sim.apply_day_events = timed("outside events (top-ups, calls)", sim.apply_day_events)
+    original_tick = scheduler.tick
+
+    def tick(*args: Any, **kwargs: Any) -> scheduler.TickReport:
+        report = original_tick(*args, **kwargs)
+        jobs.update(report.outcomes)
+        return report
+
+    scheduler.tick = timed("tick (all)", tick)
+    for kind in scheduler.JOBS:
+        timed_run = timed(f"job {kind.name}", kind.run)
+        scheduler._BY_NAME[kind.name] = scheduler.JobKind(
+            kind.name, kind.order, timed_run, kind.at_until
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--quick", action="store_true", help="31 accounts")
-    parser.add_argument("--url", help="two empty databases: URL{0} and URL{1} placeholders")
+    parser.add_argument("--url", help="an empty database (default: a temporary SQLite file)")
+    parser.add_argument("--compare-thresholds", action="store_true")
     args = parser.parse_args()
     count = 31 if args.quick else args.accounts
     with tempfile.TemporaryDirectory() as folder:
-        urls = (
-            [args.url.format(0), args.url.format(1)]
-            if args.url
-            else [f"sqlite:///{folder}/baseline.db", f"sqlite:///{folder}/batched.db"]
-        )
-        baseline = measure(urls[0], count, 1)
-        batched = measure(urls[1], count, 25)
-    print(f"accounts: {count}, days ticked: 365")
-    print(
-        f"baseline (1 account per transaction):  {baseline:8.1f} s"
-        f"  {baseline / count * 1000:7.1f} ms per account-year"
-    )
-    print(
-        f"default (25 accounts per transaction): {batched:8.1f} s"
-        f"  {batched / count * 1000:7.1f} ms per account-year"
-    )
-    print(f"speed-up vs baseline: {baseline / batched:.2f}x")
+        url = args.url or f"sqlite:///{folder}/year.db"
+        started = time.perf_counter()
+        ids = sim.set_up(url, count)
+        set_up_s = time.perf_counter() - started
+        instrument()
+        started = time.perf_counter()
+        sim.tick_year(url, ids)
+        year_s = time.perf_counter() - started
+        db = sim.open_database(url)
+        assert reconcile(db).ok
+        checked = sim.check_dates(url, ids)
+        days = (sim.LAST_TICK - sim.FIRST_TICK).days + 1
+        print(f"accounts: {count}, daily ticks: {days}, load: {os.getloadavg()[0]:.2f}")
+        print(f"dates checked: {checked}")
+        print(f"set-up: {set_up_s:.1f} s; year: {year_s:.1f} s", end=" ")
+        print(f"({year_s / count * 1000:.1f} ms per account-year)")
+        for name, spent in sorted(seconds.items(), key=lambda item: -item[1]):
+            if name.startswith("job "):
+                job = name[4:]
+                runs = sum(n for key, n in jobs.items() if key.startswith(job + ":"))
+                per = f"  {runs:6d} runs, {spent / max(runs, 1) * 1000:6.1f} ms each"
+            else:
+                per = f"  {spent / days * 1000:6.1f} ms per tick"
+            print(f"  {name:38s} {spent:8.1f} s{per}")
+        if args.compare_thresholds:
+            now = sim._at(sim.LAST_TICK)
+            started = time.perf_counter()
+            thresholds.check_all(db, now)
+            batched = time.perf_counter() - started
+            started = time.perf_counter()
+            thresholds.check_all_one_by_one(db, now)
+            one_by_one = time.perf_counter() - started
+            print(
+                f"threshold check of every wallet: set-based {batched * 1000:.0f} ms, "
+                f"one by one {one_by_one * 1000:.0f} ms ({one_by_one / batched:.0f}x)"
+            )
+        db.dispose()
 
 
 if __name__ == "__main__":

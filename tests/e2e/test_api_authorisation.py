@@ -34,6 +34,15 @@ CASES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/v1/accounts/{account_id}/subscription/change"): {"seats": 2},
     ("POST", "/v1/accounts/{account_id}/packages"): {"package": "sms100"},
     ("GET", "/v1/accounts/{account_id}/packages"): None,
+    ("GET", "/v1/accounts/{account_id}/plans"): None,
+    ("GET", "/v1/accounts/{account_id}/package-offers"): None,
+    ("GET", "/v1/plans"): None,
+    ("POST", "/v1/plans"): {"code": "gold", "monthly_fee": "20.00"},
+    ("GET", "/v1/packages"): None,
+    ("POST", "/v1/packages"): {"code": "min60", "unit": "s:call", "amount": "3600", "price": "3"},
+    ("POST", "/v1/inventory/numbers"): {
+        "csv": "number,country,type,monthly_price\n+16175550199,US,local,1.00\n"
+    },
     ("GET", "/v1/accounts/{account_id}/thresholds"): None,
     ("PUT", "/v1/accounts/{account_id}/thresholds"): {"fixed_levels": ["1.00", "0"]},
     ("GET", "/v1/accounts/{account_id}/notifications"): None,
@@ -43,6 +52,7 @@ CASES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("GET", "/v1/accounts/{account_id}/reports/calls"): None,
     ("GET", "/v1/accounts/{account_id}/reports/calls.csv"): None,
     ("GET", "/v1/accounts/{account_id}/counters"): None,
+    ("GET", "/v1/accounts/{account_id}/invoices"): None,
 }
 # Whoever may read notifications may mark them read (a user key on its own account too).
 READER_WRITES = {("POST", "/v1/accounts/{account_id}/notifications/read")}
@@ -50,6 +60,16 @@ READER_WRITES = {("POST", "/v1/accounts/{account_id}/notifications/read")}
 RECEIPT_ROUTES = {
     ("GET", "/v1/receipts/{receipt_id}.pdf"),
     ("DELETE", "/v1/accounts/{account_id}/webhooks/{webhook_id}"),
+}
+# Invoices named by their own id: their matrix is `test_invoice_routes_*` below.
+INVOICE_CASES: dict[tuple[str, str], dict[str, Any] | None] = {
+    ("GET", "/v1/invoices/{invoice_id}"): None,
+    ("GET", "/v1/invoices/{invoice_id}.pdf"): None,
+    ("POST", "/v1/invoices/{invoice_id}/payments"): {"amount": "1.00", "method": "bank_transfer"},
+    ("POST", "/v1/invoices/{invoice_id}/credit-notes"): {
+        "lines": [{"description": "goodwill", "amount": "1.00"}],
+        "reason": "test",
+    },
 }
 # Charging endpoints name their account in the body, or a session / campaign / charge id:
 # their role matrix is in test_api_charging.py.
@@ -88,7 +108,7 @@ def call(world: Any, case: tuple[str, str], who: str | None, target: str) -> Any
 
 def test_every_endpoint_has_a_case(world):
     assert api_routes(world.client.app) == (
-        set(CASES) | set(ANY_KEY_CASES) | CHARGING_ROUTES | RECEIPT_ROUTES
+        set(CASES) | set(ANY_KEY_CASES) | CHARGING_ROUTES | RECEIPT_ROUTES | set(INVOICE_CASES)
     )
 
 
@@ -140,7 +160,10 @@ def test_user_key_is_read_only_on_its_own_account(world):
             assert response.status_code == 403, (case, response.text)
         else:
             assert response.status_code == 200, (case, response.text)
-    assert world.snapshot() == before
+    after = world.snapshot()
+    # Marking notifications read (a reader's write) remembers its Idempotency-Key, no more.
+    after["counts"]["idempotency_keys"] = before["counts"]["idempotency_keys"]
+    assert after == before
 
 
 def test_user_key_cannot_see_its_organisation(world):
@@ -198,3 +221,48 @@ def test_organisation_admin_cannot_hand_out_a_provider_admin_key(world):
         headers=world.headers("alpha"),
     )
     assert response.status_code == 403
+
+
+def february_invoice_of_alpha(world: Any) -> int:
+    """Alpha's invoice of February 2026 (the world starts on 1 March): issued once."""
+    from telbill.services import invoices
+
+    return invoices.issue_invoice(world.db, world.ids["alpha"], "2026-02", clock=world.clock).id
+
+
+def call_invoice(world: Any, case: tuple[str, str], who: str | None, invoice_id: int) -> Any:
+    method, template = case
+    path = template.replace("{invoice_id}", str(invoice_id))
+    headers = world.headers(who) if who else {"Idempotency-Key": "anonymous"}
+    return world.client.request(method, path, json=INVOICE_CASES[case], headers=headers)
+
+
+def test_invoice_routes_of_another_tenant_answer_404_like_a_missing_invoice(world):
+    invoice_id = february_invoice_of_alpha(world)
+    before = world.snapshot()
+    for attacker, case in itertools.product(("bravo", "bob", "zeta"), INVOICE_CASES):
+        response = call_invoice(world, case, attacker, invoice_id)
+        assert response.status_code == 404, (attacker, case, response.text)
+        assert response.json()["type"] == "https://telbill.dev/problems/not_found"
+        missing = call_invoice(world, case, attacker, 999_999)
+        assert missing.status_code == 404 and "Alpha" not in response.text
+    assert world.snapshot() == before
+
+
+def test_invoice_routes_let_the_account_read_and_only_provider_admins_move_money(world):
+    invoice_id = february_invoice_of_alpha(world)
+    before = world.snapshot()
+    for who, case in itertools.product(("alpha", "alice", "alpha_switch"), INVOICE_CASES):
+        response = call_invoice(world, case, who, invoice_id)
+        if case[0] == "GET" and who == "alpha":
+            assert response.status_code == 200, (who, case, response.text)
+        else:
+            assert response.status_code in (403, 404), (who, case, response.text)
+            if who == "alpha":
+                assert response.status_code == 403, (who, case, response.text)
+    for case in INVOICE_CASES:
+        assert call_invoice(world, case, None, invoice_id).status_code == 401
+    assert world.snapshot() == before
+    for case in INVOICE_CASES:  # the provider admin gets past authorisation
+        response = call_invoice(world, case, "acme", invoice_id)
+        assert response.status_code not in (401, 403, 404), (case, response.text)

@@ -151,3 +151,27 @@ def test_only_a_top_level_provider_reads_the_quarantine(charging_world: World) -
         assert w.client.get("/v1/cdrs/quarantine", headers=headers).status_code == 403
     provider = w.headers("acme", idempotency_key=None)
     assert w.client.get("/v1/cdrs/quarantine", headers=provider).status_code == 200
+
+
+def test_an_interim_update_near_the_limit_answers_the_extended_max_seconds(
+    charging_world: World,
+) -> None:
+    w = charging_world
+
+    def authorize() -> dict[str, Any]:
+        answer: dict[str, Any] = w.client.post(
+            "/v1/sessions/authorize", json={"account_id": w.ids["alice"], "to": "+447700900123"},
+            headers=w.headers("alpha_switch"),
+        ).json()  # fmt: skip
+        return answer
+
+    first, second, third = authorize(), authorize(), authorize()  # 36.00 + 36.00 + 28.00 held
+    assert (first["max_seconds"], second["max_seconds"], third["max_seconds"]) == (3600, 3600, 2760)
+    ended = w.client.post(f"/v1/sessions/{first['session_id']}/end", json={"duration_s": 60},
+                          headers=w.headers("alpha_switch"))  # fmt: skip
+    assert ended.json()["charged"] == "0.600000"
+    update = w.client.post(
+        f"/v1/sessions/{third['session_id']}/update", json={"elapsed_s": 2730},
+        headers=w.headers("alpha_switch"),
+    ).json()  # fmt: skip
+    assert update["max_seconds"] == 3600 and update["disconnect"] is False

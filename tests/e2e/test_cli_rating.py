@@ -261,3 +261,37 @@ def test_rate_reads_freeswitch_json_lines_and_csv(database: str, tmp_path: Path)
         assert rows[0]["cost"] == "0.026000" and rows[0]["billed_seconds"] == "120"
         if source is jsonl:
             assert rows[1]["error"].startswith("invalid_input") and "line 2" in rows[1]["error"]
+
+
+def test_rate_prices_each_call_by_the_tariff_version_in_force_at_its_start(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'versions.db'}"
+    migrate(url)
+    db = Database(url)
+    for rate, since in (("0.010", datetime(2026, 1, 1, tzinfo=UTC)),
+                        ("0.020", datetime(2026, 3, 1, tzinfo=UTC))):  # fmt: skip
+        parsed = read_tariff_csv(
+            io.StringIO(f"prefix,destination,rate,increment\n44,UK,{rate},60/60\n", newline="")
+        )
+        rows = (item if isinstance(item, RowError) else item.row for item in parsed)
+        import_tariff(db, "uk", rows, TariffSettings(currency="USD"),
+                      now=datetime.now(UTC), effective_from=since)  # fmt: skip
+    db.dispose()
+    cdrs = tmp_path / "cdrs.csv"
+    header = "id,account,user,direction,from,to,start,answer,end\n"
+    body = "".join(
+        f"{cdr_id},acme,alice,outbound,+3314,{LONDON},{day}T10:00:00Z,{day}T10:00:00Z,"
+        f"{day}T10:02:00Z\n"
+        for cdr_id, day in (("dec", "2025-12-31"), ("feb", "2026-02-28"), ("mar", "2026-03-01"))
+    )
+    cdrs.write_text(header + body)
+    out = tmp_path / "rated.csv"
+    code, _, err = run(url, "rate", str(cdrs), "--tariff", "uk", "--out", str(out))
+    assert code == 0, err
+    with out.open(newline="") as handle:
+        rated = {row["id"]: row for row in csv.DictReader(handle)}
+    assert "no tariff version in force" in rated["dec"]["error"]
+    assert rated["feb"]["cost"] == expected_cost("0.010", 120)
+    assert rated["mar"]["cost"] == expected_cost("0.020", 120)
+    assert rated["feb"]["rate"] != rated["mar"]["rate"]

@@ -69,7 +69,7 @@ def test_marking_another_accounts_notification_read_is_not_found(db: Database, c
 def test_webhook_signature_verifies_and_rejects_tampering_and_old_timestamps():
     body = b'{"id":1}'
     header = sign("whsec_0123456789abcdef", 1_700_000_000, body)
-    assert verify_signature("whsec_0123456789abcdef", header, body, now=1_700_000_100) == (
+    assert verify_signature("whsec_0123456789abcdef", body, header, now=1_700_000_100) == (
         1_700_000_000
     )
     for secret, hdr, payload, now in [
@@ -79,7 +79,7 @@ def test_webhook_signature_verifies_and_rejects_tampering_and_old_timestamps():
         ("whsec_0123456789abcdef", "v1=abc", body, 1_700_000_000),
     ]:
         with pytest.raises(InvalidSignature):
-            verify_signature(secret, hdr, payload, now=now)
+            verify_signature(secret, payload, hdr, now=now)
 
 
 def test_bad_endpoints_are_refused(db: Database, clock: ManualClock):
@@ -129,7 +129,7 @@ def test_outbox_survives_a_receiver_that_fails_three_times_then_succeeds(
     event = json.loads(last["body"])
     assert event["type"] == "balance.low" and event["account_id"] == org.id
     assert last["headers"][EVENT_ID_HEADER] == str(event["id"])
-    verify_signature(endpoint.secret or "", last["headers"][SIGNATURE_HEADER], last["body"])
+    verify_signature(endpoint.secret or "", last["body"], last["headers"][SIGNATURE_HEADER])
 
 
 def test_delivery_gives_up_after_max_attempts(db: Database, clock: ManualClock):

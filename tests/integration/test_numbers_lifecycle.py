@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from lifecycle_support import START, World, key, make_world, manual_clock, migrated_db
@@ -306,3 +307,34 @@ def test_inbound_call_to_a_suspended_number_is_refused_as_number_suspended(world
     assert (refused.allowed, refused.reason) == (False, "number_suspended")
     other = inbound_to("+12125550199")  # not a number of ours: rated, not refused as suspended
     assert other.reason != "number_suspended"
+
+
+def test_posted_calls_on_a_rented_number_count_as_traffic_for_idle_release(
+    world: World, tmp_path: Path
+) -> None:
+    from telbill.adapters.formats.cdrs import read_cdr_file
+    from telbill.services import charging
+
+    world.set_policy(idle_release_days=20, quarantine_days=0)
+    customer = world.customer(top_up=10)
+    world.buy(customer.id, BOSTON)
+    rows = [RateRow("1", "NANP", Decimal("0.01"))]
+    import_tariff(world.db, "calls", rows, TariffSettings(currency="USD"),
+                  now=world.clock.now() - timedelta(days=1))  # fmt: skip
+    plans.create_plan(world.db, "calls", tariff="calls", clock=world.clock)
+    plans.assign_plan(world.db, customer.id, "calls", clock=world.clock)
+    world.clock.advance(days=10)
+    at = world.clock.now()
+    cdrs = tmp_path / "cdrs.csv"
+    cdrs.write_text(
+        "id,account,direction,from,to,start,answer,end\n"
+        f"c1,{customer.id},outbound,{BOSTON},+12125550199,{at.isoformat()},"
+        f"{at.isoformat()},{(at + timedelta(seconds=30)).isoformat()}\n",
+        encoding="utf-8",
+    )
+    summary = charging.post_cdrs(world.db, read_cdr_file(cdrs), clock=world.clock, source="t")
+    assert summary.posted == 1
+    _tick_to(world, START + timedelta(days=29))
+    assert numbers.list_numbers(world.db, customer.id)[0].status == "active"
+    _tick_to(world, START + timedelta(days=30))
+    assert numbers.list_numbers(world.db, customer.id) == []

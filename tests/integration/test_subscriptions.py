@@ -118,6 +118,70 @@ def test_adding_seats_mid_period_charges_the_prorated_difference(world: World) -
     assert world.paid(customer.id) == Decimal("100") - Decimal("10") - Decimal("6.666667")
 
 
+def test_adding_seats_mid_period_grants_the_prorated_free_credit_at_once(world: World) -> None:
+    _plan(world, trial_credit=0, free_credit_percent=20)  # 2.00 free credit per seat
+    customer = world.customer(top_up=100)
+    world.clock.set(_day(2027, 4, 1))
+    sub = subscriptions.subscribe(
+        world.db, customer.id, "team", seats=2, idempotency_key=key(), clock=world.clock
+    )
+    assert _credit(world, customer.id, "free") == Decimal("4")
+    world.clock.set(_day(2027, 4, 16) + timedelta(hours=5))
+    change = key()
+    subscriptions.change_subscription(
+        world.db, sub.id, seats=5, idempotency_key=change, clock=world.clock
+    )
+    # 3 more seats x 2.00 x 15 days left / 30 days = 3.00, now, not from next period.
+    assert _credit(world, customer.id, "free") == Decimal("7")
+    subscriptions.change_subscription(
+        world.db, sub.id, seats=5, idempotency_key=change, clock=world.clock
+    )
+    assert _credit(world, customer.id, "free") == Decimal("7")  # a retry grants nothing more
+    _tick_to(world, _day(2027, 5, 1))
+    assert _credit(world, customer.id, "free") == Decimal("17")  # then 5 seats' full credit
+    assert reconcile(world.db).ok
+
+
+def test_removing_seats_mid_period_takes_back_the_unused_free_credit_for_the_days_left(
+    world: World,
+) -> None:
+    _plan(world, trial_credit=0, free_credit_percent=20)
+    customer = world.customer(top_up=100)
+    world.clock.set(_day(2027, 4, 1))
+    sub = subscriptions.subscribe(
+        world.db, customer.id, "team", seats=4, idempotency_key=key(), clock=world.clock
+    )
+    world.clock.set(_day(2027, 4, 21))
+    subscriptions.change_subscription(
+        world.db, sub.id, seats=1, idempotency_key=key(), clock=world.clock
+    )
+    # 3 seats fewer x 2.00 x 10 days left / 30 days = 2.00 taken back of the 8.00 granted.
+    assert _credit(world, customer.id, "free") == Decimal("6")
+    assert reconcile(world.db).ok
+
+
+def test_removing_seats_takes_back_no_more_free_credit_than_is_left(world: World) -> None:
+    _plan(world, trial_credit=0, free_credit_percent=20)
+    customer = world.customer(top_up=100)
+    world.clock.set(_day(2027, 4, 1))
+    sub = subscriptions.subscribe(
+        world.db, customer.id, "team", seats=3, idempotency_key=key(), clock=world.clock
+    )
+    wallets.debit(
+        world.db, customer.id, "5.50", service="voice", idempotency_key=key(), clock=world.clock
+    )
+    paid = world.paid(customer.id)
+    world.clock.set(_day(2027, 4, 2))
+    subscriptions.change_subscription(
+        world.db, sub.id, seats=1, idempotency_key=key(), clock=world.clock
+    )
+    # 2 seats x 2.00 x 29/30 = 3.87 due back, only 0.50 unused: 0.50 taken, paid money untouched
+    # (beyond the prorated fee credited back).
+    assert _credit(world, customer.id, "free") == Decimal("0")
+    assert world.paid(customer.id) == paid + Decimal("19.333333")
+    assert reconcile(world.db).ok
+
+
 def test_removing_an_add_on_mid_period_credits_the_prorated_difference(world: World) -> None:
     _plan(world, trial_credit=0, free_credit_percent=0)
     customer = world.customer(top_up=100)

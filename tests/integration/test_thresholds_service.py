@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from ledger_support import manual_clock, migrated_db, sqlite_template  # noqa: F401 (fixtures)
 from notify_support import funded_org, spend, top_up
+from sqlalchemy import event, select
 
 from telbill.adapters.db.engine import Database
+from telbill.adapters.db.tables import accounts
 from telbill.errors import InvalidInput
-from telbill.services import thresholds
+from telbill.services import holds, thresholds, wallets
 from telbill.services.clock import ManualClock
 from telbill.services.events import list_events
 
@@ -162,3 +166,121 @@ def test_scheduler_check_fires_spend_threshold_once_as_spend_and_time_move(
     assert types_of(db, org.id) == ["balance.low"]
     assert thresholds.check_all(db, clock.now()) == 0
     assert types_of(db, org.id) == ["balance.low"]
+
+
+def _population(db: Database, clock: ManualClock) -> list[int]:
+    """Wallets in every situation the check meets: rich, poor, empty, already fired,
+    custom levels, spend-only, no thresholds, a user without a wallet, free credit that
+    expires, money on hold, a postpaid wallet below zero."""
+    from ledger_support import organisation, provider, user
+
+    p = provider(db, clock, vat_rate="0")
+    orgs = [organisation(db, clock, p) for _ in range(11)]
+    user(db, clock, orgs[0])
+    amounts = ["50", "0.45", "0", "2", "8", "1", "3", "0.2", "20", "0.6", "9"]
+    for org, amount in zip(orgs, amounts, strict=True):
+        if amount != "0":
+            top_up(db, clock, org.id, amount)
+    spend(db, clock, orgs[3].id, "1.60")  # 0.40 left: fired by the hook already
+    thresholds.set_settings(
+        db, orgs[4].id, fixed_levels=["5", "1"], spend_days=None, spend_window_days=None,
+        now=clock.now(),
+    )  # fmt: skip
+    thresholds.set_settings(
+        db, orgs[5].id, fixed_levels=[], spend_days=3, spend_window_days=3, now=clock.now()
+    )
+    thresholds.set_settings(
+        db, orgs[6].id, fixed_levels=[], spend_days=None, spend_window_days=None, now=clock.now()
+    )
+    wallets.grant_credit(
+        db, orgs[7].id, "3", kind="free", idempotency_key="free-7", clock=clock,
+        expires_at=clock.now() + timedelta(days=2),
+    )  # fmt: skip
+    return [org.id for org in orgs]
+
+
+def _spend_more(db: Database, clock: ManualClock, orgs: list[int]) -> None:
+    for org in orgs[5], orgs[9], orgs[10]:
+        spend(db, clock, org, "0.50")
+
+
+def _hold(db: Database, clock: ManualClock, org: int) -> int:
+    return holds.hold(
+        db, org, "19.70", service="voice", idempotency_key="hold-8", clock=clock,
+        expires_at=clock.now() + timedelta(days=30),
+    ).id  # fmt: skip
+
+
+def _observed(conn: Any) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    from telbill.adapters.db.event_tables import events
+    from telbill.adapters.db.notify_tables import threshold_states
+
+    found = sorted(
+        (e.type, e.account_id, e.dedupe_key, json.dumps(e.payload, sort_keys=True))
+        for e in conn.execute(select(events).where(events.c.dedupe_key.like("threshold:%")))
+    )
+    states = sorted(
+        (s.account_id, s.threshold_key, s.armed, s.generation)
+        for s in conn.execute(select(threshold_states))
+    )
+    return found, states
+
+
+def _one_by_one_then_rolled_back(db: Database, now: Any) -> tuple[int, Any]:
+    """What the per-wallet check would write now (its transaction is rolled back)."""
+    with db.engine.connect() as conn:
+        outer = conn.begin()
+        ids = conn.scalars(
+            select(accounts.c.id)
+            .where(accounts.c.has_wallet.is_(True), accounts.c.status != "closed")
+            .order_by(accounts.c.id)
+        ).all()
+        written = sum(len(thresholds.evaluate_thresholds(conn, a, now)) for a in ids)
+        observed = _observed(conn)
+        outer.rollback()
+    return written, observed
+
+
+def test_batched_check_writes_the_same_states_and_events_as_checking_each_wallet_alone(
+    db: Database, clock: ManualClock
+):
+    orgs = _population(db, clock)
+    hold_id = _hold(db, clock, orgs[8])
+    _spend_more(db, clock, orgs)
+    rounds, total = 0, 0
+    for step in range(5):
+        expected_written, expected = _one_by_one_then_rolled_back(db, clock.now())
+        written = thresholds.check_all(db, clock.now())
+        with db.transaction() as conn:
+            assert (written, _observed(conn)) == (expected_written, expected), step
+        rounds, total = rounds + bool(written), total + written
+        if step == 4:
+            break
+        # Time and money move: credit expires, spend ages, a hold goes, money comes and goes.
+        clock.advance(timedelta(days=1, hours=6))
+        if step == 1:
+            holds.void(db, hold_id, idempotency_key="void-8", clock=clock)
+        top_up(db, clock, orgs[3], "5")
+        spend(db, clock, orgs[10], "2.00")
+        spend(db, clock, orgs[4], "1.50")
+    assert rounds >= 2 and total >= 4  # the batch itself fired, not only the hooks
+    assert thresholds.check_all(db, clock.now()) == 0
+
+
+def test_batched_check_reads_every_wallet_in_a_constant_number_of_queries(
+    db: Database, clock: ManualClock
+):
+    orgs = _population(db, clock)
+    _hold(db, clock, orgs[8])
+    statements: list[str] = []
+    with db.transaction() as conn:
+        event.listen(conn, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        thresholds.wallets_to_update(conn, clock.now())
+    few = len(statements)
+    for _ in range(5):
+        funded_org(db, clock, "3")
+    statements.clear()
+    with db.transaction() as conn:
+        event.listen(conn, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        thresholds.wallets_to_update(conn, clock.now())
+    assert len(statements) == few <= 6

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from telbill.errors import InsufficientBalance, InvalidInput
-from telbill.ledger import Bucket, BucketKind, DrainPolicy, plan_drain, spendable
+from telbill.ledger import (
+    Bucket,
+    BucketKind,
+    DrainPolicy,
+    WalletDrain,
+    plan_drain,
+    spendable,
+)
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 USD = "USD"
@@ -216,3 +225,65 @@ def test_drain_takes_exactly_the_amount_or_refuses_and_never_crosses_a_floor(
         assert bucket.available - take.amount >= lowest
     paid_positions = [i for i, t in enumerate(plan.takes) if t.bucket_id == 1]
     assert paid_positions in ([], [len(plan.takes) - 1])
+
+
+_bucket_strategy = st.builds(
+    lambda kind, balance, held, priority, days, service, direction, unit: (
+        kind, balance, held, priority, days, service, direction, unit
+    ),
+    st.sampled_from(list(BucketKind)[:6]),
+    st.integers(0, 500),
+    st.integers(0, 50),
+    st.integers(1, 3),
+    st.one_of(st.none(), st.integers(-1, 2)),
+    st.sampled_from([None, "voice", "sms"]),
+    st.sampled_from([None, "inbound", "outbound"]),
+    st.sampled_from([USD, "s:call"]),
+)
+_debit_strategy = st.tuples(
+    st.integers(1, 200),
+    st.sampled_from([USD, "s:call"]),
+    st.sampled_from(["voice", "sms"]),
+    st.sampled_from(["inbound", "outbound"]),
+    st.sampled_from(list(DrainPolicy)),
+)
+
+
+@given(
+    st.lists(_bucket_strategy, min_size=1, max_size=6),
+    st.lists(_debit_strategy, min_size=1, max_size=25),
+    st.integers(-100, 0),
+)
+def test_wallet_drain_of_many_debits_equals_plan_drain_one_after_another(
+    specs: list[tuple[Any, ...]], debits: list[tuple[Any, ...]], floor: int
+) -> None:
+    buckets = [
+        Bucket(
+            id=n + 1, kind=kind, unit=USD if kind is BucketKind.PAID else unit,
+            balance=balance, held=held, priority=priority, service=service,
+            direction=direction, expires_at=None if days is None else NOW + timedelta(days=days),
+        )
+        for n, (kind, balance, held, priority, days, service, direction, unit) in enumerate(specs)
+    ]  # fmt: skip
+    drain_ = WalletDrain(buckets, now=NOW)
+    current = {b.id: b for b in buckets}
+    for amount, unit, service, direction, policy in debits:
+        params: dict[str, Any] = {
+            "unit": unit, "service": service, "direction": direction, "floor": floor,
+            "policy": policy,
+        }  # fmt: skip
+        try:
+            plan = plan_drain(list(current.values()), amount, now=NOW, **params)
+        except InsufficientBalance:
+            before = dict(drain_.taken)
+            with pytest.raises(InsufficientBalance):
+                drain_.take(amount, **params)
+            assert drain_.taken == before  # a refused debit takes nothing
+            continue
+        into: dict[int, int] = {}
+        assert drain_.take(amount, into=into, **params) == plan.covered
+        assert into == {t.bucket_id: t.amount for t in plan.takes}
+        for t in plan.takes:
+            bucket = current[t.bucket_id]
+            current[t.bucket_id] = dataclasses.replace(bucket, balance=bucket.balance - t.amount)
+    assert {b.id: drain_.balance(b) for b in buckets} == {b.id: b.balance for b in current.values()}

@@ -14,7 +14,10 @@ from fastapi import APIRouter, FastAPI
 
 from telbill import __version__
 from telbill.adapters.db.engine import Database, database_url, make_engine
-from telbill.api.problems import PROBLEM_SCHEMA, install_problem_handlers
+from telbill.api.body_limit import install_body_limit
+from telbill.api.problems import PROBLEM_RESPONSES, install_problem_handlers
+from telbill.api.ratelimit import limiter_from_env
+from telbill.api.schemas import document_required_idempotency_key
 from telbill.services.clock import Clock, SystemClock
 
 API_PREFIX = "/v1"
@@ -30,6 +33,7 @@ ROUTER_MODULES = (
     "telbill.api.routes_rating",
     "telbill.api.routes_notifications",
     "telbill.api.routes_reports",
+    "telbill.api.routes_invoices",
 )
 
 
@@ -47,14 +51,21 @@ def create_app(database_url_: str | None = None, *, clock: Clock | None = None) 
             "Every POST needs an `Idempotency-Key` header. Amounts are decimal strings. "
             "Errors are RFC 9457 problem details (`application/problem+json`)."
         ),
-        responses={status: PROBLEM_SCHEMA for status in (400, 401, 403, 404, 409)},
+        responses=PROBLEM_RESPONSES,
     )
     app.state.db = Database(make_engine(url))
     app.state.clock = clock or SystemClock()
+    app.state.rate_limiter = limiter_from_env()  # per API key, per worker process
     install_problem_handlers(app)
+    install_body_limit(app)
+    document_required_idempotency_key(app)
     for name in ROUTER_MODULES:
         router: APIRouter = importlib.import_module(name).router
         app.include_router(router, prefix=API_PREFIX)
+    # The web dashboard at / (after the API, so /v1 stays the API's).
+    from telbill.web import install as install_dashboard
+
+    install_dashboard(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

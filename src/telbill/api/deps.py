@@ -1,26 +1,34 @@
-"""FastAPI dependencies shared by every router: database, clock, caller, idempotency key."""
+"""FastAPI dependencies shared by every router: database, clock, caller, idempotency key.
+
+They are ``async`` because FastAPI runs a plain ``def`` dependency in its thread pool: one
+thread hop each, per request, for work that never blocks. The caller's key is found in the
+per-process key cache without blocking; only a key not cached is looked up in the thread
+pool.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from telbill.adapters.db.engine import Database
+from telbill.api.ratelimit import RateLimiter
 from telbill.errors import InvalidInput, MissingIdempotencyKey, Unauthenticated
-from telbill.services.auth import Principal, authenticate
+from telbill.services.auth import Principal, authenticate, cached_principal
 from telbill.services.clock import Clock
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 120
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
-def get_clock(request: Request) -> Clock:
+async def get_clock(request: Request) -> Clock:
     clock: Clock = request.app.state.clock
     return clock
 
@@ -32,17 +40,25 @@ bearer = HTTPBearer(
 )
 
 
-def get_principal(
+async def get_principal(
+    request: Request,
     db: Annotated[Database, Depends(get_db)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """The caller of ``Authorization: Bearer <key>``, or 401."""
+    """The caller of ``Authorization: Bearer <key>``, or 401; 429 past its key's rate limit."""
     if credentials is None or not credentials.credentials.strip():
         raise Unauthenticated("missing or malformed Authorization: Bearer <api key> header")
-    return authenticate(db, credentials.credentials.strip())
+    secret = credentials.credentials.strip()
+    principal = cached_principal(db, secret)
+    if principal is None:
+        principal = await run_in_threadpool(authenticate, db, secret)
+    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    if limiter is not None:
+        limiter.check(principal.key_id)
+    return principal
 
 
-def get_idempotency_key(
+async def get_idempotency_key(
     principal: Annotated[Principal, Depends(get_principal)],
     idempotency_key: Annotated[
         str | None,

@@ -30,8 +30,10 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    413: "payload_too_large",
     415: "unsupported_media_type",
     422: "invalid_input",
+    429: "rate_limited",
     500: "internal_error",
 }
 
@@ -69,9 +71,15 @@ def problem_response(
 async def _telbill_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TelbillError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    extra = None
+    retry_after_s = exc.details.get("retry_after_s")
+    if exc.status == 429 and isinstance(retry_after_s, int):
+        headers = {"Retry-After": str(retry_after_s)}
+        extra = {"retry_after_s": retry_after_s}
     return problem_response(
-        request, status=exc.status, code=exc.code, detail=exc.message, headers=headers
-    )
+        request, status=exc.status, code=exc.code, detail=exc.message, extra=extra,
+        headers=headers,
+    )  # fmt: skip
 
 
 def _location(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -131,30 +139,59 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected_error)
 
 
-# For OpenAPI: the schema of a problem body.
-PROBLEM_SCHEMA: dict[str, Any] = {
-    "content": {
-        PROBLEM_MEDIA_TYPE: {
-            "schema": {
+# For OpenAPI: the schema of a problem body. Extra members are allowed (RFC 9457 section 3.2):
+# validation problems add `errors`, rate-limit problems add `retry_after_s`.
+PROBLEM_BODY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Problem",
+    "required": ["type", "title", "status", "detail", "instance", "code"],
+    "properties": {
+        "type": {"type": "string", "description": PROBLEM_BASE + "<code>"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "code": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "description": "Validation problems: one entry per bad field",
+            "items": {
                 "type": "object",
-                "properties": {
-                    "type": {"type": "string"},
-                    "title": {"type": "string"},
-                    "status": {"type": "integer"},
-                    "detail": {"type": "string"},
-                    "instance": {"type": "string"},
-                    "code": {"type": "string"},
-                },
-            }
-        }
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
     },
+    "additionalProperties": True,
+}
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_BODY_SCHEMA}},
     "description": "RFC 9457 problem details",
+}
+_RETRY_AFTER_HEADER: dict[str, Any] = {
+    "Retry-After": {
+        "description": "Seconds until the key's bucket holds a token again",
+        "schema": {"type": "string", "pattern": r"^\d+$"},
+    }
+}
+# Every error status a route may answer. Declaring 422 here also replaces FastAPI's default
+# `HTTPValidationError` (application/json), which is not what the API sends.
+PROBLEM_STATUSES = (400, 401, 402, 403, 404, 409, 413, 422, 429)
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {
+        **PROBLEM_SCHEMA,
+        "description": f"{_title(status)} (RFC 9457 problem details)",
+        **({"headers": _RETRY_AFTER_HEADER} if status == 429 else {}),
+    }
+    for status in PROBLEM_STATUSES
 }
 
 
 __all__ = [
     "PROBLEM_BASE",
+    "PROBLEM_BODY_SCHEMA",
     "PROBLEM_MEDIA_TYPE",
+    "PROBLEM_RESPONSES",
     "PROBLEM_SCHEMA",
     "install_problem_handlers",
     "problem_response",

@@ -17,12 +17,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from telbill.adapters.db.charging_tables import sessions as sessions_table
 from telbill.adapters.db.engine import Database
 from telbill.adapters.formats.cdr_native import NATIVE_COLUMNS, read_native_cdrs
 from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, PrincipalDep
 from telbill.api.schemas import plain_json
-from telbill.errors import InvalidInput, NotFound
+from telbill.errors import InvalidInput
 from telbill.services import campaigns as campaigns_service
 from telbill.services import charging
 from telbill.services import sessions as sessions_service
@@ -130,17 +129,6 @@ class EndIn(BaseModel):
     end: datetime | None = None
 
 
-def _session_account(db: Database, session_id: int) -> int:
-    with db.engine.connect() as conn:
-        found = conn.execute(
-            sessions_table.select().where(sessions_table.c.id == session_id)
-        ).first()
-        conn.rollback()
-    if found is None:
-        raise NotFound(f"session {session_id} not found")
-    return int(found.account_id)
-
-
 @router.post("/sessions/authorize", summary="May this call start, and for how many seconds?")
 def authorize_session(
     body: AuthorizeIn,
@@ -164,15 +152,26 @@ def authorize_session(
 def update_session(
     session_id: int,
     body: UpdateIn,
+    request: Request,
     db: DbDep,
     clock: ClockDep,
     principal: PrincipalDep,
     key: IdempotencyKeyDep,
 ) -> dict[str, Any]:
-    authorize(db, principal, _session_account(db, session_id), Action.REALTIME)
-    view = sessions_service.update_session(db, session_id, elapsed_s=body.elapsed_s, clock=clock)
-    result: dict[str, Any] = plain_json(view)
-    return result
+    # Keyed like every POST: a retried update answers as the first one did (found by
+    # schemathesis: a replay answered with a new last_update_at).
+    def compute() -> dict[str, Any]:
+        view = sessions_service.update_session(
+            db, session_id, elapsed_s=body.elapsed_s, clock=clock, cache=_cache(request, db),
+            check=lambda account_id: authorize(db, principal, account_id, Action.REALTIME),
+        )  # fmt: skip
+        result: dict[str, Any] = plain_json(view)
+        return result
+
+    return charging.run_once(
+        db, scope=f"api.sessions.update:{principal.key_id}", key=key, clock=clock,
+        request={"session_id": session_id, **body.model_dump()}, compute=compute,
+    )  # fmt: skip
 
 
 @router.post("/sessions/{session_id}/end", summary="End a call: settle its exact charge")
@@ -233,8 +232,11 @@ def change_campaign(
         "resume": campaigns_service.resume_campaign,
         "stop": campaigns_service.stop_campaign,
     }[action]
-    result: dict[str, Any] = plain_json(change(db, campaign_id, clock=clock))
-    return result
+    return charging.run_once(
+        db, scope="api.campaigns.change", key=key, clock=clock,
+        request={"campaign_id": campaign_id, "action": action},
+        compute=lambda: plain_json(change(db, campaign_id, clock=clock)),
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- explain

@@ -14,12 +14,15 @@ from fastapi import APIRouter, Query, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from telbill.api import routes_catalogue
 from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, PrincipalDep
 from telbill.api.schemas import AmountIn, plain_json
 from telbill.services import accounts, numbers, subscriptions
 from telbill.services.auth import Action, authorize
 
 router = APIRouter(tags=["lifecycle"])
+# Plans, packages and inventory of the catalogue live in their own module, served with these.
+router.include_router(routes_catalogue.router)
 
 
 def _json(value: Any, code: int = status.HTTP_200_OK) -> JSONResponse:

@@ -14,6 +14,7 @@ from telbill.api.schemas import AmountIn, AmountOut
 from telbill.errors import NotFound
 from telbill.services import notifications, receipts, thresholds
 from telbill.services.auth import Action, authorize
+from telbill.services.charging import run_once
 from telbill.services.notifications import Endpoint
 
 router = APIRouter(tags=["notifications"])
@@ -190,12 +191,18 @@ def mark_read(
     db: DbDep,
     clock: ClockDep,
     principal: PrincipalDep,
-    _idempotency_key: IdempotencyKeyDep,  # required on every POST; marking twice is harmless
+    idempotency_key: IdempotencyKeyDep,
 ) -> MarkReadOut:
     authorize(db, principal, account_id, Action.READ)
-    return MarkReadOut(
-        marked=notifications.mark_read(db, account_id, body.event_ids, now=clock.now())
-    )
+    # Keyed like every POST: a retry answers the first `marked` count, not 0.
+    answer = run_once(
+        db, scope="api.notifications.read", key=idempotency_key, clock=clock,
+        request={"account_id": account_id, "event_ids": body.event_ids},
+        compute=lambda: {
+            "marked": notifications.mark_read(db, account_id, body.event_ids, now=clock.now())
+        },
+    )  # fmt: skip
+    return MarkReadOut(**answer)
 
 
 @router.post(

@@ -9,8 +9,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
+from fastapi import FastAPI
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
+from telbill.api.deps import MAX_IDEMPOTENCY_KEY_LENGTH
 from telbill.domain.money import parse_amount
 from telbill.errors import InvalidInput
 from telbill.jsonable import to_jsonable
@@ -45,5 +47,42 @@ AmountOut = Annotated[
 
 plain_json = to_jsonable  # the API's name for the shared rule
 
+IDEMPOTENCY_KEY_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH,
+    "pattern": r"\S",
+}
 
-__all__ = ["AMOUNT_PATTERN", "AmountIn", "AmountOut", "plain_json"]
+
+def document_required_idempotency_key(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the API enforces: ``Idempotency-Key`` is required.
+
+    The dependency declares the header optional so that a missing one is our own 400
+    problem (``idempotency_key_missing``), not a generic validation error; the document
+    still tells clients (and schemathesis) that every POST must send it.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for parameter in operation.get("parameters", []):
+                    if parameter.get("in") == "header" and parameter["name"] == "Idempotency-Key":
+                        parameter["required"] = True
+                        parameter["schema"] = dict(IDEMPOTENCY_KEY_SCHEMA)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+__all__ = [
+    "AMOUNT_PATTERN",
+    "AmountIn",
+    "AmountOut",
+    "document_required_idempotency_key",
+    "plain_json",
+]

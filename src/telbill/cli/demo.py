@@ -32,6 +32,7 @@ SEED_STEPS: tuple[str, ...] = (
     "telbill.cli.demo:seed_usage",
     "telbill.cli.demo_rating:seed_tariffs",
     "telbill.cli.demo_rating:seed_quotes",
+    "telbill.cli.invoices:seed_invoice_preview",
 )
 
 

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "telbill.cli.charging",
     "telbill.cli.notifications",
     "telbill.cli.reports",
+    "telbill.cli.invoices",
 )
 
 

@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from telbill.adapters.notify.email import SmtpEmailSender
 from telbill.cli.common import (
     DatabaseOption,
     JsonOption,
@@ -24,7 +25,7 @@ from telbill.cli.common import (
     open_db,
     print_json,
 )
-from telbill.services import notifications, receipts, thresholds
+from telbill.services import invoice_documents, notifications, receipts, thresholds
 from telbill.services.clock import SystemClock
 
 notify_app = typer.Typer(help="Low-balance thresholds, notifications, webhooks, email.")
@@ -232,10 +233,13 @@ def deliver_command(
     database: DatabaseOption = None,
 ) -> None:
     """Send every due webhook and email from the outbox (retries back off exponentially)."""
+    db = open_db(database)
+    clock = SystemClock()
+    email = SmtpEmailSender(attachments=invoice_documents.email_attachments(db, clock))
     report = notifications.deliver_due(
-        open_db(database),
-        SystemClock(),
-        notifications.ChannelSender(),
+        db,
+        clock,
+        notifications.ChannelSender(email=email),
         batch=batch,
         max_attempts=max_attempts,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,9 +23,11 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+from telbill.adapters.db.engine import Database
 from telbill.adapters.formats.cdr_common import CDR_FORMATS, parse_timestamp
 from telbill.adapters.formats.cdrs import cdr_input_size, read_cdr_file
 from telbill.cli.common import fail, handle_errors, open_db
+from telbill.domain.lookup import TariffIndex
 from telbill.domain.money import format_amount
 from telbill.domain.sms import segment_sms
 from telbill.domain.tariffs import Direction, Service
@@ -33,6 +35,8 @@ from telbill.errors import InvalidInput, NoRate, TelbillError
 from telbill.services.cdr_rating import (
     DEFAULT_CHUNK_SIZE,
     RatingTotals,
+    VersionedRater,
+    VersionSpec,
     output_columns,
     output_row,
     rate_records,
@@ -44,6 +48,7 @@ from telbill.services.quotes import (
     quote_summary,
     render_explanation,
 )
+from telbill.services.tariffs import list_versions
 
 EXIT_ERROR = 1
 EXIT_NO_RATE = 3
@@ -279,12 +284,19 @@ def rate_command(
     chunk_size: int = typer.Option(DEFAULT_CHUNK_SIZE, "--chunk-size", min=1),
     database: str | None = DatabaseOption,
 ) -> None:
-    """Rate a CDR file offline into a CSV (no balance is touched). Bad rows get `error`."""
+    """Rate a CDR file offline into a CSV (no balance is touched). Bad rows get `error`.
+
+    Each call is priced by the tariff version in force at its start.
+    """
     with _errors_as_exit():
         if not cdr_file.exists():
             raise InvalidInput(f"CDR file not found: {cdr_file}")
-        index = _tariff_index(tariff, database)
-        totals = _rate_file(cdr_file, fmt, timezone, index, out, chunk_size)
+        db = open_db(database)
+        try:
+            rater = _versioned_rater(db, tariff)
+            totals = _rate_file(cdr_file, fmt, timezone, rater, out, chunk_size)
+        finally:
+            db.dispose()
     err = Console(stderr=True)
     costs = ", ".join(f"{format_amount(v, 6)} {k}" for k, v in sorted(totals.cost.items()))
     err.print(
@@ -293,8 +305,25 @@ def rate_command(
     )
 
 
+def _versioned_rater(db: Database, name: str) -> VersionedRater:
+    def loader(version: int) -> Callable[[], TariffIndex]:
+        return lambda: load_tariff_index(db, name, version=version)
+
+    return VersionedRater(
+        [
+            VersionSpec(found.version, found.effective_from, loader(found.version))
+            for found in list_versions(db, name)
+        ]
+    )
+
+
 def _rate_file(
-    cdr_file: Path, fmt: str, timezone: str | None, index: Any, out: Path, chunk_size: int
+    cdr_file: Path,
+    fmt: str,
+    timezone: str | None,
+    rater: VersionedRater,
+    out: Path,
+    chunk_size: int,
 ) -> RatingTotals:
     totals = RatingTotals()
     progress = Progress(
@@ -316,7 +345,7 @@ def _rate_file(
             writer = csv.writer(handle)
             columns: list[str] | None = None
             input_count = 0
-            for record in rate_records(records, index, chunk_size=chunk_size):
+            for record in rate_records(records, None, chunk_size=chunk_size, rater=rater):
                 if columns is None:
                     input_count = len(record.raw)
                     columns = output_columns(list(record.raw))

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from telbill.adapters.db.engine import database_url, migrate, normalise_url
+from telbill.api.ratelimit import BURST_ENV, DEFAULT_BURST, DEFAULT_RATE_PER_S, RATE_ENV
 from telbill.cli.common import DatabaseOption, console, handle_errors, open_db
 from telbill.services.auth import Role, create_api_key, revoke_api_key
 from telbill.services.clock import SystemClock
@@ -38,12 +39,30 @@ def serve(
             min=0, help="Run the scheduler (`telbill tick`) every N seconds; 0 disables it."
         ),
     ] = 60.0,
+    rate_limit: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Requests a second per API key, per worker (0: no limit). "
+            f"Default {DEFAULT_RATE_PER_S:g}, or {RATE_ENV}.",
+        ),
+    ] = None,
+    rate_burst: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help=f"Requests a key may send at once. Default {DEFAULT_BURST}, or {BURST_ENV}."
+        ),
+    ] = None,
     database: DatabaseOption = None,
 ) -> None:
     """Serve the REST API (OpenAPI docs at /docs) and run the scheduler in the background."""
     if database:
         # Workers are separate processes: they find the database in the environment.
         os.environ["TELBILL_DATABASE_URL"] = database
+    if rate_limit is not None:
+        os.environ[RATE_ENV] = f"{rate_limit:g}"
+    if rate_burst is not None:
+        os.environ[BURST_ENV] = str(rate_burst)
     if tick_every > 0:
         start_scheduler(tick_every)
     run_server(host=host, port=port, workers=workers)
@@ -81,7 +100,8 @@ def run_server(*, host: str, port: int, workers: int) -> None:
 
     console.print(
         f"serving the API on [bold]http://{host}:{port}/v1[/] "
-        f"(docs: http://{host}:{port}/docs), database {_safe_url(database_url())}"
+        f"(docs: http://{host}:{port}/docs) and the dashboard on "
+        f"[bold]http://{host}:{port}/[/], database {_safe_url(database_url())}"
     )
     uvicorn.run(
         "telbill.api.app:app_from_env",
@@ -131,6 +151,41 @@ def admin_revoke_key(
     console.print(f"key {key.id} ({key.name}, {key.role.value}) revoked at {revoked}")
 
 
+user_app = typer.Typer(help="Dashboard users (email and password).", no_args_is_help=True)
+admin_app.add_typer(user_app, name="user")
+
+
+@user_app.command("add")
+@handle_errors
+def admin_user_add(
+    email: Annotated[str, typer.Option("--email", help="The person's email (their log-in).")],
+    account: Annotated[int, typer.Option("--account", help="Account id they act for.")],
+    role: Annotated[
+        str, typer.Option(help="provider_admin, org_admin or user.")
+    ] = Role.ORG_ADMIN.value,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    database: DatabaseOption = None,
+) -> None:
+    """Create a dashboard user who logs in with an email and password (scrypt-hashed)."""
+    import sys
+
+    from telbill.services.auth import create_web_user
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    user = create_web_user(
+        open_db(database), email=email, password=password, role=role, account_id=account,
+        clock=SystemClock(),
+    )  # fmt: skip
+    console.print(
+        f"dashboard user {user.id}: {user.email} ({user.role.value}, account {user.account_id})"
+    )
+
+
 @handle_errors
 def demo(
     no_serve: Annotated[
@@ -146,10 +201,28 @@ def demo(
     from telbill.cli.demo import run_demo
 
     url = f"sqlite:///{database_file.resolve()}"
-    run_demo(url, database_file, host=host, port=port)
+    ctx = run_demo(url, database_file, host=host, port=port)
+    print_dashboard_login(ctx.api_keys, host=host, port=port)
     if not no_serve:
         os.environ["TELBILL_DATABASE_URL"] = url
         run_server(host=host, port=port, workers=1)
+
+
+def print_dashboard_login(
+    api_keys: dict[str, tuple[str, int, str]], *, host: str, port: int
+) -> None:
+    """Where the dashboard is and which demo key logs in to it."""
+    chosen = api_keys.get("Acme admin") or next(iter(api_keys.values()), None)
+    console.print(f"\n[bold cyan]dashboard[/]  http://{host}:{port}/login", soft_wrap=True)
+    if chosen is not None:
+        secret, account, role = chosen
+        console.print(
+            f"  log in with the {role} key of account {account}: [bold]{secret}[/]",
+            soft_wrap=True,
+        )
+    admin = api_keys.get("provider admin")
+    if admin is not None and admin is not chosen:
+        console.print(f"  or as the provider admin: [bold]{admin[0]}[/]", soft_wrap=True)
 
 
 def _safe_url(url: str) -> str:

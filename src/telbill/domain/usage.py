@@ -51,3 +51,5 @@ class UsageEvent:
     # Optional call class ("incoming", "public_network", "local_extension", "extended_local")
     # when the switch knows it; otherwise rating derives it (see domain/rating.classify_call).
     call_class: str | None = None
+    # The campaign (auto-dialer / voice-bot run, by id or name) that made the usage, if any.
+    campaign: str | None = None

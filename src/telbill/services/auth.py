@@ -330,6 +330,15 @@ def _forget_key(engine: Engine, key_id: int) -> None:
             del cache.keys[hashed]
 
 
+def cached_principal(db: Database, secret: str) -> Principal | None:
+    """The principal of a key this process found valid less than `KEY_CACHE_TTL_S` ago, or
+    None (then `authenticate` decides). Never touches the database."""
+    cached = _cache_of(db.engine).keys.get(hash_key(secret))
+    if cached is not None and cached[1] > time.monotonic():
+        return cached[0]
+    return None
+
+
 def authenticate(db: Database, secret: str) -> Principal:
     """The principal of a presented key, or Unauthenticated (unknown, malformed, revoked)."""
     if not secret.startswith(KEY_TOKEN_PREFIX) or len(secret) < KEY_PREFIX_LENGTH + 8:
@@ -339,7 +348,7 @@ def authenticate(db: Database, secret: str) -> Principal:
     cached = cache.keys.get(presented)
     if cached is not None and cached[1] > time.monotonic():
         return cached[0]
-    with db.engine.connect() as conn:
+    with db.read() as conn:
         rows = conn.execute(
             sa.select(t.api_keys).where(t.api_keys.c.key_prefix == secret[:KEY_PREFIX_LENGTH])
         ).all()
@@ -426,7 +435,7 @@ def authorize(db: Database, principal: Principal, account_id: int, action: Actio
     if action not in ROLE_ACTIONS[principal.role]:
         # Decided without the database, but after the scope check's answer would be:
         # an account outside the subtree stays NotFound.
-        with db.engine.connect() as conn:
+        with db.read() as conn:
             check_access(conn, principal, account_id, action)
         return
     parents = _cache_of(db.engine).parents
@@ -447,7 +456,7 @@ def in_scope_cached(
         current = parents[current]
     else:
         return False
-    with db.engine.connect() as conn:
+    with db.read() as conn:
         return in_scope(conn, principal, account_id, parents=parents)
 
 
@@ -455,7 +464,7 @@ def check_wallet_visible(db: Database, principal: Principal, billing_account_id:
     """A wallet's balance is shown to callers whose scope holds it, and to users spending from
     their organisation's wallet; never to an organisation whose provider pays for it (the
     provider's own balance is the provider's business)."""
-    with db.engine.connect() as conn:
+    with db.read() as conn:
         if in_scope(conn, principal, billing_account_id):
             return
         kind = conn.execute(
@@ -472,7 +481,7 @@ def authorize_global(db: Database, principal: Principal, action: Action) -> None
         raise PermissionDenied(
             f"a {principal.role.value} key may not {action.value.replace('_', ' ')}"
         )
-    with db.engine.connect() as conn:
+    with db.read() as conn:
         parent = conn.execute(
             sa.select(t.accounts.c.parent_id).where(t.accounts.c.id == principal.account_id)
         ).scalar()
@@ -482,7 +491,7 @@ def authorize_global(db: Database, principal: Principal, action: Action) -> None
 
 def list_api_keys(db: Database, principal: Principal, account_id: int) -> list[ApiKey]:
     """Keys bound to `account_id` (in the caller's scope, readable by its role)."""
-    with db.engine.connect() as conn:
+    with db.read() as conn:
         check_access(conn, principal, account_id, Action.CREATE_API_KEY)
         rows = conn.execute(
             sa.select(t.api_keys)
@@ -490,6 +499,242 @@ def list_api_keys(db: Database, principal: Principal, account_id: int) -> list[A
             .order_by(t.api_keys.c.id)
         ).all()
     return [_row_to_key(row) for row in rows]
+
+
+# ------------------------------------------------------------------ dashboard sessions
+# A person logs in to the dashboard with an API key, or with the email and password of a
+# dashboard user (`create_web_user`); the browser then holds only a random session token
+# (its SHA-256 hash is stored) in an HttpOnly cookie. The server-side row names the key or
+# the user, so revoking the key or disabling the user ends its sessions too.
+
+WEB_SESSION_TTL_S = 8 * 3600
+WEB_SESSION_TOKEN_BYTES = 32
+# scrypt cost (RFC 7914): 2**14 x 8 x 1 is about 16 MB and tens of milliseconds per log-in.
+SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_SALT_BYTES, SCRYPT_KEY_BYTES = 2**14, 8, 1, 16, 32
+MIN_PASSWORD_LENGTH = 12
+# Roles a person may hold on the dashboard (a switch is a machine).
+WEB_ROLES = frozenset({Role.PROVIDER_ADMIN, Role.ORG_ADMIN, Role.USER})
+
+
+@dataclass(frozen=True)
+class WebSession:
+    """A logged-in dashboard session: who it is and the CSRF token its forms carry.
+
+    For a password user, `principal.key_id` is 0 (no API key) and `principal.name` the email.
+    """
+
+    id: int
+    principal: Principal
+    csrf_token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class WebUser:
+    id: int
+    email: str
+    role: Role
+    account_id: int
+    created_at: datetime
+
+
+def hash_password(password: str) -> str:
+    """A salted scrypt hash of `password` with its parameters."""
+    salt = secrets.token_bytes(SCRYPT_SALT_BYTES)
+    digest = hashlib.scrypt(
+        password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P,
+        maxmem=64 * 1024 * 1024, dklen=SCRYPT_KEY_BYTES,
+    )  # fmt: skip
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Whether `password` matches a `hash_password` value (constant-time comparison)."""
+    try:
+        scheme, n, r, p, salt, expected = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        digest = hashlib.scrypt(
+            password.encode("utf-8"), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
+            maxmem=64 * 1024 * 1024, dklen=len(expected) // 2,
+        )  # fmt: skip
+    except ValueError:
+        return False
+    return hmac.compare_digest(digest.hex().encode(), expected.encode())
+
+
+# Compared against when the email is unknown, so a wrong address costs what a wrong
+# password costs (no user enumeration by timing).
+_DUMMY_PASSWORD_HASH = hash_password(secrets.token_urlsafe(16))
+
+
+def _normalise_email(email: str) -> str:
+    email = email.strip().lower()
+    local, at, domain = email.partition("@")
+    if not at or not local or "." not in domain or len(email) > 254 or " " in email:
+        raise InvalidInput(f"{email!r} is not an email address")
+    return email
+
+
+def create_web_user(
+    db: Database, *, email: str, password: str, role: Role | str, account_id: int, clock: Clock
+) -> WebUser:
+    """A dashboard user with a password (the operator's ``telbill admin user add``)."""
+    role = parse_role(role) if isinstance(role, str) else role
+    if role not in WEB_ROLES:
+        raise InvalidInput(f"a {role.value} cannot log in to the dashboard")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"a password has at least {MIN_PASSWORD_LENGTH} characters")
+    email = _normalise_email(email)
+    from telbill.adapters.db.web_tables import web_users
+    from telbill.errors import Conflict
+
+    def _insert(conn: Connection) -> WebUser:
+        kind = conn.execute(
+            sa.select(t.accounts.c.kind).where(t.accounts.c.id == account_id)
+        ).scalar()
+        if kind is None:
+            raise NotFound(f"account {account_id} not found")
+        if kind not in ROLE_ACCOUNT_KINDS[role]:
+            kinds = " or ".join(sorted(ROLE_ACCOUNT_KINDS[role]))
+            raise InvalidInput(f"a {role.value} belongs to a {kinds} account, not to a {kind}")
+        taken = conn.execute(sa.select(web_users.c.id).where(web_users.c.email == email)).first()
+        if taken is not None:
+            raise Conflict(f"a dashboard user {email} already exists")
+        now = clock.now()
+        user_id = conn.execute(
+            web_users.insert()
+            .values(email=email, password_hash=hash_password(password), role=role.value,
+                    account_id=account_id, created_at=now, disabled_at=None)
+            .returning(web_users.c.id)
+        ).scalar_one()  # fmt: skip
+        return WebUser(int(user_id), email, role, account_id, now)
+
+    return db.run(_insert)
+
+
+def _insert_web_session(
+    db: Database, principal: Principal, *, user_id: int | None, clock: Clock, ttl_s: int
+) -> tuple[str, WebSession]:
+    from datetime import timedelta
+
+    from telbill.adapters.db.web_tables import web_sessions
+
+    token = secrets.token_urlsafe(WEB_SESSION_TOKEN_BYTES)
+    csrf = secrets.token_urlsafe(WEB_SESSION_TOKEN_BYTES)
+    now = clock.now()
+    expires_at = now + timedelta(seconds=ttl_s)
+
+    def _insert(conn: Connection) -> int:
+        conn.execute(sa.delete(web_sessions).where(web_sessions.c.expires_at <= now))
+        return int(
+            conn.execute(
+                web_sessions.insert()
+                .values(
+                    token_hash=hash_key(token),
+                    api_key_id=principal.key_id if user_id is None else None,
+                    user_id=user_id,
+                    csrf_token=csrf,
+                    created_at=now,
+                    expires_at=expires_at,
+                )
+                .returning(web_sessions.c.id)
+            ).scalar_one()
+        )
+
+    session_id = db.run(_insert)
+    return token, WebSession(
+        id=session_id, principal=principal, csrf_token=csrf, expires_at=expires_at
+    )
+
+
+def start_web_session(
+    db: Database, secret: str, *, clock: Clock, ttl_s: int = WEB_SESSION_TTL_S
+) -> tuple[str, WebSession]:
+    """Log in with an API key: (session token for the cookie, the session).
+
+    Unauthenticated for a bad key; PermissionDenied for a ``switch`` key (machines only).
+    """
+    principal = authenticate(db, secret.strip())
+    if principal.role not in WEB_ROLES:
+        raise PermissionDenied("a switch key cannot log in to the dashboard")
+    return _insert_web_session(db, principal, user_id=None, clock=clock, ttl_s=ttl_s)
+
+
+def start_password_session(
+    db: Database, email: str, password: str, *, clock: Clock, ttl_s: int = WEB_SESSION_TTL_S
+) -> tuple[str, WebSession]:
+    """Log in with a dashboard user's email and password (Unauthenticated otherwise)."""
+    from telbill.adapters.db.web_tables import web_users
+
+    with db.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(web_users).where(web_users.c.email == email.strip().lower()[:254])
+        ).first()
+    stored = str(row.password_hash) if row is not None else _DUMMY_PASSWORD_HASH
+    matches = verify_password(password, stored)
+    if row is None or not matches or row.disabled_at is not None:
+        raise Unauthenticated("wrong email or password")
+    principal = Principal(
+        key_id=0, role=Role(row.role), account_id=int(row.account_id), name=str(row.email)
+    )
+    return _insert_web_session(db, principal, user_id=int(row.id), clock=clock, ttl_s=ttl_s)
+
+
+def load_web_session(db: Database, token: str, *, clock: Clock) -> WebSession:
+    """The live session of a cookie token, or Unauthenticated (unknown, expired, key revoked,
+    user disabled)."""
+    from telbill.adapters.db.web_tables import web_sessions, web_users
+
+    if not token or len(token) > 200:
+        raise Unauthenticated("not logged in")
+    keys, users = t.api_keys, web_users
+    with db.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(
+                web_sessions.c.id, web_sessions.c.csrf_token, web_sessions.c.expires_at,
+                web_sessions.c.user_id, keys.c.id.label("key_id"),
+                sa.func.coalesce(keys.c.role, users.c.role).label("role"),
+                sa.func.coalesce(keys.c.account_id, users.c.account_id).label("account_id"),
+                sa.func.coalesce(keys.c.name, users.c.email).label("name"),
+                sa.func.coalesce(keys.c.revoked_at, users.c.disabled_at).label("ended_at"),
+            )
+            .outerjoin(keys, keys.c.id == web_sessions.c.api_key_id)
+            .outerjoin(users, users.c.id == web_sessions.c.user_id)
+            .where(web_sessions.c.token_hash == hash_key(token))
+        ).first()  # fmt: skip
+    if row is None or row.ended_at is not None or row.expires_at <= clock.now():
+        raise Unauthenticated("not logged in, or the session has expired")
+    principal = Principal(
+        key_id=int(row.key_id or 0),
+        role=Role(row.role),
+        account_id=int(row.account_id),
+        name=str(row.name),
+    )
+    return WebSession(
+        id=int(row.id), principal=principal, csrf_token=str(row.csrf_token),
+        expires_at=row.expires_at,
+    )  # fmt: skip
+
+
+def end_web_session(db: Database, token: str) -> bool:
+    """Log out: delete the session row. True when there was one."""
+    from telbill.adapters.db.web_tables import web_sessions
+
+    def _delete(conn: Connection) -> bool:
+        result = conn.execute(
+            sa.delete(web_sessions).where(web_sessions.c.token_hash == hash_key(token))
+        )
+        return bool(result.rowcount)
+
+    return db.run(_delete)
+
+
+def csrf_matches(session: WebSession, presented: str | None) -> bool:
+    """Constant-time check of a form's CSRF token against its session's."""
+    return presented is not None and hmac.compare_digest(
+        session.csrf_token.encode("utf-8"), presented.encode("utf-8")
+    )
 
 
 __all__ = [
@@ -501,11 +746,22 @@ __all__ = [
     "authenticate",
     "authorize",
     "authorize_global",
+    "cached_principal",
     "check_wallet_visible",
     "check_access",
     "check_account_settings",
     "create_api_key",
     "create_api_key_as",
+    "csrf_matches",
+    "create_web_user",
+    "end_web_session",
+    "hash_password",
+    "load_web_session",
+    "start_password_session",
+    "start_web_session",
+    "verify_password",
+    "WebSession",
+    "WebUser",
     "generate_key",
     "hash_key",
     "in_scope",

@@ -1,7 +1,9 @@
 """Offline rating of a CDR stream: price every record, touch no balance.
 
 `rate_records` takes the records a CDR reader yields (`UsageEvent`s and `RowError`s), rates
-them chunk by chunk against one compiled tariff and yields one `RatedRecord` per input record,
+them chunk by chunk against a compiled tariff (`OfflineRater`), or against the version of a
+versioned tariff in force at each call's start (`VersionedRater`), and yields one
+`RatedRecord` per input record,
 in input order: the record's raw columns plus ``cost, currency, billed_seconds, prefix,
 destination, rate, error``. A record that cannot be read or priced gets its `error` and the
 stream goes on. Memory is bounded by the chunk size, not the file size.
@@ -9,9 +11,11 @@ stream goes on. Memory is bounded by the chunk size, not the file size.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
+from typing import Protocol
 
 import numpy as np
 
@@ -186,16 +190,94 @@ class OfflineRater:
         return _priced(event, rated_event)
 
 
+class ChunkRater(Protocol):
+    def rate_chunk(self, chunk: Sequence[UsageEvent | RowError]) -> list[RatedRecord]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class VersionSpec:
+    """One version of a tariff: from when it is in force, and how to load its index."""
+
+    version: int
+    effective_from: datetime | None
+    load: Callable[[], TariffIndex]
+
+
+class VersionedRater:
+    """Rates each record with the tariff version in force at its start.
+
+    The version in force at a moment is the newest one whose `effective_from` is not after
+    it (the rule of `services.tariffs`); a call older than every version gets an error row.
+    Each version's index is loaded on first use, so a file inside one version's span loads
+    only that one.
+    """
+
+    def __init__(
+        self, versions: Sequence[VersionSpec], *, use_batch: bool = True,
+        batch_min: int = DEFAULT_BATCH_MIN,
+    ) -> None:  # fmt: skip
+        if not versions:
+            raise ValueError("a versioned rater needs at least one version")
+        self._newest_first = sorted(versions, key=lambda spec: spec.version, reverse=True)
+        self._raters: dict[int, OfflineRater] = {}
+        self.use_batch = use_batch
+        self.batch_min = batch_min
+
+    @property
+    def fast_path(self) -> int:
+        return sum(rater.fast_path for rater in self._raters.values())
+
+    def version_at(self, moment: datetime) -> VersionSpec | None:
+        for spec in self._newest_first:
+            if spec.effective_from is None or spec.effective_from <= moment:
+                return spec
+        return None
+
+    def _rater(self, spec: VersionSpec) -> OfflineRater:
+        rater = self._raters.get(spec.version)
+        if rater is None:
+            rater = OfflineRater(spec.load(), use_batch=self.use_batch, batch_min=self.batch_min)
+            self._raters[spec.version] = rater
+        return rater
+
+    def rate_chunk(self, chunk: Sequence[UsageEvent | RowError]) -> list[RatedRecord]:
+        """One `RatedRecord` per input record, in order."""
+        out: list[RatedRecord | None] = [None] * len(chunk)
+        groups: dict[int, tuple[VersionSpec, list[int]]] = {}
+        for position, record in enumerate(chunk):
+            if isinstance(record, RowError):
+                spec: VersionSpec | None = self._newest_first[0]
+            else:
+                spec = self.version_at(record.start)
+                if spec is None:
+                    out[position] = _failed(
+                        record.line, dict(record.raw or {}),
+                        f"no tariff version in force at {record.start.isoformat()}",
+                    )  # fmt: skip
+                    continue
+            assert spec is not None
+            groups.setdefault(spec.version, (spec, []))[1].append(position)
+        for spec, positions in groups.values():
+            rated = self._rater(spec).rate_chunk([chunk[p] for p in positions])
+            for position, record in zip(positions, rated, strict=True):
+                out[position] = record
+        return [record for record in out if record is not None]
+
+
 def rate_records(
     records: Iterable[UsageEvent | RowError],
-    index: TariffIndex,
+    index: TariffIndex | None,
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     use_batch: bool = True,
-    rater: OfflineRater | None = None,
+    rater: ChunkRater | None = None,
 ) -> Iterator[RatedRecord]:
-    """Rate a stream of CDR records against `index`, in input order, `chunk_size` at a time."""
-    rater = rater or OfflineRater(index, use_batch=use_batch)
+    """Rate a stream of CDR records against `index` (or with `rater`), in input order,
+    `chunk_size` at a time."""
+    if rater is None:
+        if index is None:
+            raise ValueError("rate_records needs a tariff index or a rater")
+        rater = OfflineRater(index, use_batch=use_batch)
     chunk: list[UsageEvent | RowError] = []
     for record in records:
         chunk.append(record)

@@ -29,32 +29,36 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 
 from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from telbill.adapters.db.charging_tables import cdr_quarantine, charges
+from telbill.adapters.db import bulk, ledger_store
+from telbill.adapters.db.bulk import json_text, timestamp_param
+from telbill.adapters.db.charging_tables import campaigns, cdr_quarantine, charges
 from telbill.adapters.db.engine import Database
-from telbill.adapters.db.tables import accounts, ledger_accounts
-from telbill.domain.batch import CdrColumns
+from telbill.adapters.db.lifecycle_tables import package_purchases
+from telbill.adapters.db.tables import accounts
+from telbill.domain.batch import BatchRater, CdrColumns
 from telbill.domain.batch import Status as BatchStatus
-from telbill.domain.money import CALL_TIME, DECIMAL_CONTEXT, from_micros, to_micros
+from telbill.domain.money import CALL_TIME, from_micros, to_micros
+from telbill.domain.numbers import normalize_number
 from telbill.domain.rating import Charge, Explanation, Leg, explain_text, rate_event
 from telbill.domain.tariffs import Direction, RowError, Service
 from telbill.domain.usage import UsageEvent
 from telbill.errors import InvalidInput, NotFound, TelbillError
-from telbill.ledger import DrainPolicy
-from telbill.services import idempotency
+from telbill.services import idempotency, numbers
 from telbill.services.accounts import Account, billing_account, load_account
 from telbill.services.clock import Clock
+from telbill.services.events import emit
 from telbill.services.plans import PlanRecord, TariffCache, get_plan_by_id, plan_for
 from telbill.services.suspension import enforce_zero_balance
-from telbill.services.usage_debits import UsageDebit, post_usage_debits
+from telbill.services.usage_debits import UsageBatch, UsageLeg, post_usage_legs, share_of
 
-DEFAULT_CHUNK_SIZE = 1_000
+DEFAULT_CHUNK_SIZE = 5_000
 _EXPLANATION_FIELDS = tuple(f.name for f in dataclasses.fields(Explanation))
 
 
@@ -105,7 +109,6 @@ class _Leg:
     tariff: str | None
     tariff_version: int | None
     prefix: str | None
-    to_number: str
     charge: Charge | None = None
 
     @classmethod
@@ -114,7 +117,7 @@ class _Leg:
         return cls(
             charge.leg.value, charge.service.value, charge.direction.value,
             to_micros(charge.amount), charge.currency, charge.unit, charge.billed_units,
-            e.tariff, e.tariff_version, e.matched_prefix, e.to_number, charge,
+            e.tariff, e.tariff_version, e.matched_prefix, charge,
         )  # fmt: skip
 
 
@@ -125,8 +128,13 @@ class _Rated:
     payer: Account
     plan: PlanRecord
     legs: list[_Leg]
-    usage: dict[str, Any]
+    usage_text: str  # canonical `usage_json` text: stored with the charge and hashed
     usage_hash: str
+    campaign_id: int | None = None
+
+    @property
+    def usage(self) -> dict[str, Any]:
+        return usage_json(self.event)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -157,7 +165,63 @@ def usage_json(event: UsageEvent) -> dict[str, Any]:
         "call_segments": [
             [iso(s.start), iso(s.end), s.billable] for s in event.call_segments
         ],
+        # Only when named: the usage (and its hash) of a CDR without one is unchanged.
+        **({"campaign": event.campaign} if event.campaign is not None else {}),
     }
+
+
+_json_string = json.encoder.encode_basestring_ascii
+
+
+def _text_or_null(value: str | None) -> str:
+    return "null" if value is None else str(_json_string(value))
+
+
+def _int_or_null(value: int | None) -> str:
+    if value is None:
+        return "null"
+    return str(value) if type(value) is int else json.dumps(value)
+
+
+def _time_or_null(moment: datetime | None) -> str:
+    return "null" if moment is None else f'"{moment.isoformat()}"'
+
+
+_CAMPAIGN = '"campaign":'
+
+
+def usage_text(event: UsageEvent) -> str:
+    """``json.dumps(usage_json(event), sort_keys=True, separators=(",", ":"))``, built
+    directly (a CDR batch makes one per CDR): the stored usage and the input of its hash."""
+    quote = _json_string
+    user, from_ = event.user, event.from_number
+    segments = (
+        ",".join(
+            f"[{_time_or_null(s.start)},{_time_or_null(s.end)},{json.dumps(s.billable)}]"
+            for s in event.call_segments
+        )
+        if event.call_segments
+        else ""
+    )
+    return (
+        f'{{"account":{quote(event.account)},'
+        f'"answer":{_time_or_null(event.answer)},'
+        f'"call_class":{_text_or_null(event.call_class)},"call_segments":[{segments}],'
+        f"{'' if event.campaign is None else f'{_CAMPAIGN}{quote(event.campaign)},'}"
+        f'"direction":"{event.direction.value}",'
+        f'"duration_s":{_int_or_null(event.duration_s)},'
+        f'"end":{_time_or_null(event.end)},'
+        f'"from":{"null" if from_ is None else quote(from_)},"id":{quote(event.id)},'
+        f'"segments":{_int_or_null(event.segments)},"service":"{event.service.value}",'
+        f'"speech_s":{_int_or_null(event.speech_s)},"start":"{event.start.isoformat()}",'
+        f'"text":{_text_or_null(event.text)},"to":{quote(event.to_number)},'
+        f'"user":{"null" if user is None else quote(user)}}}'
+    )
+
+
+def usage_hash(text: str) -> str:
+    """Hash of a usage's canonical text (equal to `_hash(usage_json(event))`)."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def usage_from_json(data: Mapping[str, Any]) -> UsageEvent:
@@ -185,6 +249,7 @@ def usage_from_json(data: Mapping[str, Any]) -> UsageEvent:
         segments=data.get("segments"),
         speech_s=data.get("speech_s") or 0,
         call_class=data.get("call_class"),
+        campaign=data.get("campaign"),
         call_segments=tuple(
             CallSegment(when(s[0]) or start, when(s[1]) or start, bool(s[2]))
             for s in data.get("call_segments") or ()
@@ -195,16 +260,6 @@ def usage_from_json(data: Mapping[str, Any]) -> UsageEvent:
 def _hash(data: Mapping[str, Any]) -> str:
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def share_of(amount_micros: int, billed_units: int, package_units: int) -> int:
-    """Money for the units packages did not cover: amount x uncovered / billed, half-up."""
-    if package_units <= 0 or billed_units <= 0:
-        return amount_micros
-    uncovered = max(billed_units - package_units, 0)
-    with localcontext(DECIMAL_CONTEXT):
-        share = Decimal(amount_micros) * uncovered / billed_units
-        return int(share.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def explanation_json(charge: Charge) -> dict[str, Any]:
@@ -244,6 +299,8 @@ class AccountResolver:
         self._accounts: dict[int, Account] = {}
         self._payers: dict[int, Account] = {}
         self._plans: dict[int, PlanRecord] = {}
+        self._leaves: dict[tuple[str, str | None], Account] = {}
+        self._campaigns: dict[tuple[int, str], int] = {}
 
     def account_id(self, conn: Connection, ref: str, *, under: int | None = None) -> int:
         ref = (ref or "").strip()
@@ -278,6 +335,12 @@ class AccountResolver:
         return False
 
     def leaf(self, conn: Connection, event: UsageEvent) -> Account:
+        found = self._leaves.get((event.account, event.user))
+        if found is None:
+            found = self._leaves[(event.account, event.user)] = self._leaf(conn, event)
+        return found
+
+    def _leaf(self, conn: Connection, event: UsageEvent) -> Account:
         account_id = self.account_id(conn, event.account)
         if event.user:
             account_id = self.account_id(conn, event.user, under=account_id)
@@ -288,6 +351,30 @@ class AccountResolver:
             self._payers[account_id] = billing_account(conn, account_id)
             self._plans[account_id] = plan_for(conn, account_id)
         return self._accounts[account_id]
+
+    def campaign_id(self, conn: Connection, leaf: Account, ref: str) -> int:
+        """Id of campaign `ref` (its id, or its name) run by `leaf` or an account above it
+        up to the wallet that pays (NotFound otherwise)."""
+        cache_key = (leaf.id, ref)
+        found = self._campaigns.get(cache_key)
+        if found is not None:
+            return found
+        payer = self._payers[leaf.id]
+        chain = [leaf.id]
+        current = leaf
+        while current.id != payer.id and current.parent_id is not None:
+            current = load_account(conn, current.parent_id)
+            chain.append(current.id)
+        query = select(campaigns.c.id).where(campaigns.c.account_id.in_(chain))
+        if ref.isdigit():
+            query = query.where(campaigns.c.id == int(ref))
+        else:
+            query = query.where(campaigns.c.name == ref).order_by(campaigns.c.id.desc())
+        found = conn.execute(query.limit(1)).scalar()
+        if found is None:
+            raise NotFound(f"no campaign {ref!r} of account {leaf.id}")
+        self._campaigns[cache_key] = int(found)
+        return int(found)
 
     def payer(self, account_id: int) -> Account:
         return self._payers[account_id]
@@ -311,6 +398,7 @@ def _rate_chunk(
 ) -> tuple[list[_Rated], list[Bad]]:
     bad: list[Bad] = []
     found: list[tuple[UsageEvent, Account]] = []
+    campaign_of: list[int | None] = []  # per found record
     with db.engine.connect() as conn:
         for record in records:
             if isinstance(record, RowError):
@@ -319,53 +407,47 @@ def _rate_chunk(
                 bad.append(Bad(record.line, None, f"invalid_input: {where}{record.reason}", raw))
                 continue
             try:
-                found.append((record, resolver.leaf(conn, record)))
+                leaf = resolver.leaf(conn, record)
+                campaign_id = (
+                    resolver.campaign_id(conn, leaf, record.campaign) if record.campaign else None
+                )
+                found.append((record, leaf))
+                campaign_of.append(campaign_id)
             except TelbillError as exc:
                 bad.append(Bad(record.line, record.id, _reason(exc), usage_json(record)))
         conn.rollback()
     # Plain outbound calls go through the numpy batch rater, grouped by tariff version and
     # plan; what it does not price on its fast path is rated one by one with `rate_event`.
     legs: list[list[_Leg] | None] = [None] * len(found)
+    versions: list[int | None] = [None] * len(found)
     groups: dict[tuple[str, int, int], list[int]] = {}
+    voice, outbound = Service.VOICE, Direction.OUTBOUND
     for position, (event, leaf) in enumerate(found):
-        if event.service is not Service.VOICE or event.direction is not Direction.OUTBOUND:
-            continue
         plan = resolver.plan(leaf.id)
         try:
-            version = cache.version_at(plan.tariff, event.start)
+            version = versions[position] = cache.version_at(plan.tariff, event.start)
         except TelbillError:
             continue  # reported by the per-event path
-        groups.setdefault((plan.tariff, version, plan.id), []).append(position)
+        if event.service is voice and event.direction is outbound:
+            groups.setdefault((plan.tariff, version, plan.id), []).append(position)
     for (tariff, version, _), members in groups.items():
         plan = resolver.plan(found[members[0]][1].id)
-        rater = cache.batch_rater(tariff, version, plan, Service.VOICE, Direction.OUTBOUND)
-        index = rater.index
+        rater = cache.batch_rater(tariff, version, plan, voice, outbound)
         columns, batched, _rest = CdrColumns.from_events([found[m][0] for m in members])
         if not batched:
             continue
-        result = rater.rate(columns)
-        costs, billed = result.cost_micros.tolist(), result.billed_s.tolist()
-        rows, status = result.row.tolist(), result.status.tolist()
-        unit = CALL_TIME
-        for column, member in enumerate(batched):
-            row = rows[column]
-            if status[column] != BatchStatus.OK or row < 0:
-                continue  # errors and rowless results: rate_event gives the exact answer
-            legs[members[member]] = [
-                _Leg(
-                    Leg.CALL.value, Service.VOICE.value, Direction.OUTBOUND.value,
-                    costs[column], index.currency, unit, billed[column], index.name,
-                    index.version, index.tariff.rows[row].prefix,
-                    "+" + columns.digits(column),
-                )
-            ]  # fmt: skip
+        _batch_legs(rater, columns, batched, members, legs)
     rated: list[_Rated] = []
     for position, (event, leaf) in enumerate(found):
-        usage = usage_json(event)
         try:
             plan = resolver.plan(leaf.id)
             payer = resolver.payer(leaf.id)
-            index = cache.at(plan.tariff, event.start)
+            known = versions[position]
+            index = (
+                cache.at(plan.tariff, event.start)
+                if known is None
+                else cache.index(plan.tariff, known)
+            )
             if index.currency != payer.currency:
                 raise InvalidInput(
                     f"tariff {plan.tariff!r} is in {index.currency}, "
@@ -376,10 +458,44 @@ def _rate_chunk(
                 result_ = rate_event(event, index, plan.plan, labels=False)
                 priced = [_Leg.of(charge) for charge in result_.charges]
         except TelbillError as exc:
-            bad.append(Bad(event.line, event.id, _reason(exc), usage))
+            bad.append(Bad(event.line, event.id, _reason(exc), usage_json(event)))
             continue
-        rated.append(_Rated(event, leaf, payer, plan, priced, usage, _hash(usage)))
+        text = usage_text(event)
+        rated.append(
+            _Rated(
+                event, leaf, payer, plan, priced, text, usage_hash(text),
+                campaign_of[position],
+            )
+        )  # fmt: skip
     return rated, bad
+
+
+def _batch_legs(
+    rater: BatchRater,
+    columns: CdrColumns,
+    batched: Sequence[int],
+    members: Sequence[int],
+    legs: list[list[_Leg] | None],
+) -> None:
+    """Legs of the calls the batch rater priced exactly (the rest stay None)."""
+    index = rater.index
+    result = rater.rate(columns)
+    costs, billed = result.cost_micros.tolist(), result.billed_s.tolist()
+    rows, status = result.row.tolist(), result.status.tolist()
+    prefixes = [row.prefix for row in index.tariff.rows]
+    ok = BatchStatus.OK
+    call, voice, outbound = Leg.CALL.value, Service.VOICE.value, Direction.OUTBOUND.value
+    currency, name, version = index.currency, index.name, index.version
+    for column, member in enumerate(batched):
+        row = rows[column]
+        if status[column] != ok or row < 0:
+            continue  # errors and rowless results: rate_event gives the exact answer
+        legs[members[member]] = [
+            _Leg(
+                call, voice, outbound, costs[column], currency, CALL_TIME, billed[column],
+                name, version, prefixes[row],
+            )
+        ]  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- posting
@@ -412,39 +528,28 @@ def quarantine_rows(
 
 
 def _existing(conn: Connection, rated: Sequence[_Rated]) -> dict[tuple[int, str], str | None]:
-    ids = sorted({r.event.id for r in rated})
+    """Usage hashes of the CDRs already charged, by (leaf account, CDR id).
+
+    Queried per leaf account so that the unique (account, CDR id, leg, revision) index
+    serves it: the cost stays per chunk, not per charge already stored.
+    """
+    by_leaf: dict[int, set[str]] = {}
+    for item in rated:
+        by_leaf.setdefault(item.leaf.id, set()).add(item.event.id)
     found: dict[tuple[int, str], str | None] = {}
-    for start in range(0, len(ids), 500):
-        rows = conn.execute(
-            select(charges.c.account_id, charges.c.cdr_id, charges.c.usage_hash).where(
-                charges.c.cdr_id.in_(ids[start : start + 500]), charges.c.revision == 0
+    for leaf_id, cdr_ids in sorted(by_leaf.items()):
+        ids = sorted(cdr_ids)
+        for start in range(0, len(ids), 500):
+            rows = conn.execute(
+                select(charges.c.cdr_id, charges.c.usage_hash).where(
+                    charges.c.account_id == leaf_id,
+                    charges.c.cdr_id.in_(ids[start : start + 500]),
+                    charges.c.revision == 0,
+                )
             )
-        )
-        for row in rows:
-            found[(int(row.account_id), row.cdr_id)] = row.usage_hash
+            for cdr_id, hashed in rows:
+                found[(leaf_id, cdr_id)] = hashed
     return found
-
-
-def _package_units(conn: Connection, payer_ids: Iterable[int]) -> set[tuple[int, str]]:
-    rows = conn.execute(
-        select(ledger_accounts.c.account_id, ledger_accounts.c.unit).where(
-            ledger_accounts.c.account_id.in_(sorted(set(payer_ids))),
-            ledger_accounts.c.kind == "package",
-            ledger_accounts.c.balance > 0,
-        )
-    )
-    return {(int(r.account_id), r.unit) for r in rows}
-
-
-def _usage_debit(
-    item: _Rated, leg: _Leg, unit: str, amount: int, policy: DrainPolicy
-) -> UsageDebit:
-    return UsageDebit(
-        payer=item.payer, subject_id=item.leaf.id, unit=unit, amount=amount,
-        service=leg.service, direction=leg.direction, policy=policy,
-        memo=f"{leg.leg} to {leg.to_number}",
-        details={"cdr_id": item.event.id, "leg": leg.leg},
-    )  # fmt: skip
 
 
 def _package_note(
@@ -463,19 +568,20 @@ def _package_note(
 # derives the explanation (same JSON, same text) from the usage, tariff version and plan.
 DERIVED = "derived"
 
+CHARGE_COLUMNS = (
+    "cdr_id", "leg", "revision", "account_id", "payer_id", "service", "direction",
+    "amount_micros", "currency", "unit", "billed_units", "package_units", "tariff",
+    "tariff_version", "prefix", "explanation", "usage", "usage_hash", "transaction_id",
+    "source", "occurred_at", "created_at", "campaign_id",
+)  # fmt: skip
 
-def post_rated_in(
-    conn: Connection,
-    rated: Sequence[_Rated],
-    *,
-    now: datetime,
-    source: str,
-) -> tuple[PostSummary, list[Bad]]:
-    """Post rated events in the caller's transaction (see module rules)."""
-    summary = PostSummary()
-    refused: list[Bad] = []
-    existing = _existing(conn, rated)
+
+def _fresh(
+    rated: Sequence[_Rated], existing: dict[tuple[int, str], str | None], summary: PostSummary
+) -> tuple[list[_Rated], list[Bad]]:
+    """The records not charged yet; counts duplicates, refuses a reused CDR id."""
     fresh: list[_Rated] = []
+    refused: list[Bad] = []
     for item in rated:
         key = (item.leaf.id, item.event.id)
         if key in existing:
@@ -494,99 +600,122 @@ def post_rated_in(
             continue
         existing[key] = item.usage_hash
         fresh.append(item)
+    return fresh, refused
 
-    legs = [(item, leg) for item in fresh for leg in item.legs]
-    packages = _package_units(conn, {item.payer.id for item in fresh}) if legs else set()
-    unit_debits: list[UsageDebit] = []
-    unit_owner: list[int] = []
-    if packages:
-        for position, (item, leg) in enumerate(legs):
-            if leg.billed_units > 0 and (item.payer.id, leg.unit) in packages:
-                unit_debits.append(_usage_debit(item, leg, leg.unit, leg.billed_units,
-                                                DrainPolicy.PARTIAL))  # fmt: skip
-                unit_owner.append(position)
-    taken: dict[int, int] = {}
-    for position, (_, units) in zip(
-        unit_owner, post_usage_debits(conn, unit_debits, now=now), strict=True
-    ):
-        taken[position] = units
 
-    money_debits: list[UsageDebit] = []
-    money_owner: list[int] = []
-    due: list[int] = []
-    for position, (item, leg) in enumerate(legs):
-        amount = share_of(leg.amount_micros, leg.billed_units, taken.get(position, 0))
-        due.append(amount)
-        if amount > 0:
-            money_debits.append(
-                _usage_debit(item, leg, item.payer.currency, amount, DrainPolicy.ALLOW_NEGATIVE)
-            )
-            money_owner.append(position)
-    transaction_of: dict[int, int] = {}
-    failed: set[int] = set()
-    for position, (tx_id, _) in zip(
-        money_owner, post_usage_debits(conn, money_debits, now=now), strict=True
-    ):
-        if tx_id is None:  # ALLOW_NEGATIVE never refuses; kept for safety
-            failed.add(position)
-            item = legs[position][0]
-            summary.refused += 1
-            refused.append(
-                Bad(item.event.line, item.event.id, "refused: the wallet could not be debited",
-                    item.usage)
-            )  # fmt: skip
-        else:
-            transaction_of[position] = tx_id
+def post_rated_in(
+    conn: Connection,
+    rated: Sequence[_Rated],
+    *,
+    now: datetime,
+    source: str,
+) -> tuple[PostSummary, list[Bad]]:
+    """Post rated events in the caller's transaction (see module rules).
 
-    rows = []
-    posted_events: set[tuple[int, str]] = set()
-    charged: dict[str, int] = {}
+    The payers' buckets are locked before the charged CDR ids are read, so a worker that
+    waited for another one posting the same CDRs sees its charges and counts duplicates.
+    """
+    summary = PostSummary()
+    if not rated:
+        return summary, []
+    locked = ledger_store.load_buckets(conn, {item.payer.id for item in rated})
+    fresh, refused = _fresh(rated, _existing(conn, rated), summary)
     source = source[:200]
-    for position, (item, leg) in enumerate(legs):
-        if position in failed:
-            continue
-        posted_events.add((item.leaf.id, item.event.id))
+    legs = [(item, leg) for item in fresh for leg in item.legs]
+    batch = post_usage_legs(
+        conn,
+        [
+            UsageLeg(
+                item.payer, item.leaf.id, item.event.id, leg.service, leg.direction,
+                leg.unit, leg.billed_units, leg.amount_micros,
+            )
+            for item, leg in legs
+        ],  # fmt: skip
+        now=now,
+        source=source,
+        locked=locked,
+    )
+    timestamp = timestamp_param(conn)
+    created_at = timestamp(now)
+    derived: dict[int, str] = {}
+    rows: list[tuple[Any, ...]] = []
+    charged: dict[str, int] = {}
+    for (item, leg), outcome in zip(legs, batch.outcomes, strict=True):
+        due, package_units = outcome.due_micros, outcome.package_units
         if leg.charge is not None:
-            explanation = _package_note(
-                explanation_json(leg.charge), taken.get(position, 0), leg.unit,
-                due[position], leg.currency,
-            )  # fmt: skip
+            explanation = json_text(
+                _package_note(
+                    explanation_json(leg.charge), package_units, leg.unit, due, leg.currency
+                )
+            )
         else:
-            explanation = {DERIVED: 1, "plan_id": item.plan.id}
+            explanation = derived.get(item.plan.id) or derived.setdefault(
+                item.plan.id, json_text({DERIVED: 1, "plan_id": item.plan.id})
+            )
         rows.append(
-            {
-                "cdr_id": item.event.id,
-                "leg": leg.leg,
-                "revision": 0,
-                "account_id": item.leaf.id,
-                "payer_id": item.payer.id,
-                "service": leg.service,
-                "direction": leg.direction,
-                "amount_micros": due[position],
-                "currency": leg.currency,
-                "unit": leg.unit,
-                "billed_units": leg.billed_units,
-                "package_units": taken.get(position, 0),
-                "tariff": leg.tariff,
-                "tariff_version": leg.tariff_version,
-                "prefix": leg.prefix,
-                "explanation": explanation,
-                "usage": item.usage if leg is item.legs[0] else None,
-                "usage_hash": item.usage_hash,
-                "transaction_id": transaction_of.get(position),
-                "source": source,
-                "occurred_at": item.event.start,
-                "created_at": now,
-            }
-        )
-        charged[leg.currency] = charged.get(leg.currency, 0) + due[position]
+            (
+                item.event.id, leg.leg, 0, item.leaf.id, item.payer.id, leg.service,
+                leg.direction, due, leg.currency, leg.unit, leg.billed_units, package_units,
+                leg.tariff, leg.tariff_version, leg.prefix, explanation,
+                item.usage_text if leg is item.legs[0] else None, item.usage_hash,
+                outcome.transaction_id, source, timestamp(item.event.start), created_at,
+                item.campaign_id,
+            )
+        )  # fmt: skip
+        charged[leg.currency] = charged.get(leg.currency, 0) + due
     for currency, micros in charged.items():
         summary.charged[currency] = from_micros(micros)
-    if rows:
-        conn.execute(charges.insert(), rows)
-    summary.posted = len(posted_events)
+    bulk.insert_rows(conn, charges, CHARGE_COLUMNS, rows)
+    summary.posted = len(fresh)
+    _announce_emptied_packages(conn, batch, now)
+    numbers.record_traffic_in(conn, _our_side_numbers(fresh), now)
     enforce_zero_balance(conn, {item.payer.id for item in fresh}, now)
     return summary, refused
+
+
+_E164: dict[str, str | None] = {}
+
+
+def _our_side_numbers(fresh: Sequence[_Rated]) -> set[str]:
+    """E.164 numbers on our side of the calls (inbound: the called number; outbound: the
+    caller id), for the idle-release rule of rented numbers (`numbers.record_traffic`)."""
+    found: set[str] = set()
+    for item in fresh:
+        event = item.event
+        number = event.to_number if event.direction is Direction.INBOUND else event.from_number
+        if not number:
+            continue
+        e164 = _E164.get(number, "")
+        if e164 == "":
+            try:
+                e164 = normalize_number(number)
+            except TelbillError:
+                e164 = None
+            if len(_E164) < 100_000:  # a process-wide cache of bounded size
+                _E164[number] = e164
+        if e164 is not None:
+            found.add(e164)
+    return found
+
+
+def _announce_emptied_packages(conn: Connection, batch: UsageBatch, now: datetime) -> None:
+    """``package.exhausted`` for each package bucket the batch used up (once per emptying
+    transaction; expiry announces its own)."""
+    for bucket, tx_id in batch.emptied_packages():
+        purchase_id = conn.execute(
+            select(package_purchases.c.id).where(package_purchases.c.bucket_id == bucket.id)
+        ).scalar()
+        emit(
+            conn,
+            "package.exhausted",
+            account_id=bucket.account_id,
+            payload={
+                "bucket_id": bucket.id, "purchase_id": purchase_id, "unit": bucket.unit,
+                "reason": "used_up", "transaction_id": tx_id,
+            },  # fmt: skip
+            dedupe_key=f"package.exhausted:bucket:{bucket.id}:{tx_id}",
+            now=now,
+        )
 
 
 def post_chunk(

@@ -33,6 +33,8 @@ EVENT_TYPES = frozenset(
         "number.released",
         "package.exhausted",
         "invoice.issued",
+        "invoice.overdue",
+        "credit_note.issued",
         "topup.receipt",
     }
 )

@@ -9,13 +9,13 @@ everything. Each hold is resolved exactly once (``hold_resolutions.hold_id`` is 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select, update
 
 from telbill.adapters.db import ledger_store
 from telbill.adapters.db.engine import Database
@@ -23,6 +23,7 @@ from telbill.adapters.db.tables import hold_lines, hold_resolutions, holds
 from telbill.domain.money import from_minor, is_money_unit, parse_amount, to_minor, validate_unit
 from telbill.errors import Conflict, InsufficientBalance, InvalidInput, NotFound
 from telbill.ledger import (
+    Bucket,
     DrainPolicy,
     HoldLine,
     HoldOutcome,
@@ -347,3 +348,225 @@ def expire_holds(db: Database, *, clock: Clock, limit: int = 1000) -> list[int]:
         return expired
 
     return db.run(work)
+
+
+# ---------------------------------------------------------------------------- in a unit of work
+# The real-time path (`services.sessions`) places, extends and settles holds inside its own
+# transaction, with the payer's buckets already locked: few statements, built once.
+
+_INSERT_HOLD = holds.insert().returning(holds.c.id)
+_INSERT_LINES = hold_lines.insert()
+_EXTEND_HOLD = (
+    update(holds)
+    .where(holds.c.id == bindparam("hold_id"))
+    .values(amount=holds.c.amount + bindparam("extra"), expires_at=bindparam("until"))
+)
+_INSERT_RESOLUTION = hold_resolutions.insert()
+# One read for a hold, whether it is still open, and its lines in settlement order.
+_HOLD_WITH_LINES = (
+    select(
+        holds.c.account_id,
+        holds.c.unit,
+        holds.c.amount,
+        holds.c.details,
+        hold_resolutions.c.id.label("resolution_id"),
+        hold_lines.c.ledger_account_id,
+        hold_lines.c.amount.label("line_amount"),
+        hold_lines.c.position,
+    )
+    .select_from(
+        holds.outerjoin(hold_resolutions, hold_resolutions.c.hold_id == holds.c.id).outerjoin(
+            hold_lines, hold_lines.c.hold_id == holds.c.id
+        )
+    )
+    .where(holds.c.id == bindparam("hold_id"))
+    .order_by(hold_lines.c.position)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenHold:
+    """A hold as the real-time path sees it: None from `open_hold_in` once resolved."""
+
+    id: int
+    account_id: int
+    unit: str
+    amount: int
+    details: Mapping[str, Any]
+    lines: tuple[HoldLine, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SettledHold:
+    settled: int
+    transaction_id: int | None
+    taken: Mapping[int, int]  # bucket id -> amount taken from its balance
+    unheld: Mapping[int, int]  # bucket id -> amount no longer held (taken or released)
+
+
+def reserve_in(
+    conn: Connection,
+    buckets: Sequence[Bucket],
+    amount: int,
+    *,
+    unit: str,
+    floor: int,
+    service: str,
+    direction: str | None,
+    now: datetime,
+) -> list[HoldLine]:
+    """Plan reserving `amount` of `unit` in the locked `buckets` (drain order, floor kept)
+    and raise their ``held``; returns the lines (positions from 0) to store."""
+    plan = plan_drain(
+        list(buckets), amount, unit=unit, service=service, direction=direction, now=now,
+        floor=floor, policy=DrainPolicy.ENFORCE_FLOOR,
+    )  # fmt: skip
+    ledger_store.add_to_columns(conn, held={t.bucket_id: t.amount for t in plan.takes})
+    return [HoldLine(t.bucket_id, t.amount, n) for n, t in enumerate(plan.takes)]
+
+
+def place_hold_in(
+    conn: Connection,
+    buckets: Sequence[Bucket],
+    amount: int,
+    *,
+    account_id: int,
+    unit: str,
+    floor: int,
+    service: str,
+    direction: str | None,
+    expires_at: datetime,
+    now: datetime,
+    details: Mapping[str, Any],
+) -> int:
+    """Reserve `amount` in the payer's locked `buckets` (InsufficientBalance if they cannot
+    give it): the hold row, its lines and the buckets' ``held`` in three statements."""
+    lines = reserve_in(
+        conn, buckets, amount, unit=unit, floor=floor, service=service, direction=direction,
+        now=now,
+    )  # fmt: skip
+    hold_id = int(
+        conn.execute(
+            _INSERT_HOLD,
+            {
+                "account_id": account_id, "unit": unit, "amount": amount, "service": service,
+                "direction": direction, "expires_at": expires_at, "details": dict(details),
+                "created_at": now,
+            },  # fmt: skip
+        ).scalar_one()
+    )
+    _insert_lines(conn, hold_id, lines)
+    return hold_id
+
+
+def _insert_lines(conn: Connection, hold_id: int, lines: Sequence[HoldLine]) -> None:
+    conn.execute(
+        _INSERT_LINES,
+        [
+            {"hold_id": hold_id, "ledger_account_id": line.ledger_account_id,
+             "amount": line.amount, "position": line.position}
+            for line in lines
+        ],  # fmt: skip
+    )
+
+
+def open_hold_in(conn: Connection, hold_id: int) -> OpenHold | None:
+    """The hold `hold_id` with its lines, or None when it is already resolved."""
+    rows = conn.execute(_HOLD_WITH_LINES, {"hold_id": hold_id}).all()
+    if not rows:
+        raise NotFound(f"hold {hold_id} not found", hold_id=hold_id)
+    first = rows[0]
+    if first.resolution_id is not None:
+        return None
+    return OpenHold(
+        id=hold_id,
+        account_id=int(first.account_id),
+        unit=str(first.unit),
+        amount=int(first.amount),
+        details=first.details or {},
+        lines=tuple(
+            HoldLine(r.ledger_account_id, r.line_amount, r.position)
+            for r in rows
+            if r.ledger_account_id is not None
+        ),
+    )
+
+
+def extend_hold_in(
+    conn: Connection,
+    current: OpenHold,
+    buckets: Sequence[Bucket],
+    extra: int,
+    *,
+    floor: int,
+    service: str,
+    direction: str | None,
+    expires_at: datetime,
+    now: datetime,
+) -> OpenHold:
+    """Reserve `extra` more for an open hold (same buckets rules) and move its expiry: the
+    hold's amount, new lines after the old ones, and the buckets' ``held``."""
+    lines: list[HoldLine] = []
+    if extra > 0:
+        start = max((line.position for line in current.lines), default=-1) + 1
+        planned = reserve_in(
+            conn, buckets, extra, unit=current.unit, floor=floor, service=service,
+            direction=direction, now=now,
+        )  # fmt: skip
+        lines = [HoldLine(x.ledger_account_id, x.amount, start + x.position) for x in planned]
+        _insert_lines(conn, current.id, lines)
+    added = max(extra, 0)
+    conn.execute(_EXTEND_HOLD, {"hold_id": current.id, "extra": added, "until": expires_at})
+    return replace(current, amount=current.amount + added, lines=current.lines + tuple(lines))
+
+
+def settle_hold_in(
+    conn: Connection,
+    hold_id: int,
+    amount: int,
+    *,
+    now: datetime,
+    memo: str,
+    details: Mapping[str, Any],
+    service: str = "voice",
+) -> SettledHold:
+    """Settle up to `amount` of an open hold and release the rest, with the payer's buckets
+    already locked. A hold already resolved (expired by the sweeper) settles nothing."""
+    current = open_hold_in(conn, hold_id)
+    if current is None:
+        return SettledHold(0, None, {}, {})
+    settlement = plan_settlement(current.lines, min(amount, current.amount))
+    taken: dict[int, int] = defaultdict(int)
+    for take in settlement.takes:
+        taken[take.bucket_id] += take.amount
+    tx_id: int | None = None
+    if taken:
+        revenue = ledger_store.system_account(
+            conn, f"revenue:{service}:{current.unit}", current.unit, now
+        )
+        post = [Posting(bucket, -amount_, current.unit) for bucket, amount_ in taken.items()]
+        post.append(Posting(revenue, settlement.settled, current.unit))
+        tx_id = ledger_store.apply_entry(
+            conn,
+            JournalEntry(
+                kind="hold_settle",
+                account_id=current.account_id,
+                subject_account_id=current.details.get("subject_account_id"),
+                postings=tuple(post),
+                memo=memo,
+                details={**dict(details), "hold_id": hold_id, "service": service},
+            ),
+            now,
+        )
+    released: dict[int, int] = defaultdict(int)
+    for release in settlement.releases:
+        released[release.bucket_id] -= release.amount
+    ledger_store.add_to_columns(conn, held=released)
+    conn.execute(
+        _INSERT_RESOLUTION,
+        {
+            "hold_id": hold_id, "outcome": HoldOutcome.SETTLED.value,
+            "settled_amount": settlement.settled, "transaction_id": tx_id, "created_at": now,
+        },  # fmt: skip
+    )
+    return SettledHold(settlement.settled, tx_id, dict(taken), {b: -a for b, a in released.items()})

@@ -15,7 +15,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from telbill.adapters.db.engine import RetryTransaction
@@ -59,13 +59,17 @@ def validate_key(key: str | None) -> str:
     return key
 
 
+# Built once: every mutating request runs both (building a statement costs more than
+# running it on SQLite).
+_STORED = select(idempotency_keys.c.request_hash, idempotency_keys.c.response).where(
+    idempotency_keys.c.scope == bindparam("scope"), idempotency_keys.c.key == bindparam("key")
+)
+_REMEMBER = idempotency_keys.insert()
+
+
 def check(conn: Connection, scope: str, key: str, hashed: str) -> dict[str, Any] | None:
     """The stored response of (scope, key), None if new; IdempotencyConflict if reused."""
-    row = conn.execute(
-        select(idempotency_keys.c.request_hash, idempotency_keys.c.response).where(
-            idempotency_keys.c.scope == scope, idempotency_keys.c.key == key
-        )
-    ).first()
+    row = conn.execute(_STORED, {"scope": scope, "key": key}).first()
     if row is None:
         return None
     if row.request_hash != hashed:
@@ -91,13 +95,14 @@ def remember(
     # and the retry finds the first worker's response.
     try:
         conn.execute(
-            idempotency_keys.insert().values(
-                scope=scope,
-                key=key,
-                request_hash=hashed,
-                response=dict(response),
-                created_at=now,
-            )
+            _REMEMBER,
+            {
+                "scope": scope,
+                "key": key,
+                "request_hash": hashed,
+                "response": dict(response),
+                "created_at": now,
+            },
         )
     except IntegrityError as exc:
         raise RetryTransaction(f"idempotency key {key!r} stored concurrently") from exc

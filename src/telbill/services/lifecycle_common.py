@@ -183,7 +183,12 @@ DEFAULT_PLAN_TRIAL_NUMBER_DAYS = DEFAULT_TRIAL_DAYS
 
 
 def lock_account(conn: Connection, account_id: int) -> None:
-    """Serialise lifecycle work on one account across processes (PostgreSQL row lock)."""
+    """Serialise lifecycle work on one account across processes (PostgreSQL row lock).
+
+    SQLite has no row locks: its write transactions (BEGIN IMMEDIATE) already run one at a
+    time, so the statement would only cost a round trip."""
+    if conn.dialect.name != "postgresql":
+        return
     conn.execute(select(accounts.c.id).where(accounts.c.id == account_id).with_for_update())
 
 

@@ -25,8 +25,8 @@ transaction: see `telbill.services.scheduler`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import astuple, dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -156,9 +156,17 @@ def load_rental(conn: Connection, rental_id: int, *, lock: bool = False) -> Rent
 
 
 def import_inventory(
-    db: Database, provider_id: int, rows: Sequence[InventoryRow], *, clock: Clock
+    db: Database,
+    provider_id: int,
+    rows: Sequence[InventoryRow],
+    *,
+    clock: Clock,
+    idempotency_key: str | None = None,
 ) -> InventoryImport:
-    """Add new numbers as available, update the prices of unrented ones, report rented ones."""
+    """Add new numbers as available, update the prices of unrented ones, report rented ones.
+
+    With `idempotency_key` a repeat of the same rows returns the first import's result.
+    """
 
     def work(conn: Connection) -> InventoryImport:
         now = clock.now()
@@ -211,7 +219,28 @@ def import_inventory(
             conn.execute(number_inventory.insert(), added)
         return InventoryImport(added=len(added), updated=updated, taken=tuple(taken))
 
-    return db.run(work)
+    if idempotency_key is None:
+        return db.run(work)
+    key = idempotency_key
+
+    def guarded(conn: Connection) -> InventoryImport:
+        return idempotency.once(
+            conn,
+            scope=f"inventory.import:{provider_id}",
+            key=key,
+            request={"rows": [astuple(row)[1:] for row in rows]},
+            now=clock.now(),
+            perform=lambda: _import_response(work(conn)),
+            load=lambda stored: InventoryImport(
+                stored["added"], stored["updated"], tuple(stored["taken"])
+            ),
+        )
+
+    return db.run(guarded)
+
+
+def _import_response(result: InventoryImport) -> dict[str, Any]:
+    return {"added": result.added, "updated": result.updated, "taken": list(result.taken)}
 
 
 def search_numbers(
@@ -570,8 +599,11 @@ def renew_due(conn: Connection, rental_id: int, period: str, now: datetime) -> s
     payer = billing_account(conn, rental.account_id)
     price = _monthly_price(conn, rental)
     due_day = local_date(rental.paid_until, payer.timezone)
-    if can_afford(conn, payer, price, "number", now):
+    try:  # a refused charge writes nothing: no separate affordability read on the way
         _renew_charge(conn, rental, price, period, now)
+    except InsufficientBalance:
+        pass
+    else:
         new_end = local_midnight(next_anniversary(rental.anchor_day, due_day), payer.timezone)
         conn.execute(
             number_rentals.update()
@@ -780,6 +812,21 @@ def record_traffic(db: Database, number: str, *, clock: Clock) -> None:
         )
 
 
+def record_traffic_in(conn: Connection, e164_numbers: Iterable[str], now: datetime) -> None:
+    """`record_traffic` for many E.164 numbers in the caller's transaction (a CDR chunk):
+    one UPDATE per 500 numbers."""
+    wanted = sorted(set(e164_numbers))
+    for start in range(0, len(wanted), 500):
+        conn.execute(
+            number_rentals.update()
+            .where(
+                number_rentals.c.number.in_(wanted[start : start + 500]),
+                number_rentals.c.status == "active",
+            )
+            .values(last_traffic_at=now)
+        )
+
+
 def is_suspended_number(conn: Connection, number: str) -> bool:
     """Whether `number` is a rented number suspended for an unpaid renewal (inbound calls to
     it are refused as busy). Numbers telbill does not rent out are not suspended."""
@@ -854,6 +901,7 @@ __all__ = [
     "list_numbers",
     "load_rental",
     "record_traffic",
+    "record_traffic_in",
     "release_idle",
     "release_number",
     "renew_due",

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Engine, select
 
 from telbill.adapters.db.charging_tables import account_plans, charging_plans
 from telbill.adapters.db.engine import Database
@@ -153,6 +154,15 @@ def get_plan_by_id(conn: Connection, plan_id: int) -> PlanRecord:
     return _record(row)
 
 
+_assignment_changes: WeakKeyDictionary[Engine, int] = WeakKeyDictionary()
+
+
+def assignment_changes(engine: Engine) -> int:
+    """How many plan assignments this process made on `engine`: caches of "which plan does
+    this account use" (`services.sessions`) drop what they knew when it moves."""
+    return _assignment_changes.get(engine, 0)
+
+
 def assign_plan(db: Database, account_id: int, plan_name: str, *, clock: Clock) -> PlanRecord:
     """Make `account_id` (and the accounts under it without their own) use `plan_name`."""
     with db.transaction() as conn:
@@ -164,6 +174,7 @@ def assign_plan(db: Database, account_id: int, plan_name: str, *, clock: Clock) 
                 account_id=account_id, plan_id=record.id, created_at=clock.now()
             )
         )
+    _assignment_changes[db.engine] = assignment_changes(db.engine) + 1
     return record
 
 
@@ -204,7 +215,7 @@ class TariffCache:
         cached = self._versions.get(name)
         if cached is not None and now - cached[0] < self.refresh_s:
             return cached[1]
-        with self.db.engine.connect() as conn:
+        with self.db.read() as conn:
             rows = conn.execute(
                 select(tariffs.c.version, tariffs.c.effective_from)
                 .where(tariffs.c.name == name)
@@ -267,6 +278,7 @@ __all__ = [
     "PlanRecord",
     "TariffCache",
     "assign_plan",
+    "assignment_changes",
     "create_plan",
     "get_plan",
     "get_plan_by_id",

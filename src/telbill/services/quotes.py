@@ -84,14 +84,17 @@ _INDEX_CACHE: dict[tuple[str, str, int, str], TariffIndex] = {}
 _INDEX_CACHE_SIZE = 8
 
 
-def load_tariff_index(db: Database, name: str, *, at: datetime | None = None) -> TariffIndex:
-    """The compiled index of tariff `name`: the version in force `at`, else the newest.
+def load_tariff_index(
+    db: Database, name: str, *, at: datetime | None = None, version: int | None = None
+) -> TariffIndex:
+    """The compiled index of tariff `name`: `version`, else the version in force `at`, else
+    the newest.
 
     Raises NotFound when there is no such tariff.
     """
     from telbill.services.tariffs import get_version, load_tariff
 
-    found = get_version(db, name, at=at)
+    found = get_version(db, name, version, at=at)
     version = found.version
     # created_at tells a re-created database's "version 1" from the one cached before.
     key = (str(db.engine.url), name, version, found.created_at.isoformat())

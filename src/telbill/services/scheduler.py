@@ -40,9 +40,9 @@ from telbill.adapters.db.lifecycle_tables import (
 )
 from telbill.adapters.db.tables import accounts, ledger_accounts
 from telbill.errors import InvalidInput
+from telbill.services import invoice_runs, thresholds
 from telbill.services import numbers as number_service
 from telbill.services import subscriptions as subscription_service
-from telbill.services import thresholds
 from telbill.services.accounts import billing_account
 from telbill.services.clock import Clock, FixedClock
 from telbill.services.holds import expire_holds
@@ -445,6 +445,8 @@ def sweep_silent_sessions(db: Database, until: datetime) -> int:
 TASKS: dict[str, Task] = {
     "sessions.sweep": sweep_silent_sessions,
     "thresholds.check": thresholds.check_all,
+    invoice_runs.ISSUE_JOB: invoice_runs.issue_month_end,
+    invoice_runs.OVERDUE_JOB: invoice_runs.flag_overdue,
 }
 
 

@@ -14,6 +14,11 @@
   ``soft`` cut-off policy a call may last the plan's maximum length while the balance is
   positive; the hold is what the wallet has and the rest is charged at the end, taking the
   balance negative (the debt is paid by the next top-up).
+* `update_session` (interim) records the seconds used so far. When the call comes within
+  `EXTEND_WITHIN_S` of its `max_seconds` and that is less than the maximum call length, the
+  hold is extended by what the wallet affords now (up to the maximum length) and the answer
+  carries the new `max_seconds`; under the ``hard`` cut-off, when nothing more is affordable,
+  it answers ``disconnect`` (the call ends at its `max_seconds` at the latest).
 * `end` rates the real call (answer..end or a duration) with `rate_event`, settles the exact
   charge from the hold (``hard``: never more than held) and releases the rest. The charge is
   recorded as CDR ``session:<id>`` (explainable like any CDR charge).
@@ -22,24 +27,27 @@
 
 Resuming a suspended wallet is evaluated here: `authorize` resumes a wallet suspended at zero
 when its balance is above zero again (see `services.suspension`).
+
+Per-request cost: which account pays for an account and with which plan is remembered per
+process for a few seconds (`services.session_context`). Statuses, balances and holds are
+always read in the request's transaction, under the wallet's lock.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 
 from telbill.adapters.db import ledger_store
-from telbill.adapters.db.charging_tables import account_plans, charges, sessions
+from telbill.adapters.db.charging_tables import charges, sessions
 from telbill.adapters.db.engine import Database
-from telbill.adapters.db.tables import hold_lines, hold_resolutions, holds
-from telbill.domain.lookup import TariffIndex
 from telbill.domain.money import CALL_TIME, from_micros, to_micros
 from telbill.domain.numbers import rating_digits
 from telbill.domain.plans import CallClass, CutOffPolicy
@@ -56,33 +64,31 @@ from telbill.errors import (
     InvalidInput,
     NoRate,
     NotFound,
-    TelbillError,
 )
-from telbill.ledger import (
-    Bucket,
-    DrainPolicy,
-    HoldLine,
-    JournalEntry,
-    Posting,
-    plan_drain,
-    plan_settlement,
-    spendable,
-)
-from telbill.services import idempotency
-from telbill.services.accounts import Account, AccountStatus, load_account
+from telbill.ledger import Bucket, BucketKind, DrainPolicy, spendable
+from telbill.services import holds as holds_service
+from telbill.services import idempotency, thresholds
+from telbill.services.accounts import Account, AccountStatus
 from telbill.services.charging import explanation_json, share_of, usage_json
 from telbill.services.clock import Clock
 from telbill.services.numbers import is_suspended_number
-from telbill.services.plans import PlanRecord, TariffCache, get_plan_by_id, plan_for
+from telbill.services.plans import TariffCache
+from telbill.services.session_context import SessionContext, context_for, fresh_accounts
 from telbill.services.suspension import enforce_zero_balance, resume_if_funded
 from telbill.services.wallets import DebitRequest, debit_many_in
 
 # A hold outlives its call by this much, so the sweeper settles it before it expires.
 HOLD_GRACE = timedelta(minutes=15)
 DEFAULT_SWEEP_TIMEOUT_S = 120
+# An interim update this close to `max_seconds` extends the hold (if the wallet affords it).
+EXTEND_WITHIN_S = 60
 ACTIVE, ENDED = "active", "ended"
 
-
+_SELECT_SESSION = select(sessions).where(sessions.c.id == bindparam("session_id"))
+_LOCK_SESSION = _SELECT_SESSION.with_for_update()
+_INSERT_SESSION = sessions.insert().returning(sessions.c.id)
+_INSERT_CHARGE = charges.insert().returning(charges.c.id)
+_UPDATE_SESSION = update(sessions).where(sessions.c.id == bindparam("session_id"))
 @dataclass(frozen=True, slots=True)
 class Authorization:
     allowed: bool
@@ -139,188 +145,25 @@ def _view(row: Any, *, disconnect: bool = False, charge_id: int | None = None) -
 
 
 def _load(conn: Connection, session_id: int) -> Any:
-    row = conn.execute(select(sessions).where(sessions.c.id == session_id)).first()
+    row = conn.execute(_SELECT_SESSION, {"session_id": session_id}).first()
     if row is None:
         raise NotFound(f"session {session_id} not found", session_id=session_id)
     return row
 
 
 def get_session(db: Database, session_id: int) -> SessionView:
-    with db.transaction() as conn:
+    with db.read() as conn:
         return _view(_load(conn, session_id))
 
 
-# ---------------------------------------------------------------------------- holds
-
-
-def _place_hold(
-    conn: Connection,
-    payer: Account,
-    buckets: list[Bucket],
-    amount: int,
-    *,
-    unit: str,
-    direction: str,
-    expires_at: datetime,
-    now: datetime,
-    subject_id: int,
-) -> int:
-    plan = plan_drain(
-        buckets,
-        amount,
-        unit=unit,
-        service=Service.VOICE.value,
-        direction=direction,
-        now=now,
-        floor=payer.floor_micros if unit == payer.currency else 0,
-        policy=DrainPolicy.ENFORCE_FLOOR,
-    )
-    hold_id = conn.execute(
-        holds.insert()
-        .values(
-            account_id=payer.id,
-            unit=unit,
-            amount=amount,
-            service=Service.VOICE.value,
-            direction=direction,
-            expires_at=expires_at,
-            details={"subject_account_id": subject_id, "purpose": "session"},
-            created_at=now,
-        )
-        .returning(holds.c.id)
-    ).scalar_one()
-    conn.execute(
-        hold_lines.insert(),
-        [
-            {"hold_id": hold_id, "ledger_account_id": t.bucket_id, "amount": t.amount,
-             "position": n}
-            for n, t in enumerate(plan.takes)
-        ],  # fmt: skip
-    )
-    ledger_store.add_to_columns(conn, held={t.bucket_id: t.amount for t in plan.takes})
-    return int(hold_id)
-
-
-def _settle_hold(
-    conn: Connection,
-    hold_id: int,
-    amount: int,
-    *,
-    now: datetime,
-    memo: str,
-    details: Mapping[str, Any],
-) -> tuple[int, int | None]:
-    """Settle up to `amount` of an open hold and release the rest: (settled, transaction id).
-
-    A hold already resolved (expired by the ledger's sweeper) settles nothing.
-    """
-    row = conn.execute(select(holds).where(holds.c.id == hold_id)).one()
-    if conn.execute(
-        select(hold_resolutions.c.id).where(hold_resolutions.c.hold_id == hold_id)
-    ).first():
-        return 0, None
-    lines = [
-        HoldLine(r.ledger_account_id, r.amount, r.position)
-        for r in conn.execute(
-            select(hold_lines)
-            .where(hold_lines.c.hold_id == hold_id)
-            .order_by(hold_lines.c.position)
-        )
-    ]
-    settlement = plan_settlement(lines, min(amount, row.amount))
-    tx_id: int | None = None
-    if settlement.takes:
-        revenue = ledger_store.system_account(conn, f"revenue:voice:{row.unit}", row.unit, now)
-        post = [Posting(t.bucket_id, -t.amount, row.unit) for t in settlement.takes]
-        post.append(Posting(revenue, settlement.settled, row.unit))
-        tx_id = ledger_store.apply_entry(
-            conn,
-            JournalEntry(
-                kind="hold_settle",
-                account_id=row.account_id,
-                subject_account_id=(row.details or {}).get("subject_account_id"),
-                postings=tuple(post),
-                memo=memo,
-                details={**dict(details), "hold_id": hold_id, "service": "voice"},
-            ),
-            now,
-        )
-    released: dict[int, int] = defaultdict(int)
-    for release in settlement.releases:
-        released[release.bucket_id] -= release.amount
-    ledger_store.add_to_columns(conn, held=released)
-    conn.execute(
-        hold_resolutions.insert().values(
-            hold_id=hold_id,
-            outcome="settled",
-            settled_amount=settlement.settled,
-            transaction_id=tx_id,
-            created_at=now,
-        )
-    )
-    return settlement.settled, tx_id
-
-
 # ---------------------------------------------------------------------------- authorize
-
-
-@dataclass(frozen=True, slots=True)
-class _Context:
-    leaf: Account
-    payer: Account
-    plan: PlanRecord
-    index: TariffIndex
-
-
-def _context(db: Database, cache: TariffCache, account_id: int, at: datetime) -> _Context:
-    with db.engine.connect() as conn:
-        leaf, payer, plan = _context_rows(conn, account_id)
-        conn.rollback()
-    return _Context(leaf, payer, plan, cache.at(plan.tariff, at))
-
-
-def _context_rows(conn: Connection, account_id: int) -> tuple[Account, Account, PlanRecord]:
-    """The account, the account that pays for it (`billing_account`) and its plan
-    (`plan_for`: its own, else the nearest ancestor's), read with as few queries as can be."""
-    leaf = load_account(conn, account_id)
-    chain = [leaf]
-    while not chain[-1].has_wallet:
-        parent_id = chain[-1].parent_id
-        if parent_id is None:
-            raise NotFound(f"account {account_id} has no wallet above it", account_id=account_id)
-        chain.append(load_account(conn, parent_id))
-    assigned = {
-        int(row.account_id): row.plan_id
-        for row in conn.execute(
-            select(account_plans.c.account_id, account_plans.c.plan_id).where(
-                account_plans.c.account_id.in_([a.id for a in chain])
-            )
-        )
-    }
-    for account in chain:
-        if account.id in assigned:
-            plan = get_plan_by_id(conn, int(assigned[account.id]))
-            break
-    else:
-        parent_id = chain[-1].parent_id
-        if parent_id is None:
-            raise NotFound(f"account {account_id} has no charging plan", account_id=account_id)
-        try:
-            plan = plan_for(conn, parent_id)
-        except NotFound:
-            raise NotFound(
-                f"account {account_id} has no charging plan", account_id=account_id
-            ) from None
-    return leaf, chain[-1], plan
 
 
 def _refusal(reason: str, message: str, currency: str) -> dict[str, Any]:
     return {"allowed": False, "reason": reason, "message": message, "currency": currency}
 
 
-def _money_seconds(
-    available: int, event: UsageEvent, ctx: _Context, cap: int
-) -> int:
+def _money_seconds(available: int, event: UsageEvent, ctx: SessionContext, cap: int) -> int:
     if available <= 0:
         return 0
     return min(
@@ -328,7 +171,7 @@ def _money_seconds(
     )
 
 
-def _cost_micros(event: UsageEvent, seconds: int, ctx: _Context) -> int:
+def _cost_micros(event: UsageEvent, seconds: int, ctx: SessionContext) -> int:
     if seconds <= 0:
         return 0
     priced = rate_event(
@@ -343,9 +186,20 @@ def _cost_micros(event: UsageEvent, seconds: int, ctx: _Context) -> int:
     return to_micros(priced.charges[0].amount)
 
 
+def _cap(ctx: SessionContext) -> int:
+    return min(ctx.plan.max_call_s, ctx.index.tariff.settings.max_call_s)
+
+
+def _spendable(
+    buckets: Sequence[Bucket], unit: str, direction: str, now: datetime, floor: int = 0
+) -> int:
+    own = [b for b in buckets if b.unit == unit]
+    return spendable(own, unit=unit, service="voice", direction=direction, now=now, floor=floor)
+
+
 def _decide(
     conn: Connection,
-    ctx: _Context,
+    ctx: SessionContext,
     event: UsageEvent,
     now: datetime,
     call_id: str | None,
@@ -353,9 +207,9 @@ def _decide(
 ) -> dict[str, Any]:
     """`locked`: the payer's buckets, read and locked at the start of this transaction."""
     currency = ctx.payer.currency
-    resume_if_funded(conn, ctx.payer.id, now)
-    payer = load_account(conn, ctx.payer.id)
-    leaf = load_account(conn, ctx.leaf.id)
+    payer, leaf = fresh_accounts(conn, ctx)
+    if payer.status is AccountStatus.SUSPENDED and resume_if_funded(conn, payer.id, now):
+        payer = replace(payer, status=AccountStatus.ACTIVE)
     if payer.status is not AccountStatus.ACTIVE or leaf.status is not AccountStatus.ACTIVE:
         return _refusal("suspended", f"account {payer.id} is {payer.status.value}", currency)
     if event.direction is Direction.INBOUND and is_suspended_number(conn, event.to_number):
@@ -376,17 +230,9 @@ def _decide(
         return _refusal(refused.code, refused.message, currency)
     free = found is None  # a local extension without a rate: free (rating's rule)
     direction = event.direction.value
-    buckets = locked
-    money = [b for b in buckets if b.unit == currency]
-    package = [b for b in buckets if b.unit == CALL_TIME]
-    money_available = spendable(
-        money, unit=currency, service="voice", direction=direction, now=now,
-        floor=payer.floor_micros,
-    )  # fmt: skip
-    package_seconds = spendable(
-        package, unit=CALL_TIME, service="voice", direction=direction, now=now
-    )
-    cap = min(ctx.plan.max_call_s, ctx.index.tariff.settings.max_call_s)
+    money_available = _spendable(locked, currency, direction, now, payer.floor_micros)
+    package_seconds = _spendable(locked, CALL_TIME, direction, now)
+    cap = _cap(ctx)
     if free or (
         ctx.plan.plan.cut_off is CutOffPolicy.SOFT and money_available + package_seconds > 0
     ):
@@ -405,36 +251,29 @@ def _decide(
     full_cost = 0 if free else _cost_micros(event, max_seconds, ctx)
     money_hold = min(share_of(full_cost, max_seconds, held_seconds), max(money_available, 0))
     expires_at = now + timedelta(seconds=max_seconds) + HOLD_GRACE
+    details = {"subject_account_id": ctx.leaf.id, "purpose": "session"}
     hold_id = package_hold_id = None
     if money_hold > 0:
-        hold_id = _place_hold(
-            conn, payer, money, money_hold, unit=currency, direction=direction,
-            expires_at=expires_at, now=now, subject_id=ctx.leaf.id,
+        hold_id = holds_service.place_hold_in(
+            conn, locked, money_hold, account_id=payer.id, unit=currency,
+            floor=payer.floor_micros, service=Service.VOICE.value, direction=direction,
+            expires_at=expires_at, now=now, details=details,
         )  # fmt: skip
     if held_seconds > 0:
-        package_hold_id = _place_hold(
-            conn, payer, package, held_seconds, unit=CALL_TIME, direction=direction,
-            expires_at=expires_at, now=now, subject_id=ctx.leaf.id,
+        package_hold_id = holds_service.place_hold_in(
+            conn, locked, held_seconds, account_id=payer.id, unit=CALL_TIME, floor=0,
+            service=Service.VOICE.value, direction=direction, expires_at=expires_at, now=now,
+            details=details,
         )  # fmt: skip
     session_id = conn.execute(
-        sessions.insert()
-        .values(
-            account_id=ctx.leaf.id,
-            payer_id=payer.id,
-            state=ACTIVE,
-            call_id=call_id,
-            direction=direction,
-            from_number=event.from_number,
-            to_number=event.to_number,
-            started_at=event.start,
-            hold_id=hold_id,
-            package_hold_id=package_hold_id,
-            max_seconds=max_seconds,
-            reported_seconds=0,
-            last_update_at=now,
-            created_at=now,
-        )
-        .returning(sessions.c.id)
+        _INSERT_SESSION,
+        {
+            "account_id": ctx.leaf.id, "payer_id": payer.id, "state": ACTIVE,
+            "call_id": call_id, "direction": direction, "from_number": event.from_number,
+            "to_number": event.to_number, "started_at": event.start, "hold_id": hold_id,
+            "package_hold_id": package_hold_id, "max_seconds": max_seconds,
+            "reported_seconds": 0, "last_update_at": now, "created_at": now,
+        },  # fmt: skip
     ).scalar_one()
     return {
         "allowed": True,
@@ -471,7 +310,7 @@ def authorize(
     if at is not None and at.tzinfo is None:
         raise InvalidInput("at must be timezone-aware")
     start = at or clock.now()
-    ctx = _context(db, cache, account_id, start)
+    ctx = context_for(db, cache, account_id, start)
     event = UsageEvent(
         id="authorize", account=str(ctx.leaf.id), to_number=str(to_number).strip(),
         start=start, direction=call_direction, from_number=from_number,
@@ -496,6 +335,10 @@ def authorize(
         )
 
     answer = db.run(work)
+    if answer.get("session_id") is not None:  # committed: this id is this call's for good
+        _remember_session(
+            db, _SessionFacts(int(answer["session_id"]), ctx.leaf.id, ctx.payer.id, start)
+        )
     return Authorization(
         allowed=bool(answer["allowed"]),
         reason=answer.get("reason"),
@@ -508,55 +351,219 @@ def authorize(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _SessionFacts:
+    """What never changes about a session once its authorisation committed."""
+
+    id: int
+    account_id: int
+    payer_id: int
+    started_at: datetime
+
+
+# Sessions this process authorised (most recent last): their end needs no read of its own.
+_SESSIONS_REMEMBERED = 100_000
+_session_facts: WeakKeyDictionary[Engine, dict[int, _SessionFacts]] = WeakKeyDictionary()
+_session_facts_lock = threading.Lock()
+
+
+def _remember_session(db: Database, facts: _SessionFacts) -> None:
+    with _session_facts_lock:
+        known = _session_facts.setdefault(db.engine, {})
+        known[facts.id] = facts
+        while len(known) > _SESSIONS_REMEMBERED:
+            del known[next(iter(known))]
+
+
+def _session_context(
+    db: Database,
+    cache: TariffCache,
+    session_id: int,
+    check: Callable[[int], None] | None,
+) -> tuple[Any, SessionContext]:
+    """The session's facts (remembered from its authorisation in this process, else read,
+    deferred) and its context, `check` passed first so a caller outside the session's scope
+    learns nothing about its account.
+
+    Done before the transaction: the caches behind `context_for` and `check` may read with a
+    connection of their own, which a transaction waiting for it must not hold up."""
+    first: Any = _session_facts.get(db.engine, {}).get(session_id)
+    if first is None:
+        with db.read() as conn:
+            first = _load(conn, session_id)
+    if check is not None:
+        check(int(first.account_id))
+    return first, context_for(db, cache, int(first.account_id), first.started_at)
+
+
+def _locked_session(conn: Connection, first: Any) -> tuple[Any, list[Bucket]]:
+    """In the request's transaction: the session row again, locked (an end, an update and
+    the sweeper of one session take turns; always before the wallet, so they never
+    deadlock), and its payer's buckets, locked."""
+    row = conn.execute(_LOCK_SESSION, {"session_id": first.id}).one()
+    return row, ledger_store.load_buckets(conn, [first.payer_id])
+
+
 # ---------------------------------------------------------------------------- update
 
 
-def update_session(
-    db: Database, session_id: int, *, elapsed_s: int, clock: Clock
-) -> SessionView:
-    """Interim update: record the seconds the call has lasted; say whether to disconnect.
+def _extend(
+    conn: Connection,
+    ctx: SessionContext,
+    row: Any,
+    payer: Account,
+    locked: list[Bucket],
+    *,
+    elapsed_s: int,
+    now: datetime,
+) -> dict[str, Any] | None:
+    """Extend the call's holds to what the wallet affords now, up to the maximum call length:
+    the session's new columns, or None when not one more second is affordable."""
+    money_hold = holds_service.open_hold_in(conn, row.hold_id) if row.hold_id else None
+    package_hold = (
+        holds_service.open_hold_in(conn, row.package_hold_id) if row.package_hold_id else None
+    )
+    if (row.hold_id and money_hold is None) or (row.package_hold_id and package_hold is None):
+        return None  # a hold expired under the call: the sweeper's business, not extended
+    held_money = money_hold.amount if money_hold else 0
+    held_seconds = package_hold.amount if package_hold else 0
+    direction = row.direction
+    money_total = held_money + _spendable(
+        locked, ctx.payer.currency, direction, now, payer.floor_micros
+    )
+    seconds_total = held_seconds + _spendable(locked, CALL_TIME, direction, now)
+    event = UsageEvent(
+        id=f"session:{row.id}", account=str(row.account_id), to_number=row.to_number,
+        start=row.started_at, direction=Direction(direction), from_number=row.from_number,
+    )  # fmt: skip
+    cap = _cap(ctx)
+    new_max = min(cap, seconds_total + _money_seconds(money_total, event, ctx, cap))
+    if new_max <= row.max_seconds:
+        return None
+    new_seconds = min(seconds_total, new_max)
+    new_money = min(
+        share_of(_cost_micros(event, new_max, ctx), new_max, new_seconds), max(money_total, 0)
+    )
+    expires_at = now + timedelta(seconds=new_max - elapsed_s) + HOLD_GRACE
+    values: dict[str, Any] = {"max_seconds": new_max}
+    for unit, current, wanted, column in (
+        (ctx.payer.currency, money_hold, new_money, "hold_id"),
+        (CALL_TIME, package_hold, new_seconds, "package_hold_id"),
+    ):
+        floor = payer.floor_micros if unit == ctx.payer.currency else 0
+        extra = wanted - (current.amount if current else 0)
+        if current is not None:
+            holds_service.extend_hold_in(
+                conn, current, locked, extra, floor=floor, service=Service.VOICE.value,
+                direction=direction, expires_at=expires_at, now=now,
+            )  # fmt: skip
+        elif extra > 0:
+            values[column] = holds_service.place_hold_in(
+                conn, locked, extra, account_id=payer.id, unit=unit, floor=floor,
+                service=Service.VOICE.value, direction=direction, expires_at=expires_at,
+                now=now, details={"subject_account_id": row.account_id, "purpose": "session"},
+            )  # fmt: skip
+    return values
 
-    ``disconnect`` is true when the call reached its `max_seconds`, or its wallet was
-    suspended at zero and the plan cuts off hard. Repeating an update changes nothing more.
+
+def update_session(
+    db: Database,
+    session_id: int,
+    *,
+    elapsed_s: int,
+    clock: Clock,
+    cache: TariffCache | None = None,
+    check: Callable[[int], None] | None = None,
+    extend_within_s: int = EXTEND_WITHIN_S,
+) -> SessionView:
+    """Interim update: record the seconds the call has lasted; extend its hold when it nears
+    `max_seconds`; say whether to disconnect (module rules).
+
+    ``disconnect`` is true when the call reached its `max_seconds`, when its wallet was
+    suspended at zero and the plan cuts off hard, or when (hard) the call nears its
+    `max_seconds` and the wallet affords nothing more. Repeating an update changes nothing
+    more. `check(account_id)` (the caller's authorisation) runs before anything is written.
     """
     if not isinstance(elapsed_s, int) or elapsed_s < 0:
         raise InvalidInput(f"elapsed_s must be a non-negative integer, got {elapsed_s!r}")
+    first, ctx = _session_context(db, cache or TariffCache(db), session_id, check)
 
     def work(conn: Connection) -> SessionView:
         now = clock.now()
-        row = _load(conn, session_id)
+        row, locked = _locked_session(conn, first)
         if row.state != ACTIVE:
             return _view(row, disconnect=True)
-        conn.execute(
-            update(sessions)
-            .where(sessions.c.id == session_id)
-            .values(reported_seconds=max(elapsed_s, row.reported_seconds), last_update_at=now)
+        payer, _ = fresh_accounts(conn, ctx)
+        hard = ctx.plan.plan.cut_off is CutOffPolicy.HARD
+        reported = max(elapsed_s, row.reported_seconds)
+        values: dict[str, Any] = {"reported_seconds": reported, "last_update_at": now}
+        exhausted = False
+        if (
+            payer.status is AccountStatus.ACTIVE
+            and row.max_seconds < _cap(ctx)
+            and row.max_seconds - reported <= extend_within_s
+        ):
+            extension = _extend(conn, ctx, row, payer, locked, elapsed_s=reported, now=now)
+            exhausted = extension is None
+            values.update(extension or {})
+        conn.execute(_UPDATE_SESSION, {"session_id": session_id, **values})
+        row = {**row._mapping, **values}
+        stop = (
+            reported >= row["max_seconds"]
+            or (hard and payer.status is not AccountStatus.ACTIVE)
+            or (hard and exhausted)
         )
-        row = _load(conn, session_id)
-        payer = load_account(conn, row.payer_id)
-        hard = plan_for(conn, row.account_id).plan.cut_off is CutOffPolicy.HARD
-        stop = row.reported_seconds >= row.max_seconds or (
-            hard and payer.status is not AccountStatus.ACTIVE
-        )
-        return _view(row, disconnect=stop)
+        return _view(_Row(row), disconnect=stop)
 
     return db.run(work)
+
+
+class _Row:
+    """Attribute access over a mapping (a row with some columns changed)."""
+
+    def __init__(self, values: Any) -> None:
+        self._values = dict(values)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 # ---------------------------------------------------------------------------- end
 
 
+def _money_after(
+    locked: Sequence[Bucket], currency: str, settled: holds_service.SettledHold, now: datetime
+) -> tuple[int, int]:
+    """The wallet's money once `settled` left the locked buckets: its balance as
+    `suspension.money_balance` counts it, and what is available (`balances_in`)."""
+    balance_total = available = 0
+    for bucket in locked:
+        if bucket.unit != currency:
+            continue
+        balance = bucket.balance - settled.taken.get(bucket.id, 0)
+        held = bucket.held - settled.unheld.get(bucket.id, 0)
+        if bucket.kind is BucketKind.PAID or (not bucket.is_expired(now) and balance > 0):
+            balance_total += balance
+        if not bucket.is_expired(now):
+            available += balance - held
+    return balance_total, available
+
+
 def _finish(
     conn: Connection,
     row: Any,
-    ctx: _Context,
+    ctx: SessionContext,
+    locked: list[Bucket],
     *,
     now: datetime,
     duration_s: int | None,
     answer_at: datetime | None,
     end_at: datetime | None,
     reason: str,
-) -> dict[str, Any]:
+) -> SessionView:
     if row.state != ACTIVE:
         raise Conflict(f"session {row.id} is already ended", session_id=row.id)
     event = UsageEvent(
@@ -573,17 +580,19 @@ def _finish(
     details = {"session_id": row.id, "cdr_id": event.id}
     package_units = 0
     if row.package_hold_id is not None:
-        package_units, _ = _settle_hold(
+        package_units = holds_service.settle_hold_in(
             conn, row.package_hold_id, billed, now=now, memo="call time", details=details
-        )
+        ).settled
     due = share_of(amount, billed, package_units)
-    settled, tx_id = 0, None
+    money = holds_service.SettledHold(0, None, {}, {})
     if row.hold_id is not None:
-        settled, tx_id = _settle_hold(
+        money = holds_service.settle_hold_in(
             conn, row.hold_id, due, now=now, memo=f"call to {row.to_number}", details=details
         )
+    settled, tx_id = money.settled, money.transaction_id
     charged = settled
-    if due > settled and not hard:
+    beyond_hold = due > settled and not hard
+    if beyond_hold:
         outcome = debit_many_in(
             conn,
             [
@@ -608,29 +617,34 @@ def _finish(
             f"{charge.currency}" + (" (hard cut-off: capped at the hold)" if hard else "")
         )
     charge_id = conn.execute(
-        charges.insert()
-        .values(
-            cdr_id=event.id, leg=charge.leg.value, revision=0, account_id=row.account_id,
-            payer_id=row.payer_id, service="voice", direction=row.direction,
-            amount_micros=charged, currency=charge.currency, unit=charge.unit,
-            billed_units=billed, package_units=package_units,
-            tariff=charge.explanation.tariff, tariff_version=charge.explanation.tariff_version,
-            prefix=charge.explanation.matched_prefix, explanation=explanation,
-            usage=usage_json(event), usage_hash=None, transaction_id=tx_id,
-            source="session", occurred_at=row.started_at, created_at=now,
-        )  # fmt: skip
-        .returning(charges.c.id)
+        _INSERT_CHARGE,
+        {
+            "cdr_id": event.id, "leg": charge.leg.value, "revision": 0,
+            "account_id": row.account_id, "payer_id": row.payer_id, "service": "voice",
+            "direction": row.direction, "amount_micros": charged, "currency": charge.currency,
+            "unit": charge.unit, "billed_units": billed, "package_units": package_units,
+            "tariff": charge.explanation.tariff,
+            "tariff_version": charge.explanation.tariff_version,
+            "prefix": charge.explanation.matched_prefix, "explanation": explanation,
+            "usage": usage_json(event), "usage_hash": None, "transaction_id": tx_id,
+            "source": "session", "occurred_at": row.started_at, "created_at": now,
+        },  # fmt: skip
     ).scalar_one()
-    conn.execute(
-        update(sessions)
-        .where(sessions.c.id == row.id)
-        .values(
-            state=ENDED, ended_at=now, billed_seconds=billed, charged_micros=charged,
-            end_reason=reason, last_update_at=now,
-        )  # fmt: skip
-    )
-    enforce_zero_balance(conn, [row.payer_id], now)
-    return {"session_id": row.id, "charge_id": int(charge_id)}
+    ended = {
+        "state": ENDED, "ended_at": now, "billed_seconds": billed, "charged_micros": charged,
+        "end_reason": reason, "last_update_at": now,
+    }  # fmt: skip
+    conn.execute(_UPDATE_SESSION, {"session_id": row.id, **ended})
+    # The zero-balance rules and the thresholds need the money after this charge: known from
+    # the locked buckets, unless a debit beyond the hold moved it too (then read again).
+    balance, available = _money_after(locked, ctx.payer.currency, money, now)
+    if beyond_hold or balance <= 0:
+        enforce_zero_balance(conn, [row.payer_id], now)
+    else:
+        thresholds.after_balance_change(
+            conn, row.payer_id, now, payer=ctx.payer, available=from_micros(available)
+        )
+    return _view(_Row({**row._mapping, **ended}), charge_id=int(charge_id))
 
 
 def end_session(
@@ -657,39 +671,34 @@ def end_session(
             raise InvalidInput("answer and end times must be timezone-aware")
     if answer_at is not None and end_at is None and duration_s is None:
         raise InvalidInput("an answered call needs its end time or its duration")
-    with db.engine.connect() as conn:  # one read connection for the session and its context
-        first = _load(conn, session_id)
-        try:
-            rows: tuple[Account, Account, PlanRecord] | TelbillError = _context_rows(
-                conn, first.account_id
-            )
-        except TelbillError as exc:  # told only to a caller allowed to see this session
-            rows = exc
-        conn.rollback()
-    if check is not None:
-        check(int(first.account_id))
-    if isinstance(rows, TelbillError):
-        raise rows
-    leaf, payer, plan = rows
-    ctx = _Context(leaf, payer, plan, cache.at(plan.tariff, first.started_at))
+    first, ctx = _session_context(db, cache, session_id, check)
     request = {"duration_s": duration_s, "answer": answer_at, "end": end_at}
 
     def work(conn: Connection) -> SessionView:
         now = clock.now()
-        ledger_store.load_buckets(conn, [first.payer_id])
+        row, locked = _locked_session(conn, first)
+        finished: list[SessionView] = []
+
+        def perform() -> dict[str, Any]:
+            view = _finish(
+                conn, row, ctx, locked, now=now, duration_s=duration_s, answer_at=answer_at,
+                end_at=end_at, reason="ended",
+            )  # fmt: skip
+            finished.append(view)
+            return {"session_id": session_id, "charge_id": view.charge_id}
+
         response = idempotency.once(
             conn,
             scope=f"sessions.end:{session_id}",
             key=idempotency_key,
             request=request,
             now=now,
-            perform=lambda: _finish(
-                conn, _load(conn, session_id), ctx, now=now, duration_s=duration_s,
-                answer_at=answer_at, end_at=end_at, reason="ended",
-            ),  # fmt: skip
+            perform=perform,
             load=lambda response: dict(response),
         )
-        return _view(_load(conn, session_id), charge_id=response.get("charge_id"))
+        if finished:
+            return finished[0]
+        return _view(row, charge_id=response.get("charge_id"))
 
     return db.run(work)
 
@@ -704,34 +713,32 @@ def sweep_sessions(
 ) -> list[int]:
     """End sessions not updated for `timeout_s`, charging the seconds last reported."""
     now = clock.now()
-    with db.engine.connect() as conn:
-        silent = conn.execute(
-            select(sessions.c.id)
-            .where(
-                sessions.c.state == ACTIVE,
-                sessions.c.last_update_at <= now - timedelta(seconds=timeout_s),
+    with db.read() as conn:
+        silent = (
+            conn.execute(
+                select(sessions.c.id)
+                .where(
+                    sessions.c.state == ACTIVE,
+                    sessions.c.last_update_at <= now - timedelta(seconds=timeout_s),
+                )
+                .order_by(sessions.c.id)
+                .limit(limit)
             )
-            .order_by(sessions.c.id)
-            .limit(limit)
-        ).scalars().all()
-        conn.rollback()
+            .scalars()
+            .all()
+        )
     return [int(i) for i in silent if _sweep_one(db, cache, int(i), clock=clock)]
 
 
 def _sweep_one(db: Database, cache: TariffCache, session_id: int, *, clock: Clock) -> bool:
-    with db.engine.connect() as conn:  # one read connection for the session and its context
-        first = _load(conn, session_id)
-        leaf, payer, plan = _context_rows(conn, first.account_id)
-        conn.rollback()
-    ctx = _Context(leaf, payer, plan, cache.at(plan.tariff, first.started_at))
+    first, ctx = _session_context(db, cache, session_id, None)
 
     def work(conn: Connection) -> bool:
-        ledger_store.load_buckets(conn, [first.payer_id])
-        row = _load(conn, session_id)
+        row, locked = _locked_session(conn, first)
         if row.state != ACTIVE:
             return False
         _finish(
-            conn, row, ctx, now=clock.now(), duration_s=row.reported_seconds,
+            conn, row, ctx, locked, now=clock.now(), duration_s=row.reported_seconds,
             answer_at=None, end_at=None, reason="swept",
         )  # fmt: skip
         return True
@@ -741,6 +748,7 @@ def _sweep_one(db: Database, cache: TariffCache, session_id: int, *, clock: Cloc
 
 __all__ = [
     "DEFAULT_SWEEP_TIMEOUT_S",
+    "EXTEND_WITHIN_S",
     "Authorization",
     "SessionView",
     "authorize",

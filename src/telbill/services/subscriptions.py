@@ -12,7 +12,9 @@ Rules (issue 5):
   any service (the ledger's drain rule), so an unused trial credit also pays a later fee.
 * Each paid period grants free calling credit = fee x seats x the plan's share (e.g. 20 %),
   in a ``free`` bucket for voice with no expiry: unused credit rolls over, and it drains
-  before paid money (bucket priority).
+  before paid money (bucket priority). A seat change mid-period moves it at once: the
+  difference for the days left is granted (more seats) or taken back from the unused free
+  credit (fewer seats; never more than is left).
 * An unpaid renewal makes the subscription ``past_due`` (no credit granted); the scheduler
   retries until the balance covers it, keeping the anniversary.
 * Packages (``s:call``, ``s:speech``, ``msg:sms``) are bought from the balance at any time;
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
@@ -54,8 +56,8 @@ from telbill.domain.money import (
     to_micros,
     validate_unit,
 )
-from telbill.errors import Conflict, InvalidInput, NotFound
-from telbill.ledger import BucketKind, transfer
+from telbill.errors import Conflict, InsufficientBalance, InvalidInput, NotFound
+from telbill.ledger import BucketKind, JournalEntry, Posting, transfer
 from telbill.services import idempotency
 from telbill.services.accounts import PPM, Account, AccountKind, billing_account, load_account
 from telbill.services.clock import Clock
@@ -191,8 +193,12 @@ def create_plan(
     trial_number_days: int = 7,
     keep_anniversary: bool = False,
     clock: Clock,
+    idempotency_key: str | None = None,
 ) -> Plan:
-    """Add a subscription plan to a provider's catalogue (prices in the provider's currency)."""
+    """Add a subscription plan to a provider's catalogue (prices in the provider's currency).
+
+    With `idempotency_key` a repeat returns the plan created first (the API's retries).
+    """
     percent = Decimal(str(free_credit_percent))
     if not Decimal(0) <= percent <= Decimal(100):
         raise InvalidInput(f"free credit percent must be between 0 and 100, got {percent}")
@@ -237,7 +243,73 @@ def create_plan(
             conn.execute(select(subscription_plans).where(subscription_plans.c.id == plan_id)).one()
         )
 
-    return db.run(work)
+    request = {
+        "code": code,
+        "name": name,
+        "monthly_fee": str(monthly_fee),
+        "free_credit_percent": str(free_credit_percent),
+        "trial_credit": str(trial_credit),
+        "trial_number_days": trial_number_days,
+        "keep_anniversary": keep_anniversary,
+    }
+    return db.run(
+        _once_by_id(f"plan.create:{provider_id}", idempotency_key, request, clock, work, _load_plan)
+    )
+
+
+def _load_plan(conn: Connection, plan_id: int) -> Plan:
+    return _plan(
+        conn.execute(select(subscription_plans).where(subscription_plans.c.id == plan_id)).one()
+    )
+
+
+def _once_by_id(
+    scope: str,
+    key: str | None,
+    request: Mapping[str, Any],
+    clock: Clock,
+    work: Any,
+    load: Any,
+) -> Any:
+    """`work(conn)` guarded by an optional idempotency key; a repeat re-reads the row first
+    created (its id is what the key remembers)."""
+    if key is None:
+        return work
+
+    def guarded(conn: Connection) -> Any:
+        return idempotency.once(
+            conn,
+            scope=scope,
+            key=key,
+            request=request,
+            now=clock.now(),
+            perform=lambda: {"id": work(conn).id},
+            load=lambda stored: load(conn, int(stored["id"])),
+        )
+
+    return guarded
+
+
+def list_plans(db: Database, account_id: int) -> list[Plan]:
+    """The plans `account_id` may subscribe to: its provider's catalogue (a provider's own)."""
+    with db.transaction() as conn:
+        provider_id = load_account(conn, account_id).provider_id
+        rows = conn.execute(
+            select(subscription_plans)
+            .where(subscription_plans.c.provider_id == provider_id)
+            .order_by(subscription_plans.c.code)
+        )
+        return [_plan(row) for row in rows]
+
+
+def list_packages(db: Database, account_id: int) -> list[Package]:
+    """The packages `account_id` may buy: its provider's catalogue (a provider's own)."""
+    with db.transaction() as conn:
+        provider_id = load_account(conn, account_id).provider_id
+        rows = conn.execute(
+            select(packages).where(packages.c.provider_id == provider_id).order_by(packages.c.code)
+        )
+        return [_package(row) for row in rows]
 
 
 def _find_plan(conn: Connection, account: Account, code: str) -> Any:
@@ -296,8 +368,10 @@ def _pay_period(
     addons: Sequence[Mapping[str, Any]],
     period: BillingPeriod,
     now: datetime,
+    payer: Account,
 ) -> None:
-    """Charge one period in advance and grant its free calling credit."""
+    """Charge one period in advance and grant its free calling credit (InsufficientBalance,
+    with nothing written, when the balance does not cover the fee)."""
     label = period.first_day.isoformat()
     charge_in(
         conn,
@@ -315,7 +389,6 @@ def _pay_period(
     )
     credit = _free_credit_micros(plan, seats)
     if credit > 0:
-        payer = billing_account(conn, account_id)
         grant_in(
             conn,
             payer,
@@ -383,7 +456,9 @@ def subscribe(
                     .returning(subscriptions.c.id)
                 ).scalar_one()
             )
-            _pay_period(conn, subscription_id, account_id, plan, seats, addon_rows, period, now)
+            _pay_period(
+                conn, subscription_id, account_id, plan, seats, addon_rows, period, now, payer
+            )
             if plan.trial_credit_micros > 0:
                 grant_in(
                     conn,
@@ -467,12 +542,26 @@ def change_subscription(
                 )
             elif new_total < old_total and share > 0:
                 _credit_back(conn, payer, share, key, details, now)
+            free = _adjust_free_credit(
+                conn,
+                payer,
+                plan,
+                (row.seats, new_seats),
+                period,
+                local_date(now, payer.timezone),
+                key,
+                now,
+            )
             conn.execute(
                 subscriptions.update()
                 .where(subscriptions.c.id == subscription_id)
                 .values(seats=new_seats, addons=addon_rows)
             )
-            return {"subscription_id": subscription_id, "prorated_micros": share}
+            return {
+                "subscription_id": subscription_id,
+                "prorated_micros": share,
+                "free_credit_micros": free,
+            }
 
         return idempotency.once(
             conn,
@@ -485,6 +574,69 @@ def change_subscription(
         )
 
     return db.run(work)
+
+
+def _adjust_free_credit(
+    conn: Connection,
+    payer: Account,
+    plan: Any,
+    seats: tuple[int, int],
+    period: BillingPeriod,
+    today: date,
+    key: str,
+    now: datetime,
+) -> int:
+    """A seat change moves this period's free calling credit at once, prorated to its end:
+    more seats grant the difference for the days left; fewer seats take back the difference
+    for the days left, from the free credit still unused (never more than is left, newest
+    credit first). Returns the signed change in micro-units."""
+    before, after = (_free_credit_micros(plan, count) for count in seats)
+    share = to_micros(prorate(from_micros(abs(after - before)), period, today))
+    if share <= 0:
+        return 0
+    if after > before:
+        grant_in(
+            conn,
+            payer,
+            kind=BucketKind.FREE,
+            amount=share,
+            unit=payer.currency,
+            idempotency_key=f"{key}:free",
+            now=now,
+            label=f"free calling credit {plan.code}, {seats[1]} seats from {today.isoformat()}",
+            service="voice",
+        )
+        return share
+    unused = [
+        bucket
+        for bucket in ledger_store.load_buckets(conn, [payer.id], unit=payer.currency)
+        if bucket.kind is BucketKind.FREE
+        and bucket.service == "voice"
+        and (bucket.expires_at is None or bucket.expires_at > now)
+        and bucket.balance - bucket.held > 0
+    ]
+    takes: list[Posting] = []
+    left = share
+    for bucket in sorted(unused, key=lambda b: -b.id):
+        take = min(left, bucket.balance - bucket.held)
+        takes.append(Posting(bucket.id, -take, payer.currency))
+        left -= take
+        if left == 0:
+            break
+    taken = share - left
+    if taken == 0:
+        return 0
+    source = ledger_store.system_account(conn, f"promotions:{payer.currency}", payer.currency, now)
+    entry = JournalEntry(
+        kind="grant_clawback",
+        account_id=payer.id,
+        postings=(*takes, Posting(source, taken, payer.currency)),
+        memo=f"free calling credit {plan.code}, {seats[1]} seats from {today.isoformat()}",
+        details={"from_seats": seats[0], "to_seats": seats[1], "unused_taken": taken},
+        idempotency_key=f"{key}:free",
+    )
+    ledger_store.apply_entry(conn, entry, now)
+    return -taken
 
 
 def _credit_back(
@@ -552,13 +704,15 @@ def renew_subscription(
         return None
     first_day = local_date(row.period_end, payer.timezone)
     next_period = period_from(first_day, row.anchor_day, payer.timezone)
-    total = _monthly_total_micros(plan.monthly_fee_micros, row.seats, row.addons)
-    if not can_afford(conn, payer, total, "recurring", now):
+    try:  # a refused charge writes nothing: no separate affordability read on the way
+        _pay_period(
+            conn, row.id, row.account_id, plan, row.seats, row.addons, next_period, now, payer
+        )
+    except InsufficientBalance:
         conn.execute(
             subscriptions.update().where(subscriptions.c.id == row.id).values(status="past_due")
         )
         return "past_due"
-    _pay_period(conn, row.id, row.account_id, plan, row.seats, row.addons, next_period, now)
     conn.execute(
         subscriptions.update()
         .where(subscriptions.c.id == row.id)
@@ -579,7 +733,7 @@ def retry_subscription(
     if not can_afford(conn, payer, total, "recurring", now):
         return None
     current = period_containing(row.anchor_day, now, payer.timezone)
-    _pay_period(conn, row.id, row.account_id, plan, row.seats, row.addons, current, now)
+    _pay_period(conn, row.id, row.account_id, plan, row.seats, row.addons, current, now, payer)
     conn.execute(
         subscriptions.update()
         .where(subscriptions.c.id == row.id)
@@ -639,8 +793,9 @@ def create_package(
     price: Decimal | str | int,
     validity_days: int | None = None,
     clock: Clock,
+    idempotency_key: str | None = None,
 ) -> Package:
-    """Add a minute/SMS package to a provider's catalogue."""
+    """Add a minute/SMS package to a provider's catalogue (`idempotency_key`: as plans)."""
     if validate_unit(unit) not in PACKAGE_UNITS or is_money_unit(unit):
         raise InvalidInput(f"package unit must be one of {', '.join(PACKAGE_UNITS)}, got {unit!r}")
     if validity_days is not None and validity_days < 1:
@@ -669,9 +824,25 @@ def create_package(
             )
             .returning(packages.c.id)
         ).scalar_one()
-        return _package(conn.execute(select(packages).where(packages.c.id == package_id)).one())
+        return _load_package(conn, package_id)
 
-    return db.run(work)
+    request = {
+        "code": code,
+        "name": name,
+        "unit": unit,
+        "amount": str(amount),
+        "price": str(price),
+        "validity_days": validity_days,
+    }
+    return db.run(
+        _once_by_id(
+            f"package.create:{provider_id}", idempotency_key, request, clock, work, _load_package
+        )
+    )
+
+
+def _load_package(conn: Connection, package_id: int) -> Package:
+    return _package(conn.execute(select(packages).where(packages.c.id == package_id)).one())
 
 
 def buy_package(
@@ -843,6 +1014,8 @@ __all__ = [
     "create_plan",
     "current_subscription",
     "expire_package",
+    "list_packages",
+    "list_plans",
     "load_subscription",
     "package_counters",
     "renew_subscription",

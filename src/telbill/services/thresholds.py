@@ -15,13 +15,16 @@ changes as old spend leaves the window), so the scheduler runs ``check_all(db, n
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from telbill.adapters.db.engine import Database
 from telbill.adapters.db.notify_tables import threshold_settings, threshold_states
@@ -38,9 +41,10 @@ from telbill.domain.thresholds import (
     Threshold,
     dedupe_key,
     evaluate,
+    is_below,
 )
 from telbill.errors import InvalidInput
-from telbill.services.accounts import billing_account
+from telbill.services.accounts import Account, billing_account
 from telbill.services.balances import balances_in
 from telbill.services.events import emit
 
@@ -190,22 +194,35 @@ def _save_state(
             .values(**values)
         )
     else:
+        # Upsert: the scheduler's check may have stored this key armed (generation 0) in the
+        # meantime without this wallet's lock; this evaluation, made under it, wins.
+        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         conn.execute(
-            threshold_states.insert().values(account_id=account_id, threshold_key=key, **values)
+            insert(threshold_states)
+            .values(account_id=account_id, threshold_key=key, **values)
+            .on_conflict_do_update(index_elements=["account_id", "threshold_key"], set_=values)
         )
 
 
 def evaluate_thresholds(
-    conn: Connection, account_id: int, now: datetime, *, spend_based: bool = True
+    conn: Connection,
+    account_id: int,
+    now: datetime,
+    *,
+    spend_based: bool = True,
+    payer: Account | None = None,
+    available: Decimal | None = None,
 ) -> list[str]:
     """Evaluate the thresholds of `account_id`'s wallet; emit an event per threshold crossed.
 
     `spend_based` False evaluates the fixed levels only (the cheap check of the hook).
+    `payer` (the wallet's account) and `available` (its money available now, in this
+    transaction) spare reading them again when the caller already knows them.
 
     Returns the dedupe keys of the events written (empty when nothing fired or when the
     same crossing was already recorded).
     """
-    payer = billing_account(conn, account_id)
+    payer = payer or billing_account(conn, account_id)
     if conn.dialect.name == "postgresql":
         # Serialise evaluations of one wallet (states may not exist yet to lock).
         conn.execute(select(accounts.c.id).where(accounts.c.id == payer.id).with_for_update())
@@ -215,7 +232,11 @@ def evaluate_thresholds(
     )
     if not thresholds:
         return []
-    balance = balances_in(conn, payer.id, now=now).unit(payer.currency).available
+    balance = (
+        available
+        if available is not None
+        else balances_in(conn, payer.id, now=now).unit(payer.currency).available
+    )
     spend = Decimal(0)
     windows = [t.window_days for t in thresholds if isinstance(t, SpendThreshold)]
     if windows:
@@ -252,38 +273,218 @@ def evaluate_thresholds(
     return written
 
 
-def after_balance_change(conn: Connection, account_id: int, now: datetime) -> list[str]:
+def after_balance_change(
+    conn: Connection,
+    account_id: int,
+    now: datetime,
+    *,
+    payer: Account | None = None,
+    available: Decimal | None = None,
+) -> list[str]:
     """The hook every balance-changing path calls in its transaction, after the change.
 
     Fixed levels only: the spend-based threshold needs the window's spend (a scan of recent
     postings) and moves with time anyway, so `check_all` evaluates it on the scheduler.
+    `payer` and `available`: see `evaluate_thresholds`.
     """
-    return evaluate_thresholds(conn, account_id, now, spend_based=False)
+    return evaluate_thresholds(
+        conn, account_id, now, spend_based=False, payer=payer, available=available
+    )
 
 
 def check_all(db: Database, now: datetime) -> int:
-    """Evaluate every wallet's thresholds (one transaction each); returns events written.
+    """Evaluate every wallet's thresholds; returns the events written.
+
+    Set-based: one read per kind of data for ALL wallets (wallets, settings, balances, the
+    spend of each window length, arm states), the state machine run in memory, and only the
+    wallets whose state would change are then evaluated again one by one by
+    `evaluate_thresholds` (locked, re-read: the same writes and events as a per-wallet check
+    would make). Arm states never stored yet are inserted armed in one statement.
 
     Scheduler-friendly: idempotent, since a crossing already recorded writes nothing.
     """
     with db.transaction() as conn:
-        ids = conn.scalars(
-            select(accounts.c.id)
-            .where(accounts.c.has_wallet.is_(True), accounts.c.status != "closed")
-            .order_by(accounts.c.id)
-        ).all()
+        changed, missing = wallets_to_update(conn, now)
+        if missing:
+            _insert_armed(conn, missing, now)
     written = 0
-    for account_id in ids:
+    for account_id in changed:
         written += len(db.run(lambda conn, a=account_id: evaluate_thresholds(conn, a, now)))
     return written
+
+
+def check_all_one_by_one(db: Database, now: datetime) -> int:
+    """The reference check: every wallet evaluated in its own transaction (slow; for tests
+    that prove `check_all` equal to it, and for comparison in benchmarks)."""
+    written = 0
+    for account_id in _wallet_ids(db):
+        written += len(db.run(lambda conn, a=account_id: evaluate_thresholds(conn, a, now)))
+    return written
+
+
+def _wallet_ids(db: Database) -> list[int]:
+    with db.transaction() as conn:
+        return list(conn.scalars(_wallets_query().with_only_columns(accounts.c.id)).all())
+
+
+def _wallets_query() -> Any:
+    return (
+        select(accounts.c.id, accounts.c.currency)
+        .where(accounts.c.has_wallet.is_(True), accounts.c.status != "closed")
+        .order_by(accounts.c.id)
+    )
+
+
+def wallets_to_update(conn: Connection, now: datetime) -> tuple[list[int], list[tuple[int, str]]]:
+    """Wallets whose arm states the check would change (a crossing or a re-arm), and the
+    (wallet, threshold key) states of the others that are not stored yet; a few queries
+    for all wallets."""
+    wallets = {row.id: row.currency for row in conn.execute(_wallets_query())}
+    custom = {row.account_id: row for row in conn.execute(select(threshold_settings))}
+    available = _available_by_wallet(conn, now)
+    windows = {
+        row.spend_window_days
+        for row in custom.values()
+        if row.spend_window_days is not None and row.spend_days is not None
+    }
+    if any(account_id not in custom for account_id in wallets):
+        windows.add(DEFAULT_SPEND_WINDOW_DAYS)
+    spend = {days: _spend_by_wallet(conn, now - timedelta(days=days)) for days in windows}
+    rules_cache: dict[Any, PreparedRules] = {}
+    states: dict[int, dict[str, ArmState]] = defaultdict(dict)
+    for row in conn.execute(
+        select(
+            threshold_states.c.account_id,
+            threshold_states.c.threshold_key,
+            threshold_states.c.armed,
+            threshold_states.c.generation,
+        )
+    ):
+        states[row.account_id][row.threshold_key] = ArmState(row.armed, row.generation)
+    changed: list[int] = []
+    missing: list[tuple[int, str]] = []
+    for account_id, currency in wallets.items():
+        row = custom.get(account_id)
+        rules, window = _rules_of(rules_cache, row)
+        if not rules:
+            continue
+        stored = states.get(account_id, {})
+        balance = from_micros(available.get((account_id, currency), 0))
+        spent = -from_micros(spend[window].get((account_id, currency), 0)) if window else ZERO
+        absent = []
+        for rule, key in rules:
+            state = stored.get(key)
+            below = is_below(rule, balance, spent)
+            # `step` moves a state exactly when the balance is below an armed threshold
+            # (it fires) or above a disarmed one (it re-arms).
+            if below is not None and below == (state is None or state.armed):
+                changed.append(account_id)
+                break
+            if state is None:
+                absent.append((account_id, key))
+        else:
+            missing.extend(absent)
+    return changed, missing
+
+
+ZERO = Decimal(0)
+PreparedRules = tuple[tuple[tuple[Threshold, str], ...], int | None]
+
+
+def _rules_of(cache: dict[Any, PreparedRules], row: Any) -> PreparedRules:
+    """The thresholds of a settings row (None: the defaults) with their keys, built once per
+    distinct setting in a check."""
+    marker = (
+        None
+        if row is None
+        else (tuple(row.fixed_levels_micros), row.spend_days, row.spend_window_days)
+    )
+    if marker not in cache:
+        settings = (
+            _defaults(0)
+            if row is None
+            else ThresholdSettings(
+                0,
+                tuple(from_micros(int(m)) for m in row.fixed_levels_micros),
+                row.spend_days,
+                row.spend_window_days,
+                is_default=False,
+            )
+        )
+        rules = tuple((rule, rule.key) for rule in settings.thresholds())
+        spending = any(isinstance(rule, SpendThreshold) for rule, _ in rules)
+        cache[marker] = (rules, settings.spend_window_days if spending else None)
+    return cache[marker]
+
+
+def _available_by_wallet(conn: Connection, now: datetime) -> dict[tuple[int, str], int]:
+    """Posted minus held per (wallet, unit), expired buckets left out (as `balances_in`)."""
+    rows = conn.execute(
+        select(
+            ledger_accounts.c.account_id,
+            ledger_accounts.c.unit,
+            func.sum(ledger_accounts.c.balance - ledger_accounts.c.held).label("available"),
+        )
+        .where(
+            ledger_accounts.c.account_id.is_not(None),
+            or_(ledger_accounts.c.expires_at.is_(None), ledger_accounts.c.expires_at > now),
+        )
+        .group_by(ledger_accounts.c.account_id, ledger_accounts.c.unit)
+    )
+    return {(row.account_id, row.unit): int(row.available) for row in rows}
+
+
+def _spend_by_wallet(conn: Connection, since: datetime) -> dict[tuple[int, str], int]:
+    """Sum of negative postings per (wallet, unit) since `since` (as `spent_in_window`)."""
+    rows = conn.execute(
+        select(
+            ledger_accounts.c.account_id,
+            postings.c.unit,
+            func.sum(postings.c.amount).label("spent"),
+        )
+        .select_from(
+            postings.join(ledger_accounts, ledger_accounts.c.id == postings.c.ledger_account_id)
+        )
+        .where(
+            # The window's transactions by the created_at index, then their postings.
+            postings.c.transaction_id.in_(
+                select(transactions.c.id).where(transactions.c.created_at >= since)
+            ),
+            ledger_accounts.c.account_id.is_not(None),
+            postings.c.amount < 0,
+        )
+        .group_by(ledger_accounts.c.account_id, postings.c.unit)
+    )
+    return {(row.account_id, row.unit): int(row.spent) for row in rows}
+
+
+def _insert_armed(conn: Connection, keys: Sequence[tuple[int, str]], now: datetime) -> None:
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    conn.execute(
+        insert(threshold_states).on_conflict_do_nothing(
+            index_elements=["account_id", "threshold_key"]
+        ),
+        [
+            {
+                "account_id": account_id,
+                "threshold_key": key,
+                "armed": True,
+                "generation": 0,
+                "updated_at": now,
+            }
+            for account_id, key in keys
+        ],
+    )
 
 
 __all__ = [
     "ThresholdSettings",
     "after_balance_change",
     "check_all",
+    "check_all_one_by_one",
     "evaluate_thresholds",
     "get_settings",
     "set_settings",
     "spent_in_window",
+    "wallets_to_update",
 ]

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
 
-from telbill.adapters.db import ledger_store
+from telbill.adapters.db import bulk, ledger_store
 from telbill.adapters.db.engine import Database, RetryTransaction
 from telbill.adapters.db.tables import accounts, idempotency_keys, ledger_accounts, receipts
 from telbill.domain.money import (
@@ -42,11 +42,13 @@ from telbill.errors import IdempotencyConflict, InsufficientBalance, InvalidInpu
 from telbill.ledger import (
     Bucket,
     BucketKind,
+    DrainPlan,
     DrainPolicy,
     JournalEntry,
     Posting,
+    Take,
+    WalletDrain,
     drain_postings,
-    plan_drain,
     transfer,
 )
 from telbill.services import idempotency
@@ -600,6 +602,7 @@ def debit_many_in(
 
     stored = _stored_keys(conn, pending)
     buckets = {b.id: b for b in ledger_store.load_buckets(conn, {p.payer.id for p in pending})}
+    drains: dict[int, WalletDrain] = {}
     entries: list[JournalEntry] = []
     entry_owner: list[_Pending] = []
     seen: dict[tuple[str, str], _Pending] = {}
@@ -617,7 +620,7 @@ def debit_many_in(
                 replays[item.index] = key
             continue
         try:
-            entry = _plan_debit(conn, item, buckets, now)
+            entry = _plan_debit(conn, item, buckets, drains, now)
         except TelbillError as error:
             outcomes[item.index] = error
             continue
@@ -627,19 +630,19 @@ def debit_many_in(
 
     tx_ids = ledger_store.apply_entries(conn, entries, now)
     if entry_owner:
+        created_at = bulk.timestamp_param(conn)(now)
         try:
-            conn.execute(
-                idempotency_keys.insert(),
+            bulk.insert_rows(
+                conn,
+                idempotency_keys,
+                ("scope", "key", "request_hash", "response", "created_at"),
                 [
-                    {
-                        "scope": item.scope,
-                        "key": item.request.idempotency_key,
-                        "request_hash": item.hashed,
-                        "response": {"transaction_id": tx_id},
-                        "created_at": now,
-                    }
+                    (
+                        item.scope, item.request.idempotency_key, item.hashed,
+                        f'{{"transaction_id":{int(tx_id)}}}', created_at,
+                    )
                     for item, tx_id in zip(entry_owner, tx_ids, strict=True)
-                ],
+                ],  # fmt: skip
             )
         except IntegrityError as exc:
             # Another worker posted one of these keys first: start over, it will replay.
@@ -714,25 +717,37 @@ def _stored_keys(
 
 
 def _plan_debit(
-    conn: Connection, item: _Pending, buckets: dict[int, Bucket], now: datetime
+    conn: Connection,
+    item: _Pending,
+    buckets: dict[int, Bucket],
+    drains: dict[int, WalletDrain],
+    now: datetime,
 ) -> JournalEntry:
-    own = [b for b in buckets.values() if b.account_id == item.payer.id]
+    # One WalletDrain per payer: each debit is planned as `plan_drain` would plan it against
+    # the balances the batch's earlier debits left.
+    drain = drains.get(item.payer.id)
+    if drain is None:
+        own = [b for b in buckets.values() if b.account_id == item.payer.id]
+        drain = drains[item.payer.id] = WalletDrain(own, now=now)
+    takes: dict[int, int] = {}
     try:
-        plan = plan_drain(
-            own,
+        covered = drain.take(
             item.minor,
             unit=item.unit,
             service=item.service,
             direction=item.direction,
-            now=now,
             floor=item.payer.floor_micros if item.unit == item.payer.currency else 0,
             policy=item.request.policy,
+            into=takes,
         )
     except InsufficientBalance as refused:
         raise refuse_insufficient(refused, account_id=item.request.account_id) from None
-    for take in plan.takes:
-        bucket = buckets[take.bucket_id]
-        buckets[take.bucket_id] = dataclasses.replace(bucket, balance=bucket.balance - take.amount)
+    plan = DrainPlan(
+        unit=item.unit,
+        amount=item.minor,
+        takes=tuple(Take(bucket_id, amount) for bucket_id, amount in takes.items()),
+        shortfall=item.minor - covered,
+    )
     # Cached after its first commit: no round trip while the buckets are locked.
     revenue = ledger_store.system_account(
         conn, f"revenue:{item.service}:{item.unit}", item.unit, now

@@ -86,9 +86,12 @@ charges = Table(
     Column("source", String(200), nullable=True),
     Column("occurred_at", UTCDateTime(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # The campaign (auto-dialer / voice-bot run) that made the usage, when the CDR names one.
+    Column("campaign_id", Id, ForeignKey("campaigns.id"), nullable=True),
     UniqueConstraint("account_id", "cdr_id", "leg", "revision", name="uq_charges_cdr_leg"),
 )
 Index("ix_charges_account_id_occurred_at", charges.c.account_id, charges.c.occurred_at)
+Index("ix_charges_account_id_campaign_id", charges.c.account_id, charges.c.campaign_id)
 
 cdr_quarantine = Table(
     "cdr_quarantine",

@@ -1,11 +1,11 @@
 """Database engines and the unit of work.
 
 `make_engine` builds a SQLAlchemy engine for the embedded SQLite default (WAL, busy
-timeout, foreign keys, writers serialised with ``BEGIN IMMEDIATE``) or for PostgreSQL through
-psycopg 3. `Database` wraps an engine; services take it as their unit of work and run each
-use case in `Database.run`, which retries the whole transaction when the database reports a
-deadlock, a serialization failure or (SQLite) a busy database. `migrate` upgrades a
-database to the newest Alembic revision.
+timeout, foreign keys, writers serialised with ``BEGIN IMMEDIATE``, readers deferred) or for
+PostgreSQL through psycopg 3. `Database` wraps an engine; services take it as their unit of
+work and run each use case in `Database.run`, which retries the whole transaction when the
+database reports a deadlock, a serialization failure or (SQLite) a busy database; pure reads
+run in `Database.read`. `migrate` upgrades a database to the newest Alembic revision.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ MAX_ATTEMPTS = 12
 T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# Execution option of the connections `Database.read` hands out.
+READ_ONLY_OPTION = "telbill_read_only"
 
 
 class RetryTransaction(Exception):
@@ -70,12 +72,19 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read-only unit (`Database.read`) starts deferred: in WAL mode it reads a snapshot
+        # and never waits for, nor blocks, the writer.
+        if conn.get_execution_options().get(READ_ONLY_OPTION):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """An engine for `url` (default: `database_url()`), configured for telbill."""
     url = normalise_url(url or database_url())
+    # Bound values never appear in error messages (and so in logs): they may be secrets.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         if ":memory:" in url or url in ("sqlite://", "sqlite:///"):
             raise ValueError("telbill needs a SQLite file, not an in-memory database")
@@ -127,6 +136,21 @@ class Database:
         """One database transaction: commits on success, rolls back on any exception."""
         with self.engine.begin() as conn:
             yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only unit: one consistent snapshot, rolled back at the end.
+
+        On SQLite it starts deferred (``BEGIN``, not ``BEGIN IMMEDIATE``), so pure reads
+        (GET routes, key and session look-ups) run beside the one writer instead of queueing
+        behind it. Writing through it is a mistake: nothing is committed.
+        """
+        with self.engine.connect() as conn:
+            conn.execution_options(**{READ_ONLY_OPTION: True})
+            try:
+                yield conn
+            finally:
+                conn.rollback()
 
     def run(self, fn: Callable[[Connection], T], *, attempts: int = MAX_ATTEMPTS) -> T:
         """Run `fn` in a transaction, retrying the whole of it on a transient conflict."""

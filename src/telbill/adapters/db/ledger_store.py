@@ -17,6 +17,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import Connection, Engine, bindparam, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from telbill.adapters.db import bulk
 from telbill.adapters.db.tables import ledger_accounts, postings, transactions
 from telbill.ledger import (
     Bucket,
@@ -171,50 +172,65 @@ def system_account(conn: Connection, code: str, unit: str, now: datetime) -> int
     return int(found)
 
 
+_TRANSACTION_COLUMNS = (
+    "kind", "account_id", "subject_account_id", "idempotency_key", "memo", "details",
+    "created_at",
+)  # fmt: skip
+_POSTING_COLUMNS = ("transaction_id", "ledger_account_id", "amount", "unit")
+
+
 def apply_entries(conn: Connection, entries: Sequence[JournalEntry], now: datetime) -> list[int]:
     """Insert balanced entries with their postings and move the balances; returns their ids."""
     if not entries:
         return []
     for entry in entries:
         assert_balanced(entry.postings)  # again, at the storage boundary: always on
-    rows = [
-        {
-            "kind": e.kind,
-            "account_id": e.account_id,
-            "subject_account_id": e.subject_account_id,
-            "idempotency_key": e.idempotency_key,
-            "memo": e.memo,
-            "details": dict(e.details) or None,
-            "created_at": now,
-        }
-        for e in entries
-    ]
-    if len(rows) == 1:
-        inserted = conn.execute(transactions.insert().returning(transactions.c.id), rows[0])
-        ids = [int(inserted.scalar_one())]
-    elif conn.dialect.name == "sqlite":
-        # The transaction holds SQLite's write lock (BEGIN IMMEDIATE) and rowids are
-        # max(rowid) + 1, so a plain executemany gets consecutive ids. (With RETURNING and
-        # a guaranteed order, SQLAlchemy would insert row by row on SQLite.)
-        conn.execute(transactions.insert(), rows)
-        last = int(conn.execute(select(func.max(transactions.c.id))).scalar_one())
-        ids = list(range(last - len(rows) + 1, last + 1))
-    else:
-        inserted = conn.execute(
-            transactions.insert().returning(transactions.c.id, sort_by_parameter_order=True), rows
+    if len(entries) == 1 or conn.dialect.name != "sqlite":
+        rows = [
+            {
+                "kind": e.kind,
+                "account_id": e.account_id,
+                "subject_account_id": e.subject_account_id,
+                "idempotency_key": e.idempotency_key,
+                "memo": e.memo,
+                "details": dict(e.details) or None,
+                "created_at": now,
+            }
+            for e in entries
+        ]
+        statement = transactions.insert().returning(
+            transactions.c.id, sort_by_parameter_order=len(rows) > 1
         )
-        ids = [int(i) for i in inserted.scalars()]
-    posting_rows = [
-        {
-            "transaction_id": tx_id,
-            "ledger_account_id": p.ledger_account_id,
-            "amount": p.amount,
-            "unit": p.unit,
-        }
-        for tx_id, entry in zip(ids, entries, strict=True)
-        for p in entry.postings
-    ]
-    conn.execute(postings.insert(), posting_rows)
+        ids = [int(i) for i in conn.execute(statement, rows).scalars()]
+    else:
+        # The transaction holds SQLite's write lock (BEGIN IMMEDIATE) and rowids are
+        # max(rowid) + 1, so one executemany gets consecutive ids. (With RETURNING and a
+        # guaranteed order, SQLAlchemy would insert row by row on SQLite.)
+        created_at = bulk.timestamp_param(conn)(now)
+        bulk.insert_rows(
+            conn,
+            transactions,
+            _TRANSACTION_COLUMNS,
+            [
+                (
+                    e.kind, e.account_id, e.subject_account_id, e.idempotency_key, e.memo,
+                    bulk.json_text(dict(e.details)) if e.details else None, created_at,
+                )
+                for e in entries
+            ],  # fmt: skip
+        )
+        last = int(conn.execute(select(func.max(transactions.c.id))).scalar_one())
+        ids = list(range(last - len(entries) + 1, last + 1))
+    bulk.insert_rows(
+        conn,
+        postings,
+        _POSTING_COLUMNS,
+        [
+            (tx_id, p.ledger_account_id, p.amount, p.unit)
+            for tx_id, entry in zip(ids, entries, strict=True)
+            for p in entry.postings
+        ],
+    )
     changes: dict[int, int] = defaultdict(int)
     for entry in entries:
         for account_id, delta in entry.balance_changes().items():

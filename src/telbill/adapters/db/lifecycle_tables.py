@@ -24,7 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from telbill.adapters.db.tables import Id, UTCDateTime, metadata
+from telbill.adapters.db.tables import Id, UTCDateTime, metadata, transactions
 
 NUMBER_TYPES = ("local", "mobile", "toll_free", "national")
 INVENTORY_STATUSES = ("available", "rented", "suspended", "quarantined")
@@ -196,6 +196,9 @@ job_runs = Table(
     Column("outcome", String(32), nullable=False),
     UniqueConstraint("job", "entity", "period", name="uq_job_runs_job_entity_period"),
 )
+
+# The scheduler's threshold check sums every wallet's spend of the last days at each tick.
+Index("ix_transactions_created_at", transactions.c.created_at)
 
 __all__ = [
     "INVENTORY_STATUSES",

@@ -3,7 +3,7 @@
 Header (names case-insensitive, order free; line 1 is the header)::
 
     id, account, user, direction, from, to, start, answer, end | duration,
-    service, text | segments, [speech_seconds]
+    service, text | segments, [speech_seconds], [campaign]
 
 * Required: ``id``, ``to``, ``start``. ``account`` may be blank when the caller gives a
   default (offline rating needs none). ``direction`` defaults to outbound, ``service`` to voice.
@@ -14,6 +14,7 @@ Header (names case-insensitive, order free; line 1 is the header)::
   ``answer`` is blank); a duration of 0 with no answer is an unanswered call. ``end`` and
   ``duration`` both given must agree.
 * SMS/MMS: ``text`` (segments are computed when rated) or ``segments`` (a positive count).
+* ``campaign`` (optional): id or name of the account's campaign that made the usage.
 
 Every record gives a `UsageEvent` (with `line` and the raw columns in `raw`) or a
 `CdrRowError` with its 1-based line and reason; a bad row never stops the file.
@@ -42,7 +43,7 @@ from telbill.errors import InvalidInput
 
 NATIVE_COLUMNS = (
     "id", "account", "user", "direction", "from", "to", "start", "answer", "end",
-    "duration", "service", "text", "segments", "speech_seconds",
+    "duration", "service", "text", "segments", "speech_seconds", "campaign",
 )  # fmt: skip
 REQUIRED_COLUMNS = ("id", "to", "start")
 MESSAGE_SERVICES = frozenset({Service.SMS, Service.MMS})
@@ -73,6 +74,11 @@ def read_native_cdrs(
     missing = [name for name in REQUIRED_COLUMNS if name not in names]
     if missing:
         raise InvalidInput(f"line 1: CDR header lacks column(s) {', '.join(missing)}")
+    # Position of each known column (the last one when a name repeats, as a dict would
+    # keep it); -1 when the file lacks it.
+    where = {name: -1 for name in NATIVE_COLUMNS}
+    for position, name in enumerate(names):
+        where[name] = position
     previous_end = reader.line_num
     for fields in reader:
         line = previous_end + 1
@@ -85,18 +91,23 @@ def read_native_cdrs(
             yield CdrRowError(line, reason, raw=raw)
             continue
         raw = dict(zip(header, fields, strict=True))
-        row = dict(zip(names, fields, strict=True))
         try:
-            yield _event(row, raw, line, default_account, local_tz)
+            yield _event(fields, where, raw, line, default_account, local_tz)
         except (InvalidInput, ValueError) as exc:
             yield CdrRowError(line, error_reason(exc), raw=raw)
 
 
 def _event(
-    row: dict[str, str], raw: dict[str, str], line: int, default_account: str, tz: tzinfo
+    fields: list[str],
+    where: dict[str, int],
+    raw: dict[str, str],
+    line: int,
+    default_account: str,
+    tz: tzinfo,
 ) -> UsageEvent:
     def get(name: str) -> str:
-        return row.get(name, "").strip()
+        position = where[name]
+        return fields[position].strip() if position >= 0 else ""
 
     event_id = get("id")
     if not event_id:
@@ -112,7 +123,8 @@ def _event(
     end: datetime | None = None
     duration_s: int | None = None
     if service in MESSAGE_SERVICES:
-        text, segments = _message(get("segments"), row)
+        position = where["text"]
+        text, segments = _message(get("segments"), fields[position] if position >= 0 else "")
     else:
         answer, end, duration_s = _call_times(start, get("answer"), get("end"), get("duration"), tz)
     speech = get("speech_seconds")
@@ -131,13 +143,14 @@ def _event(
         text=text,
         segments=segments,
         speech_s=parse_seconds(speech, "speech_seconds") if speech else 0,
+        campaign=get("campaign") or None,
         line=line,
         raw=raw,
     )
 
 
-def _message(segments: str, row: dict[str, str]) -> tuple[str | None, int | None]:
-    raw_text = row.get("text", "")  # spaces are part of a message: keep them
+def _message(segments: str, raw_text: str) -> tuple[str | None, int | None]:
+    # `raw_text` is not stripped: spaces are part of a message.
     if segments:
         count = parse_seconds(segments, "segments")
         if count < 1:

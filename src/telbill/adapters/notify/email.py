@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import smtplib
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -28,10 +28,23 @@ SUBJECTS = {
     "account.suspended": "Your account has been suspended",
     "account.resumed": "Your account is active again",
     "topup.receipt": "Receipt for your top-up",
+    "invoice.issued": "Invoice {{ p.label }} for {{ p.period }}: "
+    "{{ p.total | money }} {{ p.currency }}",
+    "invoice.overdue": "Invoice {{ p.label }} is overdue: "
+    "{{ p.amount_due | money }} {{ p.currency }}",
+    "credit_note.issued": "Credit note {{ p.label }} for invoice {{ p.invoice_label }}",
 }
 DEFAULT_SUBJECT = "telbill notification: {{ event.type }}"
 
 BODIES = {
+    "invoice.issued": """Hello,
+
+Invoice {{ p.label }} for {{ p.period }} totals {{ p.total | money }} {{ p.currency }} (VAT \
+included: {{ p.vat | money }}).
+{% if p.billing_mode == 'postpaid' %}Amount owed: {{ p.amount_owed | money }} {{ p.currency }}, \
+due by {{ p.due_at[:10] }}.
+{% else %}It was paid from your prepaid balance; nothing is owed.
+{% endif %}""",
     "balance.low": """Hello,
 
 {% set cur = p.currency %}The balance of {{ p.account_name or 'your account' }} is \
@@ -82,7 +95,7 @@ class SmtpSettings:
     port: int = 25
     sender: str = "billing@localhost"
     user: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log or traceback
     starttls: bool = False
     timeout_s: float = 10.0
 
@@ -104,8 +117,18 @@ def _template(kind: str, event_type: str) -> Any:
     return _env.get_template(name if name in _env.list_templates() else f"{kind}/default")
 
 
-def render_message(settings: SmtpSettings, to: str, event: Mapping[str, Any]) -> EmailMessage:
-    """An RFC 5322 message for `event` (a dict with id, type, payload, occurred_at)."""
+# Files attached to a message: (file name, PDF bytes), given by the service layer per event.
+Attachments = Callable[[str, Mapping[str, Any]], Sequence[tuple[str, bytes]]]
+
+
+def render_message(
+    settings: SmtpSettings,
+    to: str,
+    event: Mapping[str, Any],
+    attachments: Sequence[tuple[str, bytes]] = (),
+) -> EmailMessage:
+    """An RFC 5322 message for `event` (a dict with id, type, payload, occurred_at), with
+    `attachments` as PDF parts."""
     context = {"event": event, "p": event.get("payload") or {}}
     subject = _template("subject", str(event["type"])).render(context).strip()
     message = EmailMessage()
@@ -116,17 +139,26 @@ def render_message(settings: SmtpSettings, to: str, event: Mapping[str, Any]) ->
     message["Message-ID"] = make_msgid(idstring=f"event-{event['id']}", domain="telbill")
     message["Telbill-Event-Id"] = str(event["id"])
     message.set_content(_template("body", str(event["type"])).render(context))
+    for filename, data in attachments:
+        message.add_attachment(data, maintype="application", subtype="pdf", filename=filename)
     return message
 
 
 class SmtpEmailSender:
-    """Sends one message per call over a fresh SMTP connection; DeliveryFailed on errors."""
+    """Sends one message per call over a fresh SMTP connection; DeliveryFailed on errors.
 
-    def __init__(self, settings: SmtpSettings | None = None) -> None:
+    `attachments(to, event)` names the documents (invoice, receipt PDFs) a message carries.
+    """
+
+    def __init__(
+        self, settings: SmtpSettings | None = None, attachments: Attachments | None = None
+    ) -> None:
         self.settings = settings or SmtpSettings.from_env()
+        self.attachments = attachments
 
     def send(self, to: str, event: Mapping[str, Any]) -> None:
-        message = render_message(self.settings, to, event)
+        files = self.attachments(to, event) if self.attachments is not None else ()
+        message = render_message(self.settings, to, event, files)
         try:
             with smtplib.SMTP(
                 self.settings.host, self.settings.port, timeout=self.settings.timeout_s

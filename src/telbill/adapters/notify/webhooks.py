@@ -17,6 +17,7 @@ import json
 import secrets
 import time
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -25,6 +26,8 @@ SIGNATURE_HEADER = "Telbill-Signature"
 EVENT_ID_HEADER = "Telbill-Event-Id"
 EVENT_TYPE_HEADER = "Telbill-Event-Type"
 DEFAULT_TIMEOUT_S = 10.0
+# How old (or how far in the future) a signed timestamp a receiver accepts: 5 minutes.
+DEFAULT_TOLERANCE_S = 300
 
 
 class DeliveryFailed(Exception):
@@ -46,23 +49,46 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 
 
 def verify_signature(
-    secret: str, header: str, body: bytes, tolerance_s: int = 300, now: float | None = None
+    secret: str,
+    body: bytes,
+    header: str | None,
+    now: float | datetime | None = None,
+    tolerance_s: float = DEFAULT_TOLERANCE_S,
 ) -> int:
-    """Check a ``Telbill-Signature`` header; returns its timestamp or raises InvalidSignature."""
+    """Check a ``Telbill-Signature`` header as a webhook receiver; returns its timestamp.
+
+    Args:
+        secret: the endpoint's secret (``whsec_...``), shown once when it was registered.
+        body: the raw request body, byte for byte as received (not re-serialised JSON).
+        header: the ``Telbill-Signature`` header value: ``t=<unix seconds>,v1=<hex>``; several
+            ``v1`` values are accepted (one matching is enough), for secret rotation.
+        now: the receiver's clock (unix seconds or an aware datetime); default: the system's.
+        tolerance_s: how far the timestamp may be from `now`, either way. A request replayed
+            later than this is refused even though its signature is genuine.
+
+    Raises:
+        InvalidSignature: header missing or malformed, timestamp outside the tolerance, or no
+            signature matches (compared in constant time).
+    """
     parts: dict[str, list[str]] = {}
     for item in (header or "").split(","):
         name, sep, value = item.strip().partition("=")
         if sep:
-            parts.setdefault(name, []).append(value)
+            parts.setdefault(name, []).append(value.strip())
     try:
         timestamp = int(parts["t"][0])
     except (KeyError, ValueError):
         raise InvalidSignature("signature header has no timestamp") from None
-    current = time.time() if now is None else now
-    if abs(current - timestamp) > tolerance_s:
+    if isinstance(now, datetime):
+        current = now.timestamp()
+    else:
+        current = time.time() if now is None else float(now)
+    if not abs(current - timestamp) <= tolerance_s:
         raise InvalidSignature("signature timestamp outside the tolerance")
     expected = sign(secret, timestamp, body).split("v1=", 1)[1]
-    if not any(hmac.compare_digest(expected, given) for given in parts.get("v1", [])):
+    # Compare every candidate: the time taken does not tell which one (or how much) matched.
+    matches = [hmac.compare_digest(expected, given) for given in parts.get("v1", [])]
+    if not any(matches):
         raise InvalidSignature("signature does not match")
     return timestamp
 
@@ -98,6 +124,7 @@ class HttpWebhookSender:
 
 
 __all__ = [
+    "DEFAULT_TOLERANCE_S",
     "EVENT_ID_HEADER",
     "SIGNATURE_HEADER",
     "DeliveryFailed",

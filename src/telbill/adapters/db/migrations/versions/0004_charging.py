@@ -22,7 +22,10 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-TABLES = (charging_plans, account_plans, charges, cdr_quarantine, sessions, campaigns)
+# Created from the live table definitions: a fresh database gets the columns later
+# revisions add too (those revisions skip what exists). campaigns before charges, which
+# refers to it since 0007.
+TABLES = (charging_plans, account_plans, campaigns, charges, cdr_quarantine, sessions)
 
 
 def upgrade() -> None:

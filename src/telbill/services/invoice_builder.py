@@ -1,0 +1,352 @@
+"""What a month's invoice says, computed from the ledger and the charges with SQL aggregates.
+
+The month is [start, end) of a calendar month in the account's timezone, and an item belongs
+to it by its BOOKING time (`transactions.created_at`, `charges.created_at`: the moment the
+ledger was debited), not by when a call started: a month whose end has passed can receive
+nothing more, so an issued invoice stays true. A call that started at 23:59 on the 31st and
+was posted after midnight is on the next month's invoice (and on the call report of the
+month it started in).
+
+Lines, by section:
+
+* calls (`charges`, service voice, first postings): per destination (the tariff's name for the
+  matched prefix, else the prefix) and direction: count, billed seconds, cost;
+* sms: per direction: messages, segments, cost; other usage (speech, fax...): per service;
+* numbers, subscriptions, packages: one line per ledger debit (setup fee, rental, period fee,
+  package bought; proration credits as negative lines);
+* adjustments: operator adjustments (with their reason), rerating differences, usage debited
+  without a charge row, and any other kind of ledger debit (so nothing can be left out).
+
+The invoice total is, by construction and checked here, the money the ledger moved out of
+the account's wallet (all money buckets in its currency) to revenue and adjustment accounts
+in the month: every transaction of the month except payments in (top-ups, invoice
+payments), refunds, credit grants, expiries and credit notes, which are listed under
+"activity" for the record. Prices are gross: they include VAT, like top-ups and receipts.
+
+Charges in a currency other than the account's cannot be posted (the charging service
+refuses a tariff in another currency), so a month that has any is inconsistent data: the
+invoice is refused with `InvoiceRefused`, naming the currencies, rather than split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, case, func, select
+
+from telbill.adapters.db.charging_tables import charges
+from telbill.adapters.db.tables import ledger_accounts, postings, transactions
+from telbill.adapters.db.tariff_tables import tariff_rates, tariffs
+from telbill.errors import Conflict
+from telbill.services.accounts import Account
+
+SECTIONS = ("calls", "sms", "usage", "numbers", "subscriptions", "packages", "adjustments")
+# Ledger transaction kinds that are not charges: money in or out for other reasons.
+NOT_CHARGES = frozenset({"top_up", "invoice_payment", "refund", "grant", "expiry", "credit_note"})
+# Services whose debits are itemised from the ledger (few per month), not from `charges`.
+FEE_SERVICES = frozenset({"number", "recurring"})
+USAGE_SECTIONS = {"voice": "calls", "sms": "sms"}
+
+
+class InvoiceRefused(Conflict):
+    """The month cannot be invoiced as it stands (charges in another currency)."""
+
+    code = "invoice_refused"
+
+
+@dataclass(frozen=True, slots=True)
+class DraftLine:
+    section: str
+    description: str
+    quantity: int
+    amount_micros: int
+    billed_units: int | None = None
+    direction: str | None = None
+    destination: str | None = None
+    prefix: str | None = None
+
+
+@dataclass
+class Draft:
+    """An invoice before it has a number: its lines, total and the month's other activity."""
+
+    lines: list[DraftLine] = field(default_factory=list)
+    activity: dict[str, int] = field(default_factory=dict)
+    ledger_total_micros: int = 0
+
+    @property
+    def total_micros(self) -> int:
+        return sum(line.amount_micros for line in self.lines)
+
+    def content_hash(self, vat_rate_ppm: int) -> str:
+        """What an issued invoice promises; a recomputation that differs is a late change."""
+        body = {
+            "lines": [asdict(line) for line in self.lines],
+            "activity": dict(sorted(self.activity.items())),
+            "vat_rate_ppm": vat_rate_ppm,
+        }
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def build_draft(conn: Connection, account: Account, start: datetime, end: datetime) -> Draft:
+    """The invoice of `account` (a wallet holder) for bookings in [start, end)."""
+    draft = Draft()
+    flows = _ledger_flows(conn, account, start, end)
+    _refuse_other_currencies(conn, account, start, end)
+    charged = _usage_lines(conn, account, start, end, draft)
+    usage_in_ledger: dict[str, int] = defaultdict(int)
+    itemised_codes: set[str] = set()
+    other: dict[tuple[str, str], int] = defaultdict(int)
+    for (kind, code), amount in flows.items():
+        if code.startswith("vat_"):
+            continue
+        if kind in NOT_CHARGES:
+            draft.activity[kind] = draft.activity.get(kind, 0) - amount
+            continue
+        draft.ledger_total_micros += amount
+        area, _, rest = code.partition(":")
+        service = rest.rpartition(":")[0]
+        if area == "revenue" and service in FEE_SERVICES or area == "adjustments":
+            itemised_codes.add(code)
+        elif area == "revenue":
+            usage_in_ledger[service] += amount
+        else:
+            other[(kind, code)] += amount
+    draft.lines.extend(_itemised_lines(conn, account, start, end, itemised_codes))
+    for service in sorted(set(usage_in_ledger) | set(charged)):
+        missing = usage_in_ledger.get(service, 0) - charged.get(service, 0)
+        if missing:
+            draft.lines.append(
+                DraftLine("adjustments", f"Other {service} charges (no call detail)", 1, missing)
+            )
+    for (kind, code), amount in sorted(other.items()):
+        if amount:
+            draft.lines.append(DraftLine("adjustments", f"{kind} ({code})", 1, amount))
+    draft.lines.sort(key=lambda line: SECTIONS.index(line.section))
+    # The invoice must say exactly what the ledger did (an assertion that stays on).
+    if draft.total_micros != draft.ledger_total_micros:
+        raise AssertionError(
+            f"invoice lines {draft.total_micros} != ledger debits {draft.ledger_total_micros}"
+        )
+    return draft
+
+
+def _ledger_flows(
+    conn: Connection, account: Account, start: datetime, end: datetime
+) -> dict[tuple[str, str], int]:
+    """Money moved by the account's transactions of the month, per (kind, system account):
+    positive when it went from the customer to the provider. One aggregate query."""
+    query = (
+        select(transactions.c.kind, ledger_accounts.c.code, func.sum(postings.c.amount))
+        .select_from(
+            postings.join(transactions, transactions.c.id == postings.c.transaction_id).join(
+                ledger_accounts, ledger_accounts.c.id == postings.c.ledger_account_id
+            )
+        )
+        .where(
+            transactions.c.account_id == account.id,
+            transactions.c.created_at >= start,
+            transactions.c.created_at < end,
+            ledger_accounts.c.account_id.is_(None),
+            ledger_accounts.c.unit == account.currency,
+        )
+        .group_by(transactions.c.kind, ledger_accounts.c.code)
+    )
+    return {(str(kind), str(code)): int(total) for kind, code, total in conn.execute(query)}
+
+
+def _refuse_other_currencies(
+    conn: Connection, account: Account, start: datetime, end: datetime
+) -> None:
+    found = {
+        str(currency)
+        for (currency,) in conn.execute(
+            select(charges.c.currency)
+            .where(
+                charges.c.payer_id == account.id,
+                charges.c.created_at >= start,
+                charges.c.created_at < end,
+                charges.c.currency != account.currency,
+            )
+            .distinct()
+        )
+    }
+    if found:
+        raise InvoiceRefused(
+            f"account {account.id} bills in {account.currency} but the month has charges in "
+            f"{', '.join(sorted(found))}: an invoice is in one currency; correct the charges "
+            "(rerate them with a tariff in the account's currency) before issuing it",
+            currencies=sorted(found),
+        )
+
+
+def _usage_lines(
+    conn: Connection, account: Account, start: datetime, end: datetime, draft: Draft
+) -> dict[str, int]:
+    """Call, SMS and other usage lines from one GROUP BY over the month's charges; returns
+    the money charged per service (all revisions) to compare with the ledger."""
+    first = charges.c.revision == 0
+    rerated = case((first, 0), else_=1)
+    query = (
+        select(
+            charges.c.service, charges.c.direction, charges.c.tariff, charges.c.tariff_version,
+            charges.c.prefix, rerated.label("rerated"),
+            func.count().label("rows"),
+            func.coalesce(func.sum(case((first, charges.c.billed_units), else_=0)), 0)
+            .label("units"),
+            func.coalesce(func.sum(charges.c.amount_micros), 0).label("amount"),
+        )
+        .where(
+            charges.c.payer_id == account.id,
+            charges.c.created_at >= start,
+            charges.c.created_at < end,
+        )
+        .group_by(
+            charges.c.service, charges.c.direction, charges.c.tariff, charges.c.tariff_version,
+            charges.c.prefix, rerated,
+        )
+    )  # fmt: skip
+    groups = conn.execute(query).all()
+    names = _destination_names(conn, [g for g in groups if g.service == "voice"])
+    merged: dict[tuple[str, str, str | None, str | None], list[int]] = {}
+    rerating: dict[str, list[int]] = {}
+    charged: dict[str, int] = defaultdict(int)
+    for g in groups:
+        charged[g.service] += int(g.amount)
+        if g.rerated:
+            totals = rerating.setdefault(g.service, [0, 0])
+            totals[0] += int(g.rows)
+            totals[1] += int(g.amount)
+            continue
+        destination = None
+        prefix = None
+        if g.service == "voice":
+            prefix = g.prefix
+            destination = names.get((g.tariff, g.tariff_version, g.prefix))
+        key = (g.service, g.direction, destination, prefix)
+        totals = merged.setdefault(key, [0, 0, 0])
+        totals[0] += int(g.rows)
+        totals[1] += int(g.units)
+        totals[2] += int(g.amount)
+    for (service, direction, destination, prefix), (count, units, amount) in sorted(
+        merged.items(), key=lambda item: tuple(str(part or "") for part in item[0])
+    ):
+        section = USAGE_SECTIONS.get(service, "usage")
+        draft.lines.append(
+            DraftLine(
+                section=section,
+                description=_usage_description(service, destination, prefix),
+                quantity=count,
+                amount_micros=amount,
+                billed_units=units,
+                direction=direction,
+                destination=destination,
+                prefix=prefix,
+            )
+        )
+    for service, (count, amount) in sorted(rerating.items()):
+        draft.lines.append(
+            DraftLine("adjustments", f"Rerating of {service} charges", count, amount)
+        )
+    return charged
+
+
+def _usage_description(service: str, destination: str | None, prefix: str | None) -> str:
+    if service == "voice":
+        if destination:
+            return f"{destination} ({prefix})" if prefix else destination
+        return f"prefix {prefix}" if prefix else "calls"
+    return "SMS" if service == "sms" else service
+
+
+def _destination_names(conn: Connection, groups: Iterable[Any]) -> dict[tuple[Any, Any, Any], str]:
+    """Destination names of the (tariff, version, prefix) of the month's call groups."""
+    keys = {
+        (g.tariff, g.tariff_version, g.prefix)
+        for g in groups
+        if g.tariff is not None and g.prefix is not None
+    }
+    if not keys:
+        return {}
+    found: dict[tuple[Any, Any, Any], str] = {}
+    prefixes = sorted({k[2] for k in keys})
+    for start in range(0, len(prefixes), 500):
+        query = (
+            select(
+                tariffs.c.name, tariffs.c.version, tariff_rates.c.prefix,
+                func.min(tariff_rates.c.destination),
+            )
+            .join(tariffs, tariffs.c.id == tariff_rates.c.tariff_id)
+            .where(
+                tariffs.c.name.in_({k[0] for k in keys}),
+                tariff_rates.c.service == "voice",
+                tariff_rates.c.prefix.in_(prefixes[start : start + 500]),
+            )
+            .group_by(tariffs.c.name, tariffs.c.version, tariff_rates.c.prefix)
+        )  # fmt: skip
+        for name, version, prefix, destination in conn.execute(query):
+            if (name, version, prefix) in keys and destination:
+                found[(name, version, prefix)] = str(destination)
+    return found
+
+
+def _itemised_lines(
+    conn: Connection, account: Account, start: datetime, end: datetime, codes: set[str]
+) -> list[DraftLine]:
+    """One line per fee or adjustment transaction of the month (there are few)."""
+    if not codes:
+        return []
+    query = (
+        select(
+            transactions.c.id, transactions.c.kind, transactions.c.memo, transactions.c.details,
+            ledger_accounts.c.code, postings.c.amount,
+        )
+        .select_from(
+            postings.join(transactions, transactions.c.id == postings.c.transaction_id).join(
+                ledger_accounts, ledger_accounts.c.id == postings.c.ledger_account_id
+            )
+        )
+        .where(
+            transactions.c.account_id == account.id,
+            transactions.c.created_at >= start,
+            transactions.c.created_at < end,
+            transactions.c.kind.not_in(sorted(NOT_CHARGES)),
+            ledger_accounts.c.code.in_(sorted(codes)),
+        )
+        .order_by(transactions.c.id, postings.c.id)
+    )  # fmt: skip
+    # A fee moves money to one system account; JSON details cannot be grouped on PostgreSQL,
+    # so postings of one (transaction, account) are added up here.
+    items: dict[tuple[int, str], tuple[Any, int]] = {}
+    for row in conn.execute(query):
+        key = (int(row.id), str(row.code))
+        previous = items.get(key)
+        items[key] = (row, int(row.amount) + (previous[1] if previous else 0))
+    lines = []
+    for row, amount in items.values():
+        if not amount:
+            continue
+        memo = str(row.memo or row.kind)
+        if row.code.startswith("adjustments:"):
+            lines.append(DraftLine("adjustments", f"Adjustment: {memo}", 1, amount))
+        elif row.code.startswith("revenue:number:"):
+            lines.append(DraftLine("numbers", memo[:1].upper() + memo[1:], 1, amount))
+        elif "package" in _details(row.details):
+            lines.append(DraftLine("packages", memo[:1].upper() + memo[1:], 1, amount))
+        else:
+            lines.append(DraftLine("subscriptions", memo[:1].upper() + memo[1:], 1, amount))
+    return lines
+
+
+def _details(details: Any) -> Mapping[str, Any]:
+    return details if isinstance(details, Mapping) else {}
+
+
+__all__ = ["NOT_CHARGES", "SECTIONS", "Draft", "DraftLine", "InvoiceRefused", "build_draft"]

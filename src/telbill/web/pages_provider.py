@@ -1,0 +1,284 @@
+"""Provider pages (provider admins): accounts tree, plans, tariffs (import with progress,
+versions, diff), number inventory, suspended accounts, revenue by destination and month.
+
+Every page checks `Action.GRANT_CREDIT` on the provider's account (the provider admin's
+right): an organisation admin gets a 403 page, another provider's id a 404 page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import queue
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse, StreamingResponse
+
+from telbill.adapters.formats.tariff_csv import parse_column_pairs, read_tariff_csv
+from telbill.adapters.formats.tariff_fields import ParsedRow
+from telbill.adapters.formats.twilio import read_twilio_csv
+from telbill.domain.tariffs import Increment, TariffSettings
+from telbill.errors import InvalidInput, TelbillError
+from telbill.services import accounts, reports
+from telbill.services import tariffs as tariffs_service
+from telbill.services.auth import Action, authorize
+from telbill.services.tariffs import BadTariffRows, TariffSource
+from telbill.web import queries
+from telbill.web.core import ClockDep, CsrfSessionDep, DbDep, PageRoute, SessionDep, render
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+MAX_DIFF_ROWS = 200
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+
+
+def _provider(db: DbDep, session: SessionDep, provider_id: int, section: str) -> dict[str, Any]:
+    authorize(db, session.principal, provider_id, Action.GRANT_CREDIT)
+    return {"account": accounts.get_account(db, provider_id), "section": section}
+
+
+@router.get("/provider/{provider_id}/accounts", response_class=HTMLResponse)
+def accounts_page(
+    request: Request, provider_id: int, db: DbDep, session: SessionDep,
+    parent: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+) -> HTMLResponse:  # fmt: skip
+    context = _provider(db, session, provider_id, "accounts")
+    node_id = parent or provider_id
+    authorize(db, session.principal, node_id, Action.READ)
+    node = accounts.get_account(db, node_id)
+    trail = [node]
+    while trail[0].parent_id is not None and trail[0].id != provider_id:
+        trail.insert(0, accounts.get_account(db, trail[0].parent_id))
+    context.update(
+        node=node, trail=trail, page_rows=queries.children_page(db, node_id, cursor=cursor)
+    )
+    return render(request, "provider_accounts.html", context)
+
+
+@router.get("/provider/{provider_id}/plans", response_class=HTMLResponse)
+def plans_page(request: Request, provider_id: int, db: DbDep, session: SessionDep) -> HTMLResponse:
+    context = _provider(db, session, provider_id, "plans")
+    context.update(catalogue=queries.catalogue(db, provider_id))
+    return render(request, "provider_plans.html", context)
+
+
+@router.get("/provider/{provider_id}/inventory", response_class=HTMLResponse)
+def inventory_page(
+    request: Request, provider_id: int, db: DbDep, session: SessionDep,
+    status: Annotated[str | None, Query(max_length=16)] = None,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+) -> HTMLResponse:  # fmt: skip
+    context = _provider(db, session, provider_id, "inventory")
+    context.update(
+        rows=queries.inventory_page(db, provider_id, status=status or None, cursor=cursor),
+        status=status or "",
+        statuses=("available", "rented", "suspended", "quarantined"),
+    )
+    return render(request, "provider_inventory.html", context)
+
+
+@router.get("/provider/{provider_id}/suspended", response_class=HTMLResponse)
+def suspended_page(
+    request: Request, provider_id: int, db: DbDep, session: SessionDep,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+) -> HTMLResponse:  # fmt: skip
+    context = _provider(db, session, provider_id, "suspended")
+    context.update(rows=queries.suspended_page(db, provider_id, cursor=cursor))
+    return render(request, "provider_suspended.html", context)
+
+
+@router.get("/provider/{provider_id}/revenue", response_class=HTMLResponse)
+def revenue_page(
+    request: Request, provider_id: int, db: DbDep, clock: ClockDep, session: SessionDep,
+    month: Annotated[str | None, Query(max_length=7)] = None,
+) -> HTMLResponse:  # fmt: skip
+    context = _provider(db, session, provider_id, "revenue")
+    chosen = month or reports.current_month(db, provider_id, now=clock.now())
+    start, end = reports.month_bounds(chosen, context["account"].timezone)
+    rows = queries.revenue_by_destination(db, provider_id, start, end)
+    totals: dict[str, Any] = {}
+    for row in rows:
+        totals[row.currency] = totals.get(row.currency, 0) + row.revenue
+    context.update(month=chosen, rows=rows, totals=totals)
+    return render(request, "provider_revenue.html", context)
+
+
+# ---------------------------------------------------------------------------------- tariffs
+
+
+@router.get("/provider/{provider_id}/tariffs", response_class=HTMLResponse)
+def tariffs_page(
+    request: Request, provider_id: int, db: DbDep, session: SessionDep
+) -> HTMLResponse:
+    context = _provider(db, session, provider_id, "tariffs")
+    context.update(tariffs=tariffs_service.list_tariffs(db))
+    return render(request, "provider_tariffs.html", context)
+
+
+@router.get("/provider/{provider_id}/tariffs/{name}", response_class=HTMLResponse)
+def tariff_versions_page(
+    request: Request, provider_id: int, name: str, db: DbDep, session: SessionDep,
+    from_version: Annotated[int | None, Query(alias="from", ge=1)] = None,
+    to_version: Annotated[int | None, Query(alias="to", ge=1)] = None,
+) -> HTMLResponse:  # fmt: skip
+    context = _provider(db, session, provider_id, "tariffs")
+    versions = tariffs_service.list_versions(db, name)
+    diff = None
+    if from_version is not None and to_version is not None:
+        diff = tariffs_service.diff_versions(db, name, from_version, to_version)
+    context.update(
+        name=name, versions=versions, diff=diff, max_rows=MAX_DIFF_ROWS,
+        from_version=from_version, to_version=to_version,
+    )  # fmt: skip
+    return render(request, "provider_tariff_versions.html", context)
+
+
+def _settings(currency: str, increment: str, timezone: str) -> TariffSettings:
+    currency = currency.strip().upper()
+    if len(currency) != 3 or not currency.isalpha():
+        raise InvalidInput("currency is a three-letter code such as USD")
+    first, _, following = increment.strip().partition("/")
+    if not first.isdigit() or not following.isdigit():
+        raise InvalidInput("increment is first/next seconds, such as 60/60 or 6/6")
+    return TariffSettings(
+        currency=currency,
+        default_increment=Increment(int(first), int(following)),
+        timezone=timezone.strip() or "UTC",
+    )
+
+
+def _rows(items: Iterator[Any]) -> Iterator[Any]:
+    for item in items:
+        if isinstance(item, ParsedRow):
+            yield item.row if item.values is None else item.values
+        else:
+            yield item
+
+
+@router.post("/provider/{provider_id}/tariffs/import")
+def import_tariff_page(
+    request: Request,
+    provider_id: int,
+    db: DbDep,
+    clock: ClockDep,
+    session: CsrfSessionDep,
+    file: Annotated[UploadFile, File()],
+    name: Annotated[str, Form(max_length=200)],
+    currency: Annotated[str, Form(max_length=3)] = "USD",
+    increment: Annotated[str, Form(max_length=11)] = "60/60",
+    file_format: Annotated[str, Form(alias="format", max_length=8)] = "native",
+    column_map: Annotated[str, Form(max_length=500)] = "",
+    timezone: Annotated[str, Form(max_length=64)] = "UTC",
+) -> StreamingResponse:
+    """Import an uploaded deck; the page streams its progress as the rows are stored."""
+    authorize(db, session.principal, provider_id, Action.GRANT_CREDIT)
+    if file_format not in {"native", "twilio"}:
+        raise InvalidInput("format must be native or twilio")
+    settings = _settings(currency, increment, timezone)
+    mapping = parse_column_pairs(column_map or None, "column map")
+    spooled = tempfile.NamedTemporaryFile(prefix="telbill-upload-", suffix=".csv", delete=False)
+    with spooled:
+        shutil.copyfileobj(file.file, spooled, 1 << 20)
+    path = Path(spooled.name)
+    size = path.stat().st_size
+    if size > MAX_UPLOAD_BYTES:
+        path.unlink()
+        raise InvalidInput(f"the file is larger than {MAX_UPLOAD_BYTES // (1 << 20)} MB")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    source = TariffSource(file.filename or "upload.csv", digest, file_format)
+    messages: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    def work() -> None:
+        try:
+            with path.open(newline="", encoding="utf-8-sig") as handle:
+                done = 0
+
+                def lines() -> Iterator[str]:
+                    nonlocal done
+                    while batch := handle.readlines(1 << 18):
+                        yield from batch
+                        done += sum(len(line) for line in batch)
+                        messages.put(("bytes", done))
+
+                if file_format == "twilio":
+                    items = read_twilio_csv(lines(), source="")
+                else:
+                    items = read_tariff_csv(lines(), column_map=mapping, timezone=settings.timezone)
+                result = tariffs_service.import_tariff(
+                    db, name, _rows(items), settings, source, now=clock.now(),
+                    on_progress=lambda n: messages.put(("rows", n)),
+                )  # fmt: skip
+            messages.put(("done", result.version))
+        except BadTariffRows as exc:
+            messages.put(("bad", exc))
+        except TelbillError as exc:
+            messages.put(("error", exc.message))
+        except Exception:  # reported to the page; the server keeps serving
+            messages.put(("error", "the import failed unexpectedly"))
+        finally:
+            path.unlink(missing_ok=True)
+
+    threading.Thread(target=work, name="telbill-web-import", daemon=True).start()
+    head = render(
+        request, "import_progress.html",
+        {"account": accounts.get_account(db, provider_id), "section": "tariffs", "name": name,
+         "filename": source.file, "size": size},
+    ).body.decode()  # fmt: skip
+    top, _, bottom = head.partition("<!--progress-->")
+    return StreamingResponse(
+        _progress_stream(top, bottom, messages, size, provider_id, name),
+        media_type="text/html; charset=utf-8",
+    )
+
+
+def _progress_stream(
+    top: str, bottom: str, messages: queue.Queue[tuple[str, Any]], size: int,
+    provider_id: int, name: str,
+) -> Iterator[str]:  # fmt: skip
+    yield top
+    rows = 0
+    last_percent = -1
+    while True:
+        kind, value = messages.get()
+        if kind == "bytes":
+            percent = min(99, int(value * 100 / max(size, 1)))
+            if percent != last_percent:
+                last_percent = percent
+                yield (f'<p class="step"><progress max="100" value="{percent}">{percent}%'
+                       f"</progress> {percent}% read, {rows:,} rows stored</p>\n")  # fmt: skip
+        elif kind == "rows":
+            rows = int(value)
+        elif kind == "done":
+            link = f"/provider/{provider_id}/tariffs/{html.escape(name)}"
+            yield (
+                f'<p class="notice" role="status" id="import-done">Imported '
+                f"<strong>{html.escape(value.name)}</strong> version {value.version}: "
+                f'{value.row_count:,} rates. <a href="{link}">Versions and diff</a></p>\n'
+            )
+            break
+        elif kind == "bad":
+            errors = "".join(
+                f"<li>line {e.line}: {html.escape(e.reason)}</li>" for e in value.errors[:50]
+            )
+            yield (
+                f'<div class="error" role="alert" id="import-failed"><p>'
+                f"{len(value.errors)} bad row(s): nothing imported.</p><ul>{errors}</ul></div>"
+            )
+            break
+        else:
+            yield (
+                f'<p class="error" role="alert" id="import-failed">'
+                f"{html.escape(str(value))}: nothing imported.</p>"
+            )
+            break
+    yield bottom
+
+
+__all__ = ["router"]

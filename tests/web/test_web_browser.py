@@ -1,0 +1,157 @@
+"""The dashboard in a real browser (Playwright + Debian's Chromium) against a real server:
+log-in, top-up, the call report of a month, buying and releasing a number, and one
+organisation never seeing another's data. SQLite for all of it; PostgreSQL for log-in and
+top-up. One browser per module."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from browser_support import launch_browser, log_in, require_chromium, running_server
+from web_world import WebWorld, build_web_world, drop_pg_schema, new_pg_schema
+
+from telbill.services import wallets
+from telbill.services.auth import create_web_user
+
+# A real server and browser take tens of seconds to start on a loaded machine.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("web_browser")]
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    require_chromium()
+    playwright, launched = launch_browser()
+    try:
+        yield launched
+    finally:
+        launched.close()
+        playwright.stop()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[WebWorld, str]]:
+    require_chromium()
+    tmp = tmp_path_factory.mktemp("browser")
+    world = build_web_world(f"sqlite:///{tmp / 'site.db'}", tmp)
+    try:
+        with running_server(world.url, tmp / "server.log") as base:
+            yield world, base
+    finally:
+        world.db.dispose()
+
+
+@pytest.fixture
+def page(browser):  # type: ignore[no-untyped-def]
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.set_default_timeout(10_000)
+    yield tab
+    context.close()
+
+
+def paid(world: WebWorld, who: str) -> Decimal:
+    balances = wallets.get_balances(world.db, world.ids[who], clock=world.clock)
+    return sum((b.balance for b in balances.unit("USD").buckets if b.kind == "paid"), Decimal(0))
+
+
+def top_up_in_browser(page, base: str, world: WebWorld) -> None:  # type: ignore[no-untyped-def]
+    log_in(page, base, world.keys["alpha"])
+    assert page.url.endswith(f"/accounts/{world.ids['alpha']}/balance")
+    before = paid(world, "alpha")
+    page.get_by_label("Amount").fill("12.34")
+    page.get_by_label("Bank transfer reference").fill("BT-browser")
+    page.get_by_role("button", name="Record payment").click()
+    page.get_by_text("Payment recorded").wait_for()
+    assert paid(world, "alpha") == before + Decimal("12.34")
+    shown = page.locator("#paid-balance").inner_text()
+    assert shown == f"{before + Decimal('12.34'):,.2f} USD"
+    assert "bank-transfer:BT-browser" in page.locator("#latest-receipts").inner_text()
+
+
+def test_log_in_and_top_up(site, page):
+    world, base = site
+    page.goto(f"{base}/")
+    assert page.url.endswith("/login")
+    page.get_by_label("API key", exact=True).fill("tb_wrong-key-000000000000")
+    page.get_by_role("button", name="Log in", exact=True).click()
+    assert "not valid" in page.locator("#login-error").inner_text()
+    top_up_in_browser(page, base, world)
+    page.get_by_role("button", name="Log out").click()
+    assert page.url.endswith("/login")
+
+
+def test_call_report_for_a_month(site, page):
+    world, base = site
+    log_in(page, base, world.keys["alpha"])
+    page.get_by_role("link", name="Call reports").click()
+    page.get_by_label("Month", exact=True).fill("2026-03")
+    page.get_by_role("button", name="Show").click()
+    assert re.match(r"6 calls · 6:15 billed · 0\.75 USD", page.locator("#calls-total").inner_text())
+    assert page.locator("#calls-table tbody tr").count() == 6
+    with page.expect_download() as download:
+        page.locator("#calls-csv").click()
+    assert download.value.suggested_filename == f"calls-{world.ids['alpha']}-2026-03.csv"
+
+
+def test_buy_and_release_a_number(site, page):
+    world, base = site
+    log_in(page, base, world.keys["bravo"])
+    page.get_by_role("link", name="Numbers").click()
+    page.get_by_label("Country (ISO)").fill("US")
+    page.get_by_label("City (US/CA)").fill("Boston")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("button", name="Buy +16175550100").click()
+    page.get_by_text("Number bought.").wait_for()
+    assert "+16175550100" in page.locator("#rentals").inner_text()
+    page.get_by_role("button", name="Release +16175550100").click()
+    page.get_by_text("Number released.").wait_for()
+    assert "+16175550100" not in page.locator("#rentals").inner_text()
+
+
+def test_one_organisation_never_sees_anothers_data(site, page):
+    world, base = site
+    log_in(page, base, world.keys["bravo"])
+    alpha = world.ids["alpha"]
+    for path in ("balance", "usage", "calls?month=2026-03", "numbers", "receipts"):
+        response = page.goto(f"{base}/accounts/{alpha}/{path}")
+        assert response.status == 404, path
+        assert page.get_by_role("heading", name="Not found").is_visible()
+        assert "+1555123" not in page.content() and "BT-browser" not in page.content()
+    page.goto(f"{base}/accounts/{world.ids['bravo']}/usage")
+    assert "+1555123" not in page.locator("#usage-table").inner_text()  # alpha's calls
+
+
+@pytest.mark.postgres
+def test_log_in_and_top_up_on_postgresql(browser, tmp_path: Path):
+    schema, url = new_pg_schema()
+    world = build_web_world(url, tmp_path, calls=1)
+    try:
+        with running_server(url, tmp_path / "server.log") as base:
+            context = browser.new_context()
+            try:
+                tab = context.new_page()
+                tab.set_default_timeout(10_000)
+                top_up_in_browser(tab, base, world)
+            finally:
+                context.close()
+    finally:
+        world.db.dispose()
+        drop_pg_schema(schema)
+
+
+def test_log_in_with_email_and_password(site, page):
+    world, base = site
+    create_web_user(
+        world.db, email="dana@alpha.example", password="correct horse battery",
+        role="org_admin", account_id=world.ids["alpha"], clock=world.clock,
+    )  # fmt: skip
+    page.goto(f"{base}/login")
+    page.get_by_label("Email", exact=True).fill("dana@alpha.example")
+    page.get_by_label("Password", exact=True).fill("correct horse battery")
+    page.get_by_role("button", name="Log in with password").click()
+    page.get_by_role("heading", name="Balance", exact=True).wait_for()
+    assert "dana@alpha.example" in page.locator("header").inner_text()

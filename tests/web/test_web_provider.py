@@ -1,0 +1,131 @@
+"""Provider pages: for the provider's admins only (an organisation admin gets 403 on its own
+account and 404 on its provider's, another provider's admin 404), over the tariff, number
+and account services."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+import pytest
+from web_world import log_in
+
+from telbill.services import accounts, tariffs
+from telbill.services.accounts import AccountStatus
+from telbill.web.core import format_money
+
+PROVIDER_PAGES = ("accounts", "plans", "tariffs", "inventory", "suspended", "revenue")
+
+# The seeded business is built once per module: keep the module on one xdist worker.
+pytestmark = pytest.mark.xdist_group("web_provider")
+
+
+@pytest.mark.parametrize("page", PROVIDER_PAGES)
+def test_provider_page_is_for_its_admins_only(web_world, client, page):
+    acme = web_world.ids["acme"]
+    log_in(client, web_world.keys["acme"])
+    response = client.get(f"/provider/{acme}/{page}")
+    assert response.status_code == 200 and 'aria-current="page"' in response.text
+    log_in(client, web_world.keys["alpha"])
+    assert client.get(f"/provider/{web_world.ids['alpha']}/{page}").status_code == 403
+    assert client.get(f"/provider/{acme}/{page}").status_code == 404
+    log_in(client, web_world.keys["zeta"])
+    foreign = client.get(f"/provider/{acme}/{page}")
+    assert foreign.status_code == 404 and "acme" not in foreign.text.lower()
+
+
+def test_accounts_tree_is_browsed_one_level_at_a_time(web_world, client):
+    log_in(client, web_world.keys["acme"])
+    acme = web_world.ids["acme"]
+    top = client.get(f"/provider/{acme}/accounts").text
+    assert "alpha" in top and "bravo" in top and "alice" not in top
+    below = client.get(f"/provider/{acme}/accounts?parent={web_world.ids['alpha']}").text
+    assert "alice" in below and "bob" not in below
+    zeta = client.get(f"/provider/{acme}/accounts?parent={web_world.ids['zeta']}")
+    assert zeta.status_code == 404
+
+
+def test_a_provider_admin_opens_a_customers_pages_but_not_a_competitors(web_world, client):
+    log_in(client, web_world.keys["acme"])
+    assert client.get(f"/accounts/{web_world.ids['alpha']}/usage").status_code == 200
+    log_in(client, web_world.keys["zeta"])
+    assert client.get(f"/accounts/{web_world.ids['alpha']}/usage").status_code == 404
+
+
+def test_suspended_accounts_lists_only_suspended_ones_of_the_subtree(web_world, client):
+    bob = web_world.ids["bob"]
+    accounts.set_status(web_world.db, bob, AccountStatus.SUSPENDED, idempotency_key="web-s1",
+                        clock=web_world.clock)  # fmt: skip
+    try:
+        log_in(client, web_world.keys["acme"])
+        html = client.get(f"/provider/{web_world.ids['acme']}/suspended").text
+        assert "bob" in html and "alice" not in html
+    finally:
+        accounts.set_status(web_world.db, bob, AccountStatus.ACTIVE, idempotency_key="web-s2",
+                            clock=web_world.clock)  # fmt: skip
+
+
+def test_inventory_filters_by_status(web_world, client):
+    log_in(client, web_world.keys["acme"])
+    acme = web_world.ids["acme"]
+    html = client.get(f"/provider/{acme}/inventory?status=available").text
+    assert "+16175550100" in html
+    assert "+16175550100" not in client.get(f"/provider/{acme}/inventory?status=rented").text
+
+
+def test_revenue_by_destination_sums_the_months_usage_charges(web_world, client):
+    log_in(client, web_world.keys["acme"])
+    html = client.get(f"/provider/{web_world.ids['acme']}/revenue?month=2026-03").text
+    assert "United States" in html
+    # alice's six calls of 60..65 s at 0.12/min, per second: 0.12 * (60+...+65) / 60
+    expected = Decimal("0.12") * sum(range(60, 66)) / 60
+    assert re.search(r'id="revenue-total">' + re.escape(format_money(expected)) + " USD", html)
+    assert "cost not recorded" in html
+    empty = client.get(f"/provider/{web_world.ids['acme']}/revenue?month=2026-01").text
+    assert "No usage charged" in empty
+
+
+def test_tariff_import_streams_progress_then_versions_and_diff(web_world, client):
+    csrf = log_in(client, web_world.keys["acme"])
+    acme = web_world.ids["acme"]
+    deck_v1 = "prefix,destination,rate\n49,Germany,0.05\n33,France,0.04\n"
+    deck_v2 = "prefix,destination,rate\n49,Germany,0.06\n34,Spain,0.03\n"
+    for deck in (deck_v1, deck_v2):
+        response = client.post(
+            f"/provider/{acme}/tariffs/import",
+            data={"csrf_token": csrf, "name": "europe", "currency": "EUR", "increment": "60/60"},
+            files={"file": ("europe.csv", deck.encode(), "text/csv")},
+        )
+        assert response.status_code == 200 and 'id="import-done"' in response.text
+        assert "<progress" in response.text
+    assert [v.version for v in tariffs.list_versions(web_world.db, "europe")] == [1, 2]
+    html = client.get(f"/provider/{acme}/tariffs/europe?from=1&to=2").text
+    assert re.search(r'id="diff-summary">1 added · 1 removed · 1 changed', html)
+    assert "Spain" in html and "France" in html
+
+
+def test_a_deck_with_a_bad_row_imports_nothing_and_names_the_line(web_world, client):
+    csrf = log_in(client, web_world.keys["acme"])
+    acme = web_world.ids["acme"]
+    response = client.post(
+        f"/provider/{acme}/tariffs/import",
+        data={"csrf_token": csrf, "name": "broken", "currency": "USD"},
+        files={"file": ("bad.csv", b"prefix,destination,rate\n1,US,0.01\n44,UK,cheap\n")},
+    )
+    assert 'id="import-failed"' in response.text and "line 3" in response.text
+    assert "broken" not in [t.name for t in tariffs.list_tariffs(web_world.db)]
+
+
+def test_tariff_import_needs_csrf_and_a_provider_admin(web_world, client):
+    acme = web_world.ids["acme"]
+    files = {"file": ("x.csv", b"prefix,destination,rate\n1,US,0.01\n")}
+    log_in(client, web_world.keys["acme"])
+    refused = client.post(f"/provider/{acme}/tariffs/import", data={"name": "nocsrf"},
+                          files=files)  # fmt: skip
+    assert refused.status_code == 403
+    csrf = log_in(client, web_world.keys["alpha"])
+    denied = client.post(f"/provider/{web_world.ids['alpha']}/tariffs/import",
+                         data={"name": "org", "csrf_token": csrf}, files=files)  # fmt: skip
+    assert denied.status_code == 403
+    names = [t.name for t in tariffs.list_tariffs(web_world.db)]
+    assert "nocsrf" not in names and "org" not in names
