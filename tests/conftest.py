@@ -20,8 +20,10 @@ PG_BASE_URL = os.environ.get(
     "TELBILL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-# /work/main/tests -> /work/shared; a worktree (/work/wt/NAME/tests) sits one level deeper.
-SHARED_DATA = next(
+# TELBILL_SHARED_DATA, else ../shared/data next to the checkout (/work/main/tests ->
+# /work/shared); a worktree (/work/wt/NAME/tests) sits one level deeper.
+_SHARED_FROM_ENV = os.environ.get("TELBILL_SHARED_DATA")
+SHARED_DATA = Path(_SHARED_FROM_ENV) if _SHARED_FROM_ENV else next(
     (
         base / "shared" / "data"
         for base in Path(__file__).resolve().parents[1:4]
