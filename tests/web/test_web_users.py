@@ -4,6 +4,7 @@ as an API key."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -101,3 +102,24 @@ def test_cli_refuses_a_bad_user_with_one_line(web_world):
         input=PASSWORD + "\n",
     )  # fmt: skip
     assert result.exit_code == 1 and "not found" in result.output
+
+
+def test_a_disabled_user_cannot_log_in_and_their_open_session_ends_at_once(web_world, client):
+    create_web_user(web_world.db, email="jo@alpha.example", password=PASSWORD, role="org_admin",
+                    account_id=web_world.ids["alpha"], clock=web_world.clock)  # fmt: skip
+    home = post_login(client, email="jo@alpha.example", password=PASSWORD).headers["location"]
+    assert client.get(home).status_code == 200
+
+    def cli(*args: str):
+        return CliRunner().invoke(app, ["admin", "user", *args, "--database", web_world.url])
+
+    result = cli("disable", "--email", "JO@alpha.example")
+    assert result.exit_code == 0 and "disabled at" in result.output, result.output
+    assert client.get(home, follow_redirects=False).status_code in (303, 401)
+    again = post_login(client, email="jo@alpha.example", password=PASSWORD)
+    assert again.status_code == 401
+    listed = cli("list", "--json")
+    assert listed.exit_code == 0, listed.output
+    (jo,) = [user for user in json.loads(listed.stdout) if user["email"] == "jo@alpha.example"]
+    assert jo["role"] == "org_admin" and jo["disabled_at"] is not None
+    assert cli("disable", "--email", "nobody@alpha.example").exit_code == 1

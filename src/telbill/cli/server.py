@@ -12,7 +12,14 @@ from rich.table import Table
 
 from telbill.adapters.db.engine import database_url, migrate, normalise_url
 from telbill.api.ratelimit import BURST_ENV, DEFAULT_BURST, DEFAULT_RATE_PER_S, RATE_ENV
-from telbill.cli.common import DatabaseOption, console, handle_errors, open_db
+from telbill.cli.common import (
+    DatabaseOption,
+    JsonOption,
+    console,
+    handle_errors,
+    open_db,
+    print_json,
+)
 from telbill.services.auth import Role, create_api_key, revoke_api_key
 from telbill.services.clock import SystemClock
 
@@ -184,6 +191,38 @@ def admin_user_add(
     console.print(
         f"dashboard user {user.id}: {user.email} ({user.role.value}, account {user.account_id})"
     )
+
+
+@user_app.command("list")
+@handle_errors
+def admin_user_list(as_json: JsonOption = False, database: DatabaseOption = None) -> None:
+    """List dashboard users (email, role, account, created, disabled)."""
+    from telbill.services.auth import list_web_users
+
+    users = list_web_users(open_db(database))
+    if as_json:
+        print_json(users)
+        return
+    table = Table("id", "email", "role", "account", "created", "disabled")
+    for user in users:
+        disabled = user.disabled_at.isoformat(timespec="seconds") if user.disabled_at else ""
+        table.add_row(str(user.id), user.email, user.role.value, str(user.account_id),
+                      user.created_at.isoformat(timespec="seconds"), disabled)  # fmt: skip
+    console.print(table)
+
+
+@user_app.command("disable")
+@handle_errors
+def admin_user_disable(
+    email: Annotated[str, typer.Option("--email", help="The user's email (their log-in).")],
+    database: DatabaseOption = None,
+) -> None:
+    """Disable a dashboard user: log-in refused and open sessions ended at once."""
+    from telbill.services.auth import disable_web_user
+
+    user = disable_web_user(open_db(database), email, clock=SystemClock())
+    disabled = user.disabled_at.isoformat() if user.disabled_at else "?"
+    console.print(f"dashboard user {user.id} ({user.email}) disabled at {disabled}")
 
 
 @handle_errors

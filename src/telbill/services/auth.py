@@ -536,6 +536,7 @@ class WebUser:
     role: Role
     account_id: int
     created_at: datetime
+    disabled_at: datetime | None = None
 
 
 def hash_password(password: str) -> str:
@@ -611,6 +612,45 @@ def create_web_user(
         return WebUser(int(user_id), email, role, account_id, now)
 
     return db.run(_insert)
+
+
+def list_web_users(db: Database) -> list[WebUser]:
+    """Every dashboard user, disabled ones included (their `disabled_at` is set)."""
+    from telbill.adapters.db.web_tables import web_users
+
+    with db.engine.connect() as conn:
+        rows = conn.execute(sa.select(web_users).order_by(web_users.c.id)).all()
+    return [
+        WebUser(int(r.id), str(r.email), Role(r.role), int(r.account_id), r.created_at,
+                r.disabled_at)
+        for r in rows
+    ]  # fmt: skip
+
+
+def disable_web_user(db: Database, email: str, *, clock: Clock) -> WebUser:
+    """Disable a dashboard user: their log-in and every open session stop working at once.
+
+    Disabling twice keeps the first time; the row stays (sessions and history point to it).
+    """
+    from telbill.adapters.db.web_tables import web_sessions, web_users
+
+    email = email.strip().lower()
+
+    def _disable(conn: Connection) -> WebUser:
+        row = conn.execute(sa.select(web_users).where(web_users.c.email == email)).first()
+        if row is None:
+            raise NotFound(f"no dashboard user {email}")
+        disabled_at = row.disabled_at
+        if disabled_at is None:
+            disabled_at = clock.now()
+            conn.execute(
+                web_users.update().where(web_users.c.id == row.id).values(disabled_at=disabled_at)
+            )
+        conn.execute(sa.delete(web_sessions).where(web_sessions.c.user_id == row.id))
+        return WebUser(int(row.id), str(row.email), Role(row.role), int(row.account_id),
+                       row.created_at, disabled_at)  # fmt: skip
+
+    return db.run(_disable)
 
 
 def _insert_web_session(
