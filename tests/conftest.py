@@ -20,6 +20,10 @@ PG_BASE_URL = os.environ.get(
     "TELBILL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# The suite's webhook receivers listen on 127.0.0.1, which production refuses (SSRF guard,
+# adapters/notify/webhooks.py); servers started by tests inherit this. Tests of the guard
+# itself pass allow_private=False or clear the variable.
+os.environ.setdefault("TELBILL_WEBHOOK_ALLOW_PRIVATE", "1")
 # TELBILL_SHARED_DATA, else ../shared/data next to the checkout (/work/main/tests ->
 # /work/shared); a worktree (/work/wt/NAME/tests) sits one level deeper.
 _SHARED_FROM_ENV = os.environ.get("TELBILL_SHARED_DATA")

@@ -173,6 +173,21 @@ def _check_target(kind: str, target: str) -> str:
     if kind == "webhook":
         if not target.startswith(("https://", "http://")) or len(target) > 500:
             raise InvalidInput("a webhook URL must start with https:// (or http://)")
+        from telbill.adapters.notify.webhooks import (
+            ALLOW_PRIVATE_ENV,
+            literal_target_problem,
+            private_targets_allowed,
+        )
+
+        try:
+            problem = literal_target_problem(target)
+        except Exception as exc:  # httpx.InvalidURL and friends: any unparsable URL
+            raise InvalidInput(f"not a valid webhook URL: {exc}") from exc
+        if problem is not None and not private_targets_allowed():
+            raise InvalidInput(
+                f"a webhook must reach a public address: {problem} "
+                f"(the operator may set {ALLOW_PRIVATE_ENV}=1)"
+            )
     elif kind == "email":
         local, at, domain = target.rpartition("@")
         if not at or not local or "." not in domain or any(c.isspace() for c in target):

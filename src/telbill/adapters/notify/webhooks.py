@@ -7,14 +7,25 @@ Each request carries
 * ``Telbill-Event-Id``: the event id, the receiver's idempotency key. Delivery is at least
   once (a sender that dies after the receiver answered but before recording it sends again),
   so receivers drop an event id they have already processed.
+
+Targets must be public addresses (against SSRF: a tenant pointing its webhook at an internal
+service). The sender resolves the host itself, refuses the request when any address is not
+globally routable (loopback, private, link-local such as cloud metadata, CGNAT, multicast,
+reserved), and connects to the address it checked (TLS still verifies the certificate
+against the URL's name through SNI), so a DNS answer that changes between check and connect
+cannot slip through. Redirects are not followed. `TELBILL_WEBHOOK_ALLOW_PRIVATE=1` lifts the
+rule for a private deployment (receivers on the same host or LAN).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
+import os
 import secrets
+import socket
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -28,6 +39,7 @@ EVENT_TYPE_HEADER = "Telbill-Event-Type"
 DEFAULT_TIMEOUT_S = 10.0
 # How old (or how far in the future) a signed timestamp a receiver accepts: 5 minutes.
 DEFAULT_TOLERANCE_S = 300
+ALLOW_PRIVATE_ENV = "TELBILL_WEBHOOK_ALLOW_PRIVATE"
 
 
 class DeliveryFailed(Exception):
@@ -98,22 +110,101 @@ def event_body(event: Mapping[str, Any]) -> bytes:
     return json.dumps(event, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
-class HttpWebhookSender:
-    """POSTs a signed event to a URL; raises DeliveryFailed unless the answer is 2xx."""
+def private_targets_allowed() -> bool:
+    """Whether the operator allowed webhooks to private addresses (`ALLOW_PRIVATE_ENV`)."""
+    return os.environ.get(ALLOW_PRIVATE_ENV, "").strip().lower() in {"1", "true", "yes"}
 
-    def __init__(self, client: httpx.Client | None = None, timeout_s: float = DEFAULT_TIMEOUT_S):
-        self.client = client or httpx.Client(timeout=timeout_s)
+
+def non_public_reason(address: str) -> str | None:
+    """Why `address` (an IP literal) is not a public target, or None when it is one."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_global and not ip.is_multicast:
+        return None
+    kinds = [
+        name
+        for name, flag in (
+            ("loopback", ip.is_loopback),
+            ("unspecified", ip.is_unspecified),
+            ("link-local", ip.is_link_local),
+            ("multicast", ip.is_multicast),
+            ("private", ip.is_private),
+            ("reserved", ip.is_reserved),
+        )
+        if flag
+    ]
+    return f"{address} is a {kinds[0] if kinds else 'non-public'} address"
+
+
+def literal_target_problem(url: str) -> str | None:
+    """At registration: a URL whose host is an IP literal or `localhost` that is not public.
+
+    Names are checked when delivering (their addresses may change); this catches the obvious
+    case early with a clear error.
+    """
+    host = (httpx.URL(url).host or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return f"{host} is a loopback name"
+    try:
+        return non_public_reason(host)
+    except ValueError:
+        return None
+
+
+class HttpWebhookSender:
+    """POSTs a signed event to a URL; raises DeliveryFailed unless the answer is 2xx.
+
+    `allow_private`: None reads `TELBILL_WEBHOOK_ALLOW_PRIVATE` (default: public targets only).
+    """
+
+    def __init__(
+        self,
+        client: httpx.Client | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        *,
+        allow_private: bool | None = None,
+    ):
+        self.client = client or httpx.Client(timeout=timeout_s, follow_redirects=False)
+        self.allow_private = private_targets_allowed() if allow_private is None else allow_private
+
+    def _pinned(self, url: str) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
+        """The URL to connect to (the checked address), the Host header and TLS extensions."""
+        parsed = httpx.URL(url)
+        if self.allow_private:
+            return parsed, {}, {}
+        host = parsed.host
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise DeliveryFailed(f"cannot resolve {host}: {exc}") from exc
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        for address in addresses:
+            reason = non_public_reason(address)
+            if reason is not None:
+                raise DeliveryFailed(
+                    f"refused: {host} resolves to {reason} "
+                    f"({ALLOW_PRIVATE_ENV}=1 allows private targets)"
+                )
+        extensions: dict[str, Any] = {"sni_hostname": host} if parsed.scheme == "https" else {}
+        host_header = parsed.netloc.decode("ascii")  # name[:port], brackets for IPv6
+        return parsed.copy_with(host=addresses[0]), {"Host": host_header}, extensions
 
     def send(self, url: str, secret: str, event: Mapping[str, Any], *, timestamp: int) -> None:
         body = event_body(event)
+        target, host_header, extensions = self._pinned(url)
         headers = {
             "Content-Type": "application/json",
             SIGNATURE_HEADER: sign(secret, timestamp, body),
             EVENT_ID_HEADER: str(event["id"]),
             EVENT_TYPE_HEADER: str(event["type"]),
+            **host_header,
         }
         try:
-            response = self.client.post(url, content=body, headers=headers)
+            response = self.client.post(
+                target, content=body, headers=headers, extensions=extensions
+            )
         except httpx.HTTPError as exc:
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
         if not 200 <= response.status_code < 300:
@@ -124,6 +215,7 @@ class HttpWebhookSender:
 
 
 __all__ = [
+    "ALLOW_PRIVATE_ENV",
     "DEFAULT_TOLERANCE_S",
     "EVENT_ID_HEADER",
     "SIGNATURE_HEADER",
@@ -131,7 +223,10 @@ __all__ = [
     "HttpWebhookSender",
     "InvalidSignature",
     "event_body",
+    "literal_target_problem",
     "new_secret",
+    "non_public_reason",
+    "private_targets_allowed",
     "sign",
     "verify_signature",
 ]
