@@ -142,7 +142,7 @@ def authorize_session(
     decision = sessions_service.authorize(
         db, _cache(request, db), account_id=body.account_id, to_number=body.to,
         idempotency_key=key, clock=clock, direction=body.direction, from_number=body.from_,
-        at=body.at, call_id=body.call_id,
+        at=body.at, call_id=body.call_id, within=principal.account_id,
     )  # fmt: skip
     result: dict[str, Any] = plain_json(decision)
     return result

@@ -13,6 +13,12 @@ Rules:
   the wallet takes its billed units from the package; the money charged is the leg's price
   times the share of units the packages did not cover (rounded half-up to micros). Money
   then drains free/trial/directional credit before the paid balance (the ledger's rule).
+* Who pays: the wallet of the event's account (its nearest account with a wallet), except
+  where rating says the number's owner pays (an inbound call or message to a toll-free
+  number): then the wallet of the account renting the called number (`number_payers`:
+  rental active or suspended in grace, looked up by the E.164 number). A number not in our
+  inventory, or rented outside the poster's subtree, falls back to the event's account. The
+  charge row keeps the leaf account that made the usage and the payer.
 * Usage already happened, so a CDR is posted even if it takes a prepaid balance below zero
   (`DrainPolicy.ALLOW_NEGATIVE`); reaching zero then suspends the account, pauses its
   campaigns and disconnects its hard-cut-off sessions (`services.suspension`).
@@ -46,7 +52,7 @@ from telbill.domain.batch import BatchRater, CdrColumns
 from telbill.domain.batch import Status as BatchStatus
 from telbill.domain.money import CALL_TIME, from_micros, to_micros
 from telbill.domain.numbers import normalize_number
-from telbill.domain.rating import Charge, Explanation, Leg, explain_text, rate_event
+from telbill.domain.rating import Charge, Explanation, Leg, Payer, explain_text, rate_event
 from telbill.domain.tariffs import Direction, RowError, Service
 from telbill.domain.usage import UsageEvent
 from telbill.errors import InvalidInput, NotFound, TelbillError
@@ -54,6 +60,7 @@ from telbill.services import idempotency, numbers
 from telbill.services.accounts import Account, billing_account, load_account
 from telbill.services.clock import Clock
 from telbill.services.events import emit
+from telbill.services.number_payers import number_owner_payer
 from telbill.services.plans import PlanRecord, TariffCache, get_plan_by_id, plan_for
 from telbill.services.suspension import enforce_zero_balance
 from telbill.services.usage_debits import UsageBatch, UsageLeg, post_usage_legs, share_of
@@ -301,6 +308,7 @@ class AccountResolver:
         self._plans: dict[int, PlanRecord] = {}
         self._leaves: dict[tuple[str, str | None], Account] = {}
         self._campaigns: dict[tuple[int, str], int] = {}
+        self._number_payers: dict[str, Account | None] = {}
 
     def account_id(self, conn: Connection, ref: str, *, under: int | None = None) -> int:
         ref = (ref or "").strip()
@@ -379,6 +387,13 @@ class AccountResolver:
     def payer(self, account_id: int) -> Account:
         return self._payers[account_id]
 
+    def number_payer(self, conn: Connection, number: str) -> Account | None:
+        """The wallet of the account renting `number` (None: not ours, or outside `within`),
+        remembered for this posting run (`services.number_payers`)."""
+        if number not in self._number_payers:
+            self._number_payers[number] = number_owner_payer(conn, number, within=self.within)
+        return self._number_payers[number]
+
     def plan(self, account_id: int) -> PlanRecord:
         return self._plans[account_id]
 
@@ -437,28 +452,39 @@ def _rate_chunk(
         if not batched:
             continue
         _batch_legs(rater, columns, batched, members, legs)
-    rated: list[_Rated] = []
+    priced_events: list[tuple[int, list[_Leg], str, bool]] = []
     for position, (event, leaf) in enumerate(found):
         try:
             plan = resolver.plan(leaf.id)
-            payer = resolver.payer(leaf.id)
             known = versions[position]
             index = (
                 cache.at(plan.tariff, event.start)
                 if known is None
                 else cache.index(plan.tariff, known)
             )
-            if index.currency != payer.currency:
-                raise InvalidInput(
-                    f"tariff {plan.tariff!r} is in {index.currency}, "
-                    f"the wallet of account {payer.id} in {payer.currency}"
-                )
             priced = legs[position]
+            owner_pays = False
             if priced is None:
                 result_ = rate_event(event, index, plan.plan, labels=False)
                 priced = [_Leg.of(charge) for charge in result_.charges]
+                owner_pays = any(c.payer is Payer.NUMBER_OWNER for c in result_.charges)
         except TelbillError as exc:
             bad.append(Bad(event.line, event.id, _reason(exc), usage_json(event)))
+            continue
+        priced_events.append((position, priced, index.currency, owner_pays))
+    owners = _number_owners(db, resolver, [found[p][0] for p, _, _, pays in priced_events if pays])
+    rated: list[_Rated] = []
+    for position, priced, currency, owner_pays in priced_events:
+        event, leaf = found[position]
+        plan = resolver.plan(leaf.id)
+        owner = owners.get(event.to_number) if owner_pays else None
+        payer = owner if owner is not None else resolver.payer(leaf.id)
+        if currency != payer.currency:
+            mismatch = InvalidInput(
+                f"tariff {plan.tariff!r} is in {currency}, "
+                f"the wallet of account {payer.id} in {payer.currency}"
+            )
+            bad.append(Bad(event.line, event.id, _reason(mismatch), usage_json(event)))
             continue
         text = usage_text(event)
         rated.append(
@@ -468,6 +494,23 @@ def _rate_chunk(
             )
         )  # fmt: skip
     return rated, bad
+
+
+def _number_owners(
+    db: Database, resolver: AccountResolver, events: Sequence[UsageEvent]
+) -> dict[str, Account]:
+    """The paying wallet of each called number whose owner pays (inbound toll-free calls),
+    for the numbers rented in our inventory (`services.number_payers`)."""
+    if not events:
+        return {}
+    found: dict[str, Account] = {}
+    with db.engine.connect() as conn:
+        for event in events:
+            payer = resolver.number_payer(conn, event.to_number)
+            if payer is not None:
+                found[event.to_number] = payer
+        conn.rollback()
+    return found
 
 
 def _batch_legs(
