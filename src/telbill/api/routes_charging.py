@@ -25,7 +25,7 @@ from telbill.errors import InvalidInput
 from telbill.services import campaigns as campaigns_service
 from telbill.services import charging
 from telbill.services import sessions as sessions_service
-from telbill.services.auth import Action, authorize, authorize_global
+from telbill.services.auth import Action, authorize
 from telbill.services.plans import TariffCache
 
 router = APIRouter(tags=["charging"])
@@ -95,10 +95,50 @@ def list_quarantine(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     after_id: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
-    # The quarantine keeps rows whose account may be unknown: top-level providers only.
-    authorize_global(db, principal, Action.READ)
-    items = charging.list_quarantine(db, status=status, limit=limit, after_id=after_id)
+    # Each row belongs to a tenant (the account that made the usage, else the poster's):
+    # a caller sees the rows of its subtree; rows without an owner are the platform's.
+    authorize(db, principal, principal.account_id, Action.READ)
+    items = charging.list_quarantine(
+        db, status=status, limit=limit, after_id=after_id, viewer=principal.account_id
+    )
     return {"items": plain_json(items)}
+
+
+class RepostIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fixes: dict[str, str | int | None] = Field(
+        default_factory=dict, description="Corrected usage fields, e.g. {\"to\": \"+4477...\"}"
+    )
+
+
+@router.post(
+    "/cdrs/quarantine/{quarantine_id}/repost",
+    summary="Post a quarantined CDR again, with corrected fields",
+)
+def repost_quarantined(
+    quarantine_id: int,
+    body: RepostIn,
+    request: Request,
+    db: DbDep,
+    clock: ClockDep,
+    principal: PrincipalDep,
+    key: IdempotencyKeyDep,
+) -> dict[str, Any]:
+    authorize(db, principal, principal.account_id, Action.POST_CDRS)
+
+    def compute() -> dict[str, Any]:
+        summary = charging.repost_quarantined(
+            db, quarantine_id, clock=clock, fixed=body.fixes, cache=_cache(request, db),
+            viewer=principal.account_id,
+        )  # fmt: skip
+        result: dict[str, Any] = plain_json(summary)
+        return result
+
+    return charging.run_once(
+        db, scope=f"api.cdrs.repost:{principal.account_id}", key=key, clock=clock,
+        request={"quarantine_id": quarantine_id, **body.model_dump()}, compute=compute,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- sessions
