@@ -10,11 +10,16 @@ the switch needs the reason to play the right announcement.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+import json
+import os
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from anyio import CapacityLimiter, to_thread
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from telbill.adapters.db.engine import Database
@@ -169,23 +174,62 @@ class EndIn(BaseModel):
     end: datetime | None = None
 
 
-@router.post("/sessions/authorize", summary="May this call start, and for how many seconds?")
-def authorize_session(
+# Real-time calls run their blocking work in the thread pool, but at most
+# `SESSION_THREADS_ENV` (default 4) at a time per worker process: calls of one wallet take
+# turns on its lock anyway, and fewer threads competing for the GIL keep the one holding
+# the lock running (a thread back from the database waits for the GIL while others parse
+# requests). Their answers are encoded here, in one pass (flat dataclasses).
+SESSION_THREADS_ENV = "TELBILL_SESSION_THREADS"
+DEFAULT_SESSION_THREADS = 4
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _session_limiter(request: Request) -> CapacityLimiter:
+    limiter: CapacityLimiter | None = getattr(request.app.state, "session_limiter", None)
+    if limiter is None:
+        raw = os.environ.get(SESSION_THREADS_ENV, "")
+        threads = int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_SESSION_THREADS
+        limiter = request.app.state.session_limiter = CapacityLimiter(threads)
+    return limiter
+
+
+async def _in_session_thread(request: Request, work: Callable[[], Any]) -> Any:
+    return await to_thread.run_sync(work, limiter=_session_limiter(request))
+
+
+def _flat_json(value: Any) -> Response:
+    """A flat dataclass as a JSON response (`plain_json`'s rules, without `asdict`'s deep
+    copy or FastAPI's second encoding pass)."""
+    names = _FIELDS.get(type(value))
+    if names is None:
+        names = _FIELDS[type(value)] = tuple(f.name for f in dataclasses.fields(value))
+    data = {name: plain_json(getattr(value, name)) for name in names}
+    return Response(json.dumps(data, separators=(",", ":")), media_type="application/json")
+
+
+@router.post(
+    "/sessions/authorize", summary="May this call start, and for how many seconds?",
+    response_model=dict[str, Any],
+)  # fmt: skip
+async def authorize_session(
     body: AuthorizeIn,
     request: Request,
     db: DbDep,
     clock: ClockDep,
     principal: PrincipalDep,
     key: IdempotencyKeyDep,
-) -> dict[str, Any]:
-    authorize(db, principal, body.account_id, Action.REALTIME)
-    decision = sessions_service.authorize(
-        db, _cache(request, db), account_id=body.account_id, to_number=body.to,
-        idempotency_key=key, clock=clock, direction=body.direction, from_number=body.from_,
-        at=body.at, call_id=body.call_id, within=principal.account_id,
-    )  # fmt: skip
-    result: dict[str, Any] = plain_json(decision)
-    return result
+) -> Response:
+    cache = _cache(request, db)
+
+    def work() -> sessions_service.Authorization:
+        authorize(db, principal, body.account_id, Action.REALTIME)
+        return sessions_service.authorize(
+            db, cache, account_id=body.account_id, to_number=body.to, idempotency_key=key,
+            clock=clock, direction=body.direction, from_number=body.from_, at=body.at,
+            call_id=body.call_id, within=principal.account_id,
+        )  # fmt: skip
+
+    return _flat_json(await _in_session_thread(request, work))
 
 
 @router.post("/sessions/{session_id}/update", summary="Interim update of a call in progress")
@@ -214,8 +258,11 @@ def update_session(
     )  # fmt: skip
 
 
-@router.post("/sessions/{session_id}/end", summary="End a call: settle its exact charge")
-def end_session(
+@router.post(
+    "/sessions/{session_id}/end", summary="End a call: settle its exact charge",
+    response_model=dict[str, Any],
+)  # fmt: skip
+async def end_session(
     session_id: int,
     body: EndIn,
     request: Request,
@@ -223,14 +270,17 @@ def end_session(
     clock: ClockDep,
     principal: PrincipalDep,
     key: IdempotencyKeyDep,
-) -> dict[str, Any]:
-    view = sessions_service.end_session(
-        db, _cache(request, db), session_id, idempotency_key=key, clock=clock,
-        duration_s=body.duration_s, answer_at=body.answer, end_at=body.end,
-        check=lambda account_id: authorize(db, principal, account_id, Action.REALTIME),
-    )  # fmt: skip
-    result: dict[str, Any] = plain_json(view)
-    return result
+) -> Response:
+    cache = _cache(request, db)
+
+    def work() -> sessions_service.SessionView:
+        return sessions_service.end_session(
+            db, cache, session_id, idempotency_key=key, clock=clock,
+            duration_s=body.duration_s, answer_at=body.answer, end_at=body.end,
+            check=lambda account_id: authorize(db, principal, account_id, Action.REALTIME),
+        )  # fmt: skip
+
+    return _flat_json(await _in_session_thread(request, work))
 
 
 # ---------------------------------------------------------------------------- campaigns

@@ -36,12 +36,13 @@ from telbill.services.plans import (
 # A plan assigned in another process is seen by this one within this many seconds.
 CONTEXT_CACHE_TTL_S = 5.0
 
+# Two plain parameters, not an expanding IN: an expanding list is re-rendered on every call.
 _ACCOUNT_STATES = select(
     accounts_table.c.id,
     accounts_table.c.status,
     accounts_table.c.billing_mode,
     accounts_table.c.credit_limit_micros,
-).where(accounts_table.c.id.in_(bindparam("ids", expanding=True)))
+).where(accounts_table.c.id.in_([bindparam("payer_id"), bindparam("leaf_id")]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +153,7 @@ def fresh_accounts(conn: Connection, ctx: SessionContext) -> tuple[Account, Acco
     """The payer and the leaf with their status and credit settings as committed now."""
     rows = {
         int(r.id): r
-        for r in conn.execute(_ACCOUNT_STATES, {"ids": sorted({ctx.payer.id, ctx.leaf.id})})
+        for r in conn.execute(_ACCOUNT_STATES, {"payer_id": ctx.payer.id, "leaf_id": ctx.leaf.id})
     }
 
     def fresh(account: Account) -> Account:

@@ -451,8 +451,15 @@ def _locked_session(conn: Connection, first: Any) -> tuple[Any, list[Bucket]]:
     """In the request's transaction: the session row again, locked (an end, an update and
     the sweeper of one session take turns; always before the wallet, so they never
     deadlock), and its payer's buckets, locked."""
-    row = conn.execute(_LOCK_SESSION, {"session_id": first.id}).one()
-    return row, ledger_store.load_buckets(conn, [first.payer_id])
+    return _lock_session(conn, first), _lock_wallet(conn, first)
+
+
+def _lock_session(conn: Connection, first: Any) -> Any:
+    return conn.execute(_LOCK_SESSION, {"session_id": first.id}).one()
+
+
+def _lock_wallet(conn: Connection, first: Any) -> list[Bucket]:
+    return ledger_store.load_buckets(conn, [first.payer_id])
 
 
 # ---------------------------------------------------------------------------- update
@@ -729,10 +736,13 @@ def end_session(
 
     def work(conn: Connection) -> SessionView:
         now = clock.now()
-        row, locked = _locked_session(conn, first)
+        # The session's lock serialises its ends: the key is checked before the wallet is
+        # locked, so the wallet's lock is held for the settlement alone.
+        row = _lock_session(conn, first)
         finished: list[SessionView] = []
 
         def perform() -> dict[str, Any]:
+            locked = _lock_wallet(conn, first)
             view = _finish(
                 conn, row, ctx, locked, now=now, duration_s=duration_s, answer_at=answer_at,
                 end_at=end_at, reason="ended",
