@@ -158,6 +158,9 @@ def test_a_tenant_fixes_and_reposts_its_own_quarantined_cdr(charging_world: Worl
     assert w.client.get("/v1/cdrs/quarantine",
                         headers=w.headers("alice", idempotency_key=None)).json()["items"] != []
     path = f"/v1/cdrs/quarantine/{item['id']}/repost"
+    for bad in ({"segments": "many"}, {"call_segments": "x"}, {"start": "yesterday"}):
+        refused = w.client.post(path, json={"fixes": bad}, headers=w.headers("alpha_switch"))
+        assert refused.status_code == 422, refused.text
     fixed = w.client.post(path, json={"fixes": {"to": "+447700900123"}},
                           headers=w.headers("alpha_switch"))  # fmt: skip
     assert fixed.status_code == 200, fixed.text

@@ -13,12 +13,11 @@ import csv
 import dataclasses
 import io
 import json
-import os
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from anyio import CapacityLimiter, to_thread
+from anyio import to_thread
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -174,27 +173,13 @@ class EndIn(BaseModel):
     end: datetime | None = None
 
 
-# Real-time calls run their blocking work in the thread pool, but at most
-# `SESSION_THREADS_ENV` (default 4) at a time per worker process: calls of one wallet take
-# turns on its lock anyway, and fewer threads competing for the GIL keep the one holding
-# the lock running (a thread back from the database waits for the GIL while others parse
-# requests). Their answers are encoded here, in one pass (flat dataclasses).
-SESSION_THREADS_ENV = "TELBILL_SESSION_THREADS"
-DEFAULT_SESSION_THREADS = 4
+# Real-time calls: the blocking work (authorisation, the service) in one thread-pool hop,
+# and the answer encoded here in one pass (flat dataclasses), not by FastAPI's encoder.
 _FIELDS: dict[type, tuple[str, ...]] = {}
 
 
-def _session_limiter(request: Request) -> CapacityLimiter:
-    limiter: CapacityLimiter | None = getattr(request.app.state, "session_limiter", None)
-    if limiter is None:
-        raw = os.environ.get(SESSION_THREADS_ENV, "")
-        threads = int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_SESSION_THREADS
-        limiter = request.app.state.session_limiter = CapacityLimiter(threads)
-    return limiter
-
-
-async def _in_session_thread(request: Request, work: Callable[[], Any]) -> Any:
-    return await to_thread.run_sync(work, limiter=_session_limiter(request))
+async def _in_session_thread(work: Callable[[], Any]) -> Any:
+    return await to_thread.run_sync(work)
 
 
 def _flat_json(value: Any) -> Response:
@@ -229,7 +214,7 @@ async def authorize_session(
             call_id=body.call_id, within=principal.account_id,
         )  # fmt: skip
 
-    return _flat_json(await _in_session_thread(request, work))
+    return _flat_json(await _in_session_thread(work))
 
 
 @router.post("/sessions/{session_id}/update", summary="Interim update of a call in progress")
@@ -280,7 +265,7 @@ async def end_session(
             check=lambda account_id: authorize(db, principal, account_id, Action.REALTIME),
         )  # fmt: skip
 
-    return _flat_json(await _in_session_thread(request, work))
+    return _flat_json(await _in_session_thread(work))
 
 
 # ---------------------------------------------------------------------------- campaigns

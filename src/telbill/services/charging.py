@@ -995,15 +995,13 @@ def repost_quarantined(
         raise NotFound(f"quarantined CDR {quarantine_id} not found")
     if row.status == "reposted":
         return PostSummary(records=1, duplicates=1)
-    raw = {**dict(row.raw), **dict(fixed or {})}
+    _check_fixes(fixed or {})
+    raw = {**dict(row.raw), **_typed_fixes(fixed or {})}
     if "start" not in raw or "to" not in raw or "service" not in raw:
         raise InvalidInput(
             f"quarantined row {quarantine_id} was not readable: fix line {row.line} "
             f"of {row.source} and post the file again"
         )
-    unknown = set(fixed or {}) - _USAGE_FIELDS
-    if unknown:
-        raise InvalidInput(f"unknown usage field(s): {', '.join(sorted(unknown))}")
     try:
         event = usage_from_json(raw)
     except (KeyError, ValueError, TypeError, IndexError) as exc:
@@ -1030,14 +1028,37 @@ def repost_quarantined(
     return db.run(work)
 
 
-# The fields a repost may correct: the keys of `usage_json`.
-_USAGE_FIELDS = frozenset(
+# The fields a repost may correct (keys of `usage_json`), text or whole numbers.
+_TEXT_FIELDS = frozenset(
     {
         "id", "account", "user", "service", "direction", "from", "to", "start", "answer",
-        "end", "duration_s", "text", "segments", "speech_s", "call_class", "call_segments",
-        "campaign",
+        "end", "text", "call_class", "campaign",
     }
 )  # fmt: skip
+_NUMBER_FIELDS = frozenset({"duration_s", "segments", "speech_s"})
+
+
+def _typed_fixes(fixed: Mapping[str, Any]) -> dict[str, Any]:
+    """`fixed` with numeric fields given as text (the CLI's --set) made whole numbers."""
+    return {
+        name: int(value) if name in _NUMBER_FIELDS and isinstance(value, str) else value
+        for name, value in fixed.items()
+    }
+
+
+def _check_fixes(fixed: Mapping[str, Any]) -> None:
+    """Corrections name known usage fields with values of their type (InvalidInput)."""
+    unknown = set(fixed) - _TEXT_FIELDS - _NUMBER_FIELDS
+    if unknown:
+        raise InvalidInput(f"unknown usage field(s): {', '.join(sorted(unknown))}")
+    for name, value in fixed.items():
+        if value is None:
+            continue
+        if name in _NUMBER_FIELDS and isinstance(value, str) and value.strip().isdigit():
+            continue  # the CLI's --set gives text
+        wanted = str if name in _TEXT_FIELDS else int
+        if not isinstance(value, wanted) or isinstance(value, bool):
+            raise InvalidInput(f"{name}: expected {'text' if wanted is str else 'a number'}")
 
 
 def run_once(
