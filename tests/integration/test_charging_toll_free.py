@@ -9,18 +9,30 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from charging_support import World, build_world, cdr_line, key, paid, write_cdrs
+from charging_support import (
+    START,
+    World,
+    add_tariff,
+    build_world,
+    cdr_line,
+    key,
+    paid,
+    retail_rows,
+    write_cdrs,
+)
 from sqlalchemy import select
 
 from telbill.adapters.db.charging_tables import charges
 from telbill.adapters.db.tables import accounts as accounts_table
 from telbill.adapters.formats.cdrs import read_cdr_file
 from telbill.adapters.formats.inventory_csv import read_inventory_text
-from telbill.services import accounts, charging, numbers, sessions, wallets
+from telbill.domain.tariffs import Direction, Increment, RateRow
+from telbill.services import accounts, charging, numbers, rerating, sessions, wallets
 from telbill.services.plans import TariffCache
 from telbill.services.reconcile import reconcile
 
@@ -126,6 +138,25 @@ def test_cdr_poster_limited_to_a_subtree_never_charges_a_number_owner_outside_it
     world = orgs.world
     post_inbound(orgs, tmp_path, TOLL_FREE, 60, within=world.org.id)
     assert charge_rows(orgs) == [(world.user.id, world.org.id, 10_000)]
+
+
+def test_rerating_a_toll_free_call_charges_the_difference_to_the_number_owner(
+    orgs: TwoOrgs, tmp_path: Path
+) -> None:
+    world = orgs.world
+    post_inbound(orgs, tmp_path, TOLL_FREE, 120)  # 0.02 at 0.01/min
+    dear = [r for r in retail_rows() if r.direction is not Direction.INBOUND]
+    dear.append(RateRow("", "Inbound", Decimal("0.05"), direction=Direction.INBOUND,
+                        increment=Increment(1, 1)))  # fmt: skip
+    add_tariff(world.db, "dear", dear, START - timedelta(days=1))
+    bravo_before, alpha_before = orgs.paid_by(orgs.bravo.id), paid(world)
+    rerating.rerate(
+        world.db, orgs.bravo.id, start=START - timedelta(hours=1),
+        end=START + timedelta(hours=1), clock=world.clock, tariff="dear",
+    )  # fmt: skip
+    assert orgs.paid_by(orgs.bravo.id) == bravo_before - Decimal("0.08")  # 0.10 - 0.02
+    assert paid(world) == alpha_before
+    assert reconcile(world.db).ok
 
 
 def authorize_inbound(orgs: TwoOrgs, to: str = TOLL_FREE) -> sessions.Authorization:
