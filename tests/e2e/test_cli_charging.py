@@ -67,8 +67,8 @@ def test_quarantine_commands_with_an_account_act_for_that_tenant_only(
     (acme_row,), (zeta_row,) = listed("--account", acme), listed("--account", zeta)
     assert len(listed()) == 3 and acme_row != zeta_row
     assert listed("--account", str(world.org.id)) == [acme_row]  # the usage's organisation
-    foreign = runner.invoke(app, ["cdr", "quarantine", "repost", str(zeta_row), "--account",
-                                  acme, "--set", "account=alpha", "--database", db_url])
+    repost = ["cdr", "quarantine", "repost", str(zeta_row), "--account", acme]
+    foreign = runner.invoke(app, [*repost, "--set", "account=alpha", "--database", db_url])
     assert foreign.exit_code != 0 and "not found" in foreign.output
     fixed = run("cdr", "quarantine", "repost", str(acme_row), "--account", acme,
                 "--set", "to=+447700900123", "--database", db_url)  # fmt: skip

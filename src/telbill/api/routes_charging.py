@@ -112,7 +112,7 @@ class RepostIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     fixes: dict[str, str | int | None] = Field(
-        default_factory=dict, description="Corrected usage fields, e.g. {\"to\": \"+4477...\"}"
+        default_factory=dict, description='Corrected usage fields, e.g. {"to": "+4477..."}'
     )
 
 
