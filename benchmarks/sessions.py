@@ -184,6 +184,53 @@ def profile_services(app: Any, user_id: int, pairs: int) -> None:
     pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
 
 
+def service_cpu(url: str, pairs: int = 300) -> dict[str, float]:
+    """CPU milliseconds per authorize+end pair of the service calls alone (no HTTP), in this
+    process, one thread: `time.process_time`, so a loaded machine changes it little."""
+    from telbill.adapters.db.engine import Database
+    from telbill.services import sessions
+    from telbill.services.clock import SystemClock
+    from telbill.services.plans import TariffCache
+
+    _, user_id, _ = setup(url)
+    db, clock = Database(url), SystemClock()
+    cache = TariffCache(db)
+
+    def pair(n: int) -> None:
+        answer = sessions.authorize(
+            db, cache, account_id=user_id, to_number=DESTINATIONS[n % 5],
+            idempotency_key=f"cpu-a{n}", clock=clock,
+        )  # fmt: skip
+        assert answer.session_id is not None
+        sessions.end_session(
+            db, cache, answer.session_id, idempotency_key=f"cpu-e{n}", clock=clock,
+            duration_s=30,
+        )  # fmt: skip
+
+    for n in range(20):  # warm-up: caches as in a running server
+        pair(n)
+    started, cpu = time.perf_counter(), time.process_time()
+    for n in range(20, 20 + pairs):
+        pair(n)
+    result = {
+        "cpu_ms_per_pair": (time.process_time() - cpu) * 1000 / pairs,
+        "wall_ms_per_pair": (time.perf_counter() - started) * 1000 / pairs,
+    }
+    db.dispose()
+    return result
+
+
+def _service_cpu_in(src: Path, url: str) -> dict[str, float]:
+    """`service_cpu` with the code of `src`, in a fresh process."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--service-cpu-json", url],
+        env={**os.environ, "TELBILL_BENCH_SRC": str(src), "PYTHONPATH": str(src)},
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
 # ---------------------------------------------------------------------------- HTTP load
 
 
@@ -373,6 +420,11 @@ def main() -> None:
     parser.add_argument("--count-only", action="store_true", help="Statements per request.")
     parser.add_argument("--profile", action="store_true", help="cProfile the counted pairs.")
     parser.add_argument("--count-json", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--service-cpu-json", default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--service-cpu", action="store_true",
+        help="Only the CPU per pair of the service calls (no HTTP), each tree in turn.",
+    )  # fmt: skip
     parser.add_argument("--baseline-src", type=Path, default=None,
                         help="Also serve the load from this source tree, alternating.")  # fmt: skip
     parser.add_argument(
@@ -382,6 +434,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.count_json:
         print(json.dumps(count_statements(args.count_json)))
+        return
+    if args.service_cpu_json:
+        print(json.dumps(service_cpu(args.service_cpu_json)))
         return
     pairs = args.pairs or (200 if args.quick else 1_000)
     server_args = ["--loop", "asyncio", "--http", "h11"] if args.plain_http else []
@@ -401,6 +456,19 @@ def main() -> None:
                 print(f"  {db_name:10} {label:9}: {counts['authorize']:.1f} statements per "
                       f"authorize, {counts['end']:.1f} per end")  # fmt: skip
             if args.count_only:
+                continue
+            if args.service_cpu:
+                # Alternating trees, twice each: the machine's load drifts between runs.
+                for label, src in trees * 2:
+                    schema, url = make_url(f"cpu-{label.replace(' ', '-')}-{uuid.uuid4().hex[:6]}")
+                    try:
+                        cpu_r = _service_cpu_in(src, url)
+                    finally:
+                        if schema:
+                            drop_schema(schema)
+                    print(f"  {db_name:10} {label:9}: service calls {cpu_r['cpu_ms_per_pair']:.2f} "
+                          f"ms CPU per pair, {cpu_r['wall_ms_per_pair']:.2f} ms wall "
+                          "(one thread, no HTTP)")  # fmt: skip
                 continue
             for label, src in trees:
                 schema, url = make_url(f"load-{label.replace(' ', '-')}")

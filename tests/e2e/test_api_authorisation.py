@@ -75,6 +75,7 @@ INVOICE_CASES: dict[tuple[str, str], dict[str, Any] | None] = {
 # their role matrix is in test_api_charging.py.
 CHARGING_ROUTES = {
     ("POST", "/v1/cdrs"), ("GET", "/v1/cdrs/quarantine"), ("POST", "/v1/sessions/authorize"),
+    ("POST", "/v1/cdrs/quarantine/{quarantine_id}/repost"),
     ("POST", "/v1/sessions/{session_id}/update"), ("POST", "/v1/sessions/{session_id}/end"),
     ("POST", "/v1/campaigns"), ("POST", "/v1/campaigns/{campaign_id}/{action}"),
     ("GET", "/v1/charges/{charge_id}/explain"),
@@ -266,3 +267,52 @@ def test_invoice_routes_let_the_account_read_and_only_provider_admins_move_money
     for case in INVOICE_CASES:  # the provider admin gets past authorisation
         response = call_invoice(world, case, "acme", invoice_id)
         assert response.status_code not in (401, 403, 404), (case, response.text)
+
+
+# ------------------------------------------------------------------ quarantine per tenant
+
+
+def quarantine_ids(world: Any, who: str) -> list[int]:
+    listed = world.client.get(
+        "/v1/cdrs/quarantine", headers=world.headers(who, idempotency_key=None)
+    )
+    assert listed.status_code == 200, listed.text
+    return [item["id"] for item in listed.json()["items"]]
+
+
+def post_bad_cdr(world: Any, who: str, cdr_id: str) -> None:
+    """A CDR naming an account nobody has: quarantined, owned by the poster's tenant."""
+    record = {"id": cdr_id, "account": "nobody", "to": "+447700900123",
+              "start": "2026-03-01T09:00:00+00:00", "duration": "60"}  # fmt: skip
+    posted = world.client.post("/v1/cdrs", json={"cdrs": [record]}, headers=world.headers(who))
+    assert posted.status_code == 200 and posted.json()["quarantined"] == 1, posted.text
+
+
+def test_a_provider_never_sees_or_reposts_another_providers_quarantined_rows(world):
+    post_bad_cdr(world, "alpha_switch", "acme-1")
+    post_bad_cdr(world, "zeta", "zeta-1")
+    acme_rows, zeta_rows = quarantine_ids(world, "acme"), quarantine_ids(world, "zeta")
+    assert len(acme_rows) == 1 and len(zeta_rows) == 1 and acme_rows != zeta_rows
+    assert quarantine_ids(world, "alpha") == acme_rows  # the organisation that posted it
+    assert quarantine_ids(world, "bravo") == []  # a sibling organisation
+    before = world.snapshot()
+    for attacker, row in (("zeta", acme_rows[0]), ("acme", zeta_rows[0])):
+        repost = world.client.post(
+            f"/v1/cdrs/quarantine/{row}/repost", json={"fixes": {"account": "alpha"}},
+            headers=world.headers(attacker),
+        )  # fmt: skip
+        assert repost.status_code == 404, repost.text
+    assert world.snapshot() == before
+
+
+def test_quarantine_is_read_by_readers_and_reposted_by_posters_of_the_tenant(world):
+    post_bad_cdr(world, "alpha_switch", "acme-2")
+    (row,) = quarantine_ids(world, "alpha")
+    switch_reads = world.client.get(
+        "/v1/cdrs/quarantine", headers=world.headers("alpha_switch", idempotency_key=None)
+    )
+    assert switch_reads.status_code == 403
+    org_admin_reposts = world.client.post(
+        f"/v1/cdrs/quarantine/{row}/repost", json={}, headers=world.headers("alpha")
+    )
+    assert org_admin_reposts.status_code == 403

@@ -144,13 +144,34 @@ def test_other_tenants_cannot_touch_sessions_campaigns_or_charges(charging_world
     assert switch_reads.status_code == 403
 
 
-def test_only_a_top_level_provider_reads_the_quarantine(charging_world: World) -> None:
+def test_a_tenant_fixes_and_reposts_its_own_quarantined_cdr(charging_world: World) -> None:
     w = charging_world
-    for who in ("alpha", "alpha_switch", "alice"):
-        headers = w.headers(who, idempotency_key=None)
-        assert w.client.get("/v1/cdrs/quarantine", headers=headers).status_code == 403
-    provider = w.headers("acme", idempotency_key=None)
-    assert w.client.get("/v1/cdrs/quarantine", headers=provider).status_code == 200
+    no_rate = {**cdr("q1", 61), "to": "+81312345678"}  # the retail tariff has no +81 row
+    posted = w.client.post("/v1/cdrs", json={"cdrs": [no_rate]},
+                           headers=w.headers("alpha_switch")).json()  # fmt: skip
+    assert posted["quarantined"] == 1
+    listed = w.client.get("/v1/cdrs/quarantine", headers=w.headers("alpha", idempotency_key=None))
+    (item,) = listed.json()["items"]
+    assert item["reason"].startswith("no_rate") and item["account_id"] == w.ids["alice"]
+
+    def listed_by(who: str) -> list[Any]:
+        read = w.client.get("/v1/cdrs/quarantine", headers=w.headers(who, idempotency_key=None))
+        items: list[Any] = read.json()["items"]
+        return items
+
+    assert listed_by("bravo") == [] and listed_by("alice") != []
+    path = f"/v1/cdrs/quarantine/{item['id']}/repost"
+    for bad in ({"segments": "many"}, {"call_segments": "x"}, {"start": "yesterday"}):
+        refused = w.client.post(path, json={"fixes": bad}, headers=w.headers("alpha_switch"))
+        assert refused.status_code == 422, refused.text
+    fixed = w.client.post(path, json={"fixes": {"to": "+447700900123"}},
+                          headers=w.headers("alpha_switch"))  # fmt: skip
+    assert fixed.status_code == 200, fixed.text
+    assert fixed.json()["posted"] == 1
+    reposted = w.client.get(
+        "/v1/cdrs/quarantine?status=reposted", headers=w.headers("acme", idempotency_key=None)
+    ).json()["items"]
+    assert [r["id"] for r in reposted] == [item["id"]]
 
 
 def test_an_interim_update_near_the_limit_answers_the_extended_max_seconds(

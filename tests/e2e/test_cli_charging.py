@@ -11,6 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from telbill.cli.main import app
+from telbill.services import accounts
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from charging_support import START, build_world, cdr_line, write_cdrs  # noqa: E402
@@ -43,6 +44,35 @@ def test_operator_posts_a_cdr_file_twice_and_reads_what_happened(
               "--to", (START + timedelta(hours=1)).isoformat()]  # fmt: skip
     rerated = run("rerate", "--account", str(world.org.id), *period, "--database", db_url)
     assert "0 changed" in rerated
+
+
+def test_quarantine_commands_with_an_account_act_for_that_tenant_only(
+    db_url: str, tmp_path: Path
+) -> None:
+    world = build_world(db_url)
+    other = accounts.create_account(world.db, kind="provider", name="Zeta", currency="USD",
+                                    idempotency_key="zeta", clock=world.clock)  # fmt: skip
+    acme, zeta = str(world.provider.id), str(other.id)
+    unknown = write_cdrs(tmp_path / "unknown.csv", [cdr_line("u1", "+447700900123", 60,
+                                                             account="nobody")])  # fmt: skip
+    run("cdr", "post", str(unknown), "--account", zeta, "--database", db_url, "--quiet")
+    no_rate = write_cdrs(tmp_path / "no_rate.csv", [cdr_line("n1", "+861012345678", 60)])
+    run("cdr", "post", str(no_rate), "--account", acme, "--database", db_url, "--quiet")
+    run("cdr", "post", str(unknown), "--database", db_url, "--quiet")  # the platform's own
+
+    def listed(*account: str) -> list[int]:
+        out = run("cdr", "quarantine", "list", *account, "--database", db_url, "--json")
+        return [item["id"] for item in json.loads(out)]
+
+    (acme_row,), (zeta_row,) = listed("--account", acme), listed("--account", zeta)
+    assert len(listed()) == 3 and acme_row != zeta_row
+    assert listed("--account", str(world.org.id)) == [acme_row]  # the usage's organisation
+    repost = ["cdr", "quarantine", "repost", str(zeta_row), "--account", acme]
+    foreign = runner.invoke(app, [*repost, "--set", "account=alpha", "--database", db_url])
+    assert foreign.exit_code != 0 and "not found" in foreign.output
+    fixed = run("cdr", "quarantine", "repost", str(acme_row), "--account", acme,
+                "--set", "to=+447700900123", "--database", db_url)  # fmt: skip
+    assert "1 posted" in fixed
 
 
 def test_operator_tests_a_dial_plan_with_session_commands(db_url: str) -> None:

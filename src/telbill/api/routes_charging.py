@@ -10,11 +10,15 @@ the switch needs the reason to play the right announcement.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from anyio import to_thread
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from telbill.adapters.db.engine import Database
@@ -25,7 +29,7 @@ from telbill.errors import InvalidInput
 from telbill.services import campaigns as campaigns_service
 from telbill.services import charging
 from telbill.services import sessions as sessions_service
-from telbill.services.auth import Action, authorize, authorize_global
+from telbill.services.auth import Action, authorize
 from telbill.services.plans import TariffCache
 
 router = APIRouter(tags=["charging"])
@@ -95,10 +99,50 @@ def list_quarantine(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     after_id: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
-    # The quarantine keeps rows whose account may be unknown: top-level providers only.
-    authorize_global(db, principal, Action.READ)
-    items = charging.list_quarantine(db, status=status, limit=limit, after_id=after_id)
+    # Each row belongs to a tenant (the account that made the usage, else the poster's):
+    # a caller sees the rows of its subtree; rows without an owner are the platform's.
+    authorize(db, principal, principal.account_id, Action.READ)
+    items = charging.list_quarantine(
+        db, status=status, limit=limit, after_id=after_id, viewer=principal.account_id
+    )
     return {"items": plain_json(items)}
+
+
+class RepostIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fixes: dict[str, str | int | None] = Field(
+        default_factory=dict, description='Corrected usage fields, e.g. {"to": "+4477..."}'
+    )
+
+
+@router.post(
+    "/cdrs/quarantine/{quarantine_id}/repost",
+    summary="Post a quarantined CDR again, with corrected fields",
+)
+def repost_quarantined(
+    quarantine_id: int,
+    body: RepostIn,
+    request: Request,
+    db: DbDep,
+    clock: ClockDep,
+    principal: PrincipalDep,
+    key: IdempotencyKeyDep,
+) -> dict[str, Any]:
+    authorize(db, principal, principal.account_id, Action.POST_CDRS)
+
+    def compute() -> dict[str, Any]:
+        summary = charging.repost_quarantined(
+            db, quarantine_id, clock=clock, fixed=body.fixes, cache=_cache(request, db),
+            viewer=principal.account_id,
+        )  # fmt: skip
+        result: dict[str, Any] = plain_json(summary)
+        return result
+
+    return charging.run_once(
+        db, scope=f"api.cdrs.repost:{principal.account_id}", key=key, clock=clock,
+        request={"quarantine_id": quarantine_id, **body.model_dump()}, compute=compute,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- sessions
@@ -129,23 +173,48 @@ class EndIn(BaseModel):
     end: datetime | None = None
 
 
-@router.post("/sessions/authorize", summary="May this call start, and for how many seconds?")
-def authorize_session(
+# Real-time calls: the blocking work (authorisation, the service) in one thread-pool hop,
+# and the answer encoded here in one pass (flat dataclasses), not by FastAPI's encoder.
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+async def _in_session_thread(work: Callable[[], Any]) -> Any:
+    return await to_thread.run_sync(work)
+
+
+def _flat_json(value: Any) -> Response:
+    """A flat dataclass as a JSON response (`plain_json`'s rules, without `asdict`'s deep
+    copy or FastAPI's second encoding pass)."""
+    names = _FIELDS.get(type(value))
+    if names is None:
+        names = _FIELDS[type(value)] = tuple(f.name for f in dataclasses.fields(value))
+    data = {name: plain_json(getattr(value, name)) for name in names}
+    return Response(json.dumps(data, separators=(",", ":")), media_type="application/json")
+
+
+@router.post(
+    "/sessions/authorize", summary="May this call start, and for how many seconds?",
+    response_model=dict[str, Any],
+)  # fmt: skip
+async def authorize_session(
     body: AuthorizeIn,
     request: Request,
     db: DbDep,
     clock: ClockDep,
     principal: PrincipalDep,
     key: IdempotencyKeyDep,
-) -> dict[str, Any]:
-    authorize(db, principal, body.account_id, Action.REALTIME)
-    decision = sessions_service.authorize(
-        db, _cache(request, db), account_id=body.account_id, to_number=body.to,
-        idempotency_key=key, clock=clock, direction=body.direction, from_number=body.from_,
-        at=body.at, call_id=body.call_id,
-    )  # fmt: skip
-    result: dict[str, Any] = plain_json(decision)
-    return result
+) -> Response:
+    cache = _cache(request, db)
+
+    def work() -> sessions_service.Authorization:
+        authorize(db, principal, body.account_id, Action.REALTIME)
+        return sessions_service.authorize(
+            db, cache, account_id=body.account_id, to_number=body.to, idempotency_key=key,
+            clock=clock, direction=body.direction, from_number=body.from_, at=body.at,
+            call_id=body.call_id, within=principal.account_id,
+        )  # fmt: skip
+
+    return _flat_json(await _in_session_thread(work))
 
 
 @router.post("/sessions/{session_id}/update", summary="Interim update of a call in progress")
@@ -174,8 +243,11 @@ def update_session(
     )  # fmt: skip
 
 
-@router.post("/sessions/{session_id}/end", summary="End a call: settle its exact charge")
-def end_session(
+@router.post(
+    "/sessions/{session_id}/end", summary="End a call: settle its exact charge",
+    response_model=dict[str, Any],
+)  # fmt: skip
+async def end_session(
     session_id: int,
     body: EndIn,
     request: Request,
@@ -183,14 +255,17 @@ def end_session(
     clock: ClockDep,
     principal: PrincipalDep,
     key: IdempotencyKeyDep,
-) -> dict[str, Any]:
-    view = sessions_service.end_session(
-        db, _cache(request, db), session_id, idempotency_key=key, clock=clock,
-        duration_s=body.duration_s, answer_at=body.answer, end_at=body.end,
-        check=lambda account_id: authorize(db, principal, account_id, Action.REALTIME),
-    )  # fmt: skip
-    result: dict[str, Any] = plain_json(view)
-    return result
+) -> Response:
+    cache = _cache(request, db)
+
+    def work() -> sessions_service.SessionView:
+        return sessions_service.end_session(
+            db, cache, session_id, idempotency_key=key, clock=clock,
+            duration_s=body.duration_s, answer_at=body.answer, end_at=body.end,
+            check=lambda account_id: authorize(db, principal, account_id, Action.REALTIME),
+        )  # fmt: skip
+
+    return _flat_json(await _in_session_thread(work))
 
 
 # ---------------------------------------------------------------------------- campaigns

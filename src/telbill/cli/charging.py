@@ -2,7 +2,7 @@
 rerating, sessions for testing a dial plan, campaigns, charging plans, charge explanations.
 
     telbill cdr post FILE [--format native|freeswitch|asterisk] [--stream nats://...]
-    telbill cdr quarantine list | repost ID [--set field=value ...]
+    telbill cdr quarantine list | repost ID [--set field=value ...] [--account A]
     telbill rerate --account A --from T --to T [--tariff NAME]
     telbill session authorize|update|end|sweep ...
     telbill campaign start|pause|resume|stop ...
@@ -41,6 +41,7 @@ campaign_app = typer.Typer(help="Auto-dialer / voice-bot campaigns.", no_args_is
 plan_app = typer.Typer(help="Charging plans and their accounts.", no_args_is_help=True)
 charge_app = typer.Typer(help="Charges posted from usage.", no_args_is_help=True)
 cdr_app.add_typer(quarantine_app, name="quarantine")
+ACCOUNT_HELP = "Act as this tenant (account id): its subtree and its quarantined rows only."
 
 
 def register(app: typer.Typer) -> None:
@@ -85,14 +86,21 @@ def post_command(
     chunk_size: int = typer.Option(charging.DEFAULT_CHUNK_SIZE, "--chunk-size", min=1),
     timezone: str | None = typer.Option(None, "--timezone", help="Zone of naive times."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    account: int | None = typer.Option(None, "--account", help=ACCOUNT_HELP),
     as_json: JsonOption = False,
     database: DatabaseOption = None,
 ) -> None:
-    """Rate CDRs and charge them to their wallets; a replay charges nothing more."""
+    """Rate CDRs and charge them to their wallets; a replay charges nothing more.
+
+    With --account, only accounts of that subtree are charged and the tenant owns the
+    quarantined rows; without it, rows whose account is unknown are the platform's."""
     db = open_db(database)
     clock = SystemClock()
     if stream is not None:
         from telbill.adapters.streams.nats_consumer import consume
+
+        if account is not None:
+            raise InvalidInput("--account applies to files; a stream's CDRs name their account")
 
         summary = consume(
             db, stream, subject=subject, durable=durable, clock=clock, idle_exit_s=idle_exit,
@@ -111,8 +119,9 @@ def post_command(
                 cdr_file, fmt, timezone=timezone, progress=lambda n: progress.advance(task, n)
             )
             summary = charging.post_cdrs(
-                db, records, clock=clock, source=str(cdr_file), chunk_size=chunk_size
-            )
+                db, records, clock=clock, source=str(cdr_file), chunk_size=chunk_size,
+                within=account,
+            )  # fmt: skip
     if as_json:
         print_json(summary)
         return
@@ -130,13 +139,16 @@ def post_command(
 def quarantine_list(
     status: str | None = typer.Option("open", "--status", help="open, fixed, reposted or all."),
     limit: int = typer.Option(100, "--limit", min=1, max=10_000),
+    account: int | None = typer.Option(None, "--account", help=ACCOUNT_HELP),
     as_json: JsonOption = False,
     database: DatabaseOption = None,
 ) -> None:
-    """Rows that could not be posted, with source, line and reason."""
+    """Rows that could not be posted, with source, line and reason (a tenant's own with
+    --account; every row without it)."""
     items = charging.list_quarantine(
-        open_db(database), status=None if status == "all" else status, limit=limit
-    )
+        open_db(database), status=None if status == "all" else status, limit=limit,
+        viewer=account,
+    )  # fmt: skip
     if as_json:
         print_json(items)
         return
@@ -156,10 +168,11 @@ def quarantine_repost(
     fixes: list[str] = typer.Option(
         [], "--set", help="Corrected field, e.g. --set to=+447700900123 (repeatable)."
     ),
+    account: int | None = typer.Option(None, "--account", help=ACCOUNT_HELP),
     as_json: JsonOption = False,
     database: DatabaseOption = None,
 ) -> None:
-    """Post a quarantined row again, with corrected fields."""
+    """Post a quarantined row again, with corrected fields (a tenant's own with --account)."""
     fixed = {}
     for item in fixes:
         name, sep, value = item.partition("=")
@@ -167,7 +180,7 @@ def quarantine_repost(
             raise InvalidInput(f"--set expects field=value, got {item!r}")
         fixed[name.strip()] = value
     summary = charging.repost_quarantined(
-        open_db(database), quarantine_id, clock=SystemClock(), fixed=fixed
+        open_db(database), quarantine_id, clock=SystemClock(), fixed=fixed, viewer=account
     )
     if as_json:
         print_json(summary)

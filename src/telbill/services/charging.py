@@ -13,6 +13,12 @@ Rules:
   the wallet takes its billed units from the package; the money charged is the leg's price
   times the share of units the packages did not cover (rounded half-up to micros). Money
   then drains free/trial/directional credit before the paid balance (the ledger's rule).
+* Who pays: the wallet of the event's account (its nearest account with a wallet), except
+  where rating says the number's owner pays (an inbound call or message to a toll-free
+  number): then the wallet of the account renting the called number (`number_payers`:
+  rental active or suspended in grace, looked up by the E.164 number). A number not in our
+  inventory, or rented outside the poster's subtree, falls back to the event's account. The
+  charge row keeps the leaf account that made the usage and the payer.
 * Usage already happened, so a CDR is posted even if it takes a prepaid balance below zero
   (`DrainPolicy.ALLOW_NEGATIVE`); reaching zero then suspends the account, pauses its
   campaigns and disconnects its hard-cut-off sessions (`services.suspension`).
@@ -46,7 +52,7 @@ from telbill.domain.batch import BatchRater, CdrColumns
 from telbill.domain.batch import Status as BatchStatus
 from telbill.domain.money import CALL_TIME, from_micros, to_micros
 from telbill.domain.numbers import normalize_number
-from telbill.domain.rating import Charge, Explanation, Leg, explain_text, rate_event
+from telbill.domain.rating import Charge, Explanation, Leg, Payer, explain_text, rate_event
 from telbill.domain.tariffs import Direction, RowError, Service
 from telbill.domain.usage import UsageEvent
 from telbill.errors import InvalidInput, NotFound, TelbillError
@@ -54,6 +60,7 @@ from telbill.services import idempotency, numbers
 from telbill.services.accounts import Account, billing_account, load_account
 from telbill.services.clock import Clock
 from telbill.services.events import emit
+from telbill.services.number_payers import number_owner_payer
 from telbill.services.plans import PlanRecord, TariffCache, get_plan_by_id, plan_for
 from telbill.services.suspension import enforce_zero_balance
 from telbill.services.usage_debits import UsageBatch, UsageLeg, post_usage_legs, share_of
@@ -91,6 +98,7 @@ class Bad:
     cdr_id: str | None
     reason: str
     raw: Mapping[str, Any]
+    account_id: int | None = None  # the account that made the usage, when it is known
 
 
 @dataclass(slots=True)
@@ -292,15 +300,19 @@ def _jsonable(value: Any) -> Any:
 class AccountResolver:
     """Finds accounts named in CDRs by id (digits) or by name; remembers what it found."""
 
-    def __init__(self, within: int | None = None) -> None:
+    def __init__(self, within: int | None = None, *, poster: int | None = None) -> None:
         # When set, only accounts in this subtree may be charged (an API caller's scope).
         self.within = within
+        # Who posts (an API caller's account, the CLI's --account): owns quarantined rows.
+        self.poster = poster if poster is not None else within
+        self.providers: dict[int, int | None] = {}
         self._by_ref: dict[str, int] = {}
         self._accounts: dict[int, Account] = {}
         self._payers: dict[int, Account] = {}
         self._plans: dict[int, PlanRecord] = {}
         self._leaves: dict[tuple[str, str | None], Account] = {}
         self._campaigns: dict[tuple[int, str], int] = {}
+        self._number_payers: dict[str, Account | None] = {}
 
     def account_id(self, conn: Connection, ref: str, *, under: int | None = None) -> int:
         ref = (ref or "").strip()
@@ -379,6 +391,13 @@ class AccountResolver:
     def payer(self, account_id: int) -> Account:
         return self._payers[account_id]
 
+    def number_payer(self, conn: Connection, number: str) -> Account | None:
+        """The wallet of the account renting `number` (None: not ours, or outside `within`),
+        remembered for this posting run (`services.number_payers`)."""
+        if number not in self._number_payers:
+            self._number_payers[number] = number_owner_payer(conn, number, within=self.within)
+        return self._number_payers[number]
+
     def plan(self, account_id: int) -> PlanRecord:
         return self._plans[account_id]
 
@@ -437,28 +456,39 @@ def _rate_chunk(
         if not batched:
             continue
         _batch_legs(rater, columns, batched, members, legs)
-    rated: list[_Rated] = []
+    priced_events: list[tuple[int, list[_Leg], str, bool]] = []
     for position, (event, leaf) in enumerate(found):
         try:
             plan = resolver.plan(leaf.id)
-            payer = resolver.payer(leaf.id)
             known = versions[position]
             index = (
                 cache.at(plan.tariff, event.start)
                 if known is None
                 else cache.index(plan.tariff, known)
             )
-            if index.currency != payer.currency:
-                raise InvalidInput(
-                    f"tariff {plan.tariff!r} is in {index.currency}, "
-                    f"the wallet of account {payer.id} in {payer.currency}"
-                )
             priced = legs[position]
+            owner_pays = False
             if priced is None:
                 result_ = rate_event(event, index, plan.plan, labels=False)
                 priced = [_Leg.of(charge) for charge in result_.charges]
+                owner_pays = any(c.payer is Payer.NUMBER_OWNER for c in result_.charges)
         except TelbillError as exc:
-            bad.append(Bad(event.line, event.id, _reason(exc), usage_json(event)))
+            bad.append(Bad(event.line, event.id, _reason(exc), usage_json(event), leaf.id))
+            continue
+        priced_events.append((position, priced, index.currency, owner_pays))
+    owners = _number_owners(db, resolver, [found[p][0] for p, _, _, pays in priced_events if pays])
+    rated: list[_Rated] = []
+    for position, priced, currency, owner_pays in priced_events:
+        event, leaf = found[position]
+        plan = resolver.plan(leaf.id)
+        owner = owners.get(event.to_number) if owner_pays else None
+        payer = owner if owner is not None else resolver.payer(leaf.id)
+        if currency != payer.currency:
+            mismatch = InvalidInput(
+                f"tariff {plan.tariff!r} is in {currency}, "
+                f"the wallet of account {payer.id} in {payer.currency}"
+            )
+            bad.append(Bad(event.line, event.id, _reason(mismatch), usage_json(event), leaf.id))
             continue
         text = usage_text(event)
         rated.append(
@@ -468,6 +498,23 @@ def _rate_chunk(
             )
         )  # fmt: skip
     return rated, bad
+
+
+def _number_owners(
+    db: Database, resolver: AccountResolver, events: Sequence[UsageEvent]
+) -> dict[str, Account]:
+    """The paying wallet of each called number whose owner pays (inbound toll-free calls),
+    for the numbers rented in our inventory (`services.number_payers`)."""
+    if not events:
+        return {}
+    found: dict[str, Account] = {}
+    with db.engine.connect() as conn:
+        for event in events:
+            payer = resolver.number_payer(conn, event.to_number)
+            if payer is not None:
+                found[event.to_number] = payer
+        conn.rollback()
+    return found
 
 
 def _batch_legs(
@@ -501,21 +548,57 @@ def _batch_legs(
 # ---------------------------------------------------------------------------- posting
 
 
+def provider_of(
+    conn: Connection, account_id: int, known: dict[int, int | None] | None = None
+) -> int | None:
+    """The tenant of `account_id`: its top-level provider (`accounts.provider_id`)."""
+    known = {} if known is None else known
+    if account_id not in known:
+        found = conn.execute(
+            select(accounts.c.provider_id).where(accounts.c.id == account_id)
+        ).scalar()
+        known[account_id] = None if found is None else int(found)
+    return known[account_id]
+
+
+def _dedupe_key(source: str, item: Bad, owner: int | None) -> str:
+    """Source + line + content, and the owner: the same bad row posted by two tenants is
+    quarantined for each (a row without an owner keeps the key it always had)."""
+    key: dict[str, Any] = {"s": source, "l": item.line, "r": dict(item.raw)}
+    if owner is not None:
+        key["o"] = owner
+    return _hash(key)
+
+
 def quarantine_rows(
-    conn: Connection, bad: Sequence[Bad], *, source: str, now: datetime
+    conn: Connection,
+    bad: Sequence[Bad],
+    *,
+    source: str,
+    now: datetime,
+    poster: int | None = None,
+    providers: dict[int, int | None] | None = None,
 ) -> int:
-    """Store bad records (once per source, line and content); returns how many were new."""
+    """Store bad records (once per source, line and content); returns how many were new.
+
+    Each row is owned by a tenant: `account_id` is the account that made the usage when it
+    is known, else the poster's account (`poster`); `provider_id` is that account's
+    top-level provider. A row with neither (posted by the platform's CLI, account unknown)
+    is seen by the platform admin only."""
     if not bad:
         return 0
+    providers = {} if providers is None else providers
     rows = [
         {
+            "account_id": (owner := item.account_id if item.account_id is not None else poster),
+            "provider_id": None if owner is None else provider_of(conn, owner, providers),
             "source": source[:200],
             "line": item.line,
             "cdr_id": item.cdr_id,
             "reason": item.reason,
             "raw": dict(item.raw),
             "status": "open",
-            "dedupe_key": _hash({"s": source, "l": item.line, "r": dict(item.raw)}),
+            "dedupe_key": _dedupe_key(source, item, owner),
             "created_at": now,
             "updated_at": now,
         }
@@ -595,6 +678,7 @@ def _fresh(
                         item.event.id,
                         "idempotency_key_reused: CDR id already charged with different content",
                         item.usage,
+                        item.leaf.id,
                     )
                 )
             continue
@@ -734,7 +818,10 @@ def post_chunk(
     def work(conn: Connection) -> PostSummary:
         now = clock.now()
         summary, refused = post_rated_in(conn, rated, now=now, source=source)
-        summary.quarantined = quarantine_rows(conn, [*bad, *refused], source=source, now=now)
+        summary.quarantined = quarantine_rows(
+            conn, [*bad, *refused], source=source, now=now, poster=resolver.poster,
+            providers=resolver.providers,
+        )  # fmt: skip
         summary.quarantined -= len(refused)
         summary.records = len(records)
         return summary
@@ -752,17 +839,20 @@ def post_cdrs(
     cache: TariffCache | None = None,
     on_chunk: Callable[[PostSummary], None] | None = None,
     within: int | None = None,
+    poster: int | None = None,
 ) -> PostSummary:
     """Rate and post a stream of CDR records, `chunk_size` per transaction (module rules).
 
     Returns the totals: ``posted`` (CDRs newly charged), ``duplicates`` (already charged),
     ``quarantined`` (bad rows), ``refused`` (the ledger refused the charge; quarantined too).
     `within`: only accounts of this subtree may be charged (others are quarantined).
+    `poster`: the account posting (default `within`): the tenant of quarantined rows whose
+    account is unknown (`quarantine_rows`).
     """
     if chunk_size < 1:
         raise InvalidInput("chunk_size must be at least 1")
     cache = cache or TariffCache(db)
-    resolver = AccountResolver(within)
+    resolver = AccountResolver(within, poster=poster)
     total = PostSummary()
     chunk: list[UsageEvent | RowError] = []
 
@@ -797,35 +887,84 @@ class QuarantinedCdr:
     raw: dict[str, Any]
     status: str
     created_at: datetime
+    account_id: int | None = None
+    provider_id: int | None = None
+
+
+def _quarantined(row: Any) -> QuarantinedCdr:
+    return QuarantinedCdr(
+        id=row.id, source=row.source, line=row.line, cdr_id=row.cdr_id, reason=row.reason,
+        raw=dict(row.raw), status=row.status, created_at=row.created_at,
+        account_id=row.account_id, provider_id=row.provider_id,
+    )  # fmt: skip
+
+
+class _Viewer:
+    """Which quarantined rows a tenant sees: those whose account (else whose provider) is
+    `account_id` or under it. `account_id` None: the platform admin, who sees every row."""
+
+    def __init__(self, conn: Connection, account_id: int | None) -> None:
+        self.account_id = account_id
+        self._parents: dict[int, int | None] = {}
+        # Only rows of the viewer's top-level provider may be visible to it.
+        self.provider_id = None if account_id is None else provider_of(conn, account_id)
+
+    def _under(self, conn: Connection, account_id: int) -> bool:
+        assert self.account_id is not None
+        current: int | None = account_id
+        for _ in range(64):
+            if current is None:
+                return False
+            if current == self.account_id:
+                return True
+            if current not in self._parents:
+                self._parents[current] = conn.execute(
+                    select(accounts.c.parent_id).where(accounts.c.id == current)
+                ).scalar()
+            current = self._parents[current]
+        return False
+
+    def sees(self, conn: Connection, row: Any) -> bool:
+        if self.account_id is None:
+            return True
+        owner = row.account_id if row.account_id is not None else row.provider_id
+        return owner is not None and self._under(conn, int(owner))
+
+    def restrict(self, query: Any) -> Any:
+        """`query` limited (in SQL) to rows of the providers this viewer may see."""
+        if self.account_id is None:
+            return query
+        return query.where(cdr_quarantine.c.provider_id == self.provider_id)
 
 
 def list_quarantine(
-    db: Database, *, status: str | None = "open", limit: int = 100, after_id: int = 0
+    db: Database,
+    *,
+    status: str | None = "open",
+    limit: int = 100,
+    after_id: int = 0,
+    viewer: int | None = None,
 ) -> list[QuarantinedCdr]:
-    """Quarantined rows in id order (by default the open ones)."""
-    query = (
-        select(cdr_quarantine)
-        .where(cdr_quarantine.c.id > after_id)
-        .order_by(cdr_quarantine.c.id)
-        .limit(limit)
-    )
-    if status is not None:
-        query = query.where(cdr_quarantine.c.status == status)
-    with db.transaction() as conn:
-        rows = conn.execute(query).all()
-    return [
-        QuarantinedCdr(
-            id=r.id,
-            source=r.source,
-            line=r.line,
-            cdr_id=r.cdr_id,
-            reason=r.reason,
-            raw=dict(r.raw),
-            status=r.status,
-            created_at=r.created_at,
-        )
-        for r in rows
-    ]
+    """Quarantined rows in id order (by default the open ones) that `viewer` may see: rows of
+    its subtree (`_Viewer`); every row when `viewer` is None (the platform admin)."""
+    found: list[QuarantinedCdr] = []
+    with db.read() as conn:
+        seen = _Viewer(conn, viewer)
+        while len(found) < limit:
+            query = seen.restrict(
+                select(cdr_quarantine)
+                .where(cdr_quarantine.c.id > after_id)
+                .order_by(cdr_quarantine.c.id)
+                .limit(limit)
+            )
+            if status is not None:
+                query = query.where(cdr_quarantine.c.status == status)
+            rows = conn.execute(query).all()
+            found.extend(_quarantined(r) for r in rows if seen.sees(conn, r))
+            if len(rows) < limit:
+                break
+            after_id = rows[-1].id
+    return found[:limit]
 
 
 def repost_quarantined(
@@ -835,30 +974,40 @@ def repost_quarantined(
     clock: Clock,
     fixed: Mapping[str, Any] | None = None,
     cache: TariffCache | None = None,
+    viewer: int | None = None,
 ) -> PostSummary:
     """Post a quarantined row again, optionally with corrected fields (usage JSON keys).
 
     Only rows kept as usage (they were read but could not be rated or charged) can be
     reposted; an unreadable line is fixed in the file and the file posted again. On
     success the row's status becomes ``reposted``.
+
+    `viewer`: the tenant reposting (None: the platform admin). A row it may not see
+    (`list_quarantine`) is NotFound, and the repost charges only accounts of its subtree.
     """
-    with db.transaction() as conn:
+    with db.read() as conn:
         row = conn.execute(
             select(cdr_quarantine).where(cdr_quarantine.c.id == quarantine_id)
         ).first()
+        if row is not None and not _Viewer(conn, viewer).sees(conn, row):
+            row = None
     if row is None:
         raise NotFound(f"quarantined CDR {quarantine_id} not found")
     if row.status == "reposted":
         return PostSummary(records=1, duplicates=1)
-    raw = {**dict(row.raw), **dict(fixed or {})}
+    _check_fixes(fixed or {})
+    raw = {**dict(row.raw), **_typed_fixes(fixed or {})}
     if "start" not in raw or "to" not in raw or "service" not in raw:
         raise InvalidInput(
             f"quarantined row {quarantine_id} was not readable: fix line {row.line} "
             f"of {row.source} and post the file again"
         )
-    event = usage_from_json(raw)
+    try:
+        event = usage_from_json(raw)
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        raise InvalidInput(f"quarantined row {quarantine_id}: bad usage field: {exc}") from None
     cache = cache or TariffCache(db)
-    resolver = AccountResolver()
+    resolver = AccountResolver(viewer)
     rated, bad = _rate_chunk(db, [event], cache, resolver)
     if bad:
         raise InvalidInput(f"still refused: {bad[0].reason}")
@@ -877,6 +1026,39 @@ def repost_quarantined(
         return summary
 
     return db.run(work)
+
+
+# The fields a repost may correct (keys of `usage_json`), text or whole numbers.
+_TEXT_FIELDS = frozenset(
+    {
+        "id", "account", "user", "service", "direction", "from", "to", "start", "answer",
+        "end", "text", "call_class", "campaign",
+    }
+)  # fmt: skip
+_NUMBER_FIELDS = frozenset({"duration_s", "segments", "speech_s"})
+
+
+def _typed_fixes(fixed: Mapping[str, Any]) -> dict[str, Any]:
+    """`fixed` with numeric fields given as text (the CLI's --set) made whole numbers."""
+    return {
+        name: int(value) if name in _NUMBER_FIELDS and isinstance(value, str) else value
+        for name, value in fixed.items()
+    }
+
+
+def _check_fixes(fixed: Mapping[str, Any]) -> None:
+    """Corrections name known usage fields with values of their type (InvalidInput)."""
+    unknown = set(fixed) - _TEXT_FIELDS - _NUMBER_FIELDS
+    if unknown:
+        raise InvalidInput(f"unknown usage field(s): {', '.join(sorted(unknown))}")
+    for name, value in fixed.items():
+        if value is None:
+            continue
+        if name in _NUMBER_FIELDS and isinstance(value, str) and value.strip().isdigit():
+            continue  # the CLI's --set gives text
+        wanted = str if name in _TEXT_FIELDS else int
+        if not isinstance(value, wanted) or isinstance(value, bool):
+            raise InvalidInput(f"{name}: expected {'text' if wanted is str else 'a number'}")
 
 
 def run_once(

@@ -28,7 +28,7 @@ from telbill.domain.money import from_micros, to_micros
 from telbill.domain.rating import rate_event
 from telbill.errors import InvalidInput, TelbillError
 from telbill.ledger import DrainPolicy, JournalEntry, Posting
-from telbill.services.accounts import load_account
+from telbill.services.accounts import billing_account, load_account
 from telbill.services.charging import explanation_json, share_of, usage_from_json
 from telbill.services.clock import Clock
 from telbill.services.inputs import paid_bucket
@@ -172,11 +172,16 @@ def _post_difference(
     conn: Connection, first: Any, difference: int, key: str, now: datetime
 ) -> int | None:
     if difference > 0:
+        # The wallet that paid the charge pays the difference: the leaf's own, or the
+        # called number's owner's (an inbound toll-free call, `services.number_payers`).
+        debited = first.account_id
+        if billing_account(conn, first.account_id).id != first.payer_id:
+            debited = first.payer_id
         outcome = debit_many_in(
             conn,
             [
                 DebitRequest(
-                    account_id=first.account_id, amount=from_micros(difference),
+                    account_id=debited, amount=from_micros(difference),
                     idempotency_key=key, service=first.service, direction=first.direction,
                     memo=f"rerating of {first.cdr_id}",
                     details={"cdr_id": first.cdr_id, "leg": first.leg, "rerate": True},

@@ -36,20 +36,32 @@ from telbill.services.plans import (
 # A plan assigned in another process is seen by this one within this many seconds.
 CONTEXT_CACHE_TTL_S = 5.0
 
+# Two plain parameters, not an expanding IN: an expanding list is re-rendered on every call.
 _ACCOUNT_STATES = select(
     accounts_table.c.id,
     accounts_table.c.status,
     accounts_table.c.billing_mode,
     accounts_table.c.credit_limit_micros,
-).where(accounts_table.c.id.in_(bindparam("ids", expanding=True)))
+).where(accounts_table.c.id.in_([bindparam("payer_id"), bindparam("leaf_id")]))
 
 
 @dataclass(frozen=True, slots=True)
 class SessionContext:
+    """`payer`: the wallet the call spends from: the leaf's billing account, or the account
+    renting the called number when its owner pays (`owner_pays`, inbound toll-free)."""
+
     leaf: Account
     payer: Account
     plan: PlanRecord
     index: TariffIndex
+    owner_pays: bool = False
+
+
+def paid_by(ctx: SessionContext, payer: Account) -> SessionContext:
+    """`ctx` with the call paid from `payer`'s wallet (the called number's owner)."""
+    if payer.id == ctx.payer.id:
+        return ctx
+    return replace(ctx, payer=payer, owner_pays=True)
 
 
 class SessionContextCache:
@@ -58,6 +70,7 @@ class SessionContextCache:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.entries: dict[int, tuple[float, int, Account, Account, PlanRecord]] = {}
+        self.payers: dict[int, tuple[float, Account]] = {}
 
 
 _context_caches: WeakKeyDictionary[Engine, SessionContextCache] = WeakKeyDictionary()
@@ -86,6 +99,19 @@ def context_for(db: Database, cache: TariffCache, account_id: int, at: datetime)
             memo.entries[account_id] = entry
     _, _, leaf, payer, plan = entry
     return SessionContext(leaf, payer, plan, cache.at(plan.tariff, at))
+
+
+def payer_account(db: Database, payer_id: int) -> Account:
+    """Account `payer_id` (a wallet holder), remembered `CONTEXT_CACHE_TTL_S` seconds like the
+    contexts; its status is stale too: `fresh_accounts` reads it in the transaction."""
+    memo = _context_cache(db.engine)
+    entry = memo.payers.get(payer_id)
+    if entry is None or entry[0] <= time.monotonic():
+        with db.read() as conn:
+            entry = (time.monotonic() + CONTEXT_CACHE_TTL_S, load_account(conn, payer_id))
+        with memo.lock:
+            memo.payers[payer_id] = entry
+    return entry[1]
 
 
 def context_rows(conn: Connection, account_id: int) -> tuple[Account, Account, PlanRecord]:
@@ -127,7 +153,7 @@ def fresh_accounts(conn: Connection, ctx: SessionContext) -> tuple[Account, Acco
     """The payer and the leaf with their status and credit settings as committed now."""
     rows = {
         int(r.id): r
-        for r in conn.execute(_ACCOUNT_STATES, {"ids": sorted({ctx.payer.id, ctx.leaf.id})})
+        for r in conn.execute(_ACCOUNT_STATES, {"payer_id": ctx.payer.id, "leaf_id": ctx.leaf.id})
     }
 
     def fresh(account: Account) -> Account:
@@ -144,4 +170,12 @@ def fresh_accounts(conn: Connection, ctx: SessionContext) -> tuple[Account, Acco
     return fresh(ctx.payer), fresh(ctx.leaf)
 
 
-__all__ = ["CONTEXT_CACHE_TTL_S", "SessionContext", "context_for", "context_rows", "fresh_accounts"]
+__all__ = [
+    "CONTEXT_CACHE_TTL_S",
+    "SessionContext",
+    "context_for",
+    "context_rows",
+    "fresh_accounts",
+    "paid_by",
+    "payer_account",
+]

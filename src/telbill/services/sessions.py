@@ -25,6 +25,13 @@
 * `sweep` ends sessions whose switch went silent for `timeout_s` by settling what was last
   reported.
 
+Who pays: the wallet of the account's billing account, except for an inbound call to a
+toll-free number (rating's `Payer.NUMBER_OWNER`): the wallet of the account renting that
+number (`services.number_payers`; a number not in our inventory, or rented outside the
+caller's scope, falls back to the account's own wallet). The hold, the refusal reasons
+(``suspended``, ``insufficient_balance``), the settlement and the zero-balance rules then
+use that wallet; the session and its charge keep the leaf account that took the call.
+
 Resuming a suspended wallet is evaluated here: `authorize` resumes a wallet suspended at zero
 when its balance is above zero again (see `services.suspension`).
 
@@ -64,6 +71,7 @@ from telbill.errors import (
     InvalidInput,
     NoRate,
     NotFound,
+    TelbillError,
 )
 from telbill.ledger import Bucket, BucketKind, DrainPolicy, spendable
 from telbill.services import holds as holds_service
@@ -71,9 +79,16 @@ from telbill.services import idempotency, thresholds
 from telbill.services.accounts import Account, AccountStatus
 from telbill.services.charging import explanation_json, share_of, usage_json
 from telbill.services.clock import Clock
+from telbill.services.number_payers import number_owner_payer, number_owner_pays
 from telbill.services.numbers import is_suspended_number
 from telbill.services.plans import TariffCache
-from telbill.services.session_context import SessionContext, context_for, fresh_accounts
+from telbill.services.session_context import (
+    SessionContext,
+    context_for,
+    fresh_accounts,
+    paid_by,
+    payer_account,
+)
 from telbill.services.suspension import enforce_zero_balance, resume_if_funded
 from telbill.services.wallets import DebitRequest, debit_many_in
 
@@ -197,6 +212,14 @@ def _spendable(
     return spendable(own, unit=unit, service="voice", direction=direction, now=now, floor=floor)
 
 
+def _name(ctx: SessionContext, account: Account) -> str:
+    """How a refusal names an account: by id, except the wallet of a called number's owner,
+    which may be another tenant's."""
+    if ctx.owner_pays and account.id == ctx.payer.id:
+        return "the called number's owner"
+    return f"account {account.id}"
+
+
 def _decide(
     conn: Connection,
     ctx: SessionContext,
@@ -210,8 +233,10 @@ def _decide(
     payer, leaf = fresh_accounts(conn, ctx)
     if payer.status is AccountStatus.SUSPENDED and resume_if_funded(conn, payer.id, now):
         payer = replace(payer, status=AccountStatus.ACTIVE)
-    if payer.status is not AccountStatus.ACTIVE or leaf.status is not AccountStatus.ACTIVE:
-        return _refusal("suspended", f"account {payer.id} is {payer.status.value}", currency)
+    for account in (payer, leaf):
+        if account.status is not AccountStatus.ACTIVE:
+            message = f"{_name(ctx, account)} is {account.status.value}"
+            return _refusal("suspended", message, currency)
     if event.direction is Direction.INBOUND and is_suspended_number(conn, event.to_number):
         return _refusal(
             "number_suspended", f"{event.to_number} is suspended for an unpaid renewal", currency
@@ -244,7 +269,7 @@ def _decide(
     if max_seconds <= 0:
         return _refusal(
             "insufficient_balance",
-            f"the wallet of account {payer.id} cannot pay for one second of this call",
+            f"the wallet of {_name(ctx, payer)} cannot pay for one second of this call",
             currency,
         )
     held_seconds = 0 if free else min(package_seconds, max_seconds)
@@ -299,8 +324,12 @@ def authorize(
     from_number: str | None = None,
     at: datetime | None = None,
     call_id: str | None = None,
+    within: int | None = None,
 ) -> Authorization:
-    """Decide whether `account_id` may place this call now, and for how long (module rules)."""
+    """Decide whether `account_id` may place this call now, and for how long (module rules).
+
+    `within`: the caller's subtree (an API key's scope): a called toll-free number rented
+    outside it is not charged to its owner (`services.number_payers`)."""
     try:
         call_direction = Direction(direction)
     except ValueError:
@@ -319,6 +348,9 @@ def authorize(
         "account_id": account_id, "to": event.to_number, "direction": direction,
         "from": from_number, "at": at, "call_id": call_id,
     }  # fmt: skip
+    # Keys are scoped by the caller's own wallet, whoever pays for this call.
+    scope = f"sessions.authorize:{ctx.payer.id}"
+    ctx = _with_number_owner(db, ctx, event, within)
 
     def work(conn: Connection) -> dict[str, Any]:
         now = clock.now()
@@ -326,7 +358,7 @@ def authorize(
         locked = ledger_store.load_buckets(conn, [ctx.payer.id])
         return idempotency.once(
             conn,
-            scope=f"sessions.authorize:{ctx.payer.id}",
+            scope=scope,
             key=idempotency_key,
             request=request,
             now=now,
@@ -349,6 +381,22 @@ def authorize(
         held_seconds=int(answer.get("held_seconds", 0)),
         currency=str(answer["currency"]),
     )
+
+
+def _with_number_owner(
+    db: Database, ctx: SessionContext, event: UsageEvent, within: int | None
+) -> SessionContext:
+    """`ctx` paid by the called number's renter when rating makes its owner pay (an inbound
+    call to a toll-free number rented in our inventory); else `ctx` itself."""
+    try:
+        owner_pays = number_owner_pays(event, ctx.index)
+    except TelbillError:
+        return ctx  # an unrateable call: `_decide` gives the refusal
+    if not owner_pays:
+        return ctx
+    with db.read() as conn:
+        owner = number_owner_payer(conn, event.to_number, within=within)
+    return ctx if owner is None else paid_by(ctx, owner)
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,15 +441,25 @@ def _session_context(
             first = _load(conn, session_id)
     if check is not None:
         check(int(first.account_id))
-    return first, context_for(db, cache, int(first.account_id), first.started_at)
+    ctx = context_for(db, cache, int(first.account_id), first.started_at)
+    if int(first.payer_id) != ctx.payer.id:  # the called number's owner pays
+        ctx = paid_by(ctx, payer_account(db, int(first.payer_id)))
+    return first, ctx
 
 
 def _locked_session(conn: Connection, first: Any) -> tuple[Any, list[Bucket]]:
     """In the request's transaction: the session row again, locked (an end, an update and
     the sweeper of one session take turns; always before the wallet, so they never
     deadlock), and its payer's buckets, locked."""
-    row = conn.execute(_LOCK_SESSION, {"session_id": first.id}).one()
-    return row, ledger_store.load_buckets(conn, [first.payer_id])
+    return _lock_session(conn, first), _lock_wallet(conn, first)
+
+
+def _lock_session(conn: Connection, first: Any) -> Any:
+    return conn.execute(_LOCK_SESSION, {"session_id": first.id}).one()
+
+
+def _lock_wallet(conn: Connection, first: Any) -> list[Bucket]:
+    return ledger_store.load_buckets(conn, [first.payer_id])
 
 
 # ---------------------------------------------------------------------------- update
@@ -597,7 +655,9 @@ def _finish(
             conn,
             [
                 DebitRequest(
-                    account_id=row.account_id, amount=from_micros(due - settled),
+                    # The owner's wallet pays (toll-free): its own account is the subject.
+                    account_id=row.payer_id if ctx.owner_pays else row.account_id,
+                    amount=from_micros(due - settled),
                     idempotency_key=f"session:{row.id}:beyond_hold", service="voice",
                     direction=row.direction, memo=f"call to {row.to_number} beyond its hold",
                     details=details, policy=DrainPolicy.ALLOW_NEGATIVE,
@@ -676,10 +736,13 @@ def end_session(
 
     def work(conn: Connection) -> SessionView:
         now = clock.now()
-        row, locked = _locked_session(conn, first)
+        # The session's lock serialises its ends: the key is checked before the wallet is
+        # locked, so the wallet's lock is held for the settlement alone.
+        row = _lock_session(conn, first)
         finished: list[SessionView] = []
 
         def perform() -> dict[str, Any]:
+            locked = _lock_wallet(conn, first)
             view = _finish(
                 conn, row, ctx, locked, now=now, duration_s=duration_s, answer_at=answer_at,
                 end_at=end_at, reason="ended",

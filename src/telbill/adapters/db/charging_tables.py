@@ -7,7 +7,8 @@ CDRs, real-time sessions and campaigns.
 * `charges`: one row per rated leg of a CDR or a session (the explanation of every money
   movement caused by usage). Unique on (leaf account, CDR id, leg, revision): revision 0 is
   the first posting, a rerating adds revision n+1 carrying only the difference.
-* `cdr_quarantine`: rows that could not be read, rated or posted, with line and reason.
+* `cdr_quarantine`: rows that could not be read, rated or posted, with line and reason, and
+  the tenant (provider, account) that owns them: each tenant lists and reposts its own.
 * `sessions`: calls in progress (authorised, holding money) and their outcome.
 * `campaigns`: auto-dialer / voice-bot campaigns, paused when the wallet runs dry.
 """
@@ -107,8 +108,13 @@ cdr_quarantine = Table(
     Column("dedupe_key", String(64), nullable=False, unique=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # The tenant that owns the row: the account that made the usage when known, else the
+    # poster's; and that account's provider. Both NULL: the platform admin's alone.
+    Column("provider_id", Id, ForeignKey("accounts.id"), nullable=True),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=True),
     CheckConstraint("status IN ('open', 'fixed', 'reposted')", name="status"),
 )
+Index("ix_cdr_quarantine_provider_id_id", cdr_quarantine.c.provider_id, cdr_quarantine.c.id)
 
 sessions = Table(
     "sessions",
