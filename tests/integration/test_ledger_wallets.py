@@ -20,6 +20,7 @@ from ledger_support import (  # noqa: F401 (fixtures)
 )
 from sqlalchemy import select, update
 
+from telbill.adapters.db import ledger_store
 from telbill.adapters.db.engine import Database
 from telbill.adapters.db.tables import ledger_accounts
 from telbill.errors import (
@@ -44,10 +45,7 @@ def org(db: Database, clock: ManualClock) -> Account:
 
 def system_balance(db: Database, code: str) -> int:
     with db.transaction() as conn:
-        found = conn.execute(
-            select(ledger_accounts.c.balance).where(ledger_accounts.c.code == code)
-        ).scalar_one_or_none()
-        return int(found or 0)
+        return ledger_store.system_balance(conn, code)
 
 
 def spend(
@@ -443,3 +441,77 @@ def test_reconcile_finds_a_balance_that_does_not_match_its_postings(
     report = reconcile(db)
     assert not report.ok
     assert [p.check for p in report.problems] == ["balance_equals_postings"]
+
+
+def test_debits_of_two_wallets_do_not_wait_for_each_other_on_the_shared_revenue_account(
+    db: Database, clock: ManualClock
+) -> None:
+    """System accounts keep no running balance: a debit of wallet A that has not committed yet
+    holds no lock that a debit of wallet B needs (PostgreSQL; SQLite has a single writer)."""
+    if db.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite has one writer at a time: there are no row locks to compare")
+    p = provider(db, clock)
+    first, second = organisation(db, clock, p), organisation(db, clock, p)
+    for org in (first, second):
+        wallets.top_up(db, org.id, "10.00", idempotency_key=key(), clock=clock)
+    spend(db, clock, first, "0.10")  # the revenue account exists and is committed
+
+    def request(org: Account) -> DebitRequest:
+        return DebitRequest(org.id, "1.00", key("d"), service="voice", direction="outbound")
+
+    with db.engine.connect() as holder, db.engine.connect() as other:
+        with holder.begin():
+            assert wallets.debit_many_in(holder, [request(first)], now=clock.now())
+            with other.begin():
+                other.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
+                (posted,) = wallets.debit_many_in(other, [request(second)], now=clock.now())
+                assert isinstance(posted, wallets.Transaction), posted
+    assert paid_balance(db, first.id) == Decimal("8.90")
+    assert paid_balance(db, second.id) == Decimal("9.00")
+    with db.transaction() as conn:
+        revenue = ledger_store.system_balance(conn, "revenue:voice:USD")
+        column = conn.execute(
+            select(ledger_accounts.c.balance).where(ledger_accounts.c.code == "revenue:voice:USD")
+        ).scalar_one()
+    assert (revenue, column) == (2_100_000, 0)
+    assert reconcile(db).ok
+
+
+def test_migration_0012_zeroes_system_balance_columns_and_its_downgrade_recomputes_them(
+    db: Database, clock: ManualClock, org: Account
+) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from telbill.adapters.db.engine import MIGRATIONS_DIR, make_engine
+
+    wallets.top_up(db, org.id, "12.00", idempotency_key=key(), clock=clock)
+    spend(db, clock, org, "2.50")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    engine = make_engine(db.engine.url.render_as_string(hide_password=False))
+
+    def columns() -> dict[str, int]:
+        with db.transaction() as conn:
+            rows = conn.execute(
+                select(ledger_accounts.c.code, ledger_accounts.c.balance).where(
+                    ledger_accounts.c.kind == "system"
+                )
+            )
+            return {str(r.code): int(r.balance) for r in rows}
+
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0011")
+        recomputed = columns()
+        assert recomputed["cash:USD"] == -12_000_000 and recomputed["revenue:voice:USD"] != 0
+        assert all(v == system_balance(db, c) for c, v in recomputed.items())
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+    finally:
+        engine.dispose()
+    assert set(columns().values()) == {0}
+    assert system_balance(db, "revenue:voice:USD") == 2_500_000
+    assert reconcile(db).ok

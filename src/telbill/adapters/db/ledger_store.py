@@ -172,6 +172,19 @@ def system_account(conn: Connection, code: str, unit: str, now: datetime) -> int
     return int(found)
 
 
+def system_balance(conn: Connection, code: str) -> int:
+    """The balance of system account `code` in micro-units: the sum of its postings (system
+    accounts keep no running balance, see `add_to_columns`); 0 for an unknown code."""
+    total = conn.execute(
+        select(func.coalesce(func.sum(postings.c.amount), 0))
+        .select_from(
+            postings.join(ledger_accounts, ledger_accounts.c.id == postings.c.ledger_account_id)
+        )
+        .where(ledger_accounts.c.code == code)
+    ).scalar_one()
+    return int(total)
+
+
 _TRANSACTION_COLUMNS = (
     "kind", "account_id", "subject_account_id", "idempotency_key", "memo", "details",
     "created_at",
@@ -213,8 +226,13 @@ def apply_entries(conn: Connection, entries: Sequence[JournalEntry], now: dateti
             _TRANSACTION_COLUMNS,
             [
                 (
-                    e.kind, e.account_id, e.subject_account_id, e.idempotency_key, e.memo,
-                    bulk.json_text(dict(e.details)) if e.details else None, created_at,
+                    e.kind,
+                    e.account_id,
+                    e.subject_account_id,
+                    e.idempotency_key,
+                    e.memo,
+                    bulk.json_text(dict(e.details)) if e.details else None,
+                    created_at,
                 )
                 for e in entries
             ],  # fmt: skip
@@ -249,19 +267,32 @@ def add_to_columns(
     balance: Mapping[int, int] | None = None,
     held: Mapping[int, int] | None = None,
 ) -> None:
-    """Add deltas to the denormalised balance / held columns (the only in-place updates)."""
+    """Add deltas to the denormalised balance / held columns (the only in-place updates).
+
+    Only wallet buckets keep a running balance. A system account (cash, revenue, VAT
+    payable...) is touched by almost every transaction of every wallet: a running balance there
+    would make every call end and every CDR chunk of every worker wait for the one row lock
+    (PostgreSQL). Its balance is the sum of its postings (`system_balance`), and its column
+    stays 0: the statement skips system rows and takes no lock on them.
+    """
+    skip = set(_committed_ids(conn).values()) | set(
+        conn.info.get(_PENDING_SYSTEM_ACCOUNTS, {}).values()
+    )
     for column_name, deltas in (("balance", balance), ("held", held)):
         params = [
             {"target_id": account_id, "delta": delta}
             for account_id, delta in sorted((deltas or {}).items())
-            if delta != 0
+            if delta != 0 and account_id not in skip
         ]
         if not params:
             continue
         column = ledger_accounts.c[column_name]
         statement = (
             update(ledger_accounts)
-            .where(ledger_accounts.c.id == bindparam("target_id"))
+            .where(
+                ledger_accounts.c.id == bindparam("target_id"),
+                ledger_accounts.c.account_id.is_not(None),  # never a system account's row
+            )
             .values({column_name: column + bindparam("delta")})
         )
         conn.execute(statement, params)
