@@ -23,7 +23,7 @@ from charging_support import (  # noqa: F401  (fixture)
 
 from telbill.adapters.formats.cdrs import read_cdr_file
 from telbill.errors import InvalidInput, NotFound
-from telbill.services import accounts, reports, rerating
+from telbill.services import accounts, counters, reports, rerating
 from telbill.services.charging import post_cdrs
 
 
@@ -112,10 +112,10 @@ def test_period_counters_count_minutes_sms_and_unique_users(world: World, tmp_pa
         cdr_line("s1", "+447700900123", None, service="sms", segments="2"),
         cdr_line("old", "+15551234567", 600, at=START - timedelta(days=40)),
     ])  # fmt: skip
-    counters = reports.period_counters(world.db, world.org.id, now=START + timedelta(days=3))
-    assert (counters.period, counters.calls, counters.voice_s) == ("2026-03", 2, 120)
-    assert counters.minutes == Decimal("2.00")
-    assert (counters.sms, counters.unique_users) == (2, 2)
+    found = counters.period_counters(world.db, world.org.id, now=START + timedelta(days=3))
+    assert (found.period, found.calls, found.voice_s) == ("2026-03", 2, 120)
+    assert found.minutes == Decimal("2.00")
+    assert (found.sms, found.unique_users) == (2, 2)
 
 
 def test_report_of_an_unknown_account_or_a_bad_month_is_refused(world: World) -> None:
