@@ -247,7 +247,7 @@ def counters_by_campaign(
         return {}
     with db.read() as conn:
         rows = conn.execute(select(campaigns).where(campaigns.c.id.in_(ids))).all()
-        where = [charges.c.campaign_id.in_(ids)]
+        where: list[Any] = [charges.c.campaign_id.in_(ids)]
         if start is not None:
             where.append(charges.c.occurred_at >= start)
         if end is not None:

@@ -135,16 +135,18 @@ _ROW_COLUMNS = (
 # A row of the stream: charge id, time (account's timezone), account, number, destination,
 # direction, duration s, billed s, cost in micro-units, currency.
 RawCallRow = tuple[int, datetime, int, str, str | None, str, int, int, int, str]
-Facts = tuple[str, int | None, str | None, str | None, str | None, str | None]
 
 
 def _when(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def _duration_s(facts: Facts) -> int:
-    """The call's duration by the domain's rule (`call_duration_s`), from its usage facts."""
-    number, duration_s, start, answer, end, segments = facts
+def _duration_s(
+    number: str, duration_s: int | None, start: str | None, answer: str | None,
+    end: str | None, segments: str | None,
+) -> int:  # fmt: skip
+    """The call's duration by the domain's rule (`call_duration_s`), from its usage facts
+    (`_FACTS`)."""
     if segments and segments != "[]":
         usage = {
             "id": "", "account": "", "service": Service.VOICE.value, "direction": "outbound",
@@ -164,7 +166,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NO_CALL: tuple[str, int] = ("", 0)
 
 
-def _facts_of(row: Any) -> Facts | None:
+def _facts_of(row: Any) -> tuple[Any, ...] | None:
     if row.to_number is None:
         return None
     return (
@@ -189,7 +191,7 @@ def _missing_calls(conn: Connection, rows: list[Any]) -> dict[tuple[int, str], t
         key = (int(row.account_id), str(row.cdr_id))
         facts = _facts_of(row)
         if key in missing and facts is not None:
-            found[key] = (facts[0], _duration_s(facts))
+            found[key] = (facts[0], _duration_s(*facts))
     return found
 
 
@@ -229,30 +231,29 @@ class _Destinations:
             if key in keys:
                 self.names[key] = str(destination)
 
-    def of(self, row: Any) -> str | None:
-        return self.names.get((row.tariff, row.tariff_version, row.prefix, row.service,
-                               row.direction))  # fmt: skip
-
 
 def _raw_rows(
     conn: Connection, rows: list[Any], tz: ZoneInfo, destinations: _Destinations
 ) -> list[RawCallRow]:
+    """The report rows of `rows` (selected as `_ROW_COLUMNS`), a batch at a time: the
+    per-row work is plain tuple unpacking and the duration rule."""
     destinations.load(conn, rows)
     others = _missing_calls(conn, rows)
+    names = destinations.names
     out: list[RawCallRow] = []
-    for r in rows:
-        facts = _facts_of(r)
-        if facts is None:
-            number, duration_s = others.get((int(r.account_id), str(r.cdr_id)), _NO_CALL)
+    for row in rows:
+        (charge_id, account_id, cdr_id, direction, billed_units, amount_micros, currency,
+         occurred, tariff, version, prefix, service, *facts) = row  # fmt: skip
+        if facts[0] is None:
+            number, duration_s = others.get((account_id, cdr_id), _NO_CALL)
         else:
-            number, duration_s = facts[0], _duration_s(facts)
-        occurred: datetime = r.occurred_at
+            number, duration_s = facts[0], _duration_s(*facts)
         if occurred.tzinfo is None:
             occurred = occurred.replace(tzinfo=UTC)
         out.append((
-            int(r.id), occurred.astimezone(tz), int(r.account_id), number, destinations.of(r),
-            str(r.direction), duration_s, int(r.billed_units), int(r.amount_micros),
-            str(r.currency),
+            charge_id, occurred.astimezone(tz), account_id, number,
+            names.get((tariff, version, prefix, service, direction)), direction, duration_s,
+            billed_units, amount_micros, currency,
         ))  # fmt: skip
     return out
 
@@ -299,12 +300,10 @@ def call_report(
             CallTotal(str(c), int(n), int(s), from_micros(int(m)))
             for c, n, s, m in conn.execute(totals_query)
         )
-        page_query = _voice_in(select(*_ROW_COLUMNS), account_id, start, end).where(
-            charges.c.id > after_id
-        )
-        found = list(conn.execute(page_query.order_by(charges.c.id).limit(limit + 1)))
-        rows = [_call_row(r) for r in _raw_rows(conn, found[:limit], tz, _Destinations())]
-    more = len(found) > limit
+        ids = _ids(conn, account_id, start, end, after_id=after_id, limit=limit + 1)
+        found = _rows_by_id(conn, ids[:limit])
+        rows = [_call_row(r) for r in _raw_rows(conn, found, tz, _Destinations())]
+    more = len(ids) > limit
     return CallReport(
         account_id=account_id, month=month, timezone=account.timezone, start=start, end=end,
         totals=totals, rows=tuple(rows),
@@ -315,20 +314,42 @@ def call_report(
 STREAM_BATCH = 5000
 
 
+def _ids(
+    conn: Connection, root_id: int, start: datetime, end: datetime, *, after_id: int = 0,
+    limit: int | None = None,
+) -> list[int]:  # fmt: skip
+    """Charge ids of the calls of the month after `after_id`, in order: read from the
+    covering index alone (the rows, with their usage, are much wider), so finding a page
+    or sorting a month costs an index scan, not a sort of whole rows."""
+    query = _voice_in(select(charges.c.id), root_id, start, end).where(charges.c.id > after_id)
+    query = query.order_by(charges.c.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [int(i) for i in conn.execute(query).scalars()]
+
+
+def _rows_by_id(conn: Connection, ids: list[int]) -> list[Any]:
+    if not ids:
+        return []
+    query = select(*_ROW_COLUMNS).where(charges.c.id.in_(ids)).order_by(charges.c.id)
+    return list(conn.execute(query))
+
+
 def _stream(db: Database, account_id: int, month: str) -> Iterator[list[RawCallRow]]:
-    """Every call row of the month, oldest charge first, in batches, from one query read
-    through a server-side cursor (PostgreSQL) in one read-only snapshot: on SQLite a read
-    unit takes no lock (WAL), so a long export does not hold up the writer."""
+    """Every call row of the month, oldest charge first, in batches, in one read-only
+    snapshot (on SQLite a read unit takes no lock under WAL, so a long export does not hold
+    up the writer). The month's ids are sorted once from the index; rows are then read by
+    id, `STREAM_BATCH` at a time."""
     with db.read() as conn:
         account = load_account(conn, account_id)
         start, end = month_bounds(month, account.timezone)
         tz = ZoneInfo(account.timezone)
         yield []  # validated: the caller may start its response
-        query = _voice_in(select(*_ROW_COLUMNS), account_id, start, end).order_by(charges.c.id)
+        ids = _ids(conn, account_id, start, end)
         destinations = _Destinations()
-        result = conn.execute(query.execution_options(yield_per=STREAM_BATCH))
-        for batch in result.partitions():
-            yield _raw_rows(conn, list(batch), tz, destinations)
+        for offset in range(0, len(ids), STREAM_BATCH):
+            batch = _rows_by_id(conn, ids[offset : offset + STREAM_BATCH])
+            yield _raw_rows(conn, batch, tz, destinations)
 
 
 def _validated(batches: Iterator[list[RawCallRow]]) -> Iterator[list[RawCallRow]]:

@@ -5,7 +5,8 @@ so a month of a busy account is aggregated from the index alone (SQLite reads no
 PostgreSQL does an index-only scan once autovacuum has marked the pages visible).
 
 * `ix_charges_reports`: an account's (or a subtree's) charges of a period: call totals,
-  counters per account and per campaign.
+  counters per account and per campaign, and the ordered ids of a report's rows (the id
+  last: SQLite's indexes carry the rowid anyway, PostgreSQL's need it named).
 * `ix_charges_campaign_reports`: a campaign's own charges of a period.
 """
 
@@ -17,7 +18,7 @@ from telbill.adapters.db.charging_tables import charges
 
 REPORT_COLUMNS = (
     "account_id", "occurred_at", "service", "revision", "billed_units", "amount_micros",
-    "currency", "campaign_id",
+    "currency", "campaign_id", "id",
 )  # fmt: skip
 CAMPAIGN_REPORT_COLUMNS = (
     "campaign_id", "occurred_at", "service", "account_id", "revision", "billed_units",
