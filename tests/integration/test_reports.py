@@ -138,5 +138,6 @@ def test_a_rerated_call_keeps_its_number_and_the_totals_follow_the_ledger(
     report = reports.call_report(world.db, world.org.id, "2026-03")
     (total,) = report.totals
     assert total.calls == 1 and total.cost == before - paid(world) == Decimal("0.60")
+    assert total.billed_s == 120  # once: the rerating row repeats the units
     assert [r.number for r in report.rows] == ["+447700900123"] * 2
     assert [r.duration_s for r in report.rows] == [61, 61]

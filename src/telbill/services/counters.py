@@ -7,8 +7,8 @@ Every counter comes from one aggregate query over the month's charges, grouped b
 The covering index `ix_charges_reports` (account, time, then the counted columns) and
 `ix_charges_campaign_reports` (campaign, time, ...) answer it without reading the rows.
 
-A call counts once: its revision-0 row (a rerating adds rows with the difference). Billed
-units are summed over every row, reratings included, so they follow what was charged.
+A call counts once: its revision-0 row (a rerating adds rows with the difference in money
+and the re-rated units again), and so do its billed units, as on the invoice.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection, select
 
 from telbill.adapters.db.charging_tables import campaigns, charges
 from telbill.adapters.db.engine import Database
@@ -29,9 +29,13 @@ from telbill.adapters.db.tables import accounts
 from telbill.domain.tariffs import Service
 from telbill.errors import NotFound
 from telbill.services.accounts import load_account
-from telbill.services.reports import month_bounds, month_of, subtree
-
-_FIRST_POSTINGS = func.coalesce(func.sum(case((charges.c.revision == 0, 1), else_=0)), 0)
+from telbill.services.reports import (
+    CALLS_COUNTED,
+    UNITS_COUNTED,
+    month_bounds,
+    month_of,
+    subtree,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +98,10 @@ class _Tally:
             self.users.add(account_id)
 
     @property
+    def counted(self) -> bool:
+        return bool(self.calls or self.voice_s or self.sms or self.speech_s)
+
+    @property
     def minutes(self) -> Decimal:
         return (Decimal(self.voice_s) / 60).quantize(Decimal("0.01"))
 
@@ -106,8 +114,8 @@ def _groups(conn: Connection, *where: Any) -> list[tuple[int | None, str, int, i
     """(campaign, service, account, calls, billed units) of the charges matching `where`."""
     query = (
         select(
-            charges.c.campaign_id, charges.c.service, charges.c.account_id, _FIRST_POSTINGS,
-            func.coalesce(func.sum(charges.c.billed_units), 0),
+            charges.c.campaign_id, charges.c.service, charges.c.account_id, CALLS_COUNTED,
+            UNITS_COUNTED,
         )
         .where(*where)
         .group_by(charges.c.campaign_id, charges.c.service, charges.c.account_id)
@@ -200,7 +208,7 @@ def campaign_breakdown(
         ).all()  # fmt: skip
     items = [_campaign_counters(r, period, account.timezone, tallies.get(r.id, _Tally()))
              for r in rows]  # fmt: skip
-    if None in tallies:
+    if None in tallies and tallies[None].counted:
         items.append(_campaign_counters(None, period, account.timezone, tallies[None]))
     return CampaignBreakdown(account_id, period, account.timezone, tuple(items))
 

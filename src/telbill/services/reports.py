@@ -85,7 +85,12 @@ class CallReport:
 
 
 # A call counts once: its revision-0 row (a rerating adds rows with the difference).
-_FIRST_POSTINGS = func.coalesce(func.sum(case((charges.c.revision == 0, 1), else_=0)), 0)
+CALLS_COUNTED = func.coalesce(func.sum(case((charges.c.revision == 0, 1), else_=0)), 0)
+# A rerating row repeats the call's billed units (only its amount is a difference): units
+# are counted from first postings, as on the invoice.
+UNITS_COUNTED = func.coalesce(
+    func.sum(case((charges.c.revision == 0, charges.c.billed_units), else_=0)), 0
+)
 
 
 def month_bounds(month: str, zone: str) -> tuple[datetime, datetime]:
@@ -290,8 +295,8 @@ def call_report(
         totals_query = _voice_in(
             select(
                 charges.c.currency,
-                _FIRST_POSTINGS,
-                func.coalesce(func.sum(charges.c.billed_units), 0),
+                CALLS_COUNTED,
+                UNITS_COUNTED,
                 func.coalesce(func.sum(charges.c.amount_micros), 0),
             ),
             account_id, start, end,
@@ -436,7 +441,9 @@ def current_month(db: Database, account_id: int, *, now: datetime) -> str:
 
 
 __all__ = [
+    "CALLS_COUNTED",
     "CSV_HEADER",
+    "UNITS_COUNTED",
     "CallReport",
     "CallRow",
     "CallTotal",
