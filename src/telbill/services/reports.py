@@ -3,11 +3,12 @@
 or one stream (CSV). Period counters, per account and per campaign, are `services.counters`.
 
 Totals are SQL aggregates (GROUP BY currency) that the covering index `ix_charges_reports`
-answers without reading the rows. A page is `limit + 1` rows after the cursor (the charge
-id). The CSV export is one query read through a server-side cursor, in batches: the number
-and duration of a call come out of the stored usage by JSON paths in SQL (no JSON decoding
-in Python), destination names are read once per tariff prefix, costs are formatted from the
-integer micro-units.
+answers without reading the rows. Row order is the charge id, the page cursor too: a page
+finds its `limit + 1` ids in that index alone, then reads those rows. The CSV export reads
+the month's ids once from the index, then the rows by id in batches, in one read-only
+snapshot; the number and duration of a call come out of the stored usage by JSON paths in
+SQL (no JSON document decoded in Python), destination names are read once per tariff
+prefix, costs are formatted from the integer micro-units (`micros_text`).
 
 `cost` is the rated amount of the leg (`charges.amount_micros`); a rerating adds a row with
 the difference, so sums over rows are the money the ledger moved for calls not covered by
@@ -27,7 +28,8 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Select, case, func, select
+from sqlalchemy import BigInteger, Connection, Select, any_, case, cast, func, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from telbill.adapters.db.charging_tables import charges
 from telbill.adapters.db.engine import Database
@@ -142,6 +144,9 @@ _ROW_COLUMNS = (
 RawCallRow = tuple[int, datetime, int, str, str | None, str, int, int, int, str]
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _when(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
@@ -167,7 +172,6 @@ def _duration_s(
     return call_duration_s(event)
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NO_CALL: tuple[str, int] = ("", 0)
 
 
@@ -333,11 +337,18 @@ def _ids(
     return [int(i) for i in conn.execute(query).scalars()]
 
 
+_ID_ARRAY = ARRAY(BigInteger)
+
+
 def _rows_by_id(conn: Connection, ids: list[int]) -> list[Any]:
     if not ids:
         return []
-    query = select(*_ROW_COLUMNS).where(charges.c.id.in_(ids)).order_by(charges.c.id)
-    return list(conn.execute(query))
+    if conn.dialect.name == "postgresql":
+        # One array parameter (`id = ANY(...)`) plans and binds much faster than thousands.
+        wanted = charges.c.id == any_(cast(literal(ids, _ID_ARRAY), _ID_ARRAY))
+    else:
+        wanted = charges.c.id.in_(ids)
+    return list(conn.execute(select(*_ROW_COLUMNS).where(wanted).order_by(charges.c.id)))
 
 
 def _stream(db: Database, account_id: int, month: str) -> Iterator[list[RawCallRow]]:
