@@ -1,9 +1,10 @@
 """Report costs on a busy account: the call-cost report (totals + first page) of the
 organisation (its subtree of 20 users) and of one user, a page deep in the month, the
-period counters (of the account, by campaign, of one campaign) and the full CSV stream of a
-month, vs the baseline of fetching every charge row of the month and summing it in Python
-(what the SQL aggregates replace). On PostgreSQL, measured right after the load and again
-after VACUUM ANALYZE (the state autovacuum keeps the table in).
+period counters (of the account, by campaign, of one campaign), the dashboard's call report
+page and the full CSV stream of a month, vs the baseline of fetching every charge row of the
+month and summing it in Python (what the SQL aggregates replace). On PostgreSQL, measured
+right after the load and again after VACUUM ANALYZE (the state autovacuum keeps the table
+in: migration 0011 has it visit `charges` after every 50,000 new rows).
 
 Rows are inserted straight into `charges` (synthetic, rated-looking) to keep setup short.
 
@@ -14,10 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -25,11 +29,14 @@ from urllib.parse import quote
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import sqlalchemy as sa  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
 
 from telbill.adapters.db.charging_tables import campaigns, charges  # noqa: E402
 from telbill.adapters.db.engine import Database, migrate  # noqa: E402
+from telbill.api.app import create_app  # noqa: E402
 from telbill.services import accounts, counters, reports  # noqa: E402
-from telbill.services.clock import SystemClock  # noqa: E402
+from telbill.services.auth import Role, create_api_key  # noqa: E402
+from telbill.services.clock import FixedClock, SystemClock  # noqa: E402
 
 PG_DEFAULT = os.environ.get(
     "TELBILL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -116,6 +123,28 @@ def baseline(db: Database, org_id: int) -> None:
     assert total > 0
 
 
+@contextmanager
+def dashboard(url: str, db: Database, org_id: int) -> Iterator[Callable[[], None]]:
+    """A logged-in browser on the dashboard: yields a call that loads the call report page of
+    the organisation's month (totals + 50 rows, rendered through the HTTP app)."""
+    now = MONTH_START + timedelta(days=10)
+    key = create_api_key(db, account_id=org_id, role=Role.ORG_ADMIN, name=f"bench-{uuid.uuid4()}",
+                         clock=FixedClock(now)).secret  # fmt: skip
+    app = create_app(url, clock=FixedClock(now))
+    with TestClient(app) as client:
+        form = client.get("/login").text
+        token = re.search(r'name="login_token" value="([^"]+)"', form)
+        assert token is not None
+        client.post("/login", data={"api_key": key, "login_token": token.group(1)})
+
+        def page() -> None:
+            response = client.get(f"/accounts/{org_id}/calls?month=2026-03")
+            assert response.status_code == 200, response.text[:300]
+
+        yield page
+    app.state.db.dispose()
+
+
 def measure(label: str, db: Database, org_id: int, rows: int, *, csv: bool = True) -> None:
     now = MONTH_START + timedelta(days=10)
     with db.transaction() as conn:
@@ -140,6 +169,10 @@ def measure(label: str, db: Database, org_id: int, rows: int, *, csv: bool = Tru
     ):  # fmt: skip
         seconds = timed(fn, repeat=3)
         print(f"[{label}] {name}: {seconds:.2f} s ({seconds / base_s:.2f}x baseline)")
+    with dashboard(str(db.engine.url.render_as_string(hide_password=False)), db, org_id) as page:
+        seconds = timed(page, repeat=3)
+    print(f"[{label}] dashboard call report page (month totals + 50 rows): {seconds:.2f} s "
+          f"({seconds / base_s:.2f}x baseline)")  # fmt: skip
     if csv:
         export = reports.call_csv(db, org_id, "2026-03")
         csv_s = timed(lambda: sum(len(chunk) for chunk in export))
