@@ -3,7 +3,7 @@ users used in a month (the account's timezone), for an account's subtree, broken
 the campaign that made the usage, and for one campaign.
 
 Every counter comes from one aggregate query over the month's charges, grouped by
-(campaign, service, account): a few hundred groups at most, whatever the number of calls.
+(campaign, service, account): one row per such triple, whatever the number of calls.
 The covering index `ix_charges_reports` (account, time, then the counted columns) and
 `ix_charges_campaign_reports` (campaign, time, ...) answer it without reading the rows.
 

@@ -309,7 +309,8 @@ def call_report(
             CallTotal(str(c), int(n), int(s), from_micros(int(m)))
             for c, n, s, m in conn.execute(totals_query)
         )
-        ids = _ids(conn, account_id, start, end, after_id=after_id, limit=limit + 1)
+        ids = list(conn.execute(_ids_query(account_id, start, end, after_id).limit(limit + 1))
+                   .scalars())  # fmt: skip
         found = _rows_by_id(conn, ids[:limit])
         rows = [_call_row(r) for r in _raw_rows(conn, found, tz, _Destinations())]
     more = len(ids) > limit
@@ -323,18 +324,12 @@ def call_report(
 STREAM_BATCH = 5000
 
 
-def _ids(
-    conn: Connection, root_id: int, start: datetime, end: datetime, *, after_id: int = 0,
-    limit: int | None = None,
-) -> list[int]:  # fmt: skip
+def _ids_query(root_id: int, start: datetime, end: datetime, after_id: int = 0) -> Select[Any]:
     """Charge ids of the calls of the month after `after_id`, in order: read from the
     covering index alone (the rows, with their usage, are much wider), so finding a page
     or sorting a month costs an index scan, not a sort of whole rows."""
     query = _voice_in(select(charges.c.id), root_id, start, end).where(charges.c.id > after_id)
-    query = query.order_by(charges.c.id)
-    if limit is not None:
-        query = query.limit(limit)
-    return [int(i) for i in conn.execute(query).scalars()]
+    return query.order_by(charges.c.id)
 
 
 _ID_ARRAY = ARRAY(BigInteger)
@@ -354,17 +349,20 @@ def _rows_by_id(conn: Connection, ids: list[int]) -> list[Any]:
 def _stream(db: Database, account_id: int, month: str) -> Iterator[list[RawCallRow]]:
     """Every call row of the month, oldest charge first, in batches, in one read-only
     snapshot (on SQLite a read unit takes no lock under WAL, so a long export does not hold
-    up the writer). The month's ids are sorted once from the index; rows are then read by
-    id, `STREAM_BATCH` at a time."""
+    up the writer). The month's ids come sorted from the index through a server-side cursor
+    (PostgreSQL; SQLite steps its cursor on demand), `STREAM_BATCH` at a time, and each
+    batch's rows are then read by id: memory holds one batch, whatever the month."""
     with db.read() as conn:
         account = load_account(conn, account_id)
         start, end = month_bounds(month, account.timezone)
         tz = ZoneInfo(account.timezone)
         yield []  # validated: the caller may start its response
-        ids = _ids(conn, account_id, start, end)
         destinations = _Destinations()
-        for offset in range(0, len(ids), STREAM_BATCH):
-            batch = _rows_by_id(conn, ids[offset : offset + STREAM_BATCH])
+        ids = conn.execute(
+            _ids_query(account_id, start, end).execution_options(yield_per=STREAM_BATCH)
+        )
+        for chunk in ids.scalars().partitions():
+            batch = _rows_by_id(conn, list(chunk))
             yield _raw_rows(conn, batch, tz, destinations)
 
 
