@@ -52,6 +52,8 @@ CASES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("GET", "/v1/accounts/{account_id}/reports/calls"): None,
     ("GET", "/v1/accounts/{account_id}/reports/calls.csv"): None,
     ("GET", "/v1/accounts/{account_id}/counters"): None,
+    ("GET", "/v1/accounts/{account_id}/counters/campaigns"): None,
+    ("GET", "/v1/accounts/{account_id}/counters/campaigns.csv"): None,
     ("GET", "/v1/accounts/{account_id}/invoices"): None,
 }
 # Whoever may read notifications may mark them read (a user key on its own account too).
@@ -79,6 +81,8 @@ CHARGING_ROUTES = {
     ("POST", "/v1/sessions/{session_id}/update"), ("POST", "/v1/sessions/{session_id}/end"),
     ("POST", "/v1/campaigns"), ("POST", "/v1/campaigns/{campaign_id}/{action}"),
     ("GET", "/v1/charges/{charge_id}/explain"),
+    # A campaign's counters: its matrix is in test_api_reports.py.
+    ("GET", "/v1/campaigns/{campaign_id}/counters"),
 }  # fmt: skip
 # Endpoints that read no account data (prices, SMS segmentation): any valid key, never anonymous.
 ANY_KEY_CASES: dict[tuple[str, str], dict[str, Any] | None] = {

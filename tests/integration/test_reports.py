@@ -23,7 +23,7 @@ from charging_support import (  # noqa: F401  (fixture)
 
 from telbill.adapters.formats.cdrs import read_cdr_file
 from telbill.errors import InvalidInput, NotFound
-from telbill.services import accounts, reports, rerating
+from telbill.services import accounts, counters, reports, rerating
 from telbill.services.charging import post_cdrs
 
 
@@ -112,10 +112,10 @@ def test_period_counters_count_minutes_sms_and_unique_users(world: World, tmp_pa
         cdr_line("s1", "+447700900123", None, service="sms", segments="2"),
         cdr_line("old", "+15551234567", 600, at=START - timedelta(days=40)),
     ])  # fmt: skip
-    counters = reports.period_counters(world.db, world.org.id, now=START + timedelta(days=3))
-    assert (counters.period, counters.calls, counters.voice_s) == ("2026-03", 2, 120)
-    assert counters.minutes == Decimal("2.00")
-    assert (counters.sms, counters.unique_users) == (2, 2)
+    found = counters.period_counters(world.db, world.org.id, now=START + timedelta(days=3))
+    assert (found.period, found.calls, found.voice_s) == ("2026-03", 2, 120)
+    assert found.minutes == Decimal("2.00")
+    assert (found.sms, found.unique_users) == (2, 2)
 
 
 def test_report_of_an_unknown_account_or_a_bad_month_is_refused(world: World) -> None:
@@ -138,5 +138,26 @@ def test_a_rerated_call_keeps_its_number_and_the_totals_follow_the_ledger(
     report = reports.call_report(world.db, world.org.id, "2026-03")
     (total,) = report.totals
     assert total.calls == 1 and total.cost == before - paid(world) == Decimal("0.60")
+    assert total.billed_s == 120  # once: the rerating row repeats the units
     assert [r.number for r in report.rows] == ["+447700900123"] * 2
     assert [r.duration_s for r in report.rows] == [61, 61]
+
+
+def test_csv_read_in_small_batches_has_the_rows_of_the_pages(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    post(world, tmp_path, [
+        cdr_line(f"b{n}", "+447700900123" if n % 2 else "+15551234567", 10 + n,
+                 at=START + timedelta(minutes=n))
+        for n in range(5)
+    ])  # fmt: skip
+    add_tariff(world.db, "cheap-uk", retail_rows(uk_rate="0.30"), START - timedelta(days=1))
+    period = {"start": START - timedelta(hours=1), "end": START + timedelta(hours=1)}
+    rerating.rerate(world.db, world.org.id, clock=world.clock, tariff="cheap-uk", **period)
+    monkeypatch.setattr(reports, "STREAM_BATCH", 2)
+    export = reports.call_csv(world.db, world.org.id, "2026-03")
+    rows = list(csv.DictReader(io.StringIO("".join(export))))
+    paged = reports.call_report(world.db, world.org.id, "2026-03").rows
+    assert export.rows == len(rows) == len(paged) == 7  # 5 calls, 2 reratings (UK)
+    assert rows == [dict(zip(reports.CSV_HEADER, reports.csv_row(r), strict=True)) for r in paged]
+    assert [r["destination"] for r in rows[:2]] == ["United States", "United Kingdom"]

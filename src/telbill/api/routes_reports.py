@@ -1,9 +1,14 @@
 """Report endpoints: the call-cost report of an account (a user, or an organisation with its
 subtree) for a month in the account's timezone, as JSON pages or a streamed CSV, and the
-period counters of the current month. Anyone who may read the account may read them."""
+period counters of a month (default: the current one): the account's, broken down by
+campaign (JSON, CSV), and a campaign's own. Anyone who may read the account may read them;
+a campaign is read through the account that runs it (another organisation's is a 404)."""
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated
 
@@ -13,6 +18,8 @@ from pydantic import BaseModel, Field
 
 from telbill.api.deps import ClockDep, DbDep, PrincipalDep
 from telbill.api.schemas import AmountOut
+from telbill.errors import NotFound
+from telbill.services import counters as counters_service
 from telbill.services import reports
 from telbill.services.auth import Action, authorize
 
@@ -68,6 +75,43 @@ class CountersOut(BaseModel):
     unique_users: int
 
 
+class CampaignCountersOut(BaseModel):
+    campaign_id: int | None = Field(description="null: usage that named no campaign")
+    name: str | None
+    owner_id: int | None = Field(description="The account that runs the campaign")
+    status: str | None
+    period: str
+    timezone: str
+    calls: int
+    voice_s: int
+    minutes: str
+    sms: int
+    speech_s: int
+    unique_users: int
+
+
+class CampaignBreakdownOut(BaseModel):
+    account_id: int
+    period: str
+    timezone: str
+    items: list[CampaignCountersOut]
+
+
+CAMPAIGN_CSV_HEADER = (
+    "campaign_id", "name", "owner_id", "status", "period", "calls", "voice_s", "minutes",
+    "sms", "speech_s", "unique_users",
+)  # fmt: skip
+
+
+def _campaign_out(item: counters_service.CampaignCounters) -> CampaignCountersOut:
+    return CampaignCountersOut(
+        campaign_id=item.campaign_id, name=item.name, owner_id=item.owner_id,
+        status=item.status, period=item.period, timezone=item.timezone, calls=item.calls,
+        voice_s=item.voice_s, minutes=f"{item.minutes:f}", sms=item.sms,
+        speech_s=item.speech_s, unique_users=item.unique_users,
+    )  # fmt: skip
+
+
 def _month(db: DbDep, clock: ClockDep, account_id: int, month: str | None) -> str:
     if month is not None:
         return month
@@ -115,9 +159,9 @@ def get_call_report_csv(
 ) -> StreamingResponse:  # fmt: skip
     authorize(db, principal, account_id, Action.READ)
     chosen = _month(db, clock, account_id, month)
-    lines = reports.call_csv_lines(db, account_id, chosen)
+    export = reports.call_csv(db, account_id, chosen)
     return StreamingResponse(
-        lines,
+        iter(export),
         media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="calls-{account_id}-{chosen}.csv"'},
     )
@@ -126,15 +170,84 @@ def get_call_report_csv(
 @router.get(
     "/accounts/{account_id}/counters",
     response_model=CountersOut,
-    summary="Usage counters of the current month (minutes, SMS, speech, unique users)",
+    summary="Usage counters of a month (minutes, SMS, speech, unique users)",
 )
 def get_counters(
-    account_id: int, db: DbDep, clock: ClockDep, principal: PrincipalDep
-) -> CountersOut:
+    account_id: int, db: DbDep, clock: ClockDep, principal: PrincipalDep,
+    month: MonthQuery = None,
+) -> CountersOut:  # fmt: skip
     authorize(db, principal, account_id, Action.READ)
-    counters = reports.period_counters(db, account_id, now=clock.now())
+    counters = counters_service.period_counters(db, account_id, now=clock.now(), month=month)
     return CountersOut(
         account_id=counters.account_id, period=counters.period, timezone=counters.timezone,
         calls=counters.calls, voice_s=counters.voice_s, minutes=f"{counters.minutes:f}",
         sms=counters.sms, speech_s=counters.speech_s, unique_users=counters.unique_users,
     )  # fmt: skip
+
+
+@router.get(
+    "/accounts/{account_id}/counters/campaigns",
+    response_model=CampaignBreakdownOut,
+    summary="Usage counters of a month broken down by campaign",
+)
+def get_campaign_breakdown(
+    account_id: int, db: DbDep, clock: ClockDep, principal: PrincipalDep,
+    month: MonthQuery = None,
+) -> CampaignBreakdownOut:  # fmt: skip
+    authorize(db, principal, account_id, Action.READ)
+    breakdown = counters_service.campaign_breakdown(db, account_id, now=clock.now(), month=month)
+    return CampaignBreakdownOut(
+        account_id=breakdown.account_id,
+        period=breakdown.period,
+        timezone=breakdown.timezone,
+        items=[_campaign_out(item) for item in breakdown.items],
+    )
+
+
+@router.get(
+    "/accounts/{account_id}/counters/campaigns.csv",
+    summary="Usage counters of a month by campaign, as CSV",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def get_campaign_breakdown_csv(
+    account_id: int, db: DbDep, clock: ClockDep, principal: PrincipalDep,
+    month: MonthQuery = None,
+) -> StreamingResponse:  # fmt: skip
+    authorize(db, principal, account_id, Action.READ)
+    breakdown = counters_service.campaign_breakdown(db, account_id, now=clock.now(), month=month)
+
+    def lines() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(CAMPAIGN_CSV_HEADER)
+        for item in breakdown.items:
+            out = _campaign_out(item)
+            writer.writerow(["" if v is None else v
+                             for v in (getattr(out, f) for f in CAMPAIGN_CSV_HEADER)])  # fmt: skip
+        yield buffer.getvalue()
+
+    name = f"campaign-counters-{account_id}-{breakdown.period}.csv"
+    return StreamingResponse(
+        lines(), media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )  # fmt: skip
+
+
+@router.get(
+    "/campaigns/{campaign_id}/counters",
+    response_model=CampaignCountersOut,
+    summary="A campaign's own usage counters of a month (its account's timezone)",
+)
+def get_campaign_counters(
+    campaign_id: int, db: DbDep, clock: ClockDep, principal: PrincipalDep,
+    month: MonthQuery = None,
+) -> CampaignCountersOut:  # fmt: skip
+    owner = counters_service.campaign_owner(db, campaign_id)
+    try:
+        authorize(db, principal, owner, Action.READ)
+    except NotFound:
+        # Another organisation's campaign looks exactly like one that does not exist.
+        raise NotFound(f"campaign {campaign_id} not found", campaign_id=campaign_id) from None
+    counters = counters_service.campaign_counters(db, campaign_id, now=clock.now(), month=month)
+    return _campaign_out(counters)

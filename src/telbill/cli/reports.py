@@ -3,11 +3,15 @@
 ``telbill report calls ACCOUNT [--month 2026-03] [--json | --csv FILE]`` prints the call-cost
 report of a user or an organisation (its subtree) for a month in the account's timezone (a
 table of the first rows and the totals; ``--csv`` writes every row, streamed);
-``telbill report counters ACCOUNT`` prints this month's usage counters.
+``telbill report counters ACCOUNT [--month M] [--by-campaign] [--json | --csv FILE]`` prints
+a month's usage counters, of the account or broken down by campaign;
+``telbill report campaign CAMPAIGN [--month M] [--json]`` prints a campaign's own counters.
 """
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -23,21 +27,24 @@ from telbill.cli.common import (
     print_json,
 )
 from telbill.domain.money import format_amount
+from telbill.services import counters as counters_service
 from telbill.services import reports
 from telbill.services.clock import SystemClock
 
 report_app = typer.Typer(help="Call-cost reports and usage counters.")
 
 AccountArg = Annotated[int, typer.Argument(help="Account id (a user or an organisation).")]
+MonthOption = Annotated[
+    str | None, typer.Option(help="YYYY-MM in the account's timezone (default: this month).")
+]
+COUNTER_FIELDS = ("calls", "minutes", "sms", "speech_s", "unique_users")
 
 
 @report_app.command("calls")
 @handle_errors
 def calls_command(
     account_id: AccountArg,
-    month: Annotated[
-        str | None, typer.Option(help="YYYY-MM in the account's timezone (default: this month).")
-    ] = None,
+    month: MonthOption = None,
     csv_file: Annotated[
         Path | None, typer.Option("--csv", help="Write every call to this CSV file.")
     ] = None,
@@ -49,13 +56,10 @@ def calls_command(
     db = open_db(database)
     chosen = month or reports.current_month(db, account_id, now=SystemClock().now())
     if csv_file is not None:
-        lines = reports.call_csv_lines(db, account_id, chosen)
-        count = -1  # the header
+        export = reports.call_csv(db, account_id, chosen)
         with csv_file.open("w", encoding="utf-8", newline="") as out:
-            for line in lines:
-                out.write(line)
-                count += 1
-        console.print(f"wrote {count} calls of {chosen} to {csv_file}")
+            out.writelines(export)
+        console.print(f"wrote {export.rows} calls of {chosen} to {csv_file}")
         return
     report = reports.call_report(db, account_id, chosen, limit=limit)
     if json_output:
@@ -80,24 +84,99 @@ def calls_command(
         console.print(f"(first {limit} rows shown; use --csv for all)")
 
 
+def _counter_values(item: object) -> list[str]:
+    return [f"{getattr(item, name):f}" if name == "minutes" else str(getattr(item, name))
+            for name in COUNTER_FIELDS]  # fmt: skip
+
+
+def _write_csv(path: Path, header: Sequence[str], rows: list[list[str]]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def _by_campaign(
+    account_id: int, month: str | None, json_output: bool, csv_file: Path | None,
+    database: str | None,
+) -> None:  # fmt: skip
+    breakdown = counters_service.campaign_breakdown(
+        open_db(database), account_id, now=SystemClock().now(), month=month
+    )
+    rows = [
+        ["" if c.campaign_id is None else str(c.campaign_id), c.name or "(no campaign)",
+         c.status or "", *_counter_values(c)]
+        for c in breakdown.items
+    ]  # fmt: skip
+    if csv_file is not None:
+        _write_csv(csv_file, ("campaign_id", "name", "status", *COUNTER_FIELDS), rows)
+        console.print(f"wrote {len(rows)} campaigns of {breakdown.period} to {csv_file}")
+        return
+    if json_output:
+        print_json(breakdown)
+        return
+    table = Table(title=f"account {account_id} by campaign, {breakdown.period} "
+                        f"({breakdown.timezone})")  # fmt: skip
+    for name in ("campaign", "name", "status", "calls", "minutes", "sms", "speech s", "users"):
+        table.add_column(name)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
 @report_app.command("counters")
 @handle_errors
 def counters_command(
-    account_id: AccountArg, json_output: JsonOption = False, database: DatabaseOption = None
+    account_id: AccountArg,
+    month: MonthOption = None,
+    by_campaign: Annotated[
+        bool, typer.Option("--by-campaign", help="One row per campaign.")
+    ] = False,
+    csv_file: Annotated[Path | None, typer.Option("--csv", help="Write to this CSV file.")] = None,
+    json_output: JsonOption = False,
+    database: DatabaseOption = None,
 ) -> None:
-    """Minutes, SMS, speech seconds and unique users of this month."""
-    counters = reports.period_counters(open_db(database), account_id, now=SystemClock().now())
+    """Minutes, SMS, speech seconds and unique users of a month (default: this one)."""
+    if by_campaign:
+        _by_campaign(account_id, month, json_output, csv_file, database)
+        return
+    counters = counters_service.period_counters(
+        open_db(database), account_id, now=SystemClock().now(), month=month
+    )
+    if csv_file is not None:
+        _write_csv(csv_file, ("account_id", "period", *COUNTER_FIELDS),
+                   [[str(account_id), counters.period, *_counter_values(counters)]])  # fmt: skip
+        console.print(f"wrote the counters of {counters.period} to {csv_file}")
+        return
     if json_output:
         print_json(counters)
         return
     table = Table(title=f"account {account_id}, {counters.period} ({counters.timezone})",
                   show_header=False)  # fmt: skip
-    for name, value in (
-        ("calls", counters.calls), ("minutes", f"{counters.minutes:f}"),
-        ("sms", counters.sms), ("speech s", counters.speech_s),
-        ("unique users", counters.unique_users),
-    ):  # fmt: skip
-        table.add_row(name, str(value))
+    for name, value in zip(COUNTER_FIELDS, _counter_values(counters), strict=True):
+        table.add_row(name.replace("_", " "), value)
+    console.print(table)
+
+
+@report_app.command("campaign")
+@handle_errors
+def campaign_command(
+    campaign_id: Annotated[int, typer.Argument(help="Campaign id.")],
+    month: MonthOption = None,
+    json_output: JsonOption = False,
+    database: DatabaseOption = None,
+) -> None:
+    """A campaign's own counters of a month (its account's timezone)."""
+    counters = counters_service.campaign_counters(
+        open_db(database), campaign_id, now=SystemClock().now(), month=month
+    )
+    if json_output:
+        print_json(counters)
+        return
+    table = Table(title=f"campaign {campaign_id} ({counters.name}, {counters.status}), "
+                        f"{counters.period} ({counters.timezone})", show_header=False)  # fmt: skip
+    for name, value in zip(COUNTER_FIELDS, _counter_values(counters), strict=True):
+        table.add_row(name.replace("_", " "), value)
     console.print(table)
 
 

@@ -1,20 +1,25 @@
-"""Usage reports read from the `charges` table: the call-cost report of a user or an
-organisation (its subtree) for a month in the account's timezone, and the period counters
-(minutes, SMS, speech seconds, unique users) of the current month.
+"""Call-cost reports read from the `charges` table: every call of a user or an organisation
+(its subtree) in a month of the account's timezone, with the month's totals, as pages (JSON)
+or one stream (CSV). Period counters, per account and per campaign, are `services.counters`.
 
-Totals and counters are SQL aggregates (GROUP BY), rows are read a page at a time (keyset on
-the charge id) so a month of a busy account never sits in memory; `iter_call_rows` and
-`call_csv_lines` stream every row for the CSV export.
+Totals are SQL aggregates (GROUP BY currency) that the covering index `ix_charges_reports`
+answers without reading the rows. Row order is the charge id, the page cursor too: a page
+finds its `limit + 1` ids in that index alone, then reads those rows. The CSV export reads
+the month's ids once from the index, then the rows by id in batches, in one read-only
+snapshot; the number and duration of a call come out of the stored usage by JSON paths in
+SQL (no JSON document decoded in Python), destination names are read once per tariff
+prefix, costs are formatted from the integer micro-units (`micros_text`).
 
 `cost` is the rated amount of the leg (`charges.amount_micros`); a rerating adds a row with
 the difference, so sums over rows are the money the ledger moved for calls not covered by
-a package. Charges carry no campaign, so counters are per account only.
+a package. Charges name their campaign (`charges.campaign_id`, see `services.counters`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,15 +28,18 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Select, case, distinct, func, select
+from sqlalchemy import BigInteger, Connection, Select, any_, case, cast, func, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from telbill.adapters.db.charging_tables import charges
 from telbill.adapters.db.engine import Database
+from telbill.adapters.db.report_tables import reports_index  # noqa: F401  (declares it)
 from telbill.adapters.db.tables import accounts
 from telbill.adapters.db.tariff_tables import tariff_rates, tariffs
-from telbill.domain.money import format_amount, from_micros
+from telbill.domain.money import MICROS_PER_UNIT, format_amount, from_micros
 from telbill.domain.rating import call_duration_s
 from telbill.domain.tariffs import Service
+from telbill.domain.usage import UsageEvent
 from telbill.errors import InvalidInput
 from telbill.services.accounts import load_account
 from telbill.services.charging import usage_from_json
@@ -78,21 +86,13 @@ class CallReport:
     next_cursor: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Counters:
-    account_id: int
-    period: str
-    timezone: str
-    calls: int
-    voice_s: int  # billed voice seconds
-    minutes: Decimal  # voice_s / 60, to 2 decimals
-    sms: int  # billed SMS segments
-    speech_s: int
-    unique_users: int
-
-
 # A call counts once: its revision-0 row (a rerating adds rows with the difference).
-_FIRST_POSTINGS = func.coalesce(func.sum(case((charges.c.revision == 0, 1), else_=0)), 0)
+CALLS_COUNTED = func.coalesce(func.sum(case((charges.c.revision == 0, 1), else_=0)), 0)
+# A rerating row repeats the call's billed units (only its amount is a difference): units
+# are counted from first postings, as on the invoice.
+UNITS_COUNTED = func.coalesce(
+    func.sum(case((charges.c.revision == 0, charges.c.billed_units), else_=0)), 0
+)
 
 
 def month_bounds(month: str, zone: str) -> tuple[datetime, datetime]:
@@ -107,13 +107,14 @@ def month_bounds(month: str, zone: str) -> tuple[datetime, datetime]:
     return start.astimezone(UTC), end.astimezone(UTC)
 
 
-def _subtree(root_id: int) -> Any:
+def subtree(root_id: int) -> Any:
+    """A recursive CTE of `root_id` and every account below it."""
     tree = select(accounts.c.id).where(accounts.c.id == root_id).cte("report_tree", recursive=True)
     return tree.union_all(select(accounts.c.id).where(accounts.c.parent_id == tree.c.id))
 
 
 def _voice_in(query: Select[Any], root_id: int, start: datetime, end: datetime) -> Select[Any]:
-    tree = _subtree(root_id)
+    tree = subtree(root_id)
     return query.where(
         charges.c.account_id.in_(select(tree.c.id)),
         charges.c.service == Service.VOICE.value,
@@ -122,109 +123,165 @@ def _voice_in(query: Select[Any], root_id: int, start: datetime, end: datetime) 
     )
 
 
-def _call_facts(usage: Any) -> tuple[str, int]:
-    """(dialled number, call duration) from a stored usage (JSON)."""
-    if not usage:
-        return "", 0
-    event = usage_from_json(usage)
-    return event.to_number, call_duration_s(event)
+# What a row shows of its call, read from the stored usage by the database (JSON paths):
+# no JSON document is decoded in Python for a row.
+_USAGE = charges.c.usage
+_FACTS = (
+    _USAGE["to"].as_string().label("to_number"),
+    _USAGE["duration_s"].as_integer().label("usage_duration_s"),
+    _USAGE["start"].as_string().label("usage_start"),
+    _USAGE["answer"].as_string().label("usage_answer"),
+    _USAGE["end"].as_string().label("usage_end"),
+    _USAGE["call_segments"].as_string().label("usage_segments"),
+)
+_ROW_COLUMNS = (
+    charges.c.id, charges.c.account_id, charges.c.cdr_id, charges.c.direction,
+    charges.c.billed_units, charges.c.amount_micros, charges.c.currency, charges.c.occurred_at,
+    charges.c.tariff, charges.c.tariff_version, charges.c.prefix, charges.c.service, *_FACTS,
+)  # fmt: skip
+# A row of the stream: charge id, time (account's timezone), account, number, destination,
+# direction, duration s, billed s, cost in micro-units, currency.
+RawCallRow = tuple[int, datetime, int, str, str | None, str, int, int, int, str]
 
 
-def _usages(conn: Connection, page: list[Any]) -> dict[tuple[int, str], Any]:
-    """The usage of each call on the page. A second leg or a rerating row carries none: it
-    is read from the call's row that does (one query per page, only when needed)."""
-    found = {(int(r.account_id), str(r.cdr_id)): r.usage for r in page if r.usage}
-    missing = {(int(r.account_id), str(r.cdr_id)) for r in page if not r.usage} - set(found)
-    if missing:
-        query = select(charges.c.account_id, charges.c.cdr_id, charges.c.usage).where(
-            charges.c.account_id.in_({a for a, _ in missing}),
-            charges.c.cdr_id.in_({c for _, c in missing}),
-            charges.c.usage.is_not(None),
-        )
-        for account_id, cdr_id, usage in conn.execute(query):
-            if (int(account_id), str(cdr_id)) in missing:
-                found[(int(account_id), str(cdr_id))] = usage
-    return found
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _destinations(conn: Connection, page: list[Any]) -> dict[tuple[Any, ...], str]:
-    """Destination names of the (tariff, version, prefix, service, direction) on a page: one
-    query per page, since charges store the matched prefix and not its name."""
-    keys = {
-        (r.tariff, r.tariff_version, r.prefix, r.service, r.direction)
-        for r in page
-        if r.tariff is not None and r.prefix is not None
-    }
-    if not keys:
-        return {}
-    found: dict[tuple[Any, ...], str] = {}
-    query = (
-        select(
-            tariffs.c.name, tariffs.c.version, tariff_rates.c.prefix, tariff_rates.c.service,
-            tariff_rates.c.direction, func.min(tariff_rates.c.destination),
-        )
-        .join(tariffs, tariffs.c.id == tariff_rates.c.tariff_id)
-        .where(
-            tariffs.c.name.in_({k[0] for k in keys}),
-            tariff_rates.c.prefix.in_({k[2] for k in keys}),
-        )
-        .group_by(
-            tariffs.c.name, tariffs.c.version, tariff_rates.c.prefix, tariff_rates.c.service,
-            tariff_rates.c.direction,
-        )
+def _when(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _duration_s(
+    number: str, duration_s: int | None, start: str | None, answer: str | None,
+    end: str | None, segments: str | None,
+) -> int:  # fmt: skip
+    """The call's duration by the domain's rule (`call_duration_s`), from its usage facts
+    (`_FACTS`)."""
+    if segments and segments != "[]":
+        usage = {
+            "id": "", "account": "", "service": Service.VOICE.value, "direction": "outbound",
+            "to": number, "start": start, "answer": answer, "end": end,
+            "duration_s": duration_s, "call_segments": json.loads(segments),
+        }  # fmt: skip
+        return call_duration_s(usage_from_json(usage))
+    answered = _when(answer)
+    event = UsageEvent(
+        id="", account="", to_number=number, start=_when(start) or _EPOCH, answer=answered,
+        end=_when(end), duration_s=duration_s,
     )  # fmt: skip
-    for name, version, prefix, service, direction, destination in conn.execute(query):
-        found[(name, version, prefix, service, direction)] = str(destination)
+    return call_duration_s(event)
+
+
+_NO_CALL: tuple[str, int] = ("", 0)
+
+
+def _facts_of(row: Any) -> tuple[Any, ...] | None:
+    if row.to_number is None:
+        return None
+    return (
+        str(row.to_number), row.usage_duration_s, row.usage_start, row.usage_answer,
+        row.usage_end, row.usage_segments,
+    )  # fmt: skip
+
+
+def _missing_calls(conn: Connection, rows: list[Any]) -> dict[tuple[int, str], tuple[str, int]]:
+    """(number, duration) of the calls on `rows` whose row carries no usage (a second leg,
+    a rerating): read from the call's row that does, one query for the whole batch."""
+    missing = {(int(r.account_id), str(r.cdr_id)) for r in rows if r.to_number is None}
+    if not missing:
+        return {}
+    query = select(charges.c.account_id, charges.c.cdr_id, *_FACTS).where(
+        charges.c.account_id.in_({a for a, _ in missing}),
+        charges.c.cdr_id.in_({c for _, c in missing}),
+        _FACTS[0].is_not(None),
+    )
+    found: dict[tuple[int, str], tuple[str, int]] = {}
+    for row in conn.execute(query):
+        key = (int(row.account_id), str(row.cdr_id))
+        facts = _facts_of(row)
+        if key in missing and facts is not None:
+            found[key] = (facts[0], _duration_s(*facts))
     return found
 
 
-def _row(
-    data: Any, tz: ZoneInfo, destinations: dict[tuple[Any, ...], str],
-    usages: dict[tuple[int, str], Any],
-) -> CallRow:  # fmt: skip
-    occurred: datetime = data.occurred_at
-    if occurred.tzinfo is None:
-        occurred = occurred.replace(tzinfo=UTC)
-    number, duration_s = _call_facts(usages.get((int(data.account_id), str(data.cdr_id))))
-    key = (data.tariff, data.tariff_version, data.prefix, data.service, data.direction)
+class _Destinations:
+    """Destination names of (tariff, version, prefix, service, direction), read once per
+    key for a whole report (charges store the matched prefix, not its name)."""
+
+    def __init__(self) -> None:
+        self.names: dict[tuple[Any, ...], str | None] = {}
+
+    def load(self, conn: Connection, rows: list[Any]) -> None:
+        keys = {
+            (r.tariff, r.tariff_version, r.prefix, r.service, r.direction)
+            for r in rows
+            if r.tariff is not None and r.prefix is not None
+        } - set(self.names)
+        if not keys:
+            return
+        self.names.update(dict.fromkeys(keys))
+        query = (
+            select(
+                tariffs.c.name, tariffs.c.version, tariff_rates.c.prefix, tariff_rates.c.service,
+                tariff_rates.c.direction, func.min(tariff_rates.c.destination),
+            )
+            .join(tariffs, tariffs.c.id == tariff_rates.c.tariff_id)
+            .where(
+                tariffs.c.name.in_({k[0] for k in keys}),
+                tariff_rates.c.prefix.in_({k[2] for k in keys}),
+            )
+            .group_by(
+                tariffs.c.name, tariffs.c.version, tariff_rates.c.prefix,
+                tariff_rates.c.service, tariff_rates.c.direction,
+            )
+        )  # fmt: skip
+        for name, version, prefix, service, direction, destination in conn.execute(query):
+            key = (name, version, prefix, service, direction)
+            if key in keys:
+                self.names[key] = str(destination)
+
+
+def _raw_rows(
+    conn: Connection, rows: list[Any], tz: ZoneInfo, destinations: _Destinations
+) -> list[RawCallRow]:
+    """The report rows of `rows` (selected as `_ROW_COLUMNS`), a batch at a time: the
+    per-row work is plain tuple unpacking and the duration rule."""
+    destinations.load(conn, rows)
+    others = _missing_calls(conn, rows)
+    names = destinations.names
+    out: list[RawCallRow] = []
+    for row in rows:
+        (charge_id, account_id, cdr_id, direction, billed_units, amount_micros, currency,
+         occurred, tariff, version, prefix, service, *facts) = row  # fmt: skip
+        if facts[0] is None:
+            number, duration_s = others.get((account_id, cdr_id), _NO_CALL)
+        else:
+            number, duration_s = facts[0], _duration_s(*facts)
+        if occurred.tzinfo is None:
+            occurred = occurred.replace(tzinfo=UTC)
+        out.append((
+            charge_id, occurred.astimezone(tz), account_id, number,
+            names.get((tariff, version, prefix, service, direction)), direction, duration_s,
+            billed_units, amount_micros, currency,
+        ))  # fmt: skip
+    return out
+
+
+def _call_row(raw: RawCallRow) -> CallRow:
+    charge_id, time, account_id, number, destination, direction, duration_s, billed_s = raw[:8]
     return CallRow(
-        charge_id=int(data.id),
-        time=occurred.astimezone(tz),
-        account_id=int(data.account_id),
-        number=number,
-        destination=destinations.get(key),
-        direction=str(data.direction),
-        duration_s=duration_s,
-        billed_s=int(data.billed_units),
-        cost=from_micros(int(data.amount_micros)),
-        currency=str(data.currency),
-    )
+        charge_id=charge_id, time=time, account_id=account_id, number=number,
+        destination=destination, direction=direction, duration_s=duration_s,
+        billed_s=billed_s, cost=from_micros(raw[8]), currency=raw[9],
+    )  # fmt: skip
 
 
 def _parse_cursor(cursor: str | None) -> int:
     if cursor is None:
         return 0
-    if not isinstance(cursor, str) or not cursor.isdigit():
+    if not isinstance(cursor, str) or not cursor.isdigit() or len(cursor) > 19:
         raise InvalidInput(f"invalid cursor {cursor!r}")
     return int(cursor)
-
-
-def _page(
-    conn: Connection, root_id: int, start: datetime, end: datetime, tz: ZoneInfo,
-    after_id: int, limit: int,
-) -> list[CallRow]:  # fmt: skip
-    query = _voice_in(select(*_ROW_COLUMNS), root_id, start, end).where(charges.c.id > after_id)
-    rows = list(conn.execute(query.order_by(charges.c.id).limit(limit)))
-    destinations, usages = _destinations(conn, rows), _usages(conn, rows)
-    return [_row(r, tz, destinations, usages) for r in rows]
-
-
-_ROW_COLUMNS = (
-    charges.c.id, charges.c.account_id, charges.c.direction, charges.c.billed_units,
-    charges.c.amount_micros, charges.c.currency, charges.c.occurred_at,
-    charges.c.cdr_id, charges.c.usage, charges.c.tariff, charges.c.tariff_version,
-    charges.c.prefix, charges.c.service,
-)  # fmt: skip
 
 
 def call_report(
@@ -235,15 +292,15 @@ def call_report(
     if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}, got {limit!r}")
     after_id = _parse_cursor(cursor)
-    with db.transaction() as conn:
+    with db.read() as conn:
         account = load_account(conn, account_id)
         start, end = month_bounds(month, account.timezone)
         tz = ZoneInfo(account.timezone)
         totals_query = _voice_in(
             select(
                 charges.c.currency,
-                _FIRST_POSTINGS,
-                func.coalesce(func.sum(charges.c.billed_units), 0),
+                CALLS_COUNTED,
+                UNITS_COUNTED,
                 func.coalesce(func.sum(charges.c.amount_micros), 0),
             ),
             account_id, start, end,
@@ -252,9 +309,11 @@ def call_report(
             CallTotal(str(c), int(n), int(s), from_micros(int(m)))
             for c, n, s, m in conn.execute(totals_query)
         )
-        rows = _page(conn, account_id, start, end, tz, after_id, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
+        ids = list(conn.execute(_ids_query(account_id, start, end, after_id).limit(limit + 1))
+                   .scalars())  # fmt: skip
+        found = _rows_by_id(conn, ids[:limit])
+        rows = [_call_row(r) for r in _raw_rows(conn, found, tz, _Destinations())]
+    more = len(ids) > limit
     return CallReport(
         account_id=account_id, month=month, timezone=account.timezone, start=start, end=end,
         totals=totals, rows=tuple(rows),
@@ -262,29 +321,66 @@ def call_report(
     )  # fmt: skip
 
 
-def iter_call_rows(
-    db: Database, account_id: int, month: str, *, page_size: int = MAX_PAGE
-) -> Iterator[CallRow]:
-    """Every call row of the month. The month's charge ids are sorted once (one query), then
-    rows are read `page_size` ids at a time, each page in a short transaction: paging with a
-    cursor would sort the month again for every page, and one long read would hold SQLite's
-    write lock for the whole export."""
-    with db.transaction() as conn:
+STREAM_BATCH = 5000
+
+
+def _ids_query(root_id: int, start: datetime, end: datetime, after_id: int = 0) -> Select[Any]:
+    """Charge ids of the calls of the month after `after_id`, in order: read from the
+    covering index alone (the rows, with their usage, are much wider), so finding a page
+    or sorting a month costs an index scan, not a sort of whole rows."""
+    query = _voice_in(select(charges.c.id), root_id, start, end).where(charges.c.id > after_id)
+    return query.order_by(charges.c.id)
+
+
+_ID_ARRAY = ARRAY(BigInteger)
+
+
+def _rows_by_id(conn: Connection, ids: list[int]) -> list[Any]:
+    if not ids:
+        return []
+    if conn.dialect.name == "postgresql":
+        # One array parameter (`id = ANY(...)`) plans and binds much faster than thousands.
+        wanted = charges.c.id == any_(cast(literal(ids, _ID_ARRAY), _ID_ARRAY))
+    else:
+        wanted = charges.c.id.in_(ids)
+    return list(conn.execute(select(*_ROW_COLUMNS).where(wanted).order_by(charges.c.id)))
+
+
+def _stream(db: Database, account_id: int, month: str) -> Iterator[list[RawCallRow]]:
+    """Every call row of the month, oldest charge first, in batches, in one read-only
+    snapshot (on SQLite a read unit takes no lock under WAL, so a long export does not hold
+    up the writer). The month's ids come sorted from the index through a server-side cursor
+    (PostgreSQL; SQLite steps its cursor on demand), `STREAM_BATCH` at a time, and each
+    batch's rows are then read by id: memory holds one batch, whatever the month."""
+    with db.read() as conn:
         account = load_account(conn, account_id)
         start, end = month_bounds(month, account.timezone)
-        ids = list(
-            conn.execute(
-                _voice_in(select(charges.c.id), account_id, start, end).order_by(charges.c.id)
-            ).scalars()
+        tz = ZoneInfo(account.timezone)
+        yield []  # validated: the caller may start its response
+        destinations = _Destinations()
+        ids = conn.execute(
+            _ids_query(account_id, start, end).execution_options(yield_per=STREAM_BATCH)
         )
-    tz = ZoneInfo(account.timezone)
-    for offset in range(0, len(ids), page_size):
-        chunk = ids[offset : offset + page_size]
-        with db.transaction() as conn:
-            query = select(*_ROW_COLUMNS).where(charges.c.id.in_(chunk)).order_by(charges.c.id)
-            rows = list(conn.execute(query))
-            destinations, usages = _destinations(conn, rows), _usages(conn, rows)
-        yield from (_row(r, tz, destinations, usages) for r in rows)
+        for chunk in ids.scalars().partitions():
+            batch = _rows_by_id(conn, list(chunk))
+            yield _raw_rows(conn, batch, tz, destinations)
+
+
+def _validated(batches: Iterator[list[RawCallRow]]) -> Iterator[list[RawCallRow]]:
+    next(batches)  # raises NotFound / InvalidInput before any output
+    return batches
+
+
+def iter_call_rows(db: Database, account_id: int, month: str) -> Iterator[CallRow]:
+    """Every call row of the month, streamed (see `_stream`)."""
+    batches = _validated(_stream(db, account_id, month))
+    return (_call_row(raw) for batch in batches for raw in batch)
+
+
+def micros_text(micros: int) -> str:
+    """`format_amount(from_micros(micros))` with integer arithmetic (the CSV's cost)."""
+    whole, fraction = divmod(abs(micros), MICROS_PER_UNIT)
+    return f"{'-' if micros < 0 else ''}{whole}.{fraction:06d}"
 
 
 def csv_row(row: CallRow) -> list[str]:
@@ -295,91 +391,79 @@ def csv_row(row: CallRow) -> list[str]:
     ]  # fmt: skip
 
 
-def call_csv_lines(db: Database, account_id: int, month: str) -> Iterator[str]:
-    """The call report as CSV text, one line at a time (header first). Validates eagerly:
-    an unknown account or a bad month raises before the first line."""
-    rows = iter_call_rows(db, account_id, month)
-    first = next(rows, None)
+def _csv_values(raw: RawCallRow) -> tuple[object, ...]:
+    charge_id, time, account_id, number, destination, direction, duration_s, billed_s = raw[:8]
+    return (
+        charge_id, time.isoformat(), account_id, number, destination or "", direction,
+        duration_s, billed_s, micros_text(raw[8]), raw[9],
+    )  # fmt: skip
 
-    def lines() -> Iterator[str]:
+
+@dataclass(slots=True)
+class CsvExport:
+    """The call report as CSV text, in chunks of many lines (header first); `rows` counts
+    the data rows written so far."""
+
+    chunks: Iterator[str]
+    rows: int = 0
+
+    def __iter__(self) -> Iterator[str]:
+        return self.chunks
+
+
+def call_csv(db: Database, account_id: int, month: str) -> CsvExport:
+    """The CSV export of the call report. Validates eagerly: an unknown account or a bad
+    month raises here, before the first chunk."""
+    batches = _validated(_stream(db, account_id, month))
+
+    def chunks() -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-
-        def emit(values: list[str] | tuple[str, ...]) -> str:
+        writer.writerow(CSV_HEADER)
+        yield buffer.getvalue()
+        for batch in batches:
             buffer.seek(0)
             buffer.truncate()
-            writer.writerow(values)
-            return buffer.getvalue()
+            writer.writerows(map(_csv_values, batch))
+            export.rows += len(batch)
+            yield buffer.getvalue()
 
-        yield emit(CSV_HEADER)
-        if first is not None:
-            yield emit(csv_row(first))
-        for row in rows:
-            yield emit(csv_row(row))
-
-    return lines()
+    export = CsvExport(chunks())
+    return export
 
 
-def _month_of(now: datetime, zone: str) -> str:
+def call_csv_lines(db: Database, account_id: int, month: str) -> Iterator[str]:
+    """The CSV text of `call_csv`, chunk by chunk (each chunk whole lines)."""
+    return iter(call_csv(db, account_id, month))
+
+
+def month_of(now: datetime, zone: str) -> str:
+    """The month of `now` in timezone `zone`, as "YYYY-MM"."""
     local = now.astimezone(ZoneInfo(zone))
     return f"{local.year:04d}-{local.month:02d}"
 
 
 def current_month(db: Database, account_id: int, *, now: datetime) -> str:
-    """"YYYY-MM" of `now` in the account's timezone."""
-    with db.transaction() as conn:
-        return _month_of(now, load_account(conn, account_id).timezone)
-
-
-def period_counters(db: Database, account_id: int, *, now: datetime) -> Counters:
-    """Usage of the month containing `now` (account's timezone) by `account_id`'s subtree."""
-    with db.transaction() as conn:
-        account = load_account(conn, account_id)
-        period = _month_of(now, account.timezone)
-        start, end = month_bounds(period, account.timezone)
-        tree = _subtree(account_id)
-        scope = (
-            charges.c.account_id.in_(select(tree.c.id)),
-            charges.c.occurred_at >= start,
-            charges.c.occurred_at < end,
-        )
-        by_service = {
-            str(service): (int(count), int(units))
-            for service, count, units in conn.execute(
-                select(
-                    charges.c.service,
-                    _FIRST_POSTINGS,
-                    func.coalesce(func.sum(charges.c.billed_units), 0),
-                )
-                .where(*scope)
-                .group_by(charges.c.service)
-            )
-        }
-        users = conn.execute(
-            select(func.count(distinct(charges.c.account_id)))
-            .select_from(charges.join(accounts, accounts.c.id == charges.c.account_id))
-            .where(*scope, accounts.c.kind == "user")
-        ).scalar_one()
-    calls, voice_s = by_service.get(Service.VOICE.value, (0, 0))
-    return Counters(
-        account_id=account_id, period=period, timezone=account.timezone, calls=calls,
-        voice_s=voice_s, minutes=(Decimal(voice_s) / 60).quantize(Decimal("0.01")),
-        sms=by_service.get(Service.SMS.value, (0, 0))[1],
-        speech_s=by_service.get(Service.SPEECH.value, (0, 0))[1],
-        unique_users=int(users),
-    )  # fmt: skip
+    """The month of `now` in the account's timezone, as "YYYY-MM"."""
+    with db.read() as conn:
+        return month_of(now, load_account(conn, account_id).timezone)
 
 
 __all__ = [
+    "CALLS_COUNTED",
     "CSV_HEADER",
+    "UNITS_COUNTED",
     "CallReport",
     "CallRow",
     "CallTotal",
-    "Counters",
+    "CsvExport",
+    "call_csv",
     "call_csv_lines",
     "call_report",
     "current_month",
     "iter_call_rows",
+    "micros_text",
     "month_bounds",
-    "period_counters",
+    "month_of",
+    "subtree",
 ]

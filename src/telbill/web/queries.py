@@ -26,6 +26,7 @@ from telbill.adapters.db.tariff_tables import tariff_rates, tariffs
 from telbill.adapters.db.web_tables import web_sessions  # noqa: F401  (table + charges index)
 from telbill.domain.money import from_micros
 from telbill.errors import InvalidInput
+from telbill.services.counters import counters_by_campaign
 
 T = TypeVar("T")
 MAX_PAGE = 200
@@ -252,7 +253,7 @@ def campaigns_page(
     db: Database, account_id: int, *, cursor: str | None = None, limit: int = 50
 ) -> Page[CampaignRow]:
     """Campaigns of the account's subtree, newest first, with the call seconds billed to the
-    campaign's account since the campaign started (CDRs carry no campaign id)."""
+    calls that named each campaign (`services.counters`, one aggregate for the page)."""
     limit = _limit(limit)
     before = _id_cursor(cursor)
     tree = subtree(account_id)
@@ -262,22 +263,15 @@ def campaigns_page(
     query = query.order_by(campaigns.c.id.desc()).limit(limit + 1)
     with db.engine.connect() as conn:
         rows = conn.execute(query).all()
-        items = []
-        for r in rows[:limit]:
-            seconds = conn.execute(
-                sa.select(sa.func.coalesce(sa.func.sum(charges.c.billed_units), 0)).where(
-                    charges.c.account_id == r.account_id,
-                    charges.c.service == "voice",
-                    charges.c.occurred_at >= r.created_at,
-                )
-            ).scalar_one()
-            items.append(
-                CampaignRow(
-                    id=int(r.id), account_id=int(r.account_id), name=str(r.name),
-                    status=str(r.status), paused_reason=r.paused_reason,
-                    created_at=r.created_at, voice_s=int(seconds),
-                )
-            )  # fmt: skip
+    used = counters_by_campaign(db, [int(r.id) for r in rows[:limit]])
+    items = [
+        CampaignRow(
+            id=int(r.id), account_id=int(r.account_id), name=str(r.name), status=str(r.status),
+            paused_reason=r.paused_reason, created_at=r.created_at,
+            voice_s=used[int(r.id)].voice_s if int(r.id) in used else 0,
+        )
+        for r in rows[:limit]
+    ]  # fmt: skip
     next_cursor = str(items[-1].id) if len(rows) > limit else None
     return Page(items, next_cursor)
 
