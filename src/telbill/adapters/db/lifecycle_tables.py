@@ -87,6 +87,8 @@ number_rentals = Table(
     CheckConstraint("anchor_day BETWEEN 1 AND 31", name="anchor_day"),
 )
 Index("ix_number_rentals_status_paid_until", number_rentals.c.status, number_rentals.c.paid_until)
+# The renter of a called number (toll-free calls are paid by it): services.number_payers.
+Index("ix_number_rentals_number_status", number_rentals.c.number, number_rentals.c.status)
 
 verification_records = Table(
     "verification_records",

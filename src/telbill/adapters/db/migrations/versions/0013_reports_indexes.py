@@ -7,16 +7,16 @@ By default autovacuum visits an insert-only table after 20 % new rows (20 millio
 table of 100 million), so `charges` asks for a visit after every 50,000 new rows instead
 (cheap on an append-only table: it marks pages visible, it has little to clean).
 
-Revision ID: 0011_reports
-Revises: 0010
+Revision ID: 0013
+Revises: 0012
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0011_reports"
-down_revision = "0010"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
