@@ -106,24 +106,17 @@ def test_a_job_that_crashes_leaves_nothing_and_runs_once_on_the_next_tick(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = _customers_with_numbers(world)
-    original = numbers.renew_due
+    original = scheduler.renew_many  # on-time renewals run set-based, per batch of accounts
     calls = {"n": 0}
 
-    def crash_after_effect(*args: object) -> str | None:
-        outcome = original(*args)  # type: ignore[arg-type]
+    def crash_after_effect(*args: object) -> list[str | None]:
+        outcomes = original(*args)  # type: ignore[arg-type]
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("worker killed mid-job")
-        return outcome
+        return outcomes
 
-    kinds = tuple(
-        scheduler.JobKind(k.name, k.order, crash_after_effect, k.at_until)
-        if k.name == "number.renewal"
-        else k
-        for k in scheduler.JOBS
-    )
-    monkeypatch.setattr(scheduler, "JOBS", kinds)
-    monkeypatch.setattr(scheduler, "_BY_NAME", {k.name: k for k in kinds})
+    monkeypatch.setattr(scheduler, "renew_many", crash_after_effect)
     world.clock.set(_day(2027, 2, 28))
     with pytest.raises(RuntimeError):
         scheduler.tick(world.db, clock=world.clock, accounts_per_transaction=1)

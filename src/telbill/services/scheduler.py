@@ -46,13 +46,20 @@ from telbill.services import subscriptions as subscription_service
 from telbill.services.accounts import billing_account
 from telbill.services.clock import Clock, FixedClock
 from telbill.services.holds import expire_holds
-from telbill.services.lifecycle_common import claim_job, finish_job, lock_account
+from telbill.services.lifecycle_common import (
+    claim_job,
+    claim_jobs,
+    finish_job,
+    finish_jobs,
+    lock_accounts,
+)
 from telbill.services.plans import TariffCache
+from telbill.services.renewal_batches import BATCHED_JOBS, Renewal, renew_many
 from telbill.services.sessions import sweep_sessions
 
 Runner = Callable[[Connection, int, str, datetime], "str | None"]
 MAX_PASSES = 500
-DEFAULT_ACCOUNTS_PER_TRANSACTION = 25
+DEFAULT_ACCOUNTS_PER_TRANSACTION = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,8 +365,6 @@ def _run_order(job: DueJob) -> tuple[datetime, int, int]:
 def _run_group(
     conn: Connection, jobs: Sequence[DueJob], until: datetime
 ) -> list[tuple[DueJob, str]]:
-    if jobs[0].account_id is not None:
-        lock_account(conn, jobs[0].account_id)
     done = []
     for job in jobs:
         kind = _BY_NAME[job.job]
@@ -374,10 +379,46 @@ def _run_group(
     return done
 
 
+def _run_renewals(
+    conn: Connection, jobs: Sequence[DueJob], until: datetime
+) -> list[tuple[DueJob, str]]:
+    """On-time renewals of many accounts, set-based (`renewal_batches`): one claim of all
+    their keys, then the renewals the claim won, then one write of their outcomes."""
+    renewals = [Renewal(j.job, j.entity, j.period, min(j.due_at, until)) for j in jobs]
+    won = claim_jobs(conn, [(r.job, str(r.entity), r.period, r.now) for r in renewals])
+    mine = [(j, r) for j, r in zip(jobs, renewals, strict=True) if _key(r) in won]
+    outcomes = renew_many(conn, [r for _, r in mine])
+    finish_jobs(conn, [(*_key(r), outcome) for (_, r), outcome in zip(mine, outcomes, strict=True)])
+    done = [(j, "already_done") for j, r in zip(jobs, renewals, strict=True) if _key(r) not in won]
+    done.extend((j, outcome or "not_due") for (j, _), outcome in zip(mine, outcomes, strict=True))
+    return done
+
+
+def _key(renewal: Renewal) -> tuple[str, str, str]:
+    return (renewal.job, str(renewal.entity), renewal.period)
+
+
 def _run_batch(
     conn: Connection, groups: Sequence[list[DueJob]], until: datetime
 ) -> list[tuple[DueJob, str]]:
-    return [done for group in groups for done in _run_group(conn, group, until)]
+    """The jobs of a batch of accounts, in one transaction, after locking every account.
+
+    An account whose due jobs are all on-time renewals joins the set-based run; the others
+    (grace ends, late renewals, expiries...) run job by job. Accounts do not share money,
+    so the split changes no balance."""
+    lock_accounts(conn, (g[0].account_id for g in groups if g[0].account_id is not None))
+    batched = [
+        job for group in groups if all(j.job in BATCHED_JOBS for j in group) for job in group
+    ]
+    done = [
+        result
+        for group in groups
+        if not all(j.job in BATCHED_JOBS for j in group)
+        for result in _run_group(conn, group, until)
+    ]
+    if batched:
+        done.extend(_run_renewals(conn, sorted(batched, key=_run_order), until))
+    return done
 
 
 def tick(
