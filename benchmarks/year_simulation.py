@@ -29,9 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests" / "integration")]
 
 import year_simulation as sim  # noqa: E402
-from telbill.services import scheduler, thresholds  # noqa: E402
+from telbill.services import renewal_batches, scheduler, thresholds  # noqa: E402
 from telbill.services.reconcile import reconcile  # noqa: E402
 
+BATCHED = tuple(f"{name}:" for name in renewal_batches.BATCHED_JOBS)
 seconds: Counter[str] = Counter()
 jobs: Counter[str] = Counter()
 
@@ -61,6 +62,7 @@ def instrument() -> None:
         return report
 
     scheduler.tick = timed("tick (all)", tick)
+    scheduler._run_renewals = timed("renewals (set-based)", scheduler._run_renewals)
     for kind in scheduler.JOBS:
         timed_run = timed(f"job {kind.name}", kind.run)
         scheduler._BY_NAME[kind.name] = scheduler.JobKind(
@@ -94,9 +96,9 @@ def main() -> None:
         print(f"set-up: {set_up_s:.1f} s; year: {year_s:.1f} s", end=" ")
         print(f"({year_s / count * 1000:.1f} ms per account-year)")
         for name, spent in sorted(seconds.items(), key=lambda item: -item[1]):
-            if name.startswith("job "):
-                job = name[4:]
-                runs = sum(n for key, n in jobs.items() if key.startswith(job + ":"))
+            if name.startswith("job ") or name.startswith("renewals "):
+                prefixes = (name[4:] + ":",) if name.startswith("job ") else BATCHED
+                runs = sum(n for key, n in jobs.items() if key.startswith(prefixes))
                 per = f"  {runs:6d} runs, {spent / max(runs, 1) * 1000:6.1f} ms each"
             else:
                 per = f"  {spent / days * 1000:6.1f} ms per tick"
