@@ -7,9 +7,14 @@ effect of one run: the second sees the key (or waits on the first's uncommitted 
 PostgreSQL, then sees it) and skips. A job that finds nothing to do (a late renewal the
 balance does not cover yet) gives its key back, so a later tick can try again.
 
-Jobs of one paying account run in one transaction, after locking that account's row, in a
-fixed order (due time, then job order): two processes always apply an account's jobs in
-the same order, so they end with the same ledger as one process would.
+The jobs of a batch of paying accounts run in one transaction, after locking those
+accounts' rows in id order, each account's jobs in a fixed order (due time, then job
+order): two processes always apply an account's jobs in the same order, so they end with
+the same ledger as one process would. On-time renewals (the bulk of a day's work) run
+set-based for the whole batch (`renewal_batches`): their keys claimed in one statement,
+their rentals, subscriptions and plans read in one query each, their charges posted per
+instant in one debit; accounts with other jobs due (grace ends, late renewals, expiries)
+run job by job.
 
 Time: a job due at a known instant (an anniversary, a grace end, an expiry) takes effect
 at that instant, even when the tick comes later (catch-up after downtime); retries
