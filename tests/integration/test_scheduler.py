@@ -14,7 +14,7 @@ from telbill.adapters.db.engine import Database
 from telbill.adapters.db.lifecycle_tables import job_runs
 from telbill.adapters.db.tables import transactions
 from telbill.errors import InvalidInput
-from telbill.services import numbers, scheduler
+from telbill.services import numbers, renewal_batches, scheduler
 from telbill.services.clock import FixedClock
 from telbill.services.reconcile import reconcile
 
@@ -109,7 +109,7 @@ def test_a_job_that_crashes_leaves_nothing_and_runs_once_on_the_next_tick(
     original = scheduler.renew_many  # on-time renewals run set-based, per batch of accounts
     calls = {"n": 0}
 
-    def crash_after_effect(*args: object) -> list[str | None]:
+    def crash_after_effect(*args: object) -> list[renewal_batches.Renewed]:
         outcomes = original(*args)  # type: ignore[arg-type]
         calls["n"] += 1
         if calls["n"] == 2:

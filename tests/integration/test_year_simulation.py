@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import year_simulation as sim
+from telbill.services import scheduler
 from telbill.services.reconcile import reconcile
 
 ACCOUNTS = int(os.environ.get("TELBILL_SIM_ACCOUNTS", "62"))
@@ -44,3 +45,18 @@ def test_year_of_daily_ticks_renews_suspends_and_releases_on_the_right_dates_and
         report = reconcile(sim.open_database(url))
         assert report.ok, report
     assert sim.ledger_fingerprint(two_workers_url) == sim.ledger_fingerprint(baseline_url)
+
+
+def test_set_based_renewals_write_the_same_dates_and_ledger_as_renewals_run_job_by_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_based = f"sqlite:///{tmp_path / 'set-based.db'}"
+    job_by_job = f"sqlite:///{tmp_path / 'job-by-job.db'}"
+    ids = sim.run_year(set_based, 31)
+    monkeypatch.setattr(scheduler, "BATCHED_JOBS", frozenset())  # every job on its own
+    assert sim.run_year(job_by_job, 31) == ids
+
+    checked = sim.check_dates(job_by_job, ids)
+    assert checked["payers"] and checked["defaulters"] and checked["late_payers"]
+    assert sim.check_dates(set_based, ids) == checked
+    assert sim.ledger_fingerprint(set_based) == sim.ledger_fingerprint(job_by_job)

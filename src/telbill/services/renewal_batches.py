@@ -64,9 +64,18 @@ class _Planned:
     paid: bool = False
 
 
-def renew_many(conn: Connection, renewals: Sequence[Renewal]) -> list[str | None]:
-    """Run `renewals` (in run order) in the caller's transaction; their outcomes, in order
-    (None: not due any more, the key is to be given back)."""
+@dataclass(frozen=True, slots=True)
+class Renewed:
+    """What a renewal did: `outcome` (None: not due any more, the key is to be given back)
+    and `next_due_at`, the earliest time a job of the same entity may be due again (None:
+    nothing was done). A suspension or a past-due mark makes other jobs due at once."""
+
+    outcome: str | None
+    next_due_at: datetime | None = None
+
+
+def renew_many(conn: Connection, renewals: Sequence[Renewal]) -> list[Renewed]:
+    """Run `renewals` (in run order) in the caller's transaction; what each did, in order."""
     rentals = _load_rentals(conn, [r.entity for r in renewals if r.job == NUMBER_RENEWAL])
     subs, plans = _load_subscriptions(
         conn, [r.entity for r in renewals if r.job == SUBSCRIPTION_RENEWAL]
@@ -102,7 +111,7 @@ def renew_many(conn: Connection, renewals: Sequence[Renewal]) -> list[str | None
         else:
             raise ValueError(f"{renewal.job} is not a batched renewal")
     _post_charges(conn, planned)
-    outcomes: list[str | None] = [None] * len(renewals)
+    outcomes = [Renewed(None)] * len(renewals)
     for item, outcome in zip(planned, _apply(conn, planned), strict=True):
         outcomes[item.index] = outcome
     return outcomes
@@ -194,13 +203,13 @@ def _post_charges(conn: Connection, planned: Sequence[_Planned]) -> None:
             item.paid = True
 
 
-def _apply(conn: Connection, planned: Sequence[_Planned]) -> list[str]:
+def _apply(conn: Connection, planned: Sequence[_Planned]) -> list[Renewed]:
     """Write what the charges decided: new period ends, grants, suspensions, events."""
     rental_ends: list[dict[str, Any]] = []
     subscription_periods: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     grants: list[Grant] = []
-    outcomes: list[str] = []
+    outcomes: list[Renewed] = []
     for item in planned:
         renewal = item.renewal
         if renewal.job == NUMBER_RENEWAL:
@@ -209,21 +218,21 @@ def _apply(conn: Connection, planned: Sequence[_Planned]) -> list[str]:
                 number_service.suspend_unpaid(
                     conn, rental, item.payer, item.extra, renewal.period, renewal.now
                 )
-                outcomes.append("suspended")
+                outcomes.append(Renewed("suspended", renewal.now))
                 continue
             new_end = number_service.renewed_until(rental, item.payer)
             rental_ends.append({"b_id": rental.id, "b_paid_until": new_end})
             events.append(
                 number_service.renewed_event(rental, renewal.period, renewal.now, new_end)
             )
-            outcomes.append("renewed")
+            outcomes.append(Renewed("renewed", new_end))
             continue
         row = item.subject
         if not item.paid:
             conn.execute(
                 subscriptions.update().where(subscriptions.c.id == row.id).values(status="past_due")
             )
-            outcomes.append("past_due")
+            outcomes.append(Renewed("past_due", renewal.now))
             continue
         plan, period = item.extra
         grant = subscription_service.free_credit_grant(
@@ -232,7 +241,7 @@ def _apply(conn: Connection, planned: Sequence[_Planned]) -> list[str]:
         if grant is not None:
             grants.append(grant)
         subscription_periods.append({"b_id": row.id, "b_start": period.start, "b_end": period.end})
-        outcomes.append("renewed")
+        outcomes.append(Renewed("renewed", period.end))
     grant_many_in(conn, grants)
     if rental_ends:
         conn.execute(
@@ -256,4 +265,4 @@ def _apply(conn: Connection, planned: Sequence[_Planned]) -> list[str]:
     return outcomes
 
 
-__all__ = ["BATCHED_JOBS", "Renewal", "renew_many"]
+__all__ = ["BATCHED_JOBS", "Renewal", "Renewed", "renew_many"]
