@@ -67,11 +67,20 @@ def issue_month_end(db: Database, until: datetime) -> int:
                     accounts.c.has_wallet,
                     accounts.c.timezone == zone,
                     accounts.c.created_at < month_end,
-                    _not_run(ISSUE_JOB, cast(accounts.c.id, String), month),
                 )
                 .order_by(accounts.c.id)
             )
-            due.extend((int(account_id), month) for account_id in ids)
+            # The month's keys read once, not a NOT EXISTS per account: PostgreSQL cannot
+            # use the key index for `entity = CAST(id AS VARCHAR)` and scanned every key of
+            # the month for every account at every tick.
+            claimed = set(
+                conn.scalars(
+                    select(job_runs.c.entity).where(
+                        job_runs.c.job == ISSUE_JOB, job_runs.c.period == month
+                    )
+                )
+            )
+            due.extend((int(i), month) for i in ids if str(i) not in claimed)
     issued = 0
     for start in range(0, len(due), ACCOUNTS_PER_TRANSACTION):
         batch = due[start : start + ACCOUNTS_PER_TRANSACTION]
