@@ -180,7 +180,7 @@ def _post_charges(conn: Connection, planned: Sequence[_Planned]) -> None:
         start = end
         requests = [
             DebitRequest(
-                account_id=item.payer.id,
+                account_id=item.subject.account_id,  # the payer pays; the owner is recorded
                 amount=from_micros(item.charge.amount_micros),
                 idempotency_key=item.charge.idempotency_key,
                 service=item.charge.service,
