@@ -4,9 +4,11 @@ subscriptions, defaulters, late payers, random top-ups and calls), on one proces
 Prints where the time goes: set-up, the outside events of each day (top-ups, calls), and
 inside the ticks the due-job queries (`collect_due`), the jobs themselves (per job kind:
 count and mean cost), and the tasks run at every tick (threshold check, session sweep).
-With ``--compare-thresholds`` it also times, at the end of the year, the set-based
-threshold check against the per-wallet reference on the same database (a ratio from one
-run, less sensitive to the load of the machine).
+With ``--compare-job-by-job`` it ticks the same year again with every renewal run on its
+own (the path before set-based renewals) and prints the ratio. With
+``--compare-thresholds`` it also times, at the end of the year, the set-based threshold
+check against the per-wallet reference on the same database (a ratio from one run, less
+sensitive to the load of the machine).
 
     python benchmarks/year_simulation.py --accounts 1000
     python benchmarks/year_simulation.py --quick            # 31 accounts
@@ -29,9 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests" / "integration")]
 
 import year_simulation as sim  # noqa: E402
-from telbill.services import scheduler, thresholds  # noqa: E402
+from telbill.services import renewal_batches, scheduler, thresholds  # noqa: E402
 from telbill.services.reconcile import reconcile  # noqa: E402
 
+BATCHED = tuple(f"{name}:" for name in renewal_batches.BATCHED_JOBS)
 seconds: Counter[str] = Counter()
 jobs: Counter[str] = Counter()
 
@@ -61,6 +64,7 @@ def instrument() -> None:
         return report
 
     scheduler.tick = timed("tick (all)", tick)
+    scheduler._run_renewals = timed("renewals (set-based)", scheduler._run_renewals)
     for kind in scheduler.JOBS:
         timed_run = timed(f"job {kind.name}", kind.run)
         scheduler._BY_NAME[kind.name] = scheduler.JobKind(
@@ -74,6 +78,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="31 accounts")
     parser.add_argument("--url", help="an empty database (default: a temporary SQLite file)")
     parser.add_argument("--compare-thresholds", action="store_true")
+    parser.add_argument(
+        "--compare-job-by-job",
+        action="store_true",
+        help="also tick the year with every renewal run on its own (the baseline)",
+    )
     args = parser.parse_args()
     count = 31 if args.quick else args.accounts
     with tempfile.TemporaryDirectory() as folder:
@@ -94,9 +103,9 @@ def main() -> None:
         print(f"set-up: {set_up_s:.1f} s; year: {year_s:.1f} s", end=" ")
         print(f"({year_s / count * 1000:.1f} ms per account-year)")
         for name, spent in sorted(seconds.items(), key=lambda item: -item[1]):
-            if name.startswith("job "):
-                job = name[4:]
-                runs = sum(n for key, n in jobs.items() if key.startswith(job + ":"))
+            if name.startswith("job ") or name.startswith("renewals "):
+                prefixes = (name[4:] + ":",) if name.startswith("job ") else BATCHED
+                runs = sum(n for key, n in jobs.items() if key.startswith(prefixes))
                 per = f"  {runs:6d} runs, {spent / max(runs, 1) * 1000:6.1f} ms each"
             else:
                 per = f"  {spent / days * 1000:6.1f} ms per tick"
@@ -114,6 +123,28 @@ def main() -> None:
                 f"one by one {one_by_one * 1000:.0f} ms ({one_by_one / batched:.0f}x)"
             )
         db.dispose()
+        if args.compare_job_by_job:
+            compare_job_by_job(folder, count, year_s, checked)
+
+
+def compare_job_by_job(folder: str, count: int, year_s: float, checked: Any) -> None:
+    """The same year with every renewal run job by job (the path before set-based renewals),
+    on a fresh SQLite file: the ratio of the two years, and whether they wrote the same."""
+    url = f"sqlite:///{folder}/job-by-job.db"
+    set_based = sum(t for name, t in seconds.items() if name == "renewals (set-based)")
+    ids = sim.set_up(url, count)
+    seconds.clear()
+    scheduler.BATCHED_JOBS = frozenset()
+    started = time.perf_counter()
+    sim.tick_year(url, ids)
+    job_by_job_s = time.perf_counter() - started
+    one_by_one = sum(seconds[f"job {name}"] for name in renewal_batches.BATCHED_JOBS)
+    same = sim.check_dates(url, ids) == checked
+    print(
+        f"job by job: year {job_by_job_s:.1f} s ({job_by_job_s / year_s:.2f}x set-based), "
+        f"on-time renewals {one_by_one:.1f} s ({one_by_one / max(set_based, 1e-9):.1f}x); "
+        f"same dates: {same}"
+    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from telbill.adapters.db.engine import Database
 from telbill.adapters.db.lifecycle_tables import job_runs
 from telbill.adapters.db.tables import transactions
 from telbill.errors import InvalidInput
-from telbill.services import numbers, scheduler
+from telbill.services import accounts, numbers, renewal_batches, scheduler
 from telbill.services.clock import FixedClock
 from telbill.services.reconcile import reconcile
 
@@ -106,24 +106,17 @@ def test_a_job_that_crashes_leaves_nothing_and_runs_once_on_the_next_tick(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = _customers_with_numbers(world)
-    original = numbers.renew_due
+    original = scheduler.renew_many  # on-time renewals run set-based, per batch of accounts
     calls = {"n": 0}
 
-    def crash_after_effect(*args: object) -> str | None:
-        outcome = original(*args)  # type: ignore[arg-type]
+    def crash_after_effect(*args: object) -> list[renewal_batches.Renewed]:
+        outcomes = original(*args)  # type: ignore[arg-type]
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("worker killed mid-job")
-        return outcome
+        return outcomes
 
-    kinds = tuple(
-        scheduler.JobKind(k.name, k.order, crash_after_effect, k.at_until)
-        if k.name == "number.renewal"
-        else k
-        for k in scheduler.JOBS
-    )
-    monkeypatch.setattr(scheduler, "JOBS", kinds)
-    monkeypatch.setattr(scheduler, "_BY_NAME", {k.name: k for k in kinds})
+    monkeypatch.setattr(scheduler, "renew_many", crash_after_effect)
     world.clock.set(_day(2027, 2, 28))
     with pytest.raises(RuntimeError):
         scheduler.tick(world.db, clock=world.clock, accounts_per_transaction=1)
@@ -154,3 +147,29 @@ def test_tasks_of_other_areas_run_at_every_tick_with_its_time(
     scheduler.register_task("invoices", invoice_run)
     report = scheduler.tick(world.db, clock=world.clock)
     assert seen == [world.clock.now()] and report.count("invoices", "done") == 1
+
+
+def test_a_users_number_renews_from_its_organisations_wallet_in_the_users_name(
+    world: World,
+) -> None:
+    organisation = world.customer(top_up=10)
+    user = accounts.create_account(
+        world.db,
+        kind="user",
+        name="alice",
+        parent_id=organisation.id,
+        idempotency_key="user-alice",
+        clock=world.clock,
+    )
+    rental = world.buy(user.id, NUMBERS[0])
+    world.clock.set(_day(2027, 2, 28))
+    report = scheduler.tick(world.db, clock=world.clock)
+    assert report.count("number.renewal", "renewed") == 1
+    assert world.paid(organisation.id) == Decimal("7.5")
+    with world.db.transaction() as conn:
+        renewal = conn.execute(
+            select(transactions).where(
+                transactions.c.idempotency_key.like(f"number:{rental.id}:renewal:%")
+            )
+        ).one()
+    assert (renewal.account_id, renewal.subject_account_id) == (organisation.id, user.id)

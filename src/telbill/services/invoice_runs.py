@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, String, and_, cast, exists, select
@@ -29,10 +30,18 @@ from telbill.services.events import emit
 from telbill.services.invoice_builder import InvoiceRefused
 from telbill.services.invoice_payments import settled_micros
 from telbill.services.invoices import draft_invoice, invoice_status, issue_in, previous_month
-from telbill.services.lifecycle_common import claim_job, finish_job, lock_account
+from telbill.services.lifecycle_common import (
+    claim_job,
+    claim_jobs,
+    finish_job,
+    finish_jobs,
+    lock_account,
+    lock_accounts,
+)
 from telbill.services.reports import month_bounds
 
 ISSUE_JOB = "invoices.issue"
+ACCOUNTS_PER_TRANSACTION = 50
 OVERDUE_JOB = "invoices.overdue"
 
 
@@ -58,34 +67,53 @@ def issue_month_end(db: Database, until: datetime) -> int:
                     accounts.c.has_wallet,
                     accounts.c.timezone == zone,
                     accounts.c.created_at < month_end,
-                    _not_run(ISSUE_JOB, cast(accounts.c.id, String), month),
                 )
                 .order_by(accounts.c.id)
             )
-            due.extend((int(account_id), month) for account_id in ids)
+            # The month's keys read once, not a NOT EXISTS per account: PostgreSQL cannot
+            # use the key index for `entity = CAST(id AS VARCHAR)` and scanned every key of
+            # the month for every account at every tick.
+            claimed = set(
+                conn.scalars(
+                    select(job_runs.c.entity).where(
+                        job_runs.c.job == ISSUE_JOB, job_runs.c.period == month
+                    )
+                )
+            )
+            due.extend((int(i), month) for i in ids if str(i) not in claimed)
     issued = 0
-    for account_id, month in due:
-        issued += db.run(lambda conn, a=account_id, m=month: _issue_one(conn, a, m, until))
+    for start in range(0, len(due), ACCOUNTS_PER_TRANSACTION):
+        batch = due[start : start + ACCOUNTS_PER_TRANSACTION]
+        issued += db.run(lambda conn, b=batch: _issue_batch(conn, b, until))
     return issued
 
 
-def _issue_one(conn: Connection, account_id: int, month: str, now: datetime) -> int:
-    lock_account(conn, account_id)
-    entity = str(account_id)
-    if not claim_job(conn, ISSUE_JOB, entity, month, now):
-        return 0
+def _issue_batch(conn: Connection, due: Sequence[tuple[int, str]], now: datetime) -> int:
+    """Issue the invoices of a batch of accounts in one transaction: the accounts locked in
+    id order, their keys claimed in one statement, each invoice built and issued, every
+    outcome recorded in one statement. A key another worker holds is skipped."""
+    lock_accounts(conn, (account_id for account_id, _ in due))
+    won = claim_jobs(conn, [(ISSUE_JOB, str(account_id), month, now) for account_id, month in due])
+    outcomes: list[tuple[str, str, str, str | None]] = []
+    for account_id, month in due:
+        key = (ISSUE_JOB, str(account_id), month)
+        if key in won:
+            outcomes.append((*key, _issue_one(conn, account_id, month, now)))
+    finish_jobs(conn, outcomes)
+    return sum(outcome == "issued" for *_, outcome in outcomes)
+
+
+def _issue_one(conn: Connection, account_id: int, month: str, now: datetime) -> str:
+    """Issue one claimed invoice; its outcome (issued, already_issued, empty or refused)."""
     account = load_account(conn, account_id)
     try:
         draft = draft_invoice(conn, account, month, now)
     except (InvoiceRefused, InvalidInput):
-        finish_job(conn, ISSUE_JOB, entity, month, "refused")
-        return 0
+        return "refused"
     if not draft.lines:
-        finish_job(conn, ISSUE_JOB, entity, month, "empty")
-        return 0
+        return "empty"
     _, new = issue_in(conn, account, month, now, draft)
-    finish_job(conn, ISSUE_JOB, entity, month, "issued" if new else "already_issued")
-    return 1 if new else 0
+    return "issued" if new else "already_issued"
 
 
 def flag_overdue(db: Database, until: datetime) -> int:

@@ -8,16 +8,17 @@ transaction, its state change and its events commit together or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from telbill.adapters.db import ledger_store
+from telbill.adapters.db.event_tables import events
 from telbill.adapters.db.lifecycle_tables import (
     job_runs,
     number_policies,
@@ -27,10 +28,11 @@ from telbill.adapters.db.lifecycle_tables import (
 from telbill.adapters.db.tables import accounts
 from telbill.domain.calendar import DEFAULT_GRACE_MONTHS, DEFAULT_TRIAL_DAYS
 from telbill.domain.money import from_micros
-from telbill.errors import InsufficientBalance, TelbillError
-from telbill.ledger import BucketKind, transfer
+from telbill.errors import InsufficientBalance, InvalidInput, TelbillError
+from telbill.ledger import BucketKind, JournalEntry, transfer
 from telbill.ledger.buckets import spendable
 from telbill.services.accounts import Account
+from telbill.services.events import EVENT_TYPES
 from telbill.services.wallets import DEFAULT_PRIORITY, DebitRequest, debit_many_in
 
 DEFAULT_QUARANTINE_DAYS = 30
@@ -111,31 +113,70 @@ def grant_in(
     counter: str | None = None,
 ) -> tuple[int, int]:
     """Create a bucket and fill it from ``promotions:<unit>``; returns (bucket id, tx id)."""
-    bucket_id = ledger_store.create_bucket(
-        conn,
-        account_id=account.id,
-        kind=kind,
-        unit=unit,
-        now=now,
-        priority=DEFAULT_PRIORITY[kind],
-        expires_at=expires_at,
-        service=service,
-        counter=counter,
-        label=label,
-    )
-    source = ledger_store.system_account(conn, f"promotions:{unit}", unit, now)
-    entry = transfer(
-        "grant",
-        account_id=account.id,
-        source_id=source,
-        destination_id=bucket_id,
-        amount=amount,
-        unit=unit,
-        memo=label,
-        details={"bucket_kind": kind.value, "bucket_id": bucket_id},
-        idempotency_key=idempotency_key,
-    )
-    return bucket_id, ledger_store.apply_entry(conn, entry, now)
+    grant = Grant(account, kind, amount, unit, idempotency_key, now, label, service, expires_at)
+    return grant_many_in(conn, [grant], counter=counter)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A new bucket of `kind` for `account`, filled with `amount` from ``promotions``."""
+
+    account: Account
+    kind: BucketKind
+    amount: int
+    unit: str
+    idempotency_key: str
+    now: datetime
+    label: str
+    service: str | None = None
+    expires_at: datetime | None = None
+
+
+def grant_many_in(
+    conn: Connection, grants: Sequence[Grant], *, counter: str | None = None
+) -> list[tuple[int, int]]:
+    """`grant_in` for many grants: one bucket row each, the ledger entries of each instant
+    posted together. Returns (bucket id, tx id) per grant, in order."""
+    entries: list[JournalEntry] = []
+    bucket_ids: list[int] = []
+    for grant in grants:
+        bucket_id = ledger_store.create_bucket(
+            conn,
+            account_id=grant.account.id,
+            kind=grant.kind,
+            unit=grant.unit,
+            now=grant.now,
+            priority=DEFAULT_PRIORITY[grant.kind],
+            expires_at=grant.expires_at,
+            service=grant.service,
+            counter=counter,
+            label=grant.label,
+        )
+        bucket_ids.append(bucket_id)
+        code = f"promotions:{grant.unit}"
+        source = ledger_store.system_account(conn, code, grant.unit, grant.now)
+        entries.append(
+            transfer(
+                "grant",
+                account_id=grant.account.id,
+                source_id=source,
+                destination_id=bucket_id,
+                amount=grant.amount,
+                unit=grant.unit,
+                memo=grant.label,
+                details={"bucket_kind": grant.kind.value, "bucket_id": bucket_id},
+                idempotency_key=grant.idempotency_key,
+            )
+        )
+    tx_ids: list[int] = []
+    start = 0
+    while start < len(grants):  # one apply per run of grants at the same instant
+        end = start + 1
+        while end < len(grants) and grants[end].now == grants[start].now:
+            end += 1
+        tx_ids.extend(ledger_store.apply_entries(conn, entries[start:end], grants[start].now))
+        start = end
+    return list(zip(bucket_ids, tx_ids, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +258,81 @@ def finish_job(conn: Connection, job: str, entity: str, period: str, outcome: st
         conn.execute(job_runs.update().where(*where).values(outcome=outcome))
 
 
+def lock_accounts(conn: Connection, account_ids: Iterable[int]) -> None:
+    """`lock_account` for many accounts: one statement, rows locked in id order (so two
+    workers locking overlapping sets wait for each other instead of deadlocking)."""
+    ids = sorted(set(account_ids))
+    if conn.dialect.name != "postgresql" or not ids:
+        return
+    conn.execute(
+        select(accounts.c.id)
+        .where(accounts.c.id.in_(ids))
+        .order_by(accounts.c.id)
+        .with_for_update()
+    )
+
+
+JobKey = tuple[str, str, str]  # (job, entity, period)
+_CLAIMS_PER_STATEMENT = 500
+
+
+def claim_jobs(conn: Connection, keys: Sequence[tuple[str, str, str, datetime]]) -> set[JobKey]:
+    """`claim_job` for many (job, entity, period, now): the keys this transaction won.
+
+    One multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` per 500 keys; a key
+    another transaction holds is waited for (PostgreSQL) and then not returned."""
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    won: set[JobKey] = set()
+    for start in range(0, len(keys), _CLAIMS_PER_STATEMENT):
+        rows = [
+            {"job": job, "entity": entity, "period": period, "ran_at": now, "outcome": "running"}
+            for job, entity, period, now in keys[start : start + _CLAIMS_PER_STATEMENT]
+        ]
+        statement = (
+            insert(job_runs)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["job", "entity", "period"])
+            .returning(job_runs.c.job, job_runs.c.entity, job_runs.c.period)
+        )
+        won.update((r.job, r.entity, r.period) for r in conn.execute(statement))
+    return won
+
+
+def finish_jobs(conn: Connection, outcomes: Sequence[tuple[str, str, str, str | None]]) -> None:
+    """`finish_job` for many (job, entity, period, outcome): two statements at most."""
+    where = (
+        job_runs.c.job == bindparam("b_job"),
+        job_runs.c.entity == bindparam("b_entity"),
+        job_runs.c.period == bindparam("b_period"),
+    )
+    done = [
+        {"b_job": job, "b_entity": entity, "b_period": period, "b_outcome": outcome}
+        for job, entity, period, outcome in outcomes
+        if outcome is not None
+    ]
+    given_back = [
+        {"b_job": job, "b_entity": entity, "b_period": period}
+        for job, entity, period, outcome in outcomes
+        if outcome is None
+    ]
+    if done:
+        conn.execute(job_runs.update().where(*where).values(outcome=bindparam("b_outcome")), done)
+    if given_back:
+        conn.execute(delete(job_runs).where(*where), given_back)
+
+
+def emit_many(conn: Connection, emitted: Sequence[Mapping[str, Any]]) -> None:
+    """`events.emit` for many events (dicts of its arguments), in one statement."""
+    for item in emitted:
+        if item["type"] not in EVENT_TYPES:
+            raise InvalidInput(f"unknown event type {item['type']!r}")
+    if not emitted:
+        return
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(events).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    conn.execute(statement, [dict(item) for item in emitted])
+
+
 def is_insufficient(error: BaseException) -> bool:
     return isinstance(error, InsufficientBalance)
 
@@ -230,6 +346,12 @@ __all__ = [
     "can_afford",
     "charge_in",
     "claim_job",
+    "claim_jobs",
+    "emit_many",
+    "finish_jobs",
+    "grant_many_in",
+    "Grant",
+    "lock_accounts",
     "finish_job",
     "grant_in",
     "is_insufficient",

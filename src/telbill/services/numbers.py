@@ -144,6 +144,11 @@ def _rental(row: Any) -> Rental:
     )
 
 
+def rental_of_row(row: Any) -> Rental:
+    """A `Rental` from a row holding the columns of ``number_rentals``."""
+    return _rental(row)
+
+
 def load_rental(conn: Connection, rental_id: int, *, lock: bool = False) -> Rental:
     query = select(number_rentals).where(number_rentals.c.id == rental_id)
     row = conn.execute(query.with_for_update() if lock else query).first()
@@ -572,46 +577,81 @@ def _monthly_price(conn: Connection, rental: Rental) -> int:
     )
 
 
-def _renew_charge(conn: Connection, rental: Rental, price: int, period: str, now: datetime) -> None:
-    charge_in(
-        conn,
-        rental.account_id,
-        [
-            Charge(
-                price,
-                "number",
-                f"number:{rental.id}:renewal:{period}",
-                f"monthly rental {rental.number}",
-                {"number": rental.number, "rental_id": rental.id, "period_start": period},
-            )
-        ],
-        now,
+def renewal_charge(rental: Rental, price: int, period: str) -> Charge:
+    """The month's rental charge of a renewal (its key makes it once per period)."""
+    return Charge(
+        price,
+        "number",
+        f"number:{rental.id}:renewal:{period}",
+        f"monthly rental {rental.number}",
+        {"number": rental.number, "rental_id": rental.id, "period_start": period},
     )
 
 
-def renew_due(conn: Connection, rental_id: int, period: str, now: datetime) -> str | None:
-    """The renewal due at `paid_until`: charge a month, or suspend for the grace period."""
-    rental = load_rental(conn, rental_id, lock=True)
+def _renew_charge(conn: Connection, rental: Rental, price: int, period: str, now: datetime) -> None:
+    charge_in(conn, rental.account_id, [renewal_charge(rental, price, period)], now)
+
+
+def is_renewal_due(rental: Rental, period: str, now: datetime) -> bool:
+    """Whether the renewal keyed `period` is still the rental's next one, due by `now`."""
     if rental.status != "active" or rental.paid_until is None:
-        return None
-    if rental.paid_until.isoformat() != period or rental.paid_until > now:
+        return False
+    return rental.paid_until.isoformat() == period and rental.paid_until <= now
+
+
+def renewed_until(rental: Rental, payer: Account) -> datetime:
+    """The new end of a rental renewed on time: the next anniversary, local midnight."""
+    assert rental.paid_until is not None
+    due_day = local_date(rental.paid_until, payer.timezone)
+    return local_midnight(next_anniversary(rental.anchor_day, due_day), payer.timezone)
+
+
+def renewed_event(rental: Rental, period: str, now: datetime, new_end: datetime) -> dict[str, Any]:
+    """The ``number.renewed`` event of an on-time renewal (arguments of `events.emit`)."""
+    return {
+        "type": "number.renewed",
+        "account_id": rental.account_id,
+        "payload": {
+            "number": rental.number,
+            "rental_id": rental.id,
+            "paid_until": new_end.isoformat(),
+        },
+        "dedupe_key": f"number.renewed:{rental.id}:{period}",
+        "occurred_at": now,
+    }
+
+
+def renew_due(conn: Connection, rental_id: int, period: str, now: datetime) -> str | None:
+    """The renewal due at `paid_until`: charge a month, or suspend for the grace period.
+
+    The scheduler runs many at once with `telbill.services.renewal_batches`, on these rules.
+    """
+    rental = load_rental(conn, rental_id, lock=True)
+    if not is_renewal_due(rental, period, now):
         return None
     payer = billing_account(conn, rental.account_id)
     price = _monthly_price(conn, rental)
-    due_day = local_date(rental.paid_until, payer.timezone)
     try:  # a refused charge writes nothing: no separate affordability read on the way
         _renew_charge(conn, rental, price, period, now)
     except InsufficientBalance:
-        pass
-    else:
-        new_end = local_midnight(next_anniversary(rental.anchor_day, due_day), payer.timezone)
-        conn.execute(
-            number_rentals.update()
-            .where(number_rentals.c.id == rental.id)
-            .values(paid_until=new_end, trial=False, renewals=rental.renewals + 1)
-        )
-        _emit(conn, "number.renewed", rental, period, now, paid_until=new_end.isoformat())
-        return "renewed"
+        suspend_unpaid(conn, rental, payer, price, period, now)
+        return "suspended"
+    new_end = renewed_until(rental, payer)
+    conn.execute(
+        number_rentals.update()
+        .where(number_rentals.c.id == rental.id)
+        .values(paid_until=new_end, trial=False, renewals=rental.renewals + 1)
+    )
+    _emit(conn, "number.renewed", rental, period, now, paid_until=new_end.isoformat())
+    return "renewed"
+
+
+def suspend_unpaid(
+    conn: Connection, rental: Rental, payer: Account, price: int, period: str, now: datetime
+) -> None:
+    """An unpaid renewal: suspend the number and reserve it for the grace period."""
+    assert rental.paid_until is not None
+    due_day = local_date(rental.paid_until, payer.timezone)
     policy = number_policy(conn, payer.provider_id)
     grace = grace_end(due_day, payer.timezone, months=policy.grace_months)
     conn.execute(
@@ -626,7 +666,6 @@ def renew_due(conn: Connection, rental_id: int, period: str, now: datetime) -> s
     )
     _emit(conn, "number.renewal_failed", rental, period, now, price=str(from_micros(price)))
     _emit(conn, "number.suspended", rental, period, now, grace_until=grace.isoformat())
-    return "suspended"
 
 
 def _payment_time(conn: Connection, payer: Account, rental: Rental, now: datetime) -> datetime:
@@ -900,11 +939,17 @@ __all__ = [
     "import_inventory",
     "list_numbers",
     "load_rental",
+    "rental_of_row",
     "record_traffic",
     "record_traffic_in",
     "release_idle",
     "release_number",
+    "is_renewal_due",
     "renew_due",
+    "renewal_charge",
+    "renewed_event",
+    "renewed_until",
+    "suspend_unpaid",
     "renew_late",
     "route_number",
     "search_numbers",

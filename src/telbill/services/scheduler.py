@@ -7,9 +7,14 @@ effect of one run: the second sees the key (or waits on the first's uncommitted 
 PostgreSQL, then sees it) and skips. A job that finds nothing to do (a late renewal the
 balance does not cover yet) gives its key back, so a later tick can try again.
 
-Jobs of one paying account run in one transaction, after locking that account's row, in a
-fixed order (due time, then job order): two processes always apply an account's jobs in
-the same order, so they end with the same ledger as one process would.
+The jobs of a batch of paying accounts run in one transaction, after locking those
+accounts' rows in id order, each account's jobs in a fixed order (due time, then job
+order): two processes always apply an account's jobs in the same order, so they end with
+the same ledger as one process would. On-time renewals (the bulk of a day's work) run
+set-based for the whole batch (`renewal_batches`): their keys claimed in one statement,
+their rentals, subscriptions and plans read in one query each, their charges posted per
+instant in one debit; accounts with other jobs due (grace ends, late renewals, expiries)
+run job by job.
 
 Time: a job due at a known instant (an anniversary, a grace end, an expiry) takes effect
 at that instant, even when the tick comes later (catch-up after downtime); retries
@@ -46,13 +51,20 @@ from telbill.services import subscriptions as subscription_service
 from telbill.services.accounts import billing_account
 from telbill.services.clock import Clock, FixedClock
 from telbill.services.holds import expire_holds
-from telbill.services.lifecycle_common import claim_job, finish_job, lock_account
+from telbill.services.lifecycle_common import (
+    claim_job,
+    claim_jobs,
+    finish_job,
+    finish_jobs,
+    lock_accounts,
+)
 from telbill.services.plans import TariffCache
+from telbill.services.renewal_batches import BATCHED_JOBS, Renewal, renew_many
 from telbill.services.sessions import sweep_sessions
 
 Runner = Callable[[Connection, int, str, datetime], "str | None"]
 MAX_PASSES = 500
-DEFAULT_ACCOUNTS_PER_TRANSACTION = 25
+DEFAULT_ACCOUNTS_PER_TRANSACTION = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,29 +367,74 @@ def _run_order(job: DueJob) -> tuple[datetime, int, int]:
     return (job.due_at, _BY_NAME[job.job].order, job.entity)
 
 
-def _run_group(
-    conn: Connection, jobs: Sequence[DueJob], until: datetime
-) -> list[tuple[DueJob, str]]:
-    if jobs[0].account_id is not None:
-        lock_account(conn, jobs[0].account_id)
+Done = tuple[DueJob, str, bool]  # a job, its outcome, and whether it may make work due
+
+
+def _run_group(conn: Connection, jobs: Sequence[DueJob], until: datetime) -> list[Done]:
     done = []
     for job in jobs:
         kind = _BY_NAME[job.job]
         now = until if kind.at_until else min(job.due_at, until)
         entity = str(job.entity)
         if not claim_job(conn, job.job, entity, job.period, now):
-            done.append((job, "already_done"))
+            done.append((job, "already_done", False))
             continue
         outcome = kind.run(conn, job.entity, job.period, now)
         finish_job(conn, job.job, entity, job.period, outcome)
-        done.append((job, outcome or "not_due"))
+        # A scheduled job that did something may have moved a date still before `until`.
+        done.append((job, outcome or "not_due", outcome is not None and not kind.at_until))
     return done
 
 
-def _run_batch(
-    conn: Connection, groups: Sequence[list[DueJob]], until: datetime
-) -> list[tuple[DueJob, str]]:
-    return [done for group in groups for done in _run_group(conn, group, until)]
+def _run_renewals(conn: Connection, jobs: Sequence[DueJob], until: datetime) -> list[Done]:
+    """On-time renewals of many accounts, set-based (`renewal_batches`): one claim of all
+    their keys, then the renewals the claim won, then one write of their outcomes."""
+    renewals = [Renewal(j.job, j.entity, j.period, min(j.due_at, until)) for j in jobs]
+    won = claim_jobs(conn, [(r.job, str(r.entity), r.period, r.now) for r in renewals])
+    mine = [(j, r) for j, r in zip(jobs, renewals, strict=True) if _key(r) in won]
+    results = renew_many(conn, [r for _, r in mine])
+    finish_jobs(
+        conn, [(*_key(r), result.outcome) for (_, r), result in zip(mine, results, strict=True)]
+    )
+    done: list[Done] = [
+        (j, "already_done", False)
+        for j, r in zip(jobs, renewals, strict=True)
+        if _key(r) not in won
+    ]
+    done.extend(
+        (j, result.outcome or "not_due", _due_again(result.next_due_at, until))
+        for (j, _), result in zip(mine, results, strict=True)
+    )
+    return done
+
+
+def _due_again(next_due_at: datetime | None, until: datetime) -> bool:
+    return next_due_at is not None and next_due_at <= until
+
+
+def _key(renewal: Renewal) -> tuple[str, str, str]:
+    return (renewal.job, str(renewal.entity), renewal.period)
+
+
+def _run_batch(conn: Connection, groups: Sequence[list[DueJob]], until: datetime) -> list[Done]:
+    """The jobs of a batch of accounts, in one transaction, after locking every account.
+
+    An account whose due jobs are all on-time renewals joins the set-based run; the others
+    (grace ends, late renewals, expiries...) run job by job. Accounts do not share money,
+    so the split changes no balance."""
+    lock_accounts(conn, (g[0].account_id for g in groups if g[0].account_id is not None))
+    batched = [
+        job for group in groups if all(j.job in BATCHED_JOBS for j in group) for job in group
+    ]
+    done = [
+        result
+        for group in groups
+        if not all(j.job in BATCHED_JOBS for j in group)
+        for result in _run_group(conn, group, until)
+    ]
+    if batched:
+        done.extend(_run_renewals(conn, sorted(batched, key=_run_order), until))
+    return done
 
 
 def tick(
@@ -413,15 +470,15 @@ def tick(
             owner = job.account_id if job.account_id is not None else ("solo", job.job, job.entity)
             groups[owner].append(job)
         ordered = list(groups.values())
-        advanced = False  # did a scheduled job move something that may be due again?
+        advanced = False  # did a job move something that may be due again by `until`?
         for start in range(0, len(ordered), accounts_per_transaction):
             batch = ordered[start : start + accounts_per_transaction]
-            for job, outcome in db.run(partial(_run_batch, groups=batch, until=until)):
+            for job, outcome, again in db.run(partial(_run_batch, groups=batch, until=until)):
                 report.outcomes[f"{job.job}:{outcome}"] += 1
-                if _BY_NAME[job.job].at_until or outcome in ("already_done", "not_due"):
-                    attempted.add((job.job, job.entity, job.period))
-                else:
+                if again:
                     advanced = True
+                else:
+                    attempted.add((job.job, job.entity, job.period))
         if not advanced:
             break
     report.holds_expired = len(expire_holds(db, clock=FixedClock(until)))

@@ -65,9 +65,11 @@ from telbill.services.events import emit
 from telbill.services.inputs import minor_amount
 from telbill.services.lifecycle_common import (
     Charge,
+    Grant,
     can_afford,
     charge_in,
     grant_in,
+    grant_many_in,
     lock_account,
 )
 
@@ -359,6 +361,49 @@ def _free_credit_micros(plan: Any, seats: int) -> int:
         return int(share.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+def period_charge(
+    subscription_id: int,
+    plan: Any,
+    seats: int,
+    addons: Sequence[Mapping[str, Any]],
+    period: BillingPeriod,
+) -> Charge:
+    """The fee of one period, charged in advance (its key makes it once per period)."""
+    label = period.first_day.isoformat()
+    return Charge(
+        _monthly_total_micros(plan.monthly_fee_micros, seats, addons),
+        "recurring",
+        f"subscription:{subscription_id}:period:{label}",
+        f"subscription {plan.code} x{seats}, period from {label}",
+        {"subscription_id": subscription_id, "period_start": label, "seats": seats},
+    )
+
+
+def free_credit_grant(
+    subscription_id: int,
+    plan: Any,
+    seats: int,
+    period: BillingPeriod,
+    payer: Account,
+    now: datetime,
+) -> Grant | None:
+    """The free calling credit a paid period brings (None when the plan gives none)."""
+    credit = _free_credit_micros(plan, seats)
+    if credit <= 0:
+        return None
+    label = period.first_day.isoformat()
+    return Grant(
+        payer,
+        BucketKind.FREE,
+        credit,
+        payer.currency,
+        f"subscription:{subscription_id}:free:{label}",
+        now,
+        f"free calling credit {plan.code}, period from {label}",
+        service="voice",
+    )
+
+
 def _pay_period(
     conn: Connection,
     subscription_id: int,
@@ -372,34 +417,21 @@ def _pay_period(
 ) -> None:
     """Charge one period in advance and grant its free calling credit (InsufficientBalance,
     with nothing written, when the balance does not cover the fee)."""
-    label = period.first_day.isoformat()
-    charge_in(
-        conn,
-        account_id,
-        [
-            Charge(
-                _monthly_total_micros(plan.monthly_fee_micros, seats, addons),
-                "recurring",
-                f"subscription:{subscription_id}:period:{label}",
-                f"subscription {plan.code} x{seats}, period from {label}",
-                {"subscription_id": subscription_id, "period_start": label, "seats": seats},
-            )
-        ],
-        now,
-    )
-    credit = _free_credit_micros(plan, seats)
-    if credit > 0:
-        grant_in(
-            conn,
-            payer,
-            kind=BucketKind.FREE,
-            amount=credit,
-            unit=payer.currency,
-            idempotency_key=f"subscription:{subscription_id}:free:{label}",
-            now=now,
-            label=f"free calling credit {plan.code}, period from {label}",
-            service="voice",
-        )
+    charge_in(conn, account_id, [period_charge(subscription_id, plan, seats, addons, period)], now)
+    grant = free_credit_grant(subscription_id, plan, seats, period, payer, now)
+    if grant is not None:
+        grant_many_in(conn, [grant])
+
+
+def is_renewal_due(row: Any, period: str, now: datetime) -> bool:
+    """Whether the renewal keyed `period` is still the subscription's next one, due by `now`."""
+    return row.status == "active" and row.period_end.isoformat() == period and row.period_end <= now
+
+
+def next_period(row: Any, payer: Account) -> BillingPeriod:
+    """The period a renewal at `row.period_end` pays for."""
+    first_day = local_date(row.period_end, payer.timezone)
+    return period_from(first_day, row.anchor_day, payer.timezone)
 
 
 # ---------------------------------------------------------------------------- subscribe
@@ -700,14 +732,11 @@ def renew_subscription(
 ) -> str | None:
     """At `period_end`: charge the next period (and grant its credit) or mark it past due."""
     row, plan, payer = _scheduled_context(conn, subscription_id)
-    if row.status != "active" or row.period_end.isoformat() != period or row.period_end > now:
+    if not is_renewal_due(row, period, now):
         return None
-    first_day = local_date(row.period_end, payer.timezone)
-    next_period = period_from(first_day, row.anchor_day, payer.timezone)
+    paid = next_period(row, payer)
     try:  # a refused charge writes nothing: no separate affordability read on the way
-        _pay_period(
-            conn, row.id, row.account_id, plan, row.seats, row.addons, next_period, now, payer
-        )
+        _pay_period(conn, row.id, row.account_id, plan, row.seats, row.addons, paid, now, payer)
     except InsufficientBalance:
         conn.execute(
             subscriptions.update().where(subscriptions.c.id == row.id).values(status="past_due")
@@ -716,7 +745,7 @@ def renew_subscription(
     conn.execute(
         subscriptions.update()
         .where(subscriptions.c.id == row.id)
-        .values(period_start=next_period.start, period_end=next_period.end)
+        .values(period_start=paid.start, period_end=paid.end)
     )
     return "renewed"
 
