@@ -9,6 +9,10 @@ A plan also says which call classes an account may make (incoming, public networ
 extensions, extended local): a refused class raises `CallClassNotAllowed`. Payment mode
 (prepaid/postpaid), credit limit and cut-off policy (hard: cut the call when the money is
 gone; soft: let a call in progress finish) are carried here for the charging services.
+
+Carrier cost (for margin): a RELATIVE plan's cost is its own tariff before markup; a FIXED
+plan has a known cost only when it names a `cost_tariff` to rate the same usage against
+(`cost_tariff_name`); otherwise the cost is unknown (None, never 0).
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ class ChargingPlan:
     payment: PaymentMode = PaymentMode.PREPAID
     credit_limit: Decimal = Decimal(0)  # postpaid: how far below zero a balance may go
     cut_off: CutOffPolicy = CutOffPolicy.HARD
+    cost_tariff: str | None = None  # fixed prices only: the carrier's cost list
 
     def __post_init__(self) -> None:
         if self.markup_percent < 0 or self.min_margin < 0:
@@ -67,6 +72,15 @@ class ChargingPlan:
             raise InvalidInput("a fixed-price plan takes no markup or minimum margin")
         if self.credit_limit < 0:
             raise InvalidInput("credit_limit must not be negative")
+        if self.cost_tariff is not None and self.pricing is Pricing.RELATIVE:
+            raise InvalidInput(
+                "a markup plan's tariff is its cost tariff: it takes no separate cost tariff"
+            )
+
+    @property
+    def cost_tariff_name(self) -> str | None:
+        """The tariff that gives this plan's carrier cost (None: cost unknown)."""
+        return self.tariff if self.pricing is Pricing.RELATIVE else self.cost_tariff
 
     def check_call_class(self, call_class: CallClass) -> None:
         """Raise CallClassNotAllowed when this plan refuses `call_class`."""

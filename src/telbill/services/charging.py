@@ -58,6 +58,7 @@ from telbill.domain.usage import UsageEvent
 from telbill.errors import InvalidInput, NotFound, TelbillError
 from telbill.services import idempotency, numbers
 from telbill.services.accounts import Account, billing_account, load_account
+from telbill.services.charge_costs import CostRequest, leg_cost_micros
 from telbill.services.clock import Clock
 from telbill.services.events import emit
 from telbill.services.number_payers import number_owner_payer
@@ -118,6 +119,7 @@ class _Leg:
     tariff_version: int | None
     prefix: str | None
     charge: Charge | None = None
+    cost_micros: int | None = None  # the carrier's cost (None: unknown), `charge_costs`
 
     @classmethod
     def of(cls, charge: Charge) -> _Leg:
@@ -497,7 +499,26 @@ def _rate_chunk(
                 campaign_of[position],
             )
         )  # fmt: skip
+    _record_costs(cache, rated)
     return rated, bad
+
+
+def _record_costs(cache: TariffCache, rated: Sequence[_Rated]) -> None:
+    """The carrier cost of every leg (margin), through the same batch/per-event split as
+    the prices (`services.charge_costs`)."""
+    requests = [
+        CostRequest(
+            item.event, item.plan.plan, item.legs[0].currency,
+            [(leg.leg, leg.charge) for leg in item.legs],
+        )
+        for item in rated
+        if item.legs
+    ]  # fmt: skip
+    costed = iter(leg_cost_micros(cache, requests, columns=CdrColumns))
+    for item in rated:
+        if item.legs:
+            for leg, cost in zip(item.legs, next(costed), strict=True):
+                leg.cost_micros = cost
 
 
 def _number_owners(
@@ -655,7 +676,7 @@ CHARGE_COLUMNS = (
     "cdr_id", "leg", "revision", "account_id", "payer_id", "service", "direction",
     "amount_micros", "currency", "unit", "billed_units", "package_units", "tariff",
     "tariff_version", "prefix", "explanation", "usage", "usage_hash", "transaction_id",
-    "source", "occurred_at", "created_at", "campaign_id",
+    "source", "occurred_at", "created_at", "campaign_id", "cost_micros",
 )  # fmt: skip
 
 
@@ -743,7 +764,7 @@ def post_rated_in(
                 leg.tariff, leg.tariff_version, leg.prefix, explanation,
                 item.usage_text if leg is item.legs[0] else None, item.usage_hash,
                 outcome.transaction_id, source, timestamp(item.event.start), created_at,
-                item.campaign_id,
+                item.campaign_id, leg.cost_micros,
             )
         )  # fmt: skip
         charged[leg.currency] = charged.get(leg.currency, 0) + due
@@ -1116,6 +1137,8 @@ class ChargeView:
     transaction_id: int | None
     occurred_at: datetime
     explanation: dict[str, Any]
+    cost: Decimal | None = None  # the carrier's cost of the leg (None: unknown)
+    campaign_id: int | None = None
 
     @property
     def text(self) -> str:
@@ -1143,6 +1166,8 @@ def charge_view(row: Any) -> ChargeView:
         transaction_id=row.transaction_id,
         occurred_at=row.occurred_at,
         explanation=dict(row.explanation),
+        cost=None if row.cost_micros is None else from_micros(row.cost_micros),
+        campaign_id=row.campaign_id,
     )
 
 

@@ -10,13 +10,13 @@ usage's start is chosen.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, select, update
 
 from telbill.adapters.db.charging_tables import account_plans, charging_plans
 from telbill.adapters.db.engine import Database
@@ -69,6 +69,7 @@ def _record(row: Any) -> PlanRecord:
             min_margin=from_micros(row.min_margin_micros),
             allowed_call_classes=classes,
             cut_off=CutOffPolicy(row.cut_off),
+            cost_tariff=row.cost_tariff,
         ),
         max_call_s=row.max_call_s,
     )
@@ -94,8 +95,12 @@ def create_plan(
     allowed_call_classes: frozenset[str] | list[str] | None = None,
     cut_off: str = "hard",
     max_call_s: int = DEFAULT_MAX_CALL_S,
+    cost_tariff: str | None = None,
 ) -> PlanRecord:
-    """Store a new plan (its name is unique). Raises InvalidInput for a bad field."""
+    """Store a new plan (its name is unique). Raises InvalidInput for a bad field.
+
+    `cost_tariff`: a fixed-price plan's carrier cost tariff (an imported tariff in the
+    plan tariff's currency), so that its charges record their cost (margin)."""
     if not name or not name.strip():
         raise InvalidInput("a plan needs a name")
     if not tariff or not tariff.strip():
@@ -115,8 +120,10 @@ def create_plan(
         min_margin=parse_amount(min_margin, field="min_margin"),
         allowed_call_classes=classes,
         cut_off=_choice(CutOffPolicy, cut_off, "cut_off"),
+        cost_tariff=_cost_tariff_name(cost_tariff),
     )
     with db.transaction() as conn:
+        _check_cost_tariff(conn, plan)
         if conn.execute(
             select(charging_plans.c.id).where(charging_plans.c.name == plan.name)
         ).first():
@@ -133,10 +140,63 @@ def create_plan(
                 cut_off=plan.cut_off.value,
                 max_call_s=max_call_s,
                 created_at=clock.now(),
+                cost_tariff=plan.cost_tariff,
             )
             .returning(charging_plans.c.id)
         ).scalar_one()
     return PlanRecord(id=int(plan_id), plan=plan, max_call_s=max_call_s)
+
+
+def _cost_tariff_name(name: str | None) -> str | None:
+    if name is None:
+        return None
+    if not name.strip():
+        raise InvalidInput("a cost tariff needs a name")
+    return name.strip()
+
+
+def _currency_of(conn: Connection, tariff: str) -> str | None:
+    """The currency of the newest version of `tariff` (None: no such tariff imported)."""
+    return conn.execute(
+        select(tariffs.c.currency)
+        .where(tariffs.c.name == tariff)
+        .order_by(tariffs.c.version.desc())
+        .limit(1)
+    ).scalar()
+
+
+def _check_cost_tariff(conn: Connection, plan: ChargingPlan) -> None:
+    """A cost tariff must be imported, in the currency of the plan's tariff (when that one is
+    imported already): a cost in another currency could not be subtracted from the price."""
+    if plan.cost_tariff is None:
+        return
+    cost_currency = _currency_of(conn, plan.cost_tariff)
+    if cost_currency is None:
+        raise NotFound(f"no tariff named {plan.cost_tariff!r}")
+    price_currency = _currency_of(conn, plan.tariff)
+    if price_currency is not None and price_currency != cost_currency:
+        raise InvalidInput(
+            f"cost tariff {plan.cost_tariff!r} is in {cost_currency}, "
+            f"the plan's tariff {plan.tariff!r} in {price_currency}"
+        )
+
+
+def set_cost_tariff(db: Database, plan_name: str, cost_tariff: str | None) -> PlanRecord:
+    """Set (or clear, with None) the carrier cost tariff of the fixed-price plan `plan_name`.
+
+    Charges posted from then on record their cost; charges already posted keep theirs
+    (a rerating records the cost difference). Other processes see the change when their
+    plan caches expire (a CDR posting run reads plans once; sessions within seconds)."""
+    with db.transaction() as conn:
+        record = get_plan(conn, plan_name)
+        plan = replace(record.plan, cost_tariff=_cost_tariff_name(cost_tariff))
+        _check_cost_tariff(conn, plan)
+        conn.execute(
+            update(charging_plans)
+            .where(charging_plans.c.id == record.id)
+            .values(cost_tariff=plan.cost_tariff)
+        )
+    return replace(record, plan=plan)
 
 
 def get_plan(conn: Connection, name: str) -> PlanRecord:
@@ -147,7 +207,8 @@ def get_plan(conn: Connection, name: str) -> PlanRecord:
 
 
 def get_plan_by_id(conn: Connection, plan_id: int) -> PlanRecord:
-    """The stored plan `plan_id` (plans are never changed once created)."""
+    """The stored plan `plan_id` (plans never change once created, but for their cost
+    tariff, which pricing does not read)."""
     row = conn.execute(select(charging_plans).where(charging_plans.c.id == plan_id)).first()
     if row is None:
         raise NotFound(f"no charging plan {plan_id}")
@@ -247,11 +308,16 @@ class TariffCache:
         return self.index(name, self.version_at(name, at))
 
     def batch_rater(
-        self, name: str, version: int, plan: PlanRecord, service: Service, direction: Direction
+        self,
+        name: str,
+        version: int,
+        plan: PlanRecord | None,
+        service: Service,
+        direction: Direction,
     ) -> BatchRater:
-        """The numpy batch rater of a tariff version under a plan (compiled once: tariff
-        versions and plans never change)."""
-        key = (name, version, plan.id, service.value, direction.value)
+        """The numpy batch rater of a tariff version under a plan, or under none (a carrier
+        cost), compiled once: tariff versions and plans' pricing never change."""
+        key = (name, version, 0 if plan is None else plan.id, service.value, direction.value)
         found = self._raters.get(key)
         if found is None:
             index = self.index(name, version)
@@ -259,8 +325,9 @@ class TariffCache:
                 found = self._raters.get(key)
                 if found is None:
                     found = compile_batch(
-                        index, service=service, direction=direction, plan=plan.plan
-                    )
+                        index, service=service, direction=direction,
+                        plan=None if plan is None else plan.plan,
+                    )  # fmt: skip
                     self._raters[key] = found
         return found
 
@@ -283,4 +350,5 @@ __all__ = [
     "get_plan",
     "get_plan_by_id",
     "plan_for",
+    "set_cost_tariff",
 ]

@@ -55,6 +55,8 @@ from sqlalchemy import Connection, Engine, bindparam, select, update
 from telbill.adapters.db import ledger_store
 from telbill.adapters.db.charging_tables import charges, sessions
 from telbill.adapters.db.engine import Database
+from telbill.domain.costs import charge_costs
+from telbill.domain.lookup import TariffIndex
 from telbill.domain.money import CALL_TIME, from_micros, to_micros
 from telbill.domain.numbers import rating_digits
 from telbill.domain.plans import CallClass, CutOffPolicy
@@ -77,6 +79,7 @@ from telbill.ledger import Bucket, BucketKind, DrainPolicy, spendable
 from telbill.services import holds as holds_service
 from telbill.services import idempotency, thresholds
 from telbill.services.accounts import Account, AccountStatus
+from telbill.services.charge_costs import cost_index_at
 from telbill.services.charging import explanation_json, share_of, usage_json
 from telbill.services.clock import Clock
 from telbill.services.number_payers import number_owner_payer, number_owner_pays
@@ -621,7 +624,10 @@ def _finish(
     answer_at: datetime | None,
     end_at: datetime | None,
     reason: str,
+    cost_index: TariffIndex | None = None,
 ) -> SessionView:
+    """`cost_index`: the plan's cost tariff at the call's start (`charge_costs`), for the
+    charge's carrier cost."""
     if row.state != ACTIVE:
         raise Conflict(f"session {row.id} is already ended", session_id=row.id)
     event = UsageEvent(
@@ -632,6 +638,7 @@ def _finish(
     )  # fmt: skip
     rated = rate_event(event, ctx.index, ctx.plan.plan)
     charge = rated.charges[0]
+    cost = charge_costs(event, rated.charges, ctx.plan.plan, cost_index)[0]
     amount = to_micros(charge.amount)
     billed = charge.billed_units
     hard = ctx.plan.plan.cut_off is CutOffPolicy.HARD
@@ -688,6 +695,7 @@ def _finish(
             "prefix": charge.explanation.matched_prefix, "explanation": explanation,
             "usage": usage_json(event), "usage_hash": None, "transaction_id": tx_id,
             "source": "session", "occurred_at": row.started_at, "created_at": now,
+            "cost_micros": None if cost is None else to_micros(cost),
         },  # fmt: skip
     ).scalar_one()
     ended = {
@@ -732,6 +740,7 @@ def end_session(
     if answer_at is not None and end_at is None and duration_s is None:
         raise InvalidInput("an answered call needs its end time or its duration")
     first, ctx = _session_context(db, cache, session_id, check)
+    cost_index = cost_index_at(cache, ctx.plan.plan, first.started_at)
     request = {"duration_s": duration_s, "answer": answer_at, "end": end_at}
 
     def work(conn: Connection) -> SessionView:
@@ -745,7 +754,7 @@ def end_session(
             locked = _lock_wallet(conn, first)
             view = _finish(
                 conn, row, ctx, locked, now=now, duration_s=duration_s, answer_at=answer_at,
-                end_at=end_at, reason="ended",
+                end_at=end_at, reason="ended", cost_index=cost_index,
             )  # fmt: skip
             finished.append(view)
             return {"session_id": session_id, "charge_id": view.charge_id}
@@ -795,6 +804,7 @@ def sweep_sessions(
 
 def _sweep_one(db: Database, cache: TariffCache, session_id: int, *, clock: Clock) -> bool:
     first, ctx = _session_context(db, cache, session_id, None)
+    cost_index = cost_index_at(cache, ctx.plan.plan, first.started_at)
 
     def work(conn: Connection) -> bool:
         row, locked = _locked_session(conn, first)
@@ -802,7 +812,7 @@ def _sweep_one(db: Database, cache: TariffCache, session_id: int, *, clock: Cloc
             return False
         _finish(
             conn, row, ctx, locked, now=clock.now(), duration_s=row.reported_seconds,
-            answer_at=None, end_at=None, reason="swept",
+            answer_at=None, end_at=None, reason="swept", cost_index=cost_index,
         )  # fmt: skip
         return True
 

@@ -5,8 +5,9 @@ CDRs, real-time sessions and campaigns.
   pricing, allowed call classes, cut-off policy, maximum call length). An account without
   an assignment uses the nearest ancestor's plan.
 * `charges`: one row per rated leg of a CDR or a session (the explanation of every money
-  movement caused by usage). Unique on (leaf account, CDR id, leg, revision): revision 0 is
-  the first posting, a rerating adds revision n+1 carrying only the difference.
+  movement caused by usage), with the carrier's cost when known (margin). Unique on (leaf
+  account, CDR id, leg, revision): revision 0 is the first posting, a rerating adds
+  revision n+1 carrying only the difference (of money and of cost).
 * `cdr_quarantine`: rows that could not be read, rated or posted, with line and reason, and
   the tenant (provider, account) that owns them: each tenant lists and reposts its own.
 * `sessions`: calls in progress (authorised, holding money) and their outcome.
@@ -46,6 +47,8 @@ charging_plans = Table(
     Column("cut_off", String(8), nullable=False),
     Column("max_call_s", Integer, nullable=False, default=3600),
     Column("created_at", UTCDateTime(), nullable=False),
+    # A fixed-price plan's carrier cost tariff (NULL: cost unknown), for margin (0015).
+    Column("cost_tariff", String(200), nullable=True),
     CheckConstraint("pricing IN ('fixed', 'relative')", name="pricing"),
     CheckConstraint("cut_off IN ('hard', 'soft')", name="cut_off"),
     CheckConstraint("max_call_s > 0", name="max_call_s"),
@@ -89,6 +92,9 @@ charges = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     # The campaign (auto-dialer / voice-bot run) that made the usage, when the CDR names one.
     Column("campaign_id", Id, ForeignKey("campaigns.id"), nullable=True),
+    # The carrier's cost of the leg in micro-units of `currency`, before any markup and
+    # whatever packages covered (NULL: unknown). A rerating revision holds the difference.
+    Column("cost_micros", BigInteger, nullable=True),
     UniqueConstraint("account_id", "cdr_id", "leg", "revision", name="uq_charges_cdr_leg"),
 )
 Index("ix_charges_account_id_occurred_at", charges.c.account_id, charges.c.occurred_at)
