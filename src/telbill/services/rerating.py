@@ -9,6 +9,12 @@ the balance negative), less is credited back to the paid balance from the revenu
 to. Units once taken from packages stay taken; the money share is recomputed from them.
 
 Rerating again with the same tariff posts nothing: the differences are then zero.
+
+A new revision keeps the campaign of the usage and the difference of the carrier's cost
+(`domain.costs`: the new cost minus the cost of the earlier revisions), so that the sums
+over a leg's revisions are its price and its cost now. The cost difference is NULL
+(unknown) when the new cost, or the cost of an earlier revision, is unknown. A leg whose
+money does not change gets no revision, even if its cost would.
 """
 
 from __future__ import annotations
@@ -24,11 +30,13 @@ from sqlalchemy import Connection, func, select
 from telbill.adapters.db import ledger_store
 from telbill.adapters.db.charging_tables import charges
 from telbill.adapters.db.engine import Database
+from telbill.domain.costs import charge_costs
 from telbill.domain.money import from_micros, to_micros
 from telbill.domain.rating import rate_event
 from telbill.errors import InvalidInput, TelbillError
 from telbill.ledger import DrainPolicy, JournalEntry, Posting
 from telbill.services.accounts import billing_account, load_account
+from telbill.services.charge_costs import cost_index_at
 from telbill.services.charging import explanation_json, share_of, usage_from_json
 from telbill.services.clock import Clock
 from telbill.services.inputs import paid_bucket
@@ -79,7 +87,7 @@ def rerate(
         if row.usage is not None:
             usage[(row.account_id, row.cdr_id)] = row.usage
     summary = RerateSummary()
-    plan_updates: list[tuple[Any, int, Any, Any]] = []
+    plan_updates: list[tuple[Any, int, Any, Any, int | None]] = []
     for (leaf_id, cdr_id, leg), revisions in legs.items():
         summary.legs += 1
         data = usage.get((leaf_id, cdr_id))
@@ -108,11 +116,16 @@ def rerate(
         if due == taken:
             summary.unchanged += 1
             continue
-        plan_updates.append((first, due - taken, charge, len(revisions)))
+        cost = charge_costs(
+            event, [charge], plan.plan, cost_index_at(cache, plan.plan, event.start)
+        )[0]
+        plan_updates.append(
+            (first, due - taken, charge, len(revisions), _cost_difference(cost, revisions))
+        )
 
     def work(conn: Connection) -> RerateSummary:
         now = clock.now()
-        for first, difference, charge, revision in plan_updates:
+        for first, difference, charge, revision, cost_difference in plan_updates:
             current = conn.execute(
                 select(func.coalesce(func.max(charges.c.revision), 0)).where(
                     charges.c.account_id == first.account_id,
@@ -144,6 +157,7 @@ def rerate(
                     prefix=charge.explanation.matched_prefix, explanation=explanation,
                     usage=None, usage_hash=None, transaction_id=tx_id, source="rerate",
                     occurred_at=first.occurred_at, created_at=now,
+                    campaign_id=first.campaign_id, cost_micros=cost_difference,
                 )  # fmt: skip
                 .returning(charges.c.id)
             ).scalar_one()
@@ -154,6 +168,14 @@ def rerate(
         return summary
 
     return db.run(work)
+
+
+def _cost_difference(cost: Decimal | None, revisions: list[Any]) -> int | None:
+    """The cost to record on a new revision: the new cost less the earlier revisions' (None
+    when either is unknown)."""
+    if cost is None or any(r.cost_micros is None for r in revisions):
+        return None
+    return to_micros(cost) - sum(int(r.cost_micros) for r in revisions)
 
 
 def _sum(conn: Connection, first: Any) -> int:

@@ -1,5 +1,6 @@
 """Provider pages (provider admins): accounts tree, plans, tariffs (import with progress,
-versions, diff), number inventory, suspended accounts, revenue by destination and month.
+versions, diff), number inventory, suspended accounts, revenue, cost and margin by
+destination and month.
 
 Every page checks `Action.GRANT_CREDIT` on the provider's account (the provider admin's
 right): an organisation admin gets a 403 page, another provider's id a 404 page.
@@ -25,7 +26,7 @@ from telbill.adapters.formats.tariff_fields import ParsedRow
 from telbill.adapters.formats.twilio import read_twilio_csv
 from telbill.domain.tariffs import Increment, TariffSettings
 from telbill.errors import InvalidInput, TelbillError
-from telbill.services import accounts, reports
+from telbill.services import accounts, margin, reports
 from telbill.services import tariffs as tariffs_service
 from telbill.services.auth import Action, authorize
 from telbill.services.tariffs import BadTariffRows, TariffSource
@@ -102,11 +103,8 @@ def revenue_page(
     context = _provider(db, session, provider_id, "revenue")
     chosen = month or reports.current_month(db, provider_id, now=clock.now())
     start, end = reports.month_bounds(chosen, context["account"].timezone)
-    rows = queries.revenue_by_destination(db, provider_id, start, end)
-    totals: dict[str, Any] = {}
-    for row in rows:
-        totals[row.currency] = totals.get(row.currency, 0) + row.revenue
-    context.update(month=chosen, rows=rows, totals=totals)
+    rows = margin.margin_by_destination(db, provider_id, start, end)
+    context.update(month=chosen, rows=rows, totals=margin.totals_of(rows))
     return render(request, "provider_revenue.html", context)
 
 

@@ -22,7 +22,6 @@ from telbill.adapters.db.charging_tables import campaigns, charges
 from telbill.adapters.db.engine import Database
 from telbill.adapters.db.lifecycle_tables import number_inventory
 from telbill.adapters.db.tables import UTCDateTime
-from telbill.adapters.db.tariff_tables import tariff_rates, tariffs
 from telbill.adapters.db.web_tables import web_sessions  # noqa: F401  (table + charges index)
 from telbill.domain.money import from_micros
 from telbill.errors import InvalidInput
@@ -426,81 +425,6 @@ def inventory_page(
     return Page(items, str(items[-1].id) if len(rows) > limit else None)
 
 
-# --------------------------------------------------------------------------------- revenue
-
-
-@dataclass(frozen=True, slots=True)
-class RevenueRow:
-    tariff: str | None
-    prefix: str | None
-    destination: str | None
-    service: str
-    currency: str
-    charges: int
-    billed_units: int
-    revenue: Decimal
-
-
-def revenue_by_destination(
-    db: Database, provider_id: int, start: datetime, end: datetime
-) -> list[RevenueRow]:
-    """Money charged to the provider's customers in [start, end), per tariff prefix, largest
-    first: one aggregate over the month's charges of the subtree's wallets."""
-    tree = subtree(provider_id)
-    amount = sa.func.sum(charges.c.amount_micros)
-    query = (
-        sa.select(
-            charges.c.tariff, charges.c.tariff_version, charges.c.prefix, charges.c.service,
-            charges.c.currency, sa.func.count(), sa.func.sum(charges.c.billed_units), amount,
-        )
-        .where(
-            charges.c.payer_id.in_(sa.select(tree.c.id)),
-            charges.c.occurred_at >= start,
-            charges.c.occurred_at < end,
-        )
-        .group_by(
-            charges.c.tariff, charges.c.tariff_version, charges.c.prefix, charges.c.service,
-            charges.c.currency,
-        )
-    )  # fmt: skip
-    with db.engine.connect() as conn:
-        grouped = conn.execute(query).all()
-        names = _destination_names(conn, {(r[0], r[1], r[2]) for r in grouped if r[2]})
-    merged: dict[tuple[Any, ...], list[int]] = {}
-    for tariff, version, prefix, service, currency, count, units, micros in grouped:
-        key = (tariff, prefix, names.get((tariff, version, prefix)), service, currency)
-        totals = merged.setdefault(key, [0, 0, 0])
-        totals[0] += int(count)
-        totals[1] += int(units or 0)
-        totals[2] += int(micros or 0)
-    rows = [
-        RevenueRow(tariff, prefix, destination, service, currency, n, units, from_micros(micros))
-        for (tariff, prefix, destination, service, currency), (n, units, micros) in merged.items()
-    ]
-    return sorted(rows, key=lambda r: (r.currency, -r.revenue, r.prefix or ""))
-
-
-def _destination_names(
-    conn: Connection, keys: set[tuple[Any, Any, Any]]
-) -> dict[tuple[Any, Any, Any], str]:
-    if not keys:
-        return {}
-    query = (
-        sa.select(
-            tariffs.c.name, tariffs.c.version, tariff_rates.c.prefix,
-            sa.func.min(tariff_rates.c.destination),
-        )
-        .join(tariffs, tariffs.c.id == tariff_rates.c.tariff_id)
-        .where(
-            tariffs.c.name.in_({k[0] for k in keys}),
-            tariff_rates.c.prefix.in_({k[2] for k in keys}),
-        )
-        .group_by(tariffs.c.name, tariffs.c.version, tariff_rates.c.prefix)
-    )  # fmt: skip
-    rows = conn.execute(query)
-    return {(name, version, prefix): str(dest) for name, version, prefix, dest in rows}
-
-
 __all__ = [
     "AccountRow",
     "Catalogue",
@@ -510,7 +434,6 @@ __all__ = [
     "MAX_PAGE",
     "Page",
     "ReceiptRow",
-    "RevenueRow",
     "UsageRow",
     "campaigns_page",
     "catalogue",
@@ -519,7 +442,6 @@ __all__ = [
     "inventory_page",
     "iter_usage",
     "receipts_page",
-    "revenue_by_destination",
     "subtree",
     "suspended_page",
     "usage_page",
