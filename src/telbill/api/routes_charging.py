@@ -324,5 +324,7 @@ def explain_charge(
     charge = charging.get_charge(db, charge_id, cache=_cache(request, db))
     authorize(db, principal, charge.account_id, Action.READ)
     body: dict[str, Any] = plain_json(charge)
+    # The carrier's cost is the provider's business (its margin report), not its customers'.
+    body.pop("cost", None)
     body["text"] = charge.text
     return body

@@ -2,7 +2,11 @@
 subtree) for a month in the account's timezone, as JSON pages or a streamed CSV, and the
 period counters of a month (default: the current one): the account's, broken down by
 campaign (JSON, CSV), and a campaign's own. Anyone who may read the account may read them;
-a campaign is read through the account that runs it (another organisation's is a 404)."""
+a campaign is read through the account that runs it (another organisation's is a 404).
+
+The margin report (revenue, carrier cost, margin per destination, `services.margin`) is the
+provider's business: only its admins (`Action.GRANT_CREDIT`, as the dashboard's provider
+pages) read it, for their provider or an account below it."""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from telbill.api.deps import ClockDep, DbDep, PrincipalDep
 from telbill.api.schemas import AmountOut
 from telbill.errors import NotFound
 from telbill.services import counters as counters_service
-from telbill.services import reports
+from telbill.services import margin, reports
 from telbill.services.auth import Action, authorize
 
 router = APIRouter(tags=["reports"])
@@ -101,6 +105,36 @@ CAMPAIGN_CSV_HEADER = (
     "campaign_id", "name", "owner_id", "status", "period", "calls", "voice_s", "minutes",
     "sms", "speech_s", "unique_users",
 )  # fmt: skip
+
+
+class MarginFiguresOut(BaseModel):
+    currency: str
+    charges: int = Field(description="First postings (a rerating adds no charge)")
+    billed_units: int
+    revenue: AmountOut
+    costed_revenue: AmountOut = Field(description="Revenue of the charges of known cost")
+    cost: AmountOut | None = Field(description="Carrier cost of those; null: none known")
+    margin: AmountOut | None
+    margin_percent: str | None = Field(description="Margin over costed revenue, in %")
+    unknown_cost_charges: int
+    unknown_cost_revenue: AmountOut
+
+
+class MarginRowOut(MarginFiguresOut):
+    destination: str | None
+    prefix: str | None
+    service: str
+    tariff: str | None
+
+
+class MarginReportOut(BaseModel):
+    account_id: int
+    month: str
+    timezone: str
+    start: datetime
+    end: datetime
+    totals: list[MarginFiguresOut]
+    items: list[MarginRowOut]
 
 
 def _campaign_out(item: counters_service.CampaignCounters) -> CampaignCountersOut:
@@ -251,3 +285,36 @@ def get_campaign_counters(
         raise NotFound(f"campaign {campaign_id} not found", campaign_id=campaign_id) from None
     counters = counters_service.campaign_counters(db, campaign_id, now=clock.now(), month=month)
     return _campaign_out(counters)
+
+
+@router.get(
+    "/accounts/{account_id}/reports/margin",
+    response_model=MarginReportOut,
+    summary="Revenue, carrier cost and margin per destination of a month (provider admins)",
+)
+def get_margin_report(
+    account_id: int, db: DbDep, clock: ClockDep, principal: PrincipalDep,
+    month: MonthQuery = None,
+) -> MarginReportOut:  # fmt: skip
+    authorize(db, principal, account_id, Action.GRANT_CREDIT)
+    report = margin.margin_report(db, account_id, _month(db, clock, account_id, month))
+    return MarginReportOut.model_validate(margin.report_json(report))
+
+
+@router.get(
+    "/accounts/{account_id}/reports/margin.csv",
+    summary="Margin per destination of a month as CSV (provider admins)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def get_margin_report_csv(
+    account_id: int, db: DbDep, clock: ClockDep, principal: PrincipalDep,
+    month: MonthQuery = None,
+) -> StreamingResponse:  # fmt: skip
+    authorize(db, principal, account_id, Action.GRANT_CREDIT)
+    chosen = _month(db, clock, account_id, month)
+    report = margin.margin_report(db, account_id, chosen)
+    return StreamingResponse(
+        margin.csv_lines(report), media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="margin-{account_id}-{chosen}.csv"'},
+    )  # fmt: skip

@@ -6,7 +6,7 @@ rerating, sessions for testing a dial plan, campaigns, charging plans, charge ex
     telbill rerate --account A --from T --to T [--tariff NAME]
     telbill session authorize|update|end|sweep ...
     telbill campaign start|pause|resume|stop ...
-    telbill plan create|assign ...
+    telbill plan create|assign|cost-tariff ...
     telbill charge explain CHARGE_ID
 """
 
@@ -341,6 +341,9 @@ def plan_create(
     ),
     cut_off: str = typer.Option("hard", "--cut-off", help="hard or soft."),
     max_call: int = typer.Option(plans.DEFAULT_MAX_CALL_S, "--max-call", min=1),
+    cost_tariff: str | None = typer.Option(
+        None, "--cost-tariff", help="Fixed pricing: the carrier's cost tariff (for margin)."
+    ),
     database: DatabaseOption = None,
 ) -> None:
     """Create a charging plan."""
@@ -348,9 +351,24 @@ def plan_create(
         open_db(database), name, tariff=tariff, clock=SystemClock(), pricing=pricing,
         markup_percent=markup, min_margin=min_margin,
         allowed_call_classes=None if classes is None else [c.strip() for c in classes.split(",")],
-        cut_off=cut_off, max_call_s=max_call,
+        cut_off=cut_off, max_call_s=max_call, cost_tariff=cost_tariff,
     )  # fmt: skip
     print_json(record)
+
+
+@plan_app.command("cost-tariff")
+@handle_errors
+def plan_cost_tariff(
+    name: str = typer.Argument(..., help="The fixed-price plan."),
+    tariff: str | None = typer.Option(None, "--tariff", help="The carrier's cost tariff."),
+    clear: bool = typer.Option(False, "--clear", help="Forget the cost tariff."),
+    database: DatabaseOption = None,
+) -> None:
+    """Set (or clear) the carrier cost tariff of a fixed-price plan: charges posted from
+    then on record their cost, for margin."""
+    if (tariff is None) == (not clear):
+        raise InvalidInput("give either --tariff NAME or --clear")
+    print_json(plans.set_cost_tariff(open_db(database), name, None if clear else tariff))
 
 
 @plan_app.command("assign")
@@ -380,7 +398,8 @@ def charge_explain(
     console.print(
         f"charge {charge.id}: CDR {charge.cdr_id} ({charge.leg}, revision {charge.revision}) "
         f"of account {charge.account_id}, paid by {charge.payer_id}: {charge.amount} "
-        f"{charge.currency}, transaction {charge.transaction_id}",
+        f"{charge.currency}, transaction {charge.transaction_id}; carrier cost "
+        f"{'unknown' if charge.cost is None else f'{charge.cost} {charge.currency}'}",
         highlight=False,
     )
     console.print(charge.text, highlight=False, markup=False)

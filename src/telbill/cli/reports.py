@@ -5,7 +5,10 @@ report of a user or an organisation (its subtree) for a month in the account's t
 table of the first rows and the totals; ``--csv`` writes every row, streamed);
 ``telbill report counters ACCOUNT [--month M] [--by-campaign] [--json | --csv FILE]`` prints
 a month's usage counters, of the account or broken down by campaign;
-``telbill report campaign CAMPAIGN [--month M] [--json]`` prints a campaign's own counters.
+``telbill report campaign CAMPAIGN [--month M] [--json]`` prints a campaign's own counters;
+``telbill report margin PROVIDER [--month M] [--json | --csv FILE]`` prints revenue, carrier
+cost and margin per destination of a provider's (or any account's) subtree
+(`services.margin`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from telbill.cli.common import (
 )
 from telbill.domain.money import format_amount
 from telbill.services import counters as counters_service
-from telbill.services import reports
+from telbill.services import margin, reports
 from telbill.services.clock import SystemClock
 
 report_app = typer.Typer(help="Call-cost reports and usage counters.")
@@ -178,6 +181,60 @@ def campaign_command(
     for name, value in zip(COUNTER_FIELDS, _counter_values(counters), strict=True):
         table.add_row(name.replace("_", " "), value)
     console.print(table)
+
+
+def _money_or_dash(value: object) -> str:
+    return "-" if value is None else format_amount(value)  # type: ignore[arg-type]
+
+
+@report_app.command("margin")
+@handle_errors
+def margin_command(
+    provider_id: Annotated[int, typer.Argument(help="Provider account id (or any account).")],
+    month: MonthOption = None,
+    csv_file: Annotated[
+        Path | None, typer.Option("--csv", help="Write every destination to this CSV file.")
+    ] = None,
+    json_output: JsonOption = False,
+    database: DatabaseOption = None,
+) -> None:
+    """Revenue, carrier cost and margin per destination of a month; charges whose cost is
+    unknown are counted apart, never as a zero cost."""
+    db = open_db(database)
+    chosen = month or reports.current_month(db, provider_id, now=SystemClock().now())
+    report = margin.margin_report(db, provider_id, chosen)
+    if csv_file is not None:
+        with csv_file.open("w", encoding="utf-8", newline="") as out:
+            out.writelines(margin.csv_lines(report))
+        console.print(f"wrote {len(report.rows)} destinations of {chosen} to {csv_file}")
+        return
+    if json_output:
+        print_json(margin.report_json(report))
+        return
+    table = Table(title=f"margin of account {provider_id} in {chosen} ({report.timezone})")
+    for name in ("destination", "prefix", "service", "charges", "revenue", "cost", "margin",
+                 "margin %", "cost unknown"):  # fmt: skip
+        table.add_column(name)
+    for row in report.rows:
+        percent = row.margin_percent
+        table.add_row(
+            row.destination or "", row.prefix or "", row.service, str(row.charges),
+            f"{format_amount(row.revenue)} {row.currency}",
+            "-" if row.margin is None else format_amount(row.cost),
+            _money_or_dash(row.margin), "-" if percent is None else f"{percent} %",
+            f"{row.unknown_charges} ({format_amount(row.unknown_revenue)})",
+        )  # fmt: skip
+    console.print(table)
+    for total in report.totals:
+        percent = total.margin_percent
+        console.print(
+            f"total {total.currency}: revenue {format_amount(total.revenue)}, cost "
+            f"{'-' if total.margin is None else format_amount(total.cost)}, margin "
+            f"{_money_or_dash(total.margin)}{'' if percent is None else f' ({percent} %)'}; "
+            f"cost unknown for {total.unknown_charges} charges "
+            f"({format_amount(total.unknown_revenue)})",
+            highlight=False,
+        )
 
 
 def register(app: typer.Typer) -> None:
