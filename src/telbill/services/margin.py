@@ -134,10 +134,11 @@ def margin_by_destination(
     )
     with db.engine.connect() as conn:
         grouped = conn.execute(query).all()
-        names = _destination_names(conn, {(r[0], r[1], r[2]) for r in grouped if r[2]})
+        names = _destination_names(conn, {(r[0], r[1], r[2], r[3]) for r in grouped if r[2]})
     merged: dict[tuple[Any, ...], list[int]] = {}
     for tariff, version, prefix, service, currency, *sums in grouped:
-        merged_key = (tariff, prefix, names.get((tariff, version, prefix)), service, currency)
+        name = names.get((tariff, version, prefix, service))
+        merged_key = (tariff, prefix, name, service, currency)
         totals = merged.setdefault(merged_key, [0] * len(sums))
         for i, value in enumerate(sums):
             totals[i] += int(value or 0)
@@ -250,13 +251,15 @@ def csv_lines(report: MarginReport) -> Iterator[str]:
 
 
 def _destination_names(
-    conn: Connection, keys: set[tuple[Any, Any, Any]]
-) -> dict[tuple[Any, Any, Any], str]:
+    conn: Connection, keys: set[tuple[Any, Any, Any, Any]]
+) -> dict[tuple[Any, Any, Any, Any], str]:
+    """Destination name per (tariff, version, prefix, service): a prefix names a call
+    destination and an SMS one apart ("United Kingdom", "UK SMS")."""
     if not keys:
         return {}
     query = (
         sa.select(
-            tariffs.c.name, tariffs.c.version, tariff_rates.c.prefix,
+            tariffs.c.name, tariffs.c.version, tariff_rates.c.prefix, tariff_rates.c.service,
             sa.func.min(tariff_rates.c.destination),
         )
         .join(tariffs, tariffs.c.id == tariff_rates.c.tariff_id)
@@ -264,10 +267,12 @@ def _destination_names(
             tariffs.c.name.in_({k[0] for k in keys}),
             tariff_rates.c.prefix.in_({k[2] for k in keys}),
         )
-        .group_by(tariffs.c.name, tariffs.c.version, tariff_rates.c.prefix)
+        .group_by(
+            tariffs.c.name, tariffs.c.version, tariff_rates.c.prefix, tariff_rates.c.service
+        )
     )  # fmt: skip
-    rows = conn.execute(query)
-    return {(name, version, prefix): str(dest) for name, version, prefix, dest in rows}
+    return {(name, version, prefix, service): str(dest)
+            for name, version, prefix, service, dest in conn.execute(query)}  # fmt: skip
 
 
 __all__ = [
