@@ -6,13 +6,17 @@ PostgreSQL, and authorize+end session pairs per second over HTTP on loopback.
     python benchmarks/charging.py --full     # 1,000,000 CDRs, 5,000 session pairs
     python benchmarks/charging.py --cdrs-only --baseline 6a73e9c --baseline-cdrs 20000
     python benchmarks/charging.py --cdrs-only --quick --profile
+    python benchmarks/charging.py --cdrs-only --cost-tariff --repeat 3
 
 Baselines measured in the same run show where the time goes: reading the file alone,
 reading + rating (no database; on a sample of at most 100,000 CDRs), and `/healthz` over
 HTTP at the same concurrency. `--baseline REF` also posts CDRs with the code of git commit
 REF (exported with `git archive` to a temporary folder, run in a subprocess; e.g. the commit
 before a change), in the same run on the same machine load. `--profile` prints where the
-SQLite posting spends its time (cProfile, top functions by own time).
+SQLite posting spends its time (cProfile, top functions by own time). `--cost-tariff` posts
+the same CDRs again with the plan given a carrier cost tariff (each charge then records its
+cost, for margin), alternating with runs without one `--repeat` times, and prints the
+median ratio of the two.
 PostgreSQL: TELBILL_BENCH_PG_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/test),
 each run in a fresh schema dropped at the end.
 """
@@ -44,6 +48,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # TELBILL_BENCH_SRC: run against another checkout's code (set by --baseline).
 sys.path.insert(0, os.environ.get("TELBILL_BENCH_SRC") or str(ROOT / "src"))
 
+from sqlalchemy import func, select  # noqa: E402
+
+from telbill.adapters.db.charging_tables import charges  # noqa: E402
 from telbill.adapters.db.engine import Database, migrate  # noqa: E402
 from telbill.adapters.formats.cdrs import read_cdr_file  # noqa: E402
 from telbill.domain.batch import CdrColumns, compile_batch  # noqa: E402
@@ -71,8 +78,23 @@ def rows() -> list[RateRow]:
     ]
 
 
-def setup(url: str, *, balance: str) -> tuple[Database, int, int]:
-    """A migrated database with one prepaid organisation (wallet) and one user."""
+def carrier_rows() -> list[RateRow]:
+    """The carrier's cost deck: cheaper, some destinations in other increments."""
+    return [
+        RateRow("44", "United Kingdom", Decimal("0.40"), increment=Increment(60, 60)),
+        RateRow("1", "United States", Decimal("0.004"), increment=Increment(1, 1)),
+        RateRow("49", "Germany", Decimal("0.011"), increment=Increment(60, 60)),
+        RateRow("33", "France", Decimal("0.018"), increment=Increment(30, 6)),
+        RateRow("61", "Australia", Decimal("0.031"), increment=Increment(1, 1)),
+        RateRow("", "Inbound", Decimal("0.0005"), direction=Direction.INBOUND),
+    ]
+
+
+def setup(
+    url: str, *, balance: str, cost_tariff: bool = False
+) -> tuple[Database, int, int]:
+    """A migrated database with one prepaid organisation (wallet) and one user; with
+    `cost_tariff`, the plan's charges record the carrier cost of the "carrier" deck."""
     migrate(url)
     db = Database(url)
     clock = SystemClock()
@@ -89,6 +111,10 @@ def setup(url: str, *, balance: str) -> tuple[Database, int, int]:
     import_tariff(db, "retail", rows(), TariffSettings(currency="USD"),
                   now=START - timedelta(days=1))  # fmt: skip
     plans.create_plan(db, "retail", tariff="retail", clock=clock)
+    if cost_tariff:
+        import_tariff(db, "carrier", carrier_rows(), TariffSettings(currency="USD"),
+                      now=START - timedelta(days=1))  # fmt: skip
+        plans.set_cost_tariff(db, "retail", "carrier")
     plans.assign_plan(db, org.id, "retail", clock=clock)
     wallets.top_up(db, org.id, balance, idempotency_key="t", clock=clock)
     return db, org.id, user.id
@@ -156,9 +182,10 @@ def baselines(path: Path, count: int, db: Database) -> tuple[float, float, float
 
 
 def bench_cdrs(
-    name: str, url: str, path: Path, count: int, chunk: int, *, profile: bool = False
-) -> dict[str, float]:
-    db, _, _ = setup(url, balance="100000000")
+    name: str, url: str, path: Path, count: int, chunk: int, *, profile: bool = False,
+    cost_tariff: bool = False,
+) -> dict[str, float]:  # fmt: skip
+    db, _, _ = setup(url, balance="100000000", cost_tariff=cost_tariff)
     read_per_s, rated_per_s, batch_per_s = baselines(path, count, db)
     profiler = cProfile.Profile() if profile else None
     started, cpu = time.perf_counter(), time.process_time()
@@ -177,6 +204,12 @@ def bench_cdrs(
     )
     replay_s = time.perf_counter() - started
     assert replay.duplicates == count and replay.posted == 0
+    if cost_tariff:  # every charge recorded its carrier cost (the work being measured)
+        with db.read() as conn:
+            unknown = conn.execute(
+                select(func.count()).select_from(charges).where(charges.c.cost_micros.is_(None))
+            ).scalar_one()
+        assert unknown == 0, f"{unknown} charges without a cost"
     db.dispose()
     posted_per_s = count / elapsed
     # CPU time of this process only (the database server's is not counted): on a shared,
@@ -195,6 +228,31 @@ def bench_cdrs(
         pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(18)
         print("\n".join(line for line in text.getvalue().splitlines()[6:] if line.strip()))
     return {"posted_per_s": posted_per_s, "cpu_per_s": count / cpu}
+
+
+def bench_cost_tariff(
+    name: str, new_url: Any, path: Path, count: int, chunk: int, repeat: int
+) -> None:
+    """Posting without and with a cost tariff, alternated `repeat` times on fresh databases
+    (`new_url()` gives one and a cleanup), and the median ratios (with / without)."""
+    runs: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+    for _ in range(repeat):
+        for with_cost in (False, True):
+            url, cleanup = new_url()
+            try:
+                label = f"{name}+cost" if with_cost else name
+                runs[with_cost].append(
+                    bench_cdrs(label, url, path, count, chunk, cost_tariff=with_cost)
+                )
+            finally:
+                cleanup()
+    for measure in ("posted_per_s", "cpu_per_s"):
+        without = statistics.median(r[measure] for r in runs[False])
+        with_cost = statistics.median(r[measure] for r in runs[True])
+        print(
+            f"  {name:10} {measure:13} median without cost tariff {without:9,.0f}, with "
+            f"{with_cost:9,.0f}: ratio {with_cost / without:.3f} ({repeat} runs each)"
+        )
 
 
 def bench_baseline(ref: str, count: int, chunk: int, no_pg: bool) -> None:
@@ -350,6 +408,10 @@ def main() -> None:
     parser.add_argument("--baseline-cdrs", type=int, default=None,
                         help="CDRs for the baseline run (default: as many as this run).")
     parser.add_argument("--baseline-chunk", type=int, default=1_000)
+    parser.add_argument("--cost-tariff", action="store_true",
+                        help="Posting with a carrier cost tariff vs without (same run).")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="Alternated runs of each for --cost-tariff.")
     parser.add_argument(
         "--plain-http", action="store_true",
         help="uvicorn with asyncio + h11 (default: uvloop + httptools when installed)",
@@ -362,6 +424,20 @@ def main() -> None:
         path = Path(tmp) / "cdrs.csv"
         write_cdrs(path, count)
         print(f"CDR posting (rated + posted, committed every {args.chunk} CDRs):", flush=True)
+        if args.cost_tariff:
+            databases = itertools.count()
+
+            def sqlite_url() -> tuple[str, Any]:
+                return f"sqlite:///{tmp}/cost-{next(databases)}.db", lambda: None
+
+            def pg_url() -> tuple[str, Any]:
+                schema, url = pg_schema()
+                return url, lambda: drop_schema(schema)
+
+            bench_cost_tariff("sqlite", sqlite_url, path, count, args.chunk, args.repeat)
+            if not args.no_pg:
+                bench_cost_tariff("postgresql", pg_url, path, count, args.chunk, args.repeat)
+            return
         bench_cdrs("sqlite", f"sqlite:///{tmp}/bench.db", path, count, args.chunk,
                    profile=args.profile)  # fmt: skip
         if not args.no_pg:

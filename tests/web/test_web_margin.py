@@ -127,3 +127,10 @@ def test_explain_api_does_not_show_customers_the_carrier_cost(april, client):
     assert get_charge(april.db, charge_id).cost == Decimal("0.05")
     body = _api(client, april, "alpha", f"/v1/charges/{charge_id}/explain").json()
     assert body["amount"] == "0.120000" and "cost" not in body
+
+
+def test_plans_page_names_where_a_plans_cost_comes_from(april, client):
+    log_in(client, april.keys["acme"])
+    html = client.get(f"/provider/{april.ids['acme']}/plans").text
+    row = re.search(r"<tr><td>retail</td>.*?</tr>", html)
+    assert row is not None and "<td>carrier</td>" in row.group(0)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from telbill.domain.batch import CdrColumns
 from telbill.domain.batch import Status as BatchStatus
@@ -28,15 +28,24 @@ from telbill.errors import TelbillError
 from telbill.services.plans import TariffCache
 
 
+class PricedLeg(Protocol):
+    """A priced leg: its name, and its `Charge` when it was rated one by one."""
+
+    @property
+    def leg(self) -> str: ...
+
+    @property
+    def charge(self) -> Charge | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class CostRequest:
-    """One rated event: its plan, the currency it was charged in and its legs in order
-    (leg name, and the leg's `Charge` when it was rated one by one)."""
+    """One rated event: its plan, the currency it was charged in and its legs in order."""
 
     event: UsageEvent
     plan: ChargingPlan
     currency: str
-    legs: Sequence[tuple[str, Charge | None]]
+    legs: Sequence[PricedLeg]
 
 
 def cost_index_at(cache: TariffCache, plan: ChargingPlan, at: datetime) -> TariffIndex | None:
@@ -64,7 +73,7 @@ def leg_cost_micros(
     call = Leg.CALL.value
     for i, request in enumerate(requests):
         name = request.plan.cost_tariff_name
-        charges = [charge for _, charge in request.legs]
+        charges = [leg.charge for leg in request.legs]
         if name is None:
             out[i] = [None] * len(charges)
             continue
@@ -77,7 +86,7 @@ def leg_cost_micros(
             out[i] = [None] * len(charges)
             continue
         event = request.event
-        plain_call = [leg for leg, _ in request.legs] == [call]
+        plain_call = len(request.legs) == 1 and request.legs[0].leg == call
         if plain_call and event.service is Service.VOICE and event.direction is Direction.OUTBOUND:
             groups.setdefault((name, version), []).append(i)
         else:
@@ -105,10 +114,10 @@ def leg_cost_micros(
         request = requests[i]
         by_leg = costs_by_leg(request.event, cache.index(name, version), request.currency)
         out[i] = [
-            None if by_leg is None or leg not in by_leg else to_micros(by_leg[leg])
-            for leg, _ in request.legs
+            None if by_leg is None or leg.leg not in by_leg else to_micros(by_leg[leg.leg])
+            for leg in request.legs
         ]
     return [costs if costs is not None else [] for costs in out]
 
 
-__all__ = ["CostRequest", "cost_index_at", "leg_cost_micros"]
+__all__ = ["CostRequest", "PricedLeg", "cost_index_at", "leg_cost_micros"]

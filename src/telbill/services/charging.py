@@ -506,19 +506,15 @@ def _rate_chunk(
 def _record_costs(cache: TariffCache, rated: Sequence[_Rated]) -> None:
     """The carrier cost of every leg (margin), through the same batch/per-event split as
     the prices (`services.charge_costs`)."""
+    costed = [item for item in rated if item.legs and item.plan.plan.cost_tariff_name]
     requests = [
-        CostRequest(
-            item.event, item.plan.plan, item.legs[0].currency,
-            [(leg.leg, leg.charge) for leg in item.legs],
-        )
-        for item in rated
-        if item.legs
-    ]  # fmt: skip
-    costed = iter(leg_cost_micros(cache, requests, columns=CdrColumns))
-    for item in rated:
-        if item.legs:
-            for leg, cost in zip(item.legs, next(costed), strict=True):
-                leg.cost_micros = cost
+        CostRequest(item.event, item.plan.plan, item.legs[0].currency, item.legs)
+        for item in costed
+    ]
+    costs = leg_cost_micros(cache, requests, columns=CdrColumns)
+    for item, leg_costs in zip(costed, costs, strict=True):
+        for leg, cost in zip(item.legs, leg_costs, strict=True):
+            leg.cost_micros = cost
 
 
 def _number_owners(
