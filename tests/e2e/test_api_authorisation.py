@@ -55,6 +55,13 @@ CASES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("GET", "/v1/accounts/{account_id}/counters/campaigns"): None,
     ("GET", "/v1/accounts/{account_id}/counters/campaigns.csv"): None,
     ("GET", "/v1/accounts/{account_id}/invoices"): None,
+    ("GET", "/v1/accounts/{account_id}/reports/margin"): None,
+    ("GET", "/v1/accounts/{account_id}/reports/margin.csv"): None,
+}
+# Reads of the provider's own business (carrier cost, margin): provider admins only.
+PROVIDER_READS = {
+    ("GET", "/v1/accounts/{account_id}/reports/margin"),
+    ("GET", "/v1/accounts/{account_id}/reports/margin.csv"),
 }
 # Whoever may read notifications may mark them read (a user key on its own account too).
 READER_WRITES = {("POST", "/v1/accounts/{account_id}/notifications/read")}
@@ -161,7 +168,7 @@ def test_user_key_is_read_only_on_its_own_account(world):
     for case in ACCOUNT_CASES:
         response = call(world, case, "alice", "alice")
         writes = case[0] in ("POST", "PUT") and case not in READER_WRITES
-        if writes or case[1].endswith(("/api-keys", "/webhooks")):
+        if writes or case[1].endswith(("/api-keys", "/webhooks")) or case in PROVIDER_READS:
             assert response.status_code == 403, (case, response.text)
         else:
             assert response.status_code == 200, (case, response.text)
@@ -217,6 +224,12 @@ def test_provider_admin_reaches_every_endpoint_of_its_subtree(world):
     for case in CASES:
         response = call(world, case, "acme", "alpha")
         assert response.status_code in (200, 201), (case, response.text)
+
+
+def test_organisation_admin_cannot_read_the_carrier_cost_of_its_own_usage(world):
+    for case in sorted(PROVIDER_READS):
+        response = call(world, case, "alpha", "alpha")
+        assert response.status_code == 403, (case, response.text)
 
 
 def test_organisation_admin_cannot_hand_out_a_provider_admin_key(world):
