@@ -1,7 +1,7 @@
 """Carrier cost per charge, for margin: `charges.cost_micros` (NULL: cost unknown, never 0
 for unknown) and `charging_plans.cost_tariff` (a fixed-price plan's carrier cost tariff).
 
-Revision ID: 0015_margin
+Revision ID: 0015
 Revises: 0014
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015_margin"
+revision = "0015"
 down_revision = "0014"
 branch_labels = None
 depends_on = None
