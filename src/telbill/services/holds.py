@@ -63,13 +63,22 @@ class Hold:
     details: Mapping[str, Any]
 
 
+_SELECT_HOLD = select(holds).where(holds.c.id == bindparam("hold_id"))
+_SELECT_RESOLUTION = select(hold_resolutions).where(
+    hold_resolutions.c.hold_id == bindparam("hold_id")
+)
+_SELECT_LINES = (
+    select(hold_lines.c.ledger_account_id, hold_lines.c.amount, hold_lines.c.position)
+    .where(hold_lines.c.hold_id == bindparam("hold_id"))
+    .order_by(hold_lines.c.position)
+)
+
+
 def load_hold(conn: Connection, hold_id: int) -> Hold:
-    row = conn.execute(select(holds).where(holds.c.id == hold_id)).first()
+    row = conn.execute(_SELECT_HOLD, {"hold_id": hold_id}).first()
     if row is None:
         raise NotFound(f"hold {hold_id} not found", hold_id=hold_id)
-    resolution = conn.execute(
-        select(hold_resolutions).where(hold_resolutions.c.hold_id == hold_id)
-    ).first()
+    resolution = conn.execute(_SELECT_RESOLUTION, {"hold_id": hold_id}).first()
     return Hold(
         id=row.id,
         account_id=row.account_id,
@@ -180,12 +189,16 @@ def hold(
 
 
 def _lines(conn: Connection, hold_id: int) -> list[HoldLine]:
-    rows = conn.execute(
-        select(hold_lines.c.ledger_account_id, hold_lines.c.amount, hold_lines.c.position)
-        .where(hold_lines.c.hold_id == hold_id)
-        .order_by(hold_lines.c.position)
-    )
+    rows = conn.execute(_SELECT_LINES, {"hold_id": hold_id})
     return [HoldLine(r.ledger_account_id, r.amount, r.position) for r in rows]
+
+
+def _released(settlement: Settlement) -> dict[int, int]:
+    """Deltas to the buckets' ``held``: each hold line's reservation goes."""
+    released: dict[int, int] = defaultdict(int)
+    for release in settlement.releases:
+        released[release.bucket_id] -= release.amount
+    return dict(released)
 
 
 def _resolve(
@@ -212,6 +225,7 @@ def _resolve(
         if outcome is HoldOutcome.SETTLED
         else plan_release(lines)
     )
+    released = _released(settlement)
     tx_id: int | None = None
     if settlement.takes:
         service = current.service or "voice"
@@ -221,6 +235,7 @@ def _resolve(
         total = settlement.settled
         post = [Posting(t.bucket_id, -t.amount, current.unit) for t in settlement.takes]
         post.append(Posting(revenue, total, current.unit))
+        # The debit and the release of the whole reservation: one UPDATE per bucket row.
         tx_id = ledger_store.apply_entry(
             conn,
             JournalEntry(
@@ -233,11 +248,10 @@ def _resolve(
                 idempotency_key=idempotency_key,
             ),
             now,
+            held=released,
         )
-    released: dict[int, int] = defaultdict(int)
-    for release in settlement.releases:
-        released[release.bucket_id] -= release.amount
-    ledger_store.add_to_columns(conn, held=released)
+    else:
+        ledger_store.add_to_columns(conn, held=released)
     conn.execute(
         hold_resolutions.insert().values(
             hold_id=hold_id,
@@ -539,6 +553,7 @@ def settle_hold_in(
     taken: dict[int, int] = defaultdict(int)
     for take in settlement.takes:
         taken[take.bucket_id] += take.amount
+    released = _released(settlement)
     tx_id: int | None = None
     if taken:
         revenue = ledger_store.system_account(
@@ -546,6 +561,7 @@ def settle_hold_in(
         )
         post = [Posting(bucket, -amount_, current.unit) for bucket, amount_ in taken.items()]
         post.append(Posting(revenue, settlement.settled, current.unit))
+        # Balance down by what is taken, held down by the whole reservation: one UPDATE.
         tx_id = ledger_store.apply_entry(
             conn,
             JournalEntry(
@@ -557,11 +573,10 @@ def settle_hold_in(
                 details={**dict(details), "hold_id": hold_id, "service": service},
             ),
             now,
+            held=released,
         )
-    released: dict[int, int] = defaultdict(int)
-    for release in settlement.releases:
-        released[release.bucket_id] -= release.amount
-    ledger_store.add_to_columns(conn, held=released)
+    else:
+        ledger_store.add_to_columns(conn, held=released)
     conn.execute(
         _INSERT_RESOLUTION,
         {
