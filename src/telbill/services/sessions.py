@@ -197,6 +197,7 @@ def _cost_micros(event: UsageEvent, seconds: int, ctx: SessionContext) -> int:
         ),  # fmt: skip
         ctx.index,
         ctx.plan.plan,
+        labels=False,  # only the amount is kept: no number-type guess for the explanation
     )
     return to_micros(priced.charges[0].amount)
 

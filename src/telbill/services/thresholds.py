@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, or_, select
@@ -314,25 +315,26 @@ def _fixed_levels_settled(conn: Connection, payer: Account, available: Decimal) 
     if not rows:
         return False
     first = rows[0]
-    settings = (
-        _defaults(payer.id)
-        if first.settings_of is None
-        else ThresholdSettings(
-            payer.id,
-            tuple(from_micros(int(m)) for m in first.fixed_levels_micros),
-            first.spend_days,
-            first.spend_window_days,
-            is_default=False,
-        )
-    )
+    levels = None if first.settings_of is None else tuple(first.fixed_levels_micros)
     armed = {row.threshold_key: row.armed for row in rows if row.threshold_key is not None}
-    for threshold in settings.thresholds():
-        if not isinstance(threshold, FixedThreshold):
-            continue
-        stored = armed.get(threshold.key)
+    for threshold, key in _fixed_thresholds(levels):
+        stored = armed.get(key)
         if stored is None or stored == is_below(threshold, available, ZERO):
             return False  # never stored, fires, or re-arms
     return True
+
+
+@lru_cache(maxsize=1024)
+def _fixed_thresholds(levels_micros: tuple[int, ...] | None) -> tuple[tuple[Threshold, str], ...]:
+    """The fixed thresholds (with their keys) of stored levels, or of the defaults (None)."""
+    settings = (
+        _defaults(0)
+        if levels_micros is None
+        else ThresholdSettings(
+            0, tuple(from_micros(int(m)) for m in levels_micros), None, None, is_default=False
+        )
+    )
+    return tuple((t, t.key) for t in settings.thresholds() if isinstance(t, FixedThreshold))
 
 
 def after_balance_change(

@@ -375,7 +375,8 @@ def add_to_columns(
     balance = balance or {}
     held = held or {}
     committed = _committed_ids(conn).ids
-    pending = _pending_ids(conn).values()
+    entry = conn.info.get(_PENDING_SYSTEM_ACCOUNTS)
+    pending = entry[1].values() if entry and entry[0] is conn.get_transaction() else ()
     params = []
     for account_id in sorted(balance.keys() | held.keys()):
         balance_delta, held_delta = balance.get(account_id, 0), held.get(account_id, 0)
@@ -386,4 +387,4 @@ def add_to_columns(
                      "held_delta": held_delta}
                 )  # fmt: skip
     if params:
-        conn.execute(_ADD_TO_COLUMNS, params)
+        conn.execute(_ADD_TO_COLUMNS, params[0] if len(params) == 1 else params)
