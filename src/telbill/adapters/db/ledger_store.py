@@ -14,7 +14,17 @@ from datetime import datetime
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    String,
+    bindparam,
+    func,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from telbill.adapters.db import bulk
@@ -234,6 +244,41 @@ _POSTING_COLUMNS = ("transaction_id", "ledger_account_id", "amount", "unit")
 
 _INSERT_TRANSACTION = transactions.insert().returning(transactions.c.id)
 _INSERT_POSTINGS = postings.insert()
+
+
+def _insert_entry_statement() -> Any:
+    """PostgreSQL: a transaction row and its postings in one statement (one round trip):
+    the transaction inserted in a data-modifying CTE, its postings from three arrays."""
+    new_transaction = (
+        transactions.insert()
+        .values({name: bindparam(name, type_=transactions.c[name].type)
+                 for name in _TRANSACTION_COLUMNS})  # fmt: skip
+        .returning(transactions.c.id)
+        .cte("new_transaction")
+    )
+    line = (
+        func.unnest(
+            bindparam("posting_accounts", type_=postgresql.ARRAY(BigInteger)),
+            bindparam("posting_amounts", type_=postgresql.ARRAY(BigInteger)),
+            bindparam("posting_units", type_=postgresql.ARRAY(String)),
+        )
+        .table_valued("ledger_account_id", "amount", "unit")
+        .render_derived(name="line")
+    )
+    return (
+        postings.insert()
+        .from_select(
+            list(_POSTING_COLUMNS),
+            select(new_transaction.c.id, line.c.ledger_account_id, line.c.amount, line.c.unit)
+            .select_from(new_transaction)
+            .join(line, true()),
+        )
+        .returning(postings.c.transaction_id)
+        .add_cte(new_transaction)
+    )
+
+
+_INSERT_ENTRY_PG = _insert_entry_statement()
 # Both running columns of a wallet bucket in one statement; a system account's row is never
 # matched (see `add_to_columns`).
 _ADD_TO_COLUMNS = (
@@ -330,28 +375,30 @@ def apply_entry(
     Three statements, built once: the transaction, its postings, the buckets' columns.
     """
     assert_balanced(entry.postings)  # again, at the storage boundary: always on
-    tx_id = int(
+    row = {
+        "kind": entry.kind,
+        "account_id": entry.account_id,
+        "subject_account_id": entry.subject_account_id,
+        "idempotency_key": entry.idempotency_key,
+        "memo": entry.memo,
+        "details": dict(entry.details) or None,
+        "created_at": now,
+    }
+    if conn.dialect.name == "postgresql":
+        row["posting_accounts"] = [p.ledger_account_id for p in entry.postings]
+        row["posting_amounts"] = [p.amount for p in entry.postings]
+        row["posting_units"] = [p.unit for p in entry.postings]
+        tx_id = int(conn.execute(_INSERT_ENTRY_PG, row).scalars().first())
+    else:
+        tx_id = int(conn.execute(_INSERT_TRANSACTION, row).scalar_one())
         conn.execute(
-            _INSERT_TRANSACTION,
-            {
-                "kind": entry.kind,
-                "account_id": entry.account_id,
-                "subject_account_id": entry.subject_account_id,
-                "idempotency_key": entry.idempotency_key,
-                "memo": entry.memo,
-                "details": dict(entry.details) or None,
-                "created_at": now,
-            },
-        ).scalar_one()
-    )
-    conn.execute(
-        _INSERT_POSTINGS,
-        [
-            {"transaction_id": tx_id, "ledger_account_id": p.ledger_account_id,
-             "amount": p.amount, "unit": p.unit}
-            for p in entry.postings
-        ],  # fmt: skip
-    )
+            _INSERT_POSTINGS,
+            [
+                {"transaction_id": tx_id, "ledger_account_id": p.ledger_account_id,
+                 "amount": p.amount, "unit": p.unit}
+                for p in entry.postings
+            ],  # fmt: skip
+        )
     add_to_columns(conn, balance=entry.balance_changes(), held=held)
     return tx_id
 
