@@ -5,6 +5,7 @@ p50/p99 latency, and the SQL statements one authorize and one end cost.
     python benchmarks/sessions.py --quick         # 200 pairs
     python benchmarks/sessions.py --count-only    # statements per request (+ --profile)
     python benchmarks/sessions.py --baseline-src /tmp/old/src   # same run, older code too
+    python benchmarks/sessions.py --wallets 1 10  # clients spread over 1, then 10 wallets
 
 Each database (SQLite file, PostgreSQL schema) gets one prepaid organisation with a large
 balance and one user; `--clients` concurrent clients each authorize a call and end it at
@@ -47,12 +48,16 @@ PG_BASE = os.environ.get("TELBILL_BENCH_PG_URL", "postgresql+psycopg://postgres@
 DESTINATIONS = ["+447700900123", "+15551234567", "+4930123456", "+33612345678", "+61212345678"]
 
 
-def setup(url: str, *, balance: str = "100000000") -> tuple[int, int, str]:
-    """A migrated database: one prepaid organisation (wallet, plan "retail"), one user, and a
-    switch key of the organisation. Returns (organisation id, user id, key)."""
+def setup(
+    url: str, *, balance: str = "100000000", wallets: int = 1
+) -> tuple[int, list[int], str]:
+    """A migrated database: `wallets` prepaid organisations (each a wallet on plan "retail")
+    with one user each, and a switch key (of the organisation when there is one, else of the
+    provider). Returns (provider id, the users' ids, key)."""
     from telbill.adapters.db.engine import Database, migrate
     from telbill.domain.tariffs import Direction, Increment, RateRow, TariffSettings
-    from telbill.services import accounts, plans, wallets
+    from telbill.services import accounts, plans
+    from telbill.services import wallets as wallets_service
     from telbill.services.auth import Role, create_api_key
     from telbill.services.clock import SystemClock
     from telbill.services.tariffs import import_tariff
@@ -63,13 +68,19 @@ def setup(url: str, *, balance: str = "100000000") -> tuple[int, int, str]:
     provider = accounts.create_account(
         db, kind="provider", name="Acme", currency="USD", idempotency_key="p", clock=clock
     )
-    org = accounts.create_account(
-        db, kind="organisation", name="alpha", parent_id=provider.id, idempotency_key="o",
-        clock=clock,
-    )  # fmt: skip
-    user = accounts.create_account(
-        db, kind="user", name="alice", parent_id=org.id, idempotency_key="u", clock=clock
-    )
+    orgs, users = [], []
+    for n in range(wallets):
+        org = accounts.create_account(
+            db, kind="organisation", name=f"org{n}", parent_id=provider.id,
+            idempotency_key=f"o{n}", clock=clock,
+        )  # fmt: skip
+        orgs.append(org.id)
+        users.append(
+            accounts.create_account(
+                db, kind="user", name=f"user{n}", parent_id=org.id, idempotency_key=f"u{n}",
+                clock=clock,
+            ).id
+        )  # fmt: skip
     rows = [
         RateRow("44", "United Kingdom", Decimal("0.60"), increment=Increment(60, 60)),
         RateRow("1", "United States", Decimal("0.012"), increment=Increment(6, 6)),
@@ -81,12 +92,14 @@ def setup(url: str, *, balance: str = "100000000") -> tuple[int, int, str]:
     import_tariff(db, "retail", rows, TariffSettings(currency="USD"),
                   now=datetime.now(UTC) - timedelta(days=1))  # fmt: skip
     plans.create_plan(db, "retail", tariff="retail", clock=clock)
-    plans.assign_plan(db, org.id, "retail", clock=clock)
-    wallets.top_up(db, org.id, balance, idempotency_key="t", clock=clock)
-    switch = create_api_key(db, account_id=org.id, role=Role.SWITCH, name="sw", clock=clock)
+    for n, org_id in enumerate(orgs):
+        plans.assign_plan(db, org_id, "retail", clock=clock)
+        wallets_service.top_up(db, org_id, balance, idempotency_key=f"t{n}", clock=clock)
+    holder = orgs[0] if len(orgs) == 1 else provider.id
+    switch = create_api_key(db, account_id=holder, role=Role.SWITCH, name="sw", clock=clock)
     db.dispose()
     assert switch.secret is not None
-    return org.id, user.id, switch.secret
+    return provider.id, users, switch.secret
 
 
 def pg_schema() -> tuple[str, str]:
@@ -119,7 +132,7 @@ def count_statements(url: str, *, profile: bool = False, pairs: int = 20) -> dic
 
     from telbill.api.app import create_app
 
-    _, user_id, secret = setup(url)
+    _, (user_id,), secret = setup(url)
     app = create_app(url)
     engine = app.state.db.engine
     counted: list[str] = []
@@ -192,7 +205,7 @@ def service_cpu(url: str, pairs: int = 300) -> dict[str, float]:
     from telbill.services.clock import SystemClock
     from telbill.services.plans import TariffCache
 
-    _, user_id, _ = setup(url)
+    _, (user_id,), _ = setup(url)
     db, clock = Database(url), SystemClock()
     cache = TariffCache(db)
 
@@ -241,8 +254,11 @@ def free_port() -> int:
 
 
 async def _drive(
-    base: str, key: str, account_id: int, numbers: range, clients: int, tag: str
+    base: str, key: str, account_ids: list[int], numbers: range, clients: int, tag: str,
+    first_client: int = 0,
 ) -> dict[str, Any]:
+    """Drive the pairs `numbers` with `clients` concurrent clients; client k (counted from
+    `first_client` across client processes) calls for the user of wallet k mod N."""
     import httpx
 
     latencies: list[float] = []
@@ -255,7 +271,8 @@ async def _drive(
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120,
                                  headers={"Authorization": f"Bearer {key}"}) as client:  # fmt: skip
 
-        async def worker() -> None:
+        async def worker(client_no: int) -> None:
+            account_id = account_ids[client_no % len(account_ids)]
             while not queue.empty():
                 n = queue.get_nowait()
                 t0 = time.perf_counter()
@@ -278,7 +295,7 @@ async def _drive(
                     errors.append(ended.text)
 
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
+        await asyncio.gather(*(worker(first_client + k) for k in range(clients)))
         elapsed = time.perf_counter() - started
 
         async def ping() -> None:
@@ -291,9 +308,13 @@ async def _drive(
     return {"elapsed": elapsed, "latencies": latencies, "health": health, "errors": errors}
 
 
-def _client_process(args: tuple[str, str, int, int, int, int, int, str]) -> dict[str, Any]:
-    base, key, account_id, first, last, clients, _proc, tag = args
-    return asyncio.run(_drive(base, key, account_id, range(first, last), clients, tag))
+def _client_process(
+    args: tuple[str, str, list[int], int, int, int, int, str],
+) -> dict[str, Any]:
+    base, key, account_ids, first, last, clients, first_client, tag = args
+    return asyncio.run(
+        _drive(base, key, account_ids, range(first, last), clients, tag, first_client)
+    )
 
 
 def tree_cpu_s(pid: int) -> float:
@@ -345,19 +366,21 @@ def serve(url: str, src: Path, workers: int, server_args: list[str]) -> tuple[An
 
 def load(
     url: str, src: Path, *, pairs: int, clients: int, workers: int, procs: int,
-    server_args: list[str],
+    server_args: list[str], wallets: int = 1,
 ) -> dict[str, Any]:
-    """Serve `url` from `src` and drive `pairs` authorize+end pairs at `clients` concurrency."""
-    _, user_id, secret = setup(url)
+    """Serve `url` from `src` and drive `pairs` authorize+end pairs at `clients` concurrency,
+    the clients spread over `wallets` wallets."""
+    _, user_ids, secret = setup(url, wallets=wallets)
     server, base = serve(url, src, workers, server_args)
     try:
         # Warm-up: each worker compiles the tariff and fills its caches once.
-        asyncio.run(_drive(base, secret, user_id, range(40), 8, "w"))
+        asyncio.run(_drive(base, secret, user_ids, range(40), 8, "w"))
         procs = max(1, min(procs, clients))
         per_proc = [clients // procs + (1 if p < clients % procs else 0) for p in range(procs)]
         bounds = [pairs * p // procs for p in range(procs + 1)]
         jobs = [
-            (base, secret, user_id, bounds[p], bounds[p + 1], per_proc[p], p, "r")
+            (base, secret, user_ids, bounds[p], bounds[p + 1], per_proc[p],
+             sum(per_proc[:p]), "r")  # fmt: skip
             for p in range(procs)
         ]
         started, cpu = time.perf_counter(), tree_cpu_s(server.pid)
@@ -416,6 +439,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument(
+        "--wallets", type=int, nargs="+", default=[1],
+        help="Spread the clients over N wallets (one organisation each); several values run "
+        "the load once per value: lock contention on one wallet apart from per-request cost.",
+    )  # fmt: skip
     parser.add_argument("--no-pg", action="store_true")
     parser.add_argument("--count-only", action="store_true", help="Statements per request.")
     parser.add_argument("--profile", action="store_true", help="cProfile the counted pairs.")
@@ -470,18 +498,20 @@ def main() -> None:
                           f"ms CPU per pair, {cpu_r['wall_ms_per_pair']:.2f} ms wall "
                           "(one thread, no HTTP)")  # fmt: skip
                 continue
-            for label, src in trees:
-                schema, url = make_url(f"load-{label.replace(' ', '-')}")
+            for wallets, (label, src) in [(w, t) for w in args.wallets for t in trees]:
+                schema, url = make_url(f"load-{label.replace(' ', '-')}-{wallets}")
                 try:
                     # SQLite serialises writers on one file: workers add contention only,
                     # but the figure is reported with the same worker count for comparison.
                     r = load(url, src, pairs=pairs, clients=args.clients, workers=args.workers,
-                             procs=args.client_procs, server_args=server_args)  # fmt: skip
+                             procs=args.client_procs, server_args=server_args,
+                             wallets=wallets)  # fmt: skip
                 finally:
                     if schema:
                         drop_schema(schema)
                 print(
-                    f"  {db_name:10} {label:9}: {pairs:,} pairs, {args.clients} clients, "
+                    f"  {db_name:10} {label:9}: {pairs:,} pairs, {args.clients} clients on "
+                    f"{wallets} wallet{'s' if wallets > 1 else ''}, "
                     f"{args.workers} workers: {r['pairs_per_s']:7,.0f} pairs/s | request "
                     f"p50 {r['p50_ms']:7.1f} ms, p99 {r['p99_ms']:7.1f} ms | /healthz p50 "
                     f"{r['health_p50_ms']:6.1f} ms, p99 {r['health_p99_ms']:6.1f} ms | "

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
 from charging_support import World, build_world, key, paid, world_fixture  # noqa: F401
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from telbill.adapters.db.tables import accounts as accounts_table
+from telbill.adapters.db.tables import holds as holds_table
 from telbill.services import sessions, wallets
 from telbill.services.plans import TariffCache
 from telbill.services.reconcile import reconcile
@@ -65,6 +67,27 @@ def test_end_settles_the_exact_charge_and_releases_the_rest(world: World) -> Non
     ended = end(world, decision.session_id, 61)
     assert ended.state == "ended" and ended.charged == Decimal("1.20")
     assert paid(world) == Decimal("8.80") and available(world) == Decimal("8.80")
+    assert reconcile(world.db).ok
+
+
+def test_simultaneous_authorizations_with_one_key_place_one_hold(world: World) -> None:
+    # The key is checked before the wallet is locked: the losers of the race must be rolled
+    # back (their holds with them) and replay the winner's answer.
+    cache = TariffCache(world.db)
+
+    def call(_: int) -> sessions.Authorization:
+        return sessions.authorize(
+            world.db, cache, account_id=world.user.id, to_number=UK,
+            idempotency_key="one-call", clock=world.clock,
+        )  # fmt: skip
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(call, range(4)))
+    assert {a.session_id for a in answers} == {answers[0].session_id}
+    assert answers[0].session_id is not None and answers[0].held == Decimal("9.60")
+    assert available(world) == Decimal("0.40")  # one hold of 9.60, not four
+    with world.db.transaction() as conn:
+        assert conn.execute(select(func.count()).select_from(holds_table)).scalar_one() == 1
     assert reconcile(world.db).ok
 
 

@@ -10,7 +10,7 @@ from ledger_support import (  # noqa: F401 (fixtures)
     migrated_db,
     sqlite_template,
 )
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.exc import OperationalError
 
 from telbill.adapters.db import ledger_store
@@ -91,3 +91,19 @@ def test_a_rolled_back_system_account_is_not_remembered(db: Database) -> None:
     with db.transaction() as conn:
         assert ledger_store.system_account(conn, "cash:EUR", "EUR", START) == found
         assert conn.execute(text("SELECT 1")).scalar() == 1
+
+
+def test_system_account_ids_are_remembered_without_transaction_listeners(db: Database) -> None:
+    # A commit or rollback listener on the engine would run on every transaction of the
+    # process; created ids stay with their transaction instead, and are read again after.
+    with db.transaction() as conn:
+        created = ledger_store.system_account(conn, "revenue:sms:EUR", "EUR", START)
+        assert ledger_store.system_account(conn, "revenue:sms:EUR", "EUR", START) == created
+    assert not db.engine.dispatch.commit and not db.engine.dispatch.rollback
+    with db.transaction() as conn:
+        assert ledger_store.system_account(conn, "revenue:sms:EUR", "EUR", START) == created
+    with db.transaction() as conn:  # now remembered: no statement at all
+        executed: list[str] = []
+        event.listen(conn, "before_cursor_execute", lambda *args: executed.append(args[2]))
+        assert ledger_store.system_account(conn, "revenue:sms:EUR", "EUR", START) == created
+        assert executed == []

@@ -165,6 +165,39 @@ def test_session_end_that_leaves_the_wallet_below_a_level_emits_balance_low(
     assert [Decimal(e.payload["balance"]) for e in events] == [Decimal("4.60")]
 
 
+def test_session_ends_fire_again_after_a_rearm_and_evaluate_a_newly_set_level(
+    world: World,
+) -> None:
+    # A session end reads settings and arm states once and writes only when a level crosses
+    # (or was never stored): each crossing still fires once, whatever the states were.
+    def call(seconds: int) -> None:
+        end(world, authorize(world).session_id or 0, seconds)
+
+    def lows() -> list[Decimal]:
+        return [Decimal(e.payload["balance"]) for e in list_events(world.db, types=["balance.low"])]
+
+    thresholds.set_settings(
+        world.db, world.org.id, fixed_levels=["5"], spend_days=None, spend_window_days=None,
+        now=START,
+    )  # fmt: skip
+    for seconds in (61, 300, 120):  # 1.20, 3.00, 1.20: 4.60 left, below 5
+        call(seconds)
+    assert lows() == [Decimal("4.60")]
+    wallets.top_up(world.db, world.org.id, "10", idempotency_key=key("t"), clock=world.clock)
+    world.db.run(lambda conn: thresholds.after_balance_change(conn, world.org.id, START))
+    call(60)  # 14.00 left: above 5, re-armed, nothing fires
+    assert lows() == [Decimal("4.60")]
+    thresholds.set_settings(
+        world.db, world.org.id, fixed_levels=["5", "13.50"], spend_days=None,
+        spend_window_days=None, now=START,
+    )  # fmt: skip
+    call(60)  # 13.40 left: below the new level
+    call(780)  # 5.60 left: above 5
+    assert lows() == [Decimal("4.60"), Decimal("13.40")]
+    call(60)  # 5.00 left: at 5 is below it, fires again after the re-arm
+    assert lows() == [Decimal("4.60"), Decimal("13.40"), Decimal("5.00")]
+
+
 def test_a_plan_assigned_in_this_process_is_used_by_its_next_authorization(
     world: World,
 ) -> None:

@@ -200,6 +200,7 @@ def _cost_micros(event: UsageEvent, seconds: int, ctx: SessionContext) -> int:
         ),  # fmt: skip
         ctx.index,
         ctx.plan.plan,
+        labels=False,  # only the amount is kept: no number-type guess for the explanation
     )
     return to_micros(priced.charges[0].amount)
 
@@ -357,15 +358,21 @@ def authorize(
 
     def work(conn: Connection) -> dict[str, Any]:
         now = clock.now()
-        # Lock the wallet first: concurrent authorisations of one wallet run one at a time.
-        locked = ledger_store.load_buckets(conn, [ctx.payer.id])
+
+        def perform() -> dict[str, Any]:
+            # Lock the wallet before anything is read: concurrent authorisations of one wallet
+            # run one at a time. The key is checked before, outside the lock: a concurrent
+            # request with the same key fails to store it, is rolled back and replays.
+            locked = ledger_store.load_buckets(conn, [ctx.payer.id])
+            return _decide(conn, ctx, event, now, call_id, locked)
+
         return idempotency.once(
             conn,
             scope=scope,
             key=idempotency_key,
             request=request,
             now=now,
-            perform=lambda: _decide(conn, ctx, event, now, call_id, locked),
+            perform=perform,
             load=lambda response: dict(response),
         )
 

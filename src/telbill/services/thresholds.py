@@ -20,9 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection, bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -223,9 +224,12 @@ def evaluate_thresholds(
     same crossing was already recorded).
     """
     payer = payer or billing_account(conn, account_id)
+    if not spend_based and available is not None and _fixed_levels_settled(conn, payer, available):
+        return []
     if conn.dialect.name == "postgresql":
-        # Serialise evaluations of one wallet (states may not exist yet to lock).
-        conn.execute(select(accounts.c.id).where(accounts.c.id == payer.id).with_for_update())
+        # Serialise evaluations of one wallet (states may not exist yet to lock). NO KEY
+        # UPDATE: rows that only reference the account (a session, a hold) are not held up.
+        conn.execute(_LOCK_ACCOUNT, {"account_id": payer.id})
     settings = settings_in(conn, payer.id)
     thresholds = tuple(
         t for t in settings.thresholds() if spend_based or isinstance(t, FixedThreshold)
@@ -271,6 +275,66 @@ def evaluate_thresholds(
             ):
                 written.append(key)
     return written
+
+
+_LOCK_ACCOUNT = (
+    select(accounts.c.id)
+    .where(accounts.c.id == bindparam("account_id"))
+    .with_for_update(key_share=True)
+)
+# The settings of a wallet and the arm states stored for it, in one read (a row per state).
+_SETTINGS_AND_STATES = (
+    select(
+        threshold_settings.c.account_id.label("settings_of"),
+        threshold_settings.c.fixed_levels_micros,
+        threshold_settings.c.spend_days,
+        threshold_settings.c.spend_window_days,
+        threshold_states.c.threshold_key,
+        threshold_states.c.armed,
+    )
+    .select_from(
+        accounts.outerjoin(
+            threshold_settings, threshold_settings.c.account_id == accounts.c.id
+        ).outerjoin(threshold_states, threshold_states.c.account_id == accounts.c.id)
+    )
+    .where(accounts.c.id == bindparam("account_id"))
+)
+
+
+def _fixed_levels_settled(conn: Connection, payer: Account, available: Decimal) -> bool:
+    """Whether the fixed levels are already as `available` leaves them: each stored, armed
+    above its level and disarmed at or below it. Then the hook writes nothing, and this one
+    unlocked read is all it costs; else it is evaluated in full, under the lock.
+
+    Unlocked, because nothing is written when it answers True. The caller holds the wallet's
+    buckets, so no other change of this balance evaluates meanwhile; the scheduler's check
+    may, with the balance before this change, but a fixed state only moves when it disagrees
+    with the balance, which after a change evaluated by this hook it does not.
+    """
+    rows = conn.execute(_SETTINGS_AND_STATES, {"account_id": payer.id}).all()
+    if not rows:
+        return False
+    first = rows[0]
+    levels = None if first.settings_of is None else tuple(first.fixed_levels_micros)
+    armed = {row.threshold_key: row.armed for row in rows if row.threshold_key is not None}
+    for threshold, key in _fixed_thresholds(levels):
+        stored = armed.get(key)
+        if stored is None or stored == is_below(threshold, available, ZERO):
+            return False  # never stored, fires, or re-arms
+    return True
+
+
+@lru_cache(maxsize=1024)
+def _fixed_thresholds(levels_micros: tuple[int, ...] | None) -> tuple[tuple[Threshold, str], ...]:
+    """The fixed thresholds (with their keys) of stored levels, or of the defaults (None)."""
+    settings = (
+        _defaults(0)
+        if levels_micros is None
+        else ThresholdSettings(
+            0, tuple(from_micros(int(m)) for m in levels_micros), None, None, is_default=False
+        )
+    )
+    return tuple((t, t.key) for t in settings.thresholds() if isinstance(t, FixedThreshold))
 
 
 def after_balance_change(

@@ -14,7 +14,17 @@ from datetime import datetime
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Engine, bindparam, event, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    String,
+    bindparam,
+    func,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from telbill.adapters.db import bulk
@@ -56,6 +66,24 @@ def _bucket(row: Any) -> Bucket:
     )
 
 
+def _buckets_query(*, by_unit: bool, lock: bool) -> Any:
+    query = select(*_BUCKET_COLUMNS).where(
+        ledger_accounts.c.account_id.in_(bindparam("account_ids", expanding=True))
+    )
+    if by_unit:
+        query = query.where(ledger_accounts.c.unit == bindparam("unit"))
+    query = query.order_by(ledger_accounts.c.id)
+    return query.with_for_update() if lock else query
+
+
+# Built once (the real-time path reads buckets in every request): (by unit, locked) -> query.
+_BUCKETS = {
+    (by_unit, lock): _buckets_query(by_unit=by_unit, lock=lock)
+    for by_unit in (False, True)
+    for lock in (False, True)
+}
+
+
 def load_buckets(
     conn: Connection,
     account_ids: Iterable[int],
@@ -64,14 +92,11 @@ def load_buckets(
     lock: bool = True,
 ) -> list[Bucket]:
     """The wallet buckets of `account_ids` (optionally one unit), locked in id order."""
-    ids = sorted(set(account_ids))
-    query = select(*_BUCKET_COLUMNS).where(ledger_accounts.c.account_id.in_(ids))
+    params: dict[str, Any] = {"account_ids": sorted(set(account_ids))}
     if unit is not None:
-        query = query.where(ledger_accounts.c.unit == unit)
-    query = query.order_by(ledger_accounts.c.id)
-    if lock:
-        query = query.with_for_update()
-    return [_bucket(row) for row in conn.execute(query)]
+        params["unit"] = unit
+    query = _BUCKETS[unit is not None, lock]
+    return [_bucket(row) for row in conn.execute(query, params)]
 
 
 def create_bucket(
@@ -112,64 +137,89 @@ def create_bucket(
 
 
 _PENDING_SYSTEM_ACCOUNTS = "telbill.pending_system_accounts"
-_system_account_ids: WeakKeyDictionary[Engine, dict[str, int]] = WeakKeyDictionary()
+_FIND_SYSTEM_ACCOUNT = select(ledger_accounts.c.id).where(
+    ledger_accounts.c.code == bindparam("code")
+)
 
 
-def _committed_ids(conn: Connection) -> dict[str, int]:
-    """System account ids known to be committed, per engine (they are never deleted).
+class _SystemIds:
+    """System account ids known to be committed, of one engine (they are never deleted)."""
 
-    Ids found or created inside a transaction wait in ``conn.info`` and join the cache only
-    when that transaction commits, so a rolled-back creation never leaves a stale id behind.
-    """
-    engine = conn.engine
-    cache = _system_account_ids.get(engine)
+    def __init__(self) -> None:
+        self.by_code: dict[str, int] = {}
+        self.ids: set[int] = set()
+
+    def add(self, code: str, account_id: int) -> int:
+        self.by_code[code] = account_id
+        self.ids.add(account_id)
+        return account_id
+
+
+_system_account_ids: WeakKeyDictionary[Engine, _SystemIds] = WeakKeyDictionary()
+
+
+def _committed_ids(conn: Connection) -> _SystemIds:
+    cache = _system_account_ids.get(conn.engine)
     if cache is None:
-        cache = {}
-        _system_account_ids[engine] = cache
-
-        def promote(connection: Connection) -> None:
-            cache.update(connection.info.pop(_PENDING_SYSTEM_ACCOUNTS, {}))
-
-        def discard(connection: Connection) -> None:
-            connection.info.pop(_PENDING_SYSTEM_ACCOUNTS, None)
-
-        event.listen(engine, "commit", promote)
-        event.listen(engine, "rollback", discard)
+        cache = _system_account_ids.setdefault(conn.engine, _SystemIds())
     return cache
 
 
+def _pending_ids(conn: Connection) -> dict[str, int]:
+    """System accounts this transaction created: not known to be committed, so they stay
+    with the transaction (``conn.info`` outlives it, on the pooled DBAPI connection: the
+    entry names the transaction it belongs to and is dropped by any other)."""
+    transaction = conn.get_transaction() or conn.begin()
+    entry = conn.info.get(_PENDING_SYSTEM_ACCOUNTS)
+    if entry is None or entry[0] is not transaction:
+        entry = (transaction, {})
+        conn.info[_PENDING_SYSTEM_ACCOUNTS] = entry
+    pending: dict[str, int] = entry[1]
+    return pending
+
+
 def system_account(conn: Connection, code: str, unit: str, now: datetime) -> int:
-    """Id of the system account `code` ("cash:USD", "revenue:voice:USD"...), created if new."""
+    """Id of the system account `code` ("cash:USD", "revenue:voice:USD"...), created if new.
+
+    Ids never change once committed, so they are remembered per engine without commit or
+    rollback listeners (which would cost on every transaction): an id found by a read is
+    another transaction's, committed, and remembered for good; an id this transaction
+    created is remembered only until it ends, and read again after (then found, or created
+    again if the creation was rolled back).
+    """
     committed = _committed_ids(conn)
-    if code in committed:
-        return committed[code]
-    pending: dict[str, int] = conn.info.setdefault(_PENDING_SYSTEM_ACCOUNTS, {})
+    if code in committed.by_code:
+        return committed.by_code[code]
+    pending = _pending_ids(conn)
     if code in pending:
         return pending[code]
-    found = conn.execute(
-        select(ledger_accounts.c.id).where(ledger_accounts.c.code == code)
-    ).scalar_one_or_none()
-    if found is None:
-        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        conn.execute(
-            dialect_insert(ledger_accounts)
-            .values(
-                account_id=None,
-                code=code,
-                kind=BucketKind.SYSTEM.value,
-                unit=unit,
-                priority=0,
-                balance=0,
-                held=0,
-                created_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["code"])
+    found = conn.execute(_FIND_SYSTEM_ACCOUNT, {"code": code}).scalar_one_or_none()
+    if found is not None:
+        # Visible and not created by this transaction (creations go through here and are
+        # pending): committed.
+        return committed.add(code, int(found))
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    created = conn.execute(
+        dialect_insert(ledger_accounts)
+        .values(
+            account_id=None,
+            code=code,
+            kind=BucketKind.SYSTEM.value,
+            unit=unit,
+            priority=0,
+            balance=0,
+            held=0,
+            created_at=now,
         )
-        found = conn.execute(
-            select(ledger_accounts.c.id).where(ledger_accounts.c.code == code)
-        ).scalar_one()
-    pending[code] = int(found)
-    return int(found)
+        .on_conflict_do_nothing(index_elements=["code"])
+        .returning(ledger_accounts.c.id)
+    ).scalar_one_or_none()
+    if created is not None:
+        pending[code] = int(created)
+        return int(created)
+    # Another transaction created it meanwhile and committed (the insert waited for it).
+    found = conn.execute(_FIND_SYSTEM_ACCOUNT, {"code": code}).scalar_one()
+    return committed.add(code, int(found))
 
 
 def system_balance(conn: Connection, code: str) -> int:
@@ -192,13 +242,67 @@ _TRANSACTION_COLUMNS = (
 _POSTING_COLUMNS = ("transaction_id", "ledger_account_id", "amount", "unit")
 
 
+_INSERT_TRANSACTION = transactions.insert().returning(transactions.c.id)
+_INSERT_POSTINGS = postings.insert()
+
+
+def _insert_entry_statement() -> Any:
+    """PostgreSQL: a transaction row and its postings in one statement (one round trip):
+    the transaction inserted in a data-modifying CTE, its postings from three arrays."""
+    new_transaction = (
+        transactions.insert()
+        .values({name: bindparam(name, type_=transactions.c[name].type)
+                 for name in _TRANSACTION_COLUMNS})  # fmt: skip
+        .returning(transactions.c.id)
+        .cte("new_transaction")
+    )
+    line = (
+        func.unnest(
+            bindparam("posting_accounts", type_=postgresql.ARRAY(BigInteger)),
+            bindparam("posting_amounts", type_=postgresql.ARRAY(BigInteger)),
+            bindparam("posting_units", type_=postgresql.ARRAY(String)),
+        )
+        .table_valued("ledger_account_id", "amount", "unit")
+        .render_derived(name="line")
+    )
+    return (
+        postings.insert()
+        .from_select(
+            list(_POSTING_COLUMNS),
+            select(new_transaction.c.id, line.c.ledger_account_id, line.c.amount, line.c.unit)
+            .select_from(new_transaction)
+            .join(line, true()),
+        )
+        .returning(postings.c.transaction_id)
+        .add_cte(new_transaction)
+    )
+
+
+_INSERT_ENTRY_PG = _insert_entry_statement()
+# Both running columns of a wallet bucket in one statement; a system account's row is never
+# matched (see `add_to_columns`).
+_ADD_TO_COLUMNS = (
+    update(ledger_accounts)
+    .where(
+        ledger_accounts.c.id == bindparam("target_id"),
+        ledger_accounts.c.account_id.is_not(None),
+    )
+    .values(
+        balance=ledger_accounts.c.balance + bindparam("balance_delta"),
+        held=ledger_accounts.c.held + bindparam("held_delta"),
+    )
+)
+
+
 def apply_entries(conn: Connection, entries: Sequence[JournalEntry], now: datetime) -> list[int]:
     """Insert balanced entries with their postings and move the balances; returns their ids."""
     if not entries:
         return []
+    if len(entries) == 1:
+        return [apply_entry(conn, entries[0], now)]
     for entry in entries:
         assert_balanced(entry.postings)  # again, at the storage boundary: always on
-    if len(entries) == 1 or conn.dialect.name != "sqlite":
+    if conn.dialect.name != "sqlite":
         rows = [
             {
                 "kind": e.kind,
@@ -257,8 +361,46 @@ def apply_entries(conn: Connection, entries: Sequence[JournalEntry], now: dateti
     return ids
 
 
-def apply_entry(conn: Connection, entry: JournalEntry, now: datetime) -> int:
-    return apply_entries(conn, [entry], now)[0]
+def apply_entry(
+    conn: Connection,
+    entry: JournalEntry,
+    now: datetime,
+    *,
+    held: Mapping[int, int] | None = None,
+) -> int:
+    """Insert one balanced entry with its postings and move the balances; returns its id.
+
+    `held`: deltas to the buckets' ``held`` made in the same UPDATE as their balance (a hold
+    settled: the amount taken leaves the balance and the reservation goes, in one write).
+    Three statements, built once: the transaction, its postings, the buckets' columns.
+    """
+    assert_balanced(entry.postings)  # again, at the storage boundary: always on
+    row = {
+        "kind": entry.kind,
+        "account_id": entry.account_id,
+        "subject_account_id": entry.subject_account_id,
+        "idempotency_key": entry.idempotency_key,
+        "memo": entry.memo,
+        "details": dict(entry.details) or None,
+        "created_at": now,
+    }
+    if conn.dialect.name == "postgresql":
+        row["posting_accounts"] = [p.ledger_account_id for p in entry.postings]
+        row["posting_amounts"] = [p.amount for p in entry.postings]
+        row["posting_units"] = [p.unit for p in entry.postings]
+        tx_id = int(conn.execute(_INSERT_ENTRY_PG, row).scalars().first())
+    else:
+        tx_id = int(conn.execute(_INSERT_TRANSACTION, row).scalar_one())
+        conn.execute(
+            _INSERT_POSTINGS,
+            [
+                {"transaction_id": tx_id, "ledger_account_id": p.ledger_account_id,
+                 "amount": p.amount, "unit": p.unit}
+                for p in entry.postings
+            ],  # fmt: skip
+        )
+    add_to_columns(conn, balance=entry.balance_changes(), held=held)
+    return tx_id
 
 
 def add_to_columns(
@@ -267,32 +409,29 @@ def add_to_columns(
     balance: Mapping[int, int] | None = None,
     held: Mapping[int, int] | None = None,
 ) -> None:
-    """Add deltas to the denormalised balance / held columns (the only in-place updates).
+    """Add deltas to the denormalised balance / held columns (the only in-place updates), both
+    columns of a bucket in one statement.
 
     Only wallet buckets keep a running balance. A system account (cash, revenue, VAT
     payable...) is touched by almost every transaction of every wallet: a running balance there
     would make every call end and every CDR chunk of every worker wait for the one row lock
     (PostgreSQL). Its balance is the sum of its postings (`system_balance`), and its column
-    stays 0: the statement skips system rows and takes no lock on them.
+    stays 0: the statement skips system rows and takes no lock on them (the ids known to be
+    system accounts are not even sent).
     """
-    skip = set(_committed_ids(conn).values()) | set(
-        conn.info.get(_PENDING_SYSTEM_ACCOUNTS, {}).values()
-    )
-    for column_name, deltas in (("balance", balance), ("held", held)):
-        params = [
-            {"target_id": account_id, "delta": delta}
-            for account_id, delta in sorted((deltas or {}).items())
-            if delta != 0 and account_id not in skip
-        ]
-        if not params:
-            continue
-        column = ledger_accounts.c[column_name]
-        statement = (
-            update(ledger_accounts)
-            .where(
-                ledger_accounts.c.id == bindparam("target_id"),
-                ledger_accounts.c.account_id.is_not(None),  # never a system account's row
-            )
-            .values({column_name: column + bindparam("delta")})
-        )
-        conn.execute(statement, params)
+    balance = balance or {}
+    held = held or {}
+    committed = _committed_ids(conn).ids
+    entry = conn.info.get(_PENDING_SYSTEM_ACCOUNTS)
+    pending = entry[1].values() if entry and entry[0] is conn.get_transaction() else ()
+    params = []
+    for account_id in sorted(balance.keys() | held.keys()):
+        balance_delta, held_delta = balance.get(account_id, 0), held.get(account_id, 0)
+        if (balance_delta or held_delta) and account_id not in committed:
+            if account_id not in pending:
+                params.append(
+                    {"target_id": account_id, "balance_delta": balance_delta,
+                     "held_delta": held_delta}
+                )  # fmt: skip
+    if params:
+        conn.execute(_ADD_TO_COLUMNS, params[0] if len(params) == 1 else params)
