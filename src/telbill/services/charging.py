@@ -44,6 +44,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from telbill.adapters.db import bulk, ledger_store
 from telbill.adapters.db.bulk import json_text, timestamp_param
+from telbill.adapters.db.charged import charged_usage_hashes
 from telbill.adapters.db.charging_tables import campaigns, cdr_quarantine, charges
 from telbill.adapters.db.engine import Database
 from telbill.adapters.db.lifecycle_tables import package_purchases
@@ -613,25 +614,16 @@ def quarantine_rows(
 def _existing(conn: Connection, rated: Sequence[_Rated]) -> dict[tuple[int, str], str | None]:
     """Usage hashes of the CDRs already charged, by (leaf account, CDR id).
 
-    Queried per leaf account so that the unique (account, CDR id, leg, revision) index
-    serves it: the cost stays per chunk, not per charge already stored.
+    Queried per leaf account through the unique (account, CDR id, leg, revision) index
+    (`charged.charged_usage_hashes`): the cost stays per chunk, not per charge stored.
     """
     by_leaf: dict[int, set[str]] = {}
     for item in rated:
         by_leaf.setdefault(item.leaf.id, set()).add(item.event.id)
     found: dict[tuple[int, str], str | None] = {}
     for leaf_id, cdr_ids in sorted(by_leaf.items()):
-        ids = sorted(cdr_ids)
-        for start in range(0, len(ids), 500):
-            rows = conn.execute(
-                select(charges.c.cdr_id, charges.c.usage_hash).where(
-                    charges.c.account_id == leaf_id,
-                    charges.c.cdr_id.in_(ids[start : start + 500]),
-                    charges.c.revision == 0,
-                )
-            )
-            for cdr_id, hashed in rows:
-                found[(leaf_id, cdr_id)] = hashed
+        for cdr_id, hashed in charged_usage_hashes(conn, leaf_id, sorted(cdr_ids)).items():
+            found[(leaf_id, cdr_id)] = hashed
     return found
 
 
