@@ -3,6 +3,7 @@ quarantine as one process, and exactly once when posted again."""
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from charging_support import World, build_world, cdr_line, key, write_cdrs
 from sqlalchemy import select
 
 from telbill.adapters.db.charging_tables import charges
+from telbill.adapters.formats.cdrs import read_cdr_file
 from telbill.services import accounts, charging, plans, wallets
 from telbill.services.cdr_workers import post_cdr_file
 from telbill.services.reconcile import reconcile
@@ -96,3 +98,17 @@ def test_two_workers_post_a_file_as_one_process_would(world: World, tmp_path: Pa
     ).posted == balances[0]
     assert len(charging.list_quarantine(world.db, status=None)) == 4
     assert reconcile(world.db).ok
+
+
+def test_posting_collects_garbage_less_often_and_restores_the_thresholds(
+    world: World, tmp_path: Path
+) -> None:
+    before = gc.get_threshold()
+    during: list[tuple[int, ...]] = []
+    path = write_cdrs(tmp_path / "c.csv", [cdr_line(f"c{n}", "+15551234567", 30) for n in range(5)])
+    charging.post_cdrs(
+        world.db, read_cdr_file(path), clock=world.clock, source=str(path), chunk_size=2,
+        on_chunk=lambda _: during.append(gc.get_threshold()),
+    )  # fmt: skip
+    assert len(during) == 3 and all(t[0] >= 100_000 for t in during)
+    assert gc.get_threshold() == before
