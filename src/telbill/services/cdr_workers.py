@@ -42,18 +42,20 @@ class _Share:
         return (ordinal // self.chunk_size) % self.workers == self.worker
 
 
-def _post_share(share: _Share) -> PostSummary:
-    db = Database(share.url)
+def _post_share(share: _Share, db: Database | None = None) -> PostSummary:
+    """Post `share` (with `db`, else with a Database of its own, as a worker process)."""
+    own = db is None
+    database = Database(share.url) if db is None else db
     try:
-        records = read_cdr_file(
-            Path(share.path), share.fmt, timezone=share.timezone, keep=share.keeps
-        )
+        keep = share.keeps if share.workers > 1 else None
+        records = read_cdr_file(Path(share.path), share.fmt, timezone=share.timezone, keep=keep)
         return post_cdrs(
-            db, records, clock=SystemClock(), source=share.path, chunk_size=share.chunk_size,
-            within=share.within, poster=share.poster,
+            database, records, clock=SystemClock(), source=share.path,
+            chunk_size=share.chunk_size, within=share.within, poster=share.poster,
         )  # fmt: skip
     finally:
-        db.dispose()
+        if own:
+            database.dispose()
 
 
 def post_cdr_file(
@@ -69,29 +71,28 @@ def post_cdr_file(
 ) -> PostSummary:
     """Post the CDR file at `path` with `workers` processes; the summed `PostSummary`.
 
-    With one worker it is `post_cdrs` in this process. The source of quarantined rows is
-    `path` as given, as with `post_cdrs(source=str(path))`.
+    This process is one of the workers (with one worker, it is `post_cdrs` here). The
+    source of quarantined rows is `path` as given, as with `post_cdrs(source=str(path))`.
     """
     if workers < 1:
         raise InvalidInput("workers must be at least 1")
     if chunk_size < 1:
         raise InvalidInput("chunk_size must be at least 1")
-    if workers == 1:
-        records = read_cdr_file(path, fmt, timezone=timezone)
-        return post_cdrs(
-            db, records, clock=SystemClock(), source=str(path), chunk_size=chunk_size,
-            within=within, poster=poster,
-        )  # fmt: skip
     url = db.engine.url.render_as_string(hide_password=False)
     shares = [
         _Share(url, str(path), fmt, timezone, chunk_size, worker, workers, within, poster)
         for worker in range(workers)
     ]
+    if workers == 1:
+        return _post_share(shares[0], db)
     total = PostSummary()
-    # spawn: a fresh interpreter per worker, no connection inherited from this process.
+    # This process posts the first share itself; spawn: a fresh interpreter per other
+    # worker, no connection inherited from this process.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        for summary in pool.map(_post_share, shares):
+    with ProcessPoolExecutor(max_workers=workers - 1, mp_context=context) as pool:
+        others = pool.map(_post_share, shares[1:])
+        total.add(_post_share(shares[0], db))
+        for summary in others:
             total.add(summary)
     return total
 
