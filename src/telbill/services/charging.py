@@ -864,9 +864,9 @@ def _fewer_collections() -> Iterator[None]:
     """Collect garbage less often while a stream posts.
 
     A chunk allocates several objects per CDR (fields, events, rows), nearly all freed by
-    reference counting; at Python's default threshold (700) the collector runs every few
-    CDRs and its older generations walk every live object (tariff indexes, caches): about a
-    fifth of the posting's CPU. The process's thresholds are restored when the last
+    reference counting; at Python's default threshold (700 net allocations) the collector
+    runs every few dozen CDRs, and its full passes walk every live object (tariff indexes,
+    caches): about a fifth of the posting's CPU. The process's thresholds are restored when the last
     concurrent stream ends.
     """
     global _gc_posting, _gc_saved
