@@ -181,22 +181,58 @@ def baselines(path: Path, count: int, db: Database) -> tuple[float, float, float
     return count / read_s, count / (read_s + rate_s), count / (read_s + batch_s)
 
 
+def children_cpu_s() -> float:
+    """CPU seconds of this process's finished (waited-for) child processes."""
+    usage = os.times()
+    return usage.children_user + usage.children_system
+
+
+def post_file(db: Database, path: Path, chunk: int, workers: int,
+              chunk_times: list[float]) -> charging.PostSummary:  # fmt: skip
+    """Post the file with `workers` processes (`cdr_workers`, imported only then: a
+    baseline commit may predate it); one process records each chunk's wall time."""
+    if workers > 1:
+        from telbill.services.cdr_workers import post_cdr_file
+
+        return post_cdr_file(db, path, workers=workers, chunk_size=chunk)
+    last = [time.perf_counter()]
+
+    def timed(_: charging.PostSummary) -> None:
+        now = time.perf_counter()
+        chunk_times.append(now - last[0])
+        last[0] = now
+
+    return charging.post_cdrs(db, read_cdr_file(path), clock=SystemClock(), source=str(path),
+                              chunk_size=chunk, on_chunk=timed)  # fmt: skip
+
+
+def chunk_trend(times: list[float]) -> str:
+    """Mean wall time of the first and the last tenth of the chunks (a growing table must
+    not make a chunk slower)."""
+    if len(times) < 10:
+        return ""
+    tenth = len(times) // 10
+    first, last = statistics.mean(times[:tenth]), statistics.mean(times[-tenth:])
+    return (f" | chunk wall: first tenth {first * 1000:,.0f} ms, last tenth "
+            f"{last * 1000:,.0f} ms ({last / first:.2f}x)")  # fmt: skip
+
+
 def bench_cdrs(
     name: str, url: str, path: Path, count: int, chunk: int, *, profile: bool = False,
-    cost_tariff: bool = False,
+    cost_tariff: bool = False, workers: int = 1,
 ) -> dict[str, float]:  # fmt: skip
     db, _, _ = setup(url, balance="100000000", cost_tariff=cost_tariff)
     read_per_s, rated_per_s, batch_per_s = baselines(path, count, db)
-    profiler = cProfile.Profile() if profile else None
-    started, cpu = time.perf_counter(), time.process_time()
+    profiler = cProfile.Profile() if profile and workers == 1 else None
+    chunk_times: list[float] = []
+    started, cpu, child_cpu = time.perf_counter(), time.process_time(), children_cpu_s()
     if profiler is not None:
         profiler.enable()
-    summary = charging.post_cdrs(
-        db, read_cdr_file(path), clock=SystemClock(), source=str(path), chunk_size=chunk
-    )
+    summary = post_file(db, path, chunk, workers, chunk_times)
     if profiler is not None:
         profiler.disable()
-    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu + children_cpu_s() - child_cpu
     assert summary.posted == count, summary
     started = time.perf_counter()
     replay = charging.post_cdrs(
@@ -215,13 +251,16 @@ def bench_cdrs(
     # CPU time of this process only (the database server's is not counted): on a shared,
     # loaded machine it is the steadier figure.
     print(
-        f"  {name:10} posted {count:>9,} CDRs in {elapsed:7.2f} s = {posted_per_s:9,.0f} CDRs/s"
+        f"  {name:10} {workers} worker{'s' if workers > 1 else ' '}"
+        f" posted {count:>9,} CDRs in {elapsed:7.2f} s = {posted_per_s:9,.0f} CDRs/s"
         f" (client CPU {cpu:6.2f} s = {count / cpu:9,.0f} CDRs per CPU-s)"
         f" | read only {read_per_s:9,.0f}/s, read+rate {rated_per_s:9,.0f}/s,"
         f" read+batch rate {batch_per_s:9,.0f}/s"
         f" (posting = {posted_per_s / rated_per_s:.2f}x of read+rate)"
         f" | replay {count / replay_s:9,.0f}/s"
-        + (" (profiled: slower)" if profiler else "")
+        + chunk_trend(chunk_times)
+        + (" (profiled: slower)" if profiler else ""),
+        flush=True,
     )
     if profiler is not None:
         text = io.StringIO()
@@ -264,7 +303,7 @@ def bench_baseline(ref: str, count: int, chunk: int, no_pg: bool) -> None:
                                  check=True, capture_output=True).stdout  # fmt: skip
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
         command = [sys.executable, __file__, "--cdrs-only", "--cdrs", str(count), "--chunk",
-                   str(chunk), *(["--no-pg"] if no_pg else [])]  # fmt: skip
+                   str(chunk), "--cdr-workers", "1", *(["--no-pg"] if no_pg else [])]  # fmt: skip
         env = {**os.environ, "TELBILL_BENCH_SRC": str(Path(tmp) / "src")}
         subprocess.run(command, env=env, check=True)
 
@@ -399,7 +438,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=None)
     parser.add_argument("--chunk", type=int, default=charging.DEFAULT_CHUNK_SIZE)
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers (sessions).")
+    parser.add_argument("--cdr-workers", default="1",
+                        help="Processes posting the CDR file, e.g. 1,2 (one run each).")
     parser.add_argument("--no-pg", action="store_true")
     parser.add_argument("--cdrs-only", action="store_true", help="No session benchmark.")
     parser.add_argument("--profile", action="store_true", help="cProfile the SQLite posting.")
@@ -438,14 +479,15 @@ def main() -> None:
             if not args.no_pg:
                 bench_cost_tariff("postgresql", pg_url, path, count, args.chunk, args.repeat)
             return
-        bench_cdrs("sqlite", f"sqlite:///{tmp}/bench.db", path, count, args.chunk,
-                   profile=args.profile)  # fmt: skip
-        if not args.no_pg:
-            schema, url = pg_schema()
-            try:
-                bench_cdrs("postgresql", url, path, count, args.chunk)
-            finally:
-                drop_schema(schema)
+        for workers in [int(n) for n in args.cdr_workers.split(",")]:
+            bench_cdrs("sqlite", f"sqlite:///{tmp}/bench{workers}.db", path, count, args.chunk,
+                       profile=args.profile, workers=workers)  # fmt: skip
+            if not args.no_pg:
+                schema, url = pg_schema()
+                try:
+                    bench_cdrs("postgresql", url, path, count, args.chunk, workers=workers)
+                finally:
+                    drop_schema(schema)
         if args.baseline is not None:
             bench_baseline(args.baseline, args.baseline_cdrs or count, args.baseline_chunk,
                            args.no_pg)  # fmt: skip

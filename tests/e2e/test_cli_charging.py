@@ -86,3 +86,19 @@ def test_operator_tests_a_dial_plan_with_session_commands(db_url: str) -> None:
     result = runner.invoke(app, ["session", "end", str(answer["session_id"]), "--duration",
                                  "99", "--database", db_url])  # fmt: skip
     assert result.exit_code == 1 and "idempotency" in result.output.lower()
+
+
+def test_operator_posts_a_cdr_file_with_two_workers_and_again_with_one(
+    db_url: str, tmp_path: Path
+) -> None:
+    build_world(db_url).db.dispose()
+    lines = [cdr_line(f"c{n}", "+15551234567", 30 + n) for n in range(7)]
+    lines.append(cdr_line("c7", "+861012345678", 60))  # no rate: quarantined
+    path = write_cdrs(tmp_path / "c.csv", lines)
+    post = ["cdr", "post", str(path), "--database", db_url, "--chunk-size", "2", "--json"]
+    first = json.loads(run(*post, "--workers", "2"))
+    assert (first["records"], first["posted"], first["quarantined"]) == (8, 7, 1)
+    again = json.loads(run(*post))
+    assert (again["posted"], again["duplicates"]) == (0, 7)
+    listed = json.loads(run("cdr", "quarantine", "list", "--database", db_url, "--json"))
+    assert [row["line"] for row in listed] == [9]

@@ -32,6 +32,7 @@ from telbill.cli.common import (
 )
 from telbill.errors import InvalidInput
 from telbill.services import campaigns, charging, plans, rerating, sessions
+from telbill.services.cdr_workers import post_cdr_file
 from telbill.services.clock import SystemClock
 
 cdr_app = typer.Typer(help="Post CDRs to balances; quarantined rows.", no_args_is_help=True)
@@ -84,6 +85,9 @@ def post_command(
         30.0, "--ack-wait", help="Stream: seconds before an unacked CDR goes to another worker."
     ),
     chunk_size: int = typer.Option(charging.DEFAULT_CHUNK_SIZE, "--chunk-size", min=1),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="File: processes posting its chunks (round robin)."
+    ),
     timezone: str | None = typer.Option(None, "--timezone", help="Zone of naive times."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     account: int | None = typer.Option(None, "--account", help=ACCOUNT_HELP),
@@ -101,10 +105,19 @@ def post_command(
 
         if account is not None:
             raise InvalidInput("--account applies to files; a stream's CDRs name their account")
+        if workers > 1:
+            raise InvalidInput("--workers applies to files; run one consumer per worker")
 
         summary = consume(
             db, stream, subject=subject, durable=durable, clock=clock, idle_exit_s=idle_exit,
             fmt=fmt, ack_wait_s=ack_wait, batch=min(chunk_size, 1000),
+        )  # fmt: skip
+    elif workers > 1:
+        if cdr_file is None:
+            raise InvalidInput("give a CDR file or --stream")
+        summary = post_cdr_file(
+            db, cdr_file, workers=workers, fmt=fmt, timezone=timezone, chunk_size=chunk_size,
+            within=account,
         )  # fmt: skip
     else:
         if cdr_file is None:

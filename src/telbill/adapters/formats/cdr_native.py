@@ -23,7 +23,7 @@ Every record gives a `UsageEvent` (with `line` and the raw columns in `raw`) or 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, tzinfo
 
 from telbill.adapters.formats.cdr_common import (
@@ -54,6 +54,7 @@ def read_native_cdrs(
     *,
     default_account: str = "",
     timezone: str | tzinfo | None = None,
+    keep: Callable[[int], bool] | None = None,
 ) -> CdrStream:
     """Yield a `UsageEvent` or a `CdrRowError` per record of a native CDR CSV.
 
@@ -61,6 +62,8 @@ def read_native_cdrs(
         lines: an open text file (opened with ``newline=""``) or any iterable of lines.
         default_account: account for rows whose ``account`` is blank or absent.
         timezone: IANA zone for naive times (default UTC).
+        keep: given the 0-based ordinal of a record (blank lines are not records), whether
+            to yield it; the others are skipped unparsed (a worker's share of a file).
 
     Raises:
         InvalidInput: the header lacks a required column (nothing is yielded).
@@ -80,10 +83,14 @@ def read_native_cdrs(
     for position, name in enumerate(names):
         where[name] = position
     previous_end = reader.line_num
+    ordinal = -1
     for fields in reader:
         line = previous_end + 1
         previous_end = reader.line_num
         if not any(value.strip() for value in fields):
+            continue
+        ordinal += 1
+        if keep is not None and not keep(ordinal):
             continue
         if len(fields) != len(header):
             raw = {name: fields[i] if i < len(fields) else "" for i, name in enumerate(header)}

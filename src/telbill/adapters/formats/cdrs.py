@@ -46,6 +46,7 @@ def read_cdr_file(
     timezone: str | tzinfo | None = None,
     default_account: str = "",
     progress: Progress | None = None,
+    keep: Callable[[int], bool] | None = None,
 ) -> CdrStream:
     """Stream the records of the CDR file at `path` in format `fmt`.
 
@@ -55,6 +56,8 @@ def read_cdr_file(
         timezone: zone of naive/local stamps (switches log local time); default UTC.
         default_account: account for records that name none.
         progress: called with the count of bytes newly read.
+        keep: given a record's 0-based ordinal in the file, whether to yield it (the share
+            of one of several workers); the native reader skips the others unparsed.
 
     Raises:
         InvalidInput: unknown format, missing file, or a file-level problem (bad header).
@@ -64,8 +67,19 @@ def read_cdr_file(
     if not path.exists():
         raise InvalidInput(f"CDR file not found: {path}")
     if fmt == "freeswitch" and detect_freeswitch_json(path):
-        return _read_json(path, timezone, default_account, progress)
-    return _read_csv(path, fmt, timezone, default_account, progress)
+        return _kept(_read_json(path, timezone, default_account, progress), keep)
+    if fmt == "native":
+        return _read_csv(path, fmt, timezone, default_account, progress, keep)
+    return _kept(_read_csv(path, fmt, timezone, default_account, progress), keep)
+
+
+def _kept(records: CdrStream, keep: Callable[[int], bool] | None) -> CdrStream:
+    if keep is None:
+        yield from records
+        return
+    for ordinal, record in enumerate(records):
+        if keep(ordinal):
+            yield record
 
 
 def _read_json(
@@ -82,11 +96,14 @@ def _read_csv(
     timezone: str | tzinfo | None,
     account: str,
     progress: Progress | None,
+    keep: Callable[[int], bool] | None = None,
 ) -> CdrStream:
     raw = _CountingReader(path.open("rb", buffering=0), progress)
     with io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8-sig", newline="") as handle:
         if fmt == "native":
-            yield from read_native_cdrs(handle, timezone=timezone, default_account=account)
+            yield from read_native_cdrs(
+                handle, timezone=timezone, default_account=account, keep=keep
+            )
         elif fmt == "freeswitch":
             yield from read_freeswitch_csv(handle, timezone=timezone, default_account=account)
         else:
