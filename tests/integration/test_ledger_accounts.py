@@ -188,3 +188,38 @@ def test_postpaid_account_keeps_its_credit_limit_exactly(db: Database, clock: Ma
     p = provider(db, clock, billing_mode="postpaid", credit_limit="1234.567891")
     assert p.credit_limit == Decimal("1234.567891")
     assert p.floor_micros == -1_234_567_891
+
+
+def test_migration_0016_drops_the_covered_charges_indexes_of_an_older_database(
+    db_url: str,
+) -> None:
+    # A database made before 0016 has both indexes: downgrade recreates them, as they were.
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from telbill.adapters.db.engine import MIGRATIONS_DIR, make_engine, normalise_url
+
+    covered = {"ix_charges_payer_id", "ix_charges_account_id_occurred_at"}
+    migrate(db_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    engine = make_engine(normalise_url(db_url))
+
+    def indexes() -> set[str]:
+        with engine.connect() as conn:
+            return {str(i["name"]) for i in sa.inspect(conn).get_indexes("charges")}
+
+    try:
+        assert not covered & indexes()
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0015")
+        assert covered <= indexes()
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+        assert not covered & indexes()
+        assert {"ix_charges_payer_id_created_at", "ix_charges_reports"} <= indexes()
+    finally:
+        engine.dispose()
