@@ -161,3 +161,28 @@ def test_rerating_posts_only_the_difference_with_its_explanation(
     again = rerating.rerate(world.db, world.org.id, clock=world.clock, tariff="fixed-uk", **period)
     assert again.changed == 0 and paid(world) == Decimal("9.28")
     assert reconcile(world.db).ok
+
+
+def test_reconcile_names_a_charge_whose_account_payer_transaction_or_campaign_is_missing(
+    world: World, tmp_path: Path
+) -> None:
+    # `charges` declares no foreign keys (its inserts are the busiest): reconcile proves them.
+    import sqlalchemy as sa
+
+    from telbill.adapters.db.charging_tables import charges
+
+    lines = [cdr_line(f"c{i}", "+447700900123", 61) for i in range(3)]
+    post(world, write_cdrs(tmp_path / "c.csv", lines), chunk_size=1)
+    assert reconcile(world.db).ok
+    with world.db.engine.begin() as conn:
+        for column, charge_id in (("payer_id", 1), ("transaction_id", 2), ("campaign_id", 3)):
+            conn.execute(
+                sa.update(charges).where(charges.c.id == charge_id).values({column: 987654})
+            )
+    report = reconcile(world.db)
+    found = {(p.check, p.subject, p.message.split(" (")[0]) for p in report.problems}
+    assert found == {
+        ("charge_references", "charge 1", "its payer 987654 does not exist"),
+        ("charge_references", "charge 2", "its transaction 987654 does not exist"),
+        ("charge_references", "charge 3", "its campaign 987654 does not exist"),
+    }

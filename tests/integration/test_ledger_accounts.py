@@ -190,17 +190,24 @@ def test_postpaid_account_keeps_its_credit_limit_exactly(db: Database, clock: Ma
     assert p.floor_micros == -1_234_567_891
 
 
-def test_migration_0016_drops_the_covered_charges_indexes_of_an_older_database(
+def test_migration_0016_drops_the_charges_foreign_keys_and_covered_indexes_of_an_older_database(
     db_url: str,
 ) -> None:
-    # A database made before 0016 has both indexes: downgrade recreates them, as they were.
+    # A database made before 0016 has them: downgrade recreates them, as they were.
     import sqlalchemy as sa
     from alembic import command
     from alembic.config import Config
 
     from telbill.adapters.db.engine import MIGRATIONS_DIR, make_engine, normalise_url
 
-    covered = {"ix_charges_payer_id", "ix_charges_account_id_occurred_at"}
+    covered = {
+        "ix_charges_payer_id",
+        "ix_charges_account_id_occurred_at",
+        "fk_charges_account_id_accounts",
+        "fk_charges_payer_id_accounts",
+        "fk_charges_transaction_id_transactions",
+        "fk_charges_campaign_id_campaigns",
+    }
     migrate(db_url)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -208,7 +215,10 @@ def test_migration_0016_drops_the_covered_charges_indexes_of_an_older_database(
 
     def indexes() -> set[str]:
         with engine.connect() as conn:
-            return {str(i["name"]) for i in sa.inspect(conn).get_indexes("charges")}
+            inspector = sa.inspect(conn)
+            return {str(i["name"]) for i in inspector.get_indexes("charges")} | {
+                str(fk["name"]) for fk in inspector.get_foreign_keys("charges")
+            }
 
     try:
         assert not covered & indexes()

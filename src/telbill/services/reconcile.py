@@ -7,17 +7,21 @@ Checks, over the whole database:
 * every posting is in its ledger account's unit;
 * every bucket's ``held`` equals the sum of its open hold lines;
 * no bucket other than a paid balance is below zero;
-* receipt numbers run 1..n per provider without gaps or duplicates.
+* receipt numbers run 1..n per provider without gaps or duplicates;
+* every charge names an existing account, payer, transaction and campaign (`charges`
+  declares no foreign keys: its inserts are the busiest of the engine).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Table, and_, case, func, select
+from sqlalchemy import Column, Connection, Table, and_, case, exists, func, select
 
+from telbill.adapters.db.charging_tables import campaigns, charges
 from telbill.adapters.db.engine import Database
 from telbill.adapters.db.tables import (
+    accounts,
     hold_lines,
     hold_resolutions,
     ledger_accounts,
@@ -56,6 +60,7 @@ def reconcile(db: Database) -> ReconcileReport:
             *_held_matches_open_holds(conn),
             *_no_negative_credit(conn),
             *_receipt_numbers(conn),
+            *_charge_references(conn),
         ]
         return ReconcileReport(
             ledger_accounts=_count(conn, ledger_accounts),
@@ -211,6 +216,44 @@ def _receipt_numbers(conn: Connection) -> list[Problem]:
         for r in rows
         if not (r.n == r.distinct_n and r.lo == 1 and r.hi == r.n)
     ]
+
+
+# Shown per reference kind; the message counts them all.
+_SHOWN_DANGLING = 20
+
+
+def _charge_references(conn: Connection) -> list[Problem]:
+    references: tuple[tuple[str, Column[int], Table], ...] = (
+        ("account", charges.c.account_id, accounts),
+        ("payer", charges.c.payer_id, accounts),
+        ("transaction", charges.c.transaction_id, transactions),
+        ("campaign", charges.c.campaign_id, campaigns),
+    )
+    problems: list[Problem] = []
+    for name, column, table in references:
+        dangling = column.is_not(None) & ~exists().where(table.c.id == column)
+        rows = conn.execute(
+            select(charges.c.id, column.label("ref"))
+            .where(dangling)
+            .order_by(charges.c.id)
+            .limit(_SHOWN_DANGLING)
+        ).all()
+        total = len(rows)
+        if total == _SHOWN_DANGLING:
+            total = int(
+                conn.execute(
+                    select(func.count()).select_from(charges).where(dangling)
+                ).scalar_one()
+            )
+        problems += [
+            Problem(
+                "charge_references",
+                f"charge {r.id}",
+                f"its {name} {r.ref} does not exist ({total} charges with a missing {name})",
+            )
+            for r in rows
+        ]
+    return problems
 
 
 __all__ = ["Problem", "ReconcileReport", "reconcile"]

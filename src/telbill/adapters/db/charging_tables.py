@@ -62,6 +62,11 @@ account_plans = Table(
     Column("created_at", UTCDateTime(), nullable=False),
 )
 
+# One row per charged leg: the busiest insert of the engine (a row per CDR). It declares no
+# foreign keys (migration 0016): every id it holds was read or created by the posting code in
+# the same transaction, accounts, transactions and campaigns are never deleted, and
+# `telbill reconcile` proves every charge's account, payer, transaction and campaign exist.
+# On PostgreSQL the per-row checks were half the server's cost of a chunk's COPY.
 charges = Table(
     "charges",
     metadata,
@@ -69,8 +74,8 @@ charges = Table(
     Column("cdr_id", String(200), nullable=False),
     Column("leg", String(16), nullable=False),
     Column("revision", Integer, nullable=False, default=0),
-    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
-    Column("payer_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("account_id", Id, nullable=False),
+    Column("payer_id", Id, nullable=False),
     Column("service", String(16), nullable=False),
     Column("direction", String(16), nullable=False),
     Column("amount_micros", BigInteger, nullable=False),
@@ -86,12 +91,12 @@ charges = Table(
     # What was rated (to rerate later) and a hash of it (a reused CDR id is refused).
     Column("usage", JSON, nullable=True),
     Column("usage_hash", String(64), nullable=True),
-    Column("transaction_id", Id, ForeignKey("transactions.id"), nullable=True),
+    Column("transaction_id", Id, nullable=True),
     Column("source", String(200), nullable=True),
     Column("occurred_at", UTCDateTime(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     # The campaign (auto-dialer / voice-bot run) that made the usage, when the CDR names one.
-    Column("campaign_id", Id, ForeignKey("campaigns.id"), nullable=True),
+    Column("campaign_id", Id, nullable=True),
     # The carrier's cost of the leg in micro-units of `currency`, before any markup and
     # whatever packages covered (NULL: unknown). A rerating revision holds the difference.
     Column("cost_micros", BigInteger, nullable=True),
@@ -127,8 +132,8 @@ sessions = Table(
     "sessions",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
-    Column("payer_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("account_id", Id, nullable=False),
+    Column("payer_id", Id, nullable=False),
     Column("state", String(16), nullable=False),
     Column("call_id", String(200), nullable=True),
     Column("direction", String(16), nullable=False),
