@@ -139,14 +139,21 @@ def load_account(conn: Connection, account_id: int, *, lock: bool = False) -> Ac
 
 def load_accounts(conn: Connection, account_ids: Iterable[int]) -> dict[int, Account]:
     """`load_account` of many accounts, by id (NotFound if one does not exist)."""
+    ids = set(account_ids)
+    found = find_accounts(conn, ids)
+    missing = sorted(ids - set(found))
+    if missing:
+        raise NotFound(f"account {missing[0]} not found", account_id=missing[0])
+    return found
+
+
+def find_accounts(conn: Connection, account_ids: Iterable[int]) -> dict[int, Account]:
+    """The accounts among `account_ids` that exist, by id (a few queries for all)."""
     ids = sorted(set(account_ids))
     found: dict[int, Account] = {}
     for start in range(0, len(ids), 500):
         query = select(accounts).where(accounts.c.id.in_(ids[start : start + 500]))
         found.update((row.id, _account(row)) for row in conn.execute(query))
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise NotFound(f"account {missing[0]} not found", account_id=missing[0])
     return found
 
 

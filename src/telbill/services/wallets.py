@@ -52,7 +52,7 @@ from telbill.ledger import (
     transfer,
 )
 from telbill.services import idempotency
-from telbill.services.accounts import PPM, Account, billing_account
+from telbill.services.accounts import PPM, Account, billing_account, find_accounts
 from telbill.services.clock import Clock
 from telbill.services.inputs import (
     check_currency,
@@ -608,7 +608,14 @@ def debit_many_in(
 ) -> list[Transaction | TelbillError]:
     """`debit_many` inside a transaction the caller already holds."""
     outcomes: list[Transaction | TelbillError | None] = [None] * len(requests)
-    payers: dict[int, Account] = {}
+    # Accounts holding their wallet are their own payers: read in one query for the batch
+    # (others, and unknown ids, go through `billing_account` one by one, as before).
+    requested = {r.account_id for r in requests if type(r.account_id) is int}
+    payers = {
+        account.id: account
+        for account in (find_accounts(conn, requested) if len(requested) > 1 else {}).values()
+        if account.has_wallet
+    }
     pending: list[_Pending] = []
     for index, request in enumerate(requests):
         try:
@@ -706,29 +713,49 @@ def _validate_debit(
     )
 
 
+_PROBES_PER_STATEMENT = 2500
+
+
 def _stored_keys(
     conn: Connection, pending: Sequence[_Pending]
 ) -> dict[tuple[str, str], tuple[str, int | None]]:
     by_scope: dict[str, set[str]] = {}
     for item in pending:
         by_scope.setdefault(item.scope, set()).add(item.request.idempotency_key)
+    # `scope IN (...) AND key IN (...)` is served by the unique (scope, key) index, one
+    # probe per (scope, key) combination: a scope with many keys (a CDR batch of one payer)
+    # is read alone, scopes with few keys (one renewal or call of each of many payers) are
+    # read together, as long as the combinations stay few; pairs not asked for are dropped.
+    groups: list[tuple[list[str], set[str]]] = []
+    for scope, scope_keys in sorted(by_scope.items()):
+        if groups:
+            scopes, keys = groups[-1]
+            if (len(scopes) + 1) * len(keys | scope_keys) <= _PROBES_PER_STATEMENT:
+                scopes.append(scope)
+                keys.update(scope_keys)
+                continue
+        groups.append(([scope], set(scope_keys)))
     found: dict[tuple[str, str], tuple[str, int | None]] = {}
-    for scope, scope_keys in by_scope.items():
-        keys = sorted(scope_keys)
+    for scopes, group_keys in groups:
+        keys = sorted(group_keys)
         for start in range(0, len(keys), 500):
-            # scope = ? AND key IN (...): served by the unique (scope, key) index.
             rows = conn.execute(
                 select(
+                    idempotency_keys.c.scope,
                     idempotency_keys.c.key,
                     idempotency_keys.c.request_hash,
                     idempotency_keys.c.response,
                 ).where(
-                    idempotency_keys.c.scope == scope,
+                    idempotency_keys.c.scope.in_(scopes),
                     idempotency_keys.c.key.in_(keys[start : start + 500]),
                 )
             )
             for row in rows:
-                found[(scope, row.key)] = (row.request_hash, row.response.get("transaction_id"))
+                if row.key in by_scope[row.scope]:
+                    found[(row.scope, row.key)] = (
+                        row.request_hash,
+                        row.response.get("transaction_id"),
+                    )
     return found
 
 
