@@ -8,11 +8,14 @@ With ``--compare-job-by-job`` it ticks the same year again with every renewal ru
 own (the path before set-based renewals) and prints the ratio. With
 ``--compare-thresholds`` it also times, at the end of the year, the set-based threshold
 check against the per-wallet reference on the same database (a ratio from one run, less
-sensitive to the load of the machine).
+sensitive to the load of the machine). With ``--compare-invoices``, December's invoices
+of every account are built one by one (the reference builder) and set-based (the month-end
+run's) on the same database, and compared.
 
     python benchmarks/year_simulation.py --accounts 1000
     python benchmarks/year_simulation.py --quick            # 31 accounts
     python benchmarks/year_simulation.py --url postgresql+psycopg://postgres@127.0.0.1/test
+    python benchmarks/year_simulation.py --quick --compare-invoices
 """
 
 from __future__ import annotations
@@ -79,6 +82,11 @@ def main() -> None:
     parser.add_argument("--url", help="an empty database (default: a temporary SQLite file)")
     parser.add_argument("--compare-thresholds", action="store_true")
     parser.add_argument(
+        "--compare-invoices",
+        action="store_true",
+        help="also build December's invoices one by one and set-based, on the same database",
+    )
+    parser.add_argument(
         "--compare-job-by-job",
         action="store_true",
         help="also tick the year with every renewal run on its own (the baseline)",
@@ -87,20 +95,21 @@ def main() -> None:
     count = 31 if args.quick else args.accounts
     with tempfile.TemporaryDirectory() as folder:
         url = args.url or f"sqlite:///{folder}/year.db"
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         ids = sim.set_up(url, count)
-        set_up_s = time.perf_counter() - started
+        set_up_s, set_up_cpu = time.perf_counter() - started, time.process_time() - cpu
         instrument()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         sim.tick_year(url, ids)
-        year_s = time.perf_counter() - started
+        year_s, year_cpu = time.perf_counter() - started, time.process_time() - cpu
         db = sim.open_database(url)
         assert reconcile(db).ok
         checked = sim.check_dates(url, ids)
         days = (sim.LAST_TICK - sim.FIRST_TICK).days + 1
         print(f"accounts: {count}, daily ticks: {days}, load: {os.getloadavg()[0]:.2f}")
         print(f"dates checked: {checked}")
-        print(f"set-up: {set_up_s:.1f} s; year: {year_s:.1f} s", end=" ")
+        print(f"set-up: {set_up_s:.1f} s ({set_up_cpu:.1f} s CPU of this process); ", end="")
+        print(f"year: {year_s:.1f} s ({year_cpu:.1f} s CPU)", end=" ")
         print(f"({year_s / count * 1000:.1f} ms per account-year)")
         for name, spent in sorted(seconds.items(), key=lambda item: -item[1]):
             if name.startswith("job ") or name.startswith("renewals "):
@@ -122,9 +131,52 @@ def main() -> None:
                 f"threshold check of every wallet: set-based {batched * 1000:.0f} ms, "
                 f"one by one {one_by_one * 1000:.0f} ms ({one_by_one / batched:.0f}x)"
             )
+        if args.compare_invoices:
+            compare_invoices(db)
         db.dispose()
         if args.compare_job_by_job:
             compare_job_by_job(folder, count, year_s, checked)
+
+
+def compare_invoices(db: Any) -> None:
+    """December's drafts of every wallet built one by one (`build_draft`, the reference)
+    and set-based (`build_drafts`, 50 accounts per call like the month-end run), in one
+    read transaction each: the ratio, and whether they are the same."""
+    from sqlalchemy import select
+
+    from telbill.adapters.db.tables import accounts
+    from telbill.services.accounts import load_accounts
+    from telbill.services.invoice_builder import build_draft, build_drafts
+    from telbill.services.invoice_runs import ACCOUNTS_PER_TRANSACTION
+    from telbill.services.reports import month_bounds
+
+    with db.read() as conn:
+        ids = conn.scalars(select(accounts.c.id).where(accounts.c.has_wallet)).all()
+        members = sorted(load_accounts(conn, ids).values(), key=lambda a: (a.timezone, a.id))
+    cpu, wall = time.process_time(), time.perf_counter()
+    with db.read() as conn:
+        one = {}
+        for account in members:
+            start, end = month_bounds("2027-12", account.timezone)
+            one[account.id] = build_draft(conn, account, start, end)
+    one_cpu, one_wall = time.process_time() - cpu, time.perf_counter() - wall
+    cpu, wall = time.process_time(), time.perf_counter()
+    with db.read() as conn:
+        many: dict[int, Any] = {}
+        for first in range(0, len(members), ACCOUNTS_PER_TRANSACTION):
+            batch = members[first : first + ACCOUNTS_PER_TRANSACTION]
+            for zone in sorted({a.timezone for a in batch}):
+                start, end = month_bounds("2027-12", zone)
+                group = [a for a in batch if a.timezone == zone]
+                many.update(build_drafts(conn, group, start, end))
+    many_cpu, many_wall = time.process_time() - cpu, time.perf_counter() - wall
+    lines = sum(len(d.lines) for d in one.values())
+    print(
+        f"December's {len(one)} drafts ({lines} lines): one by one {one_wall:.2f} s wall "
+        f"{one_cpu:.2f} s CPU, set-based {many_wall:.2f} s wall {many_cpu:.2f} s CPU "
+        f"({one_wall / many_wall:.1f}x wall, {one_cpu / max(many_cpu, 1e-9):.1f}x CPU); "
+        f"same drafts: {many == one}"
+    )
 
 
 def compare_job_by_job(folder: str, count: int, year_s: float, checked: Any) -> None:

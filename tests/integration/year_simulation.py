@@ -140,20 +140,21 @@ def set_up(url: str, count: int) -> dict[int, int]:
 def apply_day_events(
     db: Database, ids: dict[int, int], day: date, first_renewal: dict[int, date]
 ) -> None:
-    """Top-ups and calls of `day` (at noon UTC): late payments, random customers."""
+    """Top-ups and calls of `day` (at noon UTC): late payments, random customers. The
+    day's payments are posted like a bank statement, in one database transaction (each its
+    own ledger transaction and receipt), then the day's calls in one batch."""
     clock = FixedClock(_at(day, 12))
     rng = random.Random(f"{SEED}-{day.isoformat()}")
+    payments: list[tuple[int, str, str]] = []
     calls: list[wallets.DebitRequest] = []
     for index, account_id in ids.items():
         kind = kind_of(index)
         if kind == 2 and late_payment_day(index, first_renewal[index]) == day:
-            wallets.top_up(db, account_id, "30", idempotency_key=f"late-{index}", clock=clock)
+            payments.append((account_id, "30", f"late-{index}"))
         elif kind == 3:
             if rng.random() < 0.04:
                 amount = str(rng.randint(1, 20))
-                wallets.top_up(
-                    db, account_id, amount, idempotency_key=f"rnd-{index}-{day}", clock=clock
-                )
+                payments.append((account_id, amount, f"rnd-{index}-{day}"))
             if rng.random() < 0.2:
                 calls.append(
                     wallets.DebitRequest(
@@ -164,6 +165,13 @@ def apply_day_events(
                         direction="outbound",
                     )
                 )
+    if payments:
+        db.run(
+            lambda conn: [
+                wallets.top_up_in(conn, account_id, amount, idempotency_key=key, now=clock.now())
+                for account_id, amount, key in payments
+            ]
+        )
     if calls:
         outcomes = wallets.debit_many(db, calls, clock=clock)
         for outcome in outcomes:  # refusals for want of money are part of the story

@@ -8,7 +8,7 @@ paid-balance bucket in its currency at creation.
 from __future__ import annotations
 
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -135,6 +135,26 @@ def load_account(conn: Connection, account_id: int, *, lock: bool = False) -> Ac
     if row is None:
         raise NotFound(f"account {account_id} not found", account_id=account_id)
     return _account(row)
+
+
+def load_accounts(conn: Connection, account_ids: Iterable[int]) -> dict[int, Account]:
+    """`load_account` of many accounts, by id (NotFound if one does not exist)."""
+    ids = set(account_ids)
+    found = find_accounts(conn, ids)
+    missing = sorted(ids - set(found))
+    if missing:
+        raise NotFound(f"account {missing[0]} not found", account_id=missing[0])
+    return found
+
+
+def find_accounts(conn: Connection, account_ids: Iterable[int]) -> dict[int, Account]:
+    """The accounts among `account_ids` that exist, by id (a few queries for all)."""
+    ids = sorted(set(account_ids))
+    found: dict[int, Account] = {}
+    for start in range(0, len(ids), 500):
+        query = select(accounts).where(accounts.c.id.in_(ids[start : start + 500]))
+        found.update((row.id, _account(row)) for row in conn.execute(query))
+    return found
 
 
 def billing_account(conn: Connection, account_id: int) -> Account:

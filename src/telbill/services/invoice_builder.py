@@ -33,12 +33,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection, Select, case, func, select
 
 from telbill.adapters.db.charging_tables import charges
 from telbill.adapters.db.tables import ledger_accounts, postings, transactions
@@ -96,37 +96,119 @@ class Draft:
 
 
 def build_draft(conn: Connection, account: Account, start: datetime, end: datetime) -> Draft:
-    """The invoice of `account` (a wallet holder) for bookings in [start, end)."""
-    draft = Draft()
+    """The invoice of `account` (a wallet holder) for bookings in [start, end).
+
+    The reference: a few queries for one account. `build_drafts` computes the same drafts
+    for many accounts at once (the month-end run)."""
     flows = _ledger_flows(conn, account, start, end)
     _refuse_other_currencies(conn, account, start, end)
-    charged = _usage_lines(conn, account, start, end, draft)
-    usage_in_ledger: dict[str, int] = defaultdict(int)
-    itemised_codes: set[str] = set()
-    other: dict[tuple[str, str], int] = defaultdict(int)
+    groups = _usage_groups(conn, account, start, end)
+    names = _destination_names(conn, [g for g in groups if g.service == "voice"])
+    split = _split_flows(flows)
+    itemised = _itemised_rows(conn, [account.id], start, end, split.itemised_codes)
+    return _assemble(split, groups, names, itemised)
+
+
+def build_drafts(
+    conn: Connection, accounts: Sequence[Account], start: datetime, end: datetime
+) -> dict[int, Draft | InvoiceRefused]:
+    """`build_draft` of many accounts for the same [start, end), from grouped queries: the
+    ledger flows, the usage groups, the destination names and the itemised fees of every
+    account read once each (GROUP BY account). Per account id, its draft, or the
+    `InvoiceRefused` that `build_draft` would raise. Same lines, same order."""
+    if not accounts:
+        return {}
+    by_id = {account.id: account for account in accounts}
+    ids = sorted(by_id)
+    flows: dict[int, dict[tuple[str, str], int]] = {i: {} for i in ids}
+    groups: dict[int, list[Any]] = {i: [] for i in ids}
+    other_currencies: dict[int, set[str]] = defaultdict(set)
+    for chunk in _chunks(ids):
+        for account_id, kind, code, total, unit in conn.execute(
+            _flows_query(chunk, start, end)
+            .add_columns(ledger_accounts.c.unit)
+            .group_by(ledger_accounts.c.unit)
+        ):
+            if unit == by_id[account_id].currency:
+                flows[account_id][(str(kind), str(code))] = int(total)
+        for g in conn.execute(_usage_query(chunk, start, end)):
+            if g.currency != by_id[g.payer_id].currency:
+                other_currencies[g.payer_id].add(str(g.currency))
+            groups[g.payer_id].append(g)
+    names = _destination_names(
+        conn, [g for found in groups.values() for g in found if g.service == "voice"]
+    )
+    splits = {i: _split_flows(flows[i]) for i in ids if i not in other_currencies}
+    codes = {code for split in splits.values() for code in split.itemised_codes}
+    itemised: dict[int, list[Any]] = defaultdict(list)
+    with_codes = [i for i in ids if i in splits and splits[i].itemised_codes]
+    for chunk in _chunks(with_codes):
+        for row in _itemised_rows(conn, chunk, start, end, codes):
+            if row.code in splits[row.account_id].itemised_codes:
+                itemised[row.account_id].append(row)
+    drafts: dict[int, Draft | InvoiceRefused] = {}
+    for i in ids:
+        if i in other_currencies:
+            drafts[i] = _refusal(by_id[i], other_currencies[i])
+        else:
+            drafts[i] = _assemble(splits[i], groups[i], names, itemised[i])
+    return drafts
+
+
+def _chunks(ids: Sequence[int], size: int = 500) -> Iterator[Sequence[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+@dataclass
+class _Flows:
+    """The month's ledger flows of one account, sorted into what the invoice does with them."""
+
+    activity: dict[str, int] = field(default_factory=dict)
+    ledger_total_micros: int = 0
+    itemised_codes: set[str] = field(default_factory=set)
+    usage_in_ledger: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    other: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+
+
+def _split_flows(flows: Mapping[tuple[str, str], int]) -> _Flows:
+    split = _Flows()
     for (kind, code), amount in flows.items():
         if code.startswith("vat_"):
             continue
         if kind in NOT_CHARGES:
-            draft.activity[kind] = draft.activity.get(kind, 0) - amount
+            split.activity[kind] = split.activity.get(kind, 0) - amount
             continue
-        draft.ledger_total_micros += amount
+        split.ledger_total_micros += amount
         area, _, rest = code.partition(":")
         service = rest.rpartition(":")[0]
         if area == "revenue" and service in FEE_SERVICES or area == "adjustments":
-            itemised_codes.add(code)
+            split.itemised_codes.add(code)
         elif area == "revenue":
-            usage_in_ledger[service] += amount
+            split.usage_in_ledger[service] += amount
         else:
-            other[(kind, code)] += amount
-    draft.lines.extend(_itemised_lines(conn, account, start, end, itemised_codes))
+            split.other[(kind, code)] += amount
+    return split
+
+
+def _assemble(
+    split: _Flows,
+    groups: Sequence[Any],
+    names: Mapping[tuple[Any, Any, Any], str],
+    itemised: Iterable[Any],
+) -> Draft:
+    """The draft from one account's classified flows, usage groups and itemised rows."""
+    draft = Draft(activity=dict(split.activity), ledger_total_micros=split.ledger_total_micros)
+    charged = _usage_lines(groups, names, draft)
+    draft.lines.extend(_itemised_lines(itemised))
+    usage_in_ledger = split.usage_in_ledger
     for service in sorted(set(usage_in_ledger) | set(charged)):
         missing = usage_in_ledger.get(service, 0) - charged.get(service, 0)
         if missing:
             draft.lines.append(
                 DraftLine("adjustments", f"Other {service} charges (no call detail)", 1, missing)
             )
-    for (kind, code), amount in sorted(other.items()):
+    for (kind, code), amount in sorted(split.other.items()):
         if amount:
             draft.lines.append(DraftLine("adjustments", f"{kind} ({code})", 1, amount))
     draft.lines.sort(key=lambda line: SECTIONS.index(line.section))
@@ -138,28 +220,36 @@ def build_draft(conn: Connection, account: Account, start: datetime, end: dateti
     return draft
 
 
-def _ledger_flows(
-    conn: Connection, account: Account, start: datetime, end: datetime
-) -> dict[tuple[str, str], int]:
-    """Money moved by the account's transactions of the month, per (kind, system account):
-    positive when it went from the customer to the provider. One aggregate query."""
-    query = (
-        select(transactions.c.kind, ledger_accounts.c.code, func.sum(postings.c.amount))
+def _flows_query(account_ids: Sequence[int], start: datetime, end: datetime) -> Select[Any]:
+    """Money moved by the accounts' transactions of the month to system accounts, per
+    (account, kind, system account): positive when it went from the customer to the
+    provider."""
+    return (
+        select(
+            transactions.c.account_id, transactions.c.kind, ledger_accounts.c.code,
+            func.sum(postings.c.amount),
+        )
         .select_from(
             postings.join(transactions, transactions.c.id == postings.c.transaction_id).join(
                 ledger_accounts, ledger_accounts.c.id == postings.c.ledger_account_id
             )
         )
         .where(
-            transactions.c.account_id == account.id,
+            transactions.c.account_id.in_(account_ids),
             transactions.c.created_at >= start,
             transactions.c.created_at < end,
             ledger_accounts.c.account_id.is_(None),
-            ledger_accounts.c.unit == account.currency,
         )
-        .group_by(transactions.c.kind, ledger_accounts.c.code)
-    )
-    return {(str(kind), str(code)): int(total) for kind, code, total in conn.execute(query)}
+        .group_by(transactions.c.account_id, transactions.c.kind, ledger_accounts.c.code)
+    )  # fmt: skip
+
+
+def _ledger_flows(
+    conn: Connection, account: Account, start: datetime, end: datetime
+) -> dict[tuple[str, str], int]:
+    """The account's flows in its currency, per (kind, system account). One query."""
+    query = _flows_query([account.id], start, end).where(ledger_accounts.c.unit == account.currency)
+    return {(str(kind), str(code)): int(total) for _, kind, code, total in conn.execute(query)}
 
 
 def _refuse_other_currencies(
@@ -179,23 +269,27 @@ def _refuse_other_currencies(
         )
     }
     if found:
-        raise InvoiceRefused(
-            f"account {account.id} bills in {account.currency} but the month has charges in "
-            f"{', '.join(sorted(found))}: an invoice is in one currency; correct the charges "
-            "(rerate them with a tariff in the account's currency) before issuing it",
-            currencies=sorted(found),
-        )
+        raise _refusal(account, found)
 
 
-def _usage_lines(
-    conn: Connection, account: Account, start: datetime, end: datetime, draft: Draft
-) -> dict[str, int]:
-    """Call, SMS and other usage lines from one GROUP BY over the month's charges; returns
-    the money charged per service (all revisions) to compare with the ledger."""
+def _refusal(account: Account, found: Iterable[str]) -> InvoiceRefused:
+    currencies = sorted(found)
+    return InvoiceRefused(
+        f"account {account.id} bills in {account.currency} but the month has charges in "
+        f"{', '.join(currencies)}: an invoice is in one currency; correct the charges "
+        "(rerate them with a tariff in the account's currency) before issuing it",
+        currencies=currencies,
+    )
+
+
+def _usage_query(account_ids: Sequence[int], start: datetime, end: datetime) -> Select[Any]:
+    """The month's charges of the accounts in groups: per payer, currency, service,
+    direction, tariff version, prefix, and first posting or rerating."""
     first = charges.c.revision == 0
     rerated = case((first, 0), else_=1)
-    query = (
+    return (
         select(
+            charges.c.payer_id, charges.c.currency,
             charges.c.service, charges.c.direction, charges.c.tariff, charges.c.tariff_version,
             charges.c.prefix, rerated.label("rerated"),
             func.count().label("rows"),
@@ -204,17 +298,27 @@ def _usage_lines(
             func.coalesce(func.sum(charges.c.amount_micros), 0).label("amount"),
         )
         .where(
-            charges.c.payer_id == account.id,
+            charges.c.payer_id.in_(account_ids),
             charges.c.created_at >= start,
             charges.c.created_at < end,
         )
         .group_by(
+            charges.c.payer_id, charges.c.currency,
             charges.c.service, charges.c.direction, charges.c.tariff, charges.c.tariff_version,
             charges.c.prefix, rerated,
         )
     )  # fmt: skip
-    groups = conn.execute(query).all()
-    names = _destination_names(conn, [g for g in groups if g.service == "voice"])
+
+
+def _usage_groups(conn: Connection, account: Account, start: datetime, end: datetime) -> list[Any]:
+    return list(conn.execute(_usage_query([account.id], start, end)))
+
+
+def _usage_lines(
+    groups: Sequence[Any], names: Mapping[tuple[Any, Any, Any], str], draft: Draft
+) -> dict[str, int]:
+    """Call, SMS and other usage lines from the month's charge groups; returns the money
+    charged per service (all revisions) to compare with the ledger."""
     merged: dict[tuple[str, str, str | None, str | None], list[int]] = {}
     rerating: dict[str, list[int]] = {}
     charged: dict[str, int] = defaultdict(int)
@@ -297,16 +401,18 @@ def _destination_names(conn: Connection, groups: Iterable[Any]) -> dict[tuple[An
     return found
 
 
-def _itemised_lines(
-    conn: Connection, account: Account, start: datetime, end: datetime, codes: set[str]
-) -> list[DraftLine]:
-    """One line per fee or adjustment transaction of the month (there are few)."""
-    if not codes:
+def _itemised_rows(
+    conn: Connection, account_ids: Sequence[int], start: datetime, end: datetime, codes: set[str]
+) -> list[Any]:
+    """Postings of the accounts' fee and adjustment transactions of the month to system
+    accounts `codes`, in transaction then posting order (there are few)."""
+    if not codes or not account_ids:
         return []
     query = (
         select(
-            transactions.c.id, transactions.c.kind, transactions.c.memo, transactions.c.details,
-            ledger_accounts.c.code, postings.c.amount,
+            transactions.c.account_id, transactions.c.id, transactions.c.kind,
+            transactions.c.memo, transactions.c.details, ledger_accounts.c.code,
+            postings.c.amount,
         )
         .select_from(
             postings.join(transactions, transactions.c.id == postings.c.transaction_id).join(
@@ -314,7 +420,7 @@ def _itemised_lines(
             )
         )
         .where(
-            transactions.c.account_id == account.id,
+            transactions.c.account_id.in_(account_ids),
             transactions.c.created_at >= start,
             transactions.c.created_at < end,
             transactions.c.kind.not_in(sorted(NOT_CHARGES)),
@@ -325,10 +431,15 @@ def _itemised_lines(
         )
         .order_by(transactions.c.id, postings.c.id)
     )  # fmt: skip
+    return list(conn.execute(query))
+
+
+def _itemised_lines(rows: Iterable[Any]) -> list[DraftLine]:
+    """One line per fee or adjustment transaction of the month."""
     # A fee moves money to one system account; JSON details cannot be grouped on PostgreSQL,
     # so postings of one (transaction, account) are added up here.
     items: dict[tuple[int, str], tuple[Any, int]] = {}
-    for row in conn.execute(query):
+    for row in rows:
         key = (int(row.id), str(row.code))
         previous = items.get(key)
         items[key] = (row, int(row.amount) + (previous[1] if previous else 0))
@@ -352,4 +463,12 @@ def _details(details: Any) -> Mapping[str, Any]:
     return details if isinstance(details, Mapping) else {}
 
 
-__all__ = ["NOT_CHARGES", "SECTIONS", "Draft", "DraftLine", "InvoiceRefused", "build_draft"]
+__all__ = [
+    "NOT_CHARGES",
+    "SECTIONS",
+    "Draft",
+    "DraftLine",
+    "InvoiceRefused",
+    "build_draft",
+    "build_drafts",
+]

@@ -21,6 +21,8 @@ it contains and why its total equals the ledger's debits). Rules kept here:
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -41,12 +43,14 @@ from telbill.adapters.db.invoice_tables import (
     invoice_settings,
     invoices,
 )
+from telbill.adapters.db.tables import accounts
 from telbill.domain.money import from_micros
 from telbill.errors import Conflict, InvalidInput, NotFound
 from telbill.services.accounts import PPM, Account, BillingMode, load_account
 from telbill.services.clock import Clock
 from telbill.services.events import emit
 from telbill.services.invoice_builder import Draft, InvoiceRefused, build_draft
+from telbill.services.lifecycle_common import emit_many
 from telbill.services.reports import month_bounds
 from telbill.services.wallets import vat_included
 
@@ -116,11 +120,12 @@ class Invoice:
 # ---------------------------------------------------------------------------- numbering
 
 
-def next_number(conn: Connection, provider_id: int, series: str) -> int:
-    """The next number of `series` for the provider, in the caller's transaction.
+def next_number(conn: Connection, provider_id: int, series: str, count: int = 1) -> int:
+    """The next number of `series` for the provider, in the caller's transaction (the first
+    of `count` consecutive numbers taken at once).
 
     The counter row is created once (insert-or-ignore) and then locked FOR UPDATE, so two
-    issuers take turns; the number is used only if the caller's transaction commits.
+    issuers take turns; the numbers are used only if the caller's transaction commits.
     """
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     conn.execute(
@@ -132,7 +137,7 @@ def next_number(conn: Connection, provider_id: int, series: str) -> int:
     last = conn.execute(
         select(document_counters.c.last_number).where(*where).with_for_update()
     ).scalar_one()
-    conn.execute(document_counters.update().where(*where).values(last_number=last + 1))
+    conn.execute(document_counters.update().where(*where).values(last_number=last + count))
     return int(last) + 1
 
 
@@ -202,83 +207,205 @@ def issue_in(
                 invoice_id=existing.id,
             )
         return int(existing.id), False
-    start, end = month_bounds(month, account.timezone)
-    total = draft.total_micros
-    vat = vat_included(total, rate_ppm)
     postpaid = account.billing_mode is BillingMode.POSTPAID
     provider = load_account(conn, account.provider_id)
     number = next_number(conn, account.provider_id, "invoice")
     due_at = now + timedelta(days=payment_terms_days(conn, account.id)) if postpaid else None
+    values = _invoice_row(account, month, draft, number, provider.name, now, due_at)
     try:
         invoice_id = conn.execute(
-            invoices.insert()
-            .values(
-                provider_id=account.provider_id,
-                number=number,
-                account_id=account.id,
-                period=month,
-                period_start=start,
-                period_end=end,
-                timezone=account.timezone,
-                currency=account.currency,
-                billing_mode=account.billing_mode.value,
-                provider_name=provider.name,
-                customer_name=account.name,
-                vat_rate_ppm=rate_ppm,
-                vat_country=account.vat_country,
-                net_micros=total - vat,
-                vat_micros=vat,
-                total_micros=total,
-                amount_owed_micros=max(total, 0) if postpaid else 0,
-                activity=dict(sorted(draft.activity.items())),
-                content_hash=content_hash,
-                issued_at=now,
-                due_at=due_at,
-            )  # fmt: skip
-            .returning(invoices.c.id)
+            invoices.insert().values(**values).returning(invoices.c.id)
         ).scalar_one()
     except IntegrityError as exc:
         # Another process issued this month first: start over, and find it.
         raise RetryTransaction("invoice issued concurrently") from exc
     if draft.lines:
-        conn.execute(
-            invoice_lines.insert(),
-            [
-                {
-                    "invoice_id": invoice_id,
-                    "position": position,
-                    "section": line.section,
-                    "description": line.description[:300],
-                    "direction": line.direction,
-                    "destination": line.destination,
-                    "prefix": line.prefix,
-                    "quantity": line.quantity,
-                    "billed_units": line.billed_units,
-                    "amount_micros": line.amount_micros,
-                }  # fmt: skip
-                for position, line in enumerate(draft.lines, start=1)
-            ],
+        conn.execute(invoice_lines.insert(), _line_rows(invoice_id, draft))
+    emit(conn, "invoice.issued", **_issued_event(invoice_id, values), now=now)
+    return int(invoice_id), True
+
+
+def issue_many_in(
+    conn: Connection, items: Sequence[tuple[Account, str, Draft]], now: datetime
+) -> list[tuple[int, bool]]:
+    """`issue_in` of many (account, month, draft) in the caller's transaction, in a few
+    statements (the month-end run): per item (invoice id, newly issued), the same invoices
+    as `issue_in` called item by item, numbered in the items' order."""
+    keys = [(account.id, month) for account, month, _ in items]
+    if len(set(keys)) != len(keys):
+        raise InvalidInput("an (account, month) is given twice")
+    existing: dict[tuple[int, str], Any] = {}
+    ids = sorted({account_id for account_id, _ in keys})
+    for start in range(0, len(ids), MAX_PAGE):
+        query = select(
+            invoices.c.id, invoices.c.account_id, invoices.c.period, invoices.c.number,
+            invoices.c.content_hash,
+        ).where(
+            invoices.c.account_id.in_(ids[start : start + MAX_PAGE]),
+            invoices.c.period.in_(sorted({month for _, month in keys})),
+        )  # fmt: skip
+        existing.update({(row.account_id, row.period): row for row in conn.execute(query)})
+    results: list[tuple[int, bool] | None] = []
+    new: list[tuple[Account, str, Draft]] = []
+    for account, month, draft in items:
+        found = existing.get((account.id, month))
+        if found is None:
+            results.append(None)
+            new.append((account, month, draft))
+            continue
+        if found.content_hash != draft.content_hash(int(account.vat_rate * PPM)):
+            raise InvoiceImmutable(
+                f"invoice INV-{found.number} of {month} is issued and never changes; the "
+                "ledger has changed for that month since: correct it with a credit note",
+                invoice_id=found.id,
+            )
+        results.append((int(found.id), False))
+    if new:
+        new_ids = iter(_insert_new(conn, new, now))
+        results = [r if r is not None else (next(new_ids), True) for r in results]
+    return [r for r in results if r is not None]
+
+
+def _insert_new(
+    conn: Connection, items: Sequence[tuple[Account, str, Draft]], now: datetime
+) -> list[int]:
+    """Number and insert invoices not issued yet, with their lines and events; their ids."""
+    provider_ids = sorted({account.provider_id for account, _, _ in items})
+    names = {
+        int(row.id): str(row.name)
+        for row in conn.execute(
+            select(accounts.c.id, accounts.c.name).where(accounts.c.id.in_(provider_ids))
         )
-    emit(
+    }
+    if len(names) != len(provider_ids):
+        raise NotFound(f"providers {sorted(set(provider_ids) - set(names))} not found")
+    counts = Counter(account.provider_id for account, _, _ in items)
+    numbers = {p: next_number(conn, p, "invoice", counts[p]) for p in provider_ids}
+    postpaid = [
+        account.id for account, _, _ in items if account.billing_mode is BillingMode.POSTPAID
+    ]
+    terms = dict.fromkeys(postpaid, DEFAULT_PAYMENT_TERMS_DAYS)
+    for start in range(0, len(postpaid), MAX_PAGE):
+        terms.update(
+            (int(account_id), int(days))
+            for account_id, days in conn.execute(
+                select(invoice_settings.c.account_id, invoice_settings.c.payment_terms_days).where(
+                    invoice_settings.c.account_id.in_(postpaid[start : start + MAX_PAGE]),
+                    invoice_settings.c.payment_terms_days.is_not(None),
+                )
+            )
+        )
+    rows = []
+    for account, month, draft in items:
+        number = numbers[account.provider_id]
+        numbers[account.provider_id] += 1
+        due_at = now + timedelta(days=terms[account.id]) if account.id in terms else None
+        provider_name = names[account.provider_id]
+        rows.append(_invoice_row(account, month, draft, number, provider_name, now, due_at))
+    try:
+        invoice_ids = [
+            int(i)
+            for i in conn.scalars(
+                invoices.insert().returning(invoices.c.id, sort_by_parameter_order=True), rows
+            )
+        ]
+    except IntegrityError as exc:
+        raise RetryTransaction("invoice issued concurrently") from exc
+    lines = [
+        line
+        for invoice_id, (_, _, draft) in zip(invoice_ids, items, strict=True)
+        for line in _line_rows(invoice_id, draft)
+    ]
+    if lines:
+        conn.execute(invoice_lines.insert(), lines)
+    emit_many(
         conn,
-        "invoice.issued",
+        [
+            {"type": "invoice.issued", **_issued_event(invoice_id, values), "occurred_at": now}
+            for invoice_id, values in zip(invoice_ids, rows, strict=True)
+        ],
+    )
+    return invoice_ids
+
+
+def _invoice_row(
+    account: Account,
+    month: str,
+    draft: Draft,
+    number: int,
+    provider_name: str,
+    now: datetime,
+    due_at: datetime | None,
+) -> dict[str, Any]:
+    """The `invoices` row of a draft given its number."""
+    rate_ppm = int(account.vat_rate * PPM)
+    start, end = month_bounds(month, account.timezone)
+    total = draft.total_micros
+    vat = vat_included(total, rate_ppm)
+    postpaid = account.billing_mode is BillingMode.POSTPAID
+    return dict(
+        provider_id=account.provider_id,
+        number=number,
         account_id=account.id,
-        payload={
+        period=month,
+        period_start=start,
+        period_end=end,
+        timezone=account.timezone,
+        currency=account.currency,
+        billing_mode=account.billing_mode.value,
+        provider_name=provider_name,
+        customer_name=account.name,
+        vat_rate_ppm=rate_ppm,
+        vat_country=account.vat_country,
+        net_micros=total - vat,
+        vat_micros=vat,
+        total_micros=total,
+        amount_owed_micros=max(total, 0) if postpaid else 0,
+        activity=dict(sorted(draft.activity.items())),
+        content_hash=draft.content_hash(rate_ppm),
+        issued_at=now,
+        due_at=due_at,
+    )  # fmt: skip
+
+
+def _line_rows(invoice_id: int, draft: Draft) -> list[dict[str, Any]]:
+    return [
+        {
+            "invoice_id": invoice_id,
+            "position": position,
+            "section": line.section,
+            "description": line.description[:300],
+            "direction": line.direction,
+            "destination": line.destination,
+            "prefix": line.prefix,
+            "quantity": line.quantity,
+            "billed_units": line.billed_units,
+            "amount_micros": line.amount_micros,
+        }  # fmt: skip
+        for position, line in enumerate(draft.lines, start=1)
+    ]
+
+
+def _issued_event(invoice_id: int, row: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments of `emit` for ``invoice.issued`` of an inserted `invoices` row."""
+    number = row["number"]
+    due_at = row["due_at"]
+    return {
+        "account_id": row["account_id"],
+        "payload": {
             "invoice_id": int(invoice_id),
             "number": number,
             "label": f"INV-{number}",
-            "period": month,
-            "currency": account.currency,
-            "total": str(from_micros(total)),
-            "vat": str(from_micros(vat)),
-            "billing_mode": account.billing_mode.value,
-            "amount_owed": str(from_micros(max(total, 0) if postpaid else 0)),
+            "period": row["period"],
+            "currency": row["currency"],
+            "total": str(from_micros(row["total_micros"])),
+            "vat": str(from_micros(row["vat_micros"])),
+            "billing_mode": row["billing_mode"],
+            "amount_owed": str(from_micros(row["amount_owed_micros"])),
             "due_at": due_at.isoformat() if due_at else None,
-        },  # fmt: skip
-        dedupe_key=f"invoice.issued:{invoice_id}",
-        now=now,
-    )
-    return int(invoice_id), True
+        },
+        "dedupe_key": f"invoice.issued:{invoice_id}",
+    }  # fmt: skip
 
 
 def issue_invoice(db: Database, account_id: int, month: str, *, clock: Clock) -> Invoice:
@@ -429,6 +556,7 @@ __all__ = [
     "invoice_status",
     "issue_in",
     "issue_invoice",
+    "issue_many_in",
     "list_invoices",
     "load_invoice",
     "next_number",

@@ -52,7 +52,7 @@ from telbill.ledger import (
     transfer,
 )
 from telbill.services import idempotency
-from telbill.services.accounts import PPM, Account, billing_account
+from telbill.services.accounts import PPM, Account, billing_account, find_accounts
 from telbill.services.clock import Clock
 from telbill.services.inputs import (
     check_currency,
@@ -118,96 +118,112 @@ def top_up(
 
     The receipt number is sequential per provider (no gaps, no duplicates).
     """
+    return db.run(
+        lambda conn: top_up_in(
+            conn, account_id, amount, idempotency_key=idempotency_key, now=clock.now(),
+            currency=currency, payment_ref=payment_ref, memo=memo,
+        )
+    )  # fmt: skip
+
+
+def top_up_in(
+    conn: Connection,
+    account_id: int,
+    amount: Decimal | str | int,
+    *,
+    idempotency_key: str,
+    now: datetime,
+    currency: str | None = None,
+    payment_ref: str | None = None,
+    memo: str | None = None,
+) -> Receipt:
+    """`top_up` inside a transaction the caller already holds (several payments of a
+    statement in one transaction, each its own ledger transaction and receipt)."""
     request = {
         "amount": parse_amount(amount),
         "currency": currency,
         "payment_ref": payment_ref,
         "memo": memo,
     }
+    account = billing_account(conn, account_id)
 
-    def work(conn: Connection) -> Receipt:
-        now = clock.now()
-        account = billing_account(conn, account_id)
-
-        def perform() -> dict[str, Any]:
-            check_currency(account, currency)
-            gross = minor_amount(amount, account.currency)
-            vat = vat_included(gross, int(account.vat_rate * PPM))
-            # Lock the provider row: receipt numbers are allocated one at a time.
-            conn.execute(
-                select(accounts.c.id).where(accounts.c.id == account.provider_id).with_for_update()
-            )
-            buckets = ledger_store.load_buckets(conn, [account.id], unit=account.currency)
-            paid = paid_bucket(buckets, account.currency)
-            cash = ledger_store.system_account(
-                conn, f"cash:{account.currency}", account.currency, now
-            )
-            post = [
-                Posting(cash, -gross, account.currency),
-                Posting(paid.id, gross, account.currency),
-            ]
-            if vat:
-                vat_in = ledger_store.system_account(
-                    conn, f"vat_in_prepayments:{account.currency}", account.currency, now
-                )
-                vat_payable = ledger_store.system_account(
-                    conn, f"vat_payable:{account.currency}", account.currency, now
-                )
-                post += [
-                    Posting(vat_in, -vat, account.currency),
-                    Posting(vat_payable, vat, account.currency),
-                ]
-            details = {"vat_micros": vat, "payment_ref": payment_ref}
-            tx_id = ledger_store.apply_entry(
-                conn,
-                JournalEntry(
-                    kind="top_up",
-                    account_id=account.id,
-                    subject_account_id=account_id,
-                    postings=tuple(post),
-                    memo=memo,
-                    details=details,
-                    idempotency_key=idempotency_key,
-                ),
-                now,
-            )
-            number = conn.execute(
-                select(func.coalesce(func.max(receipts.c.number), 0) + 1).where(
-                    receipts.c.provider_id == account.provider_id
-                )
-            ).scalar_one()
-            receipt_id = conn.execute(
-                receipts.insert()
-                .values(
-                    provider_id=account.provider_id,
-                    number=number,
-                    account_id=account.id,
-                    transaction_id=tx_id,
-                    currency=account.currency,
-                    gross_micros=gross,
-                    vat_micros=vat,
-                    net_micros=gross - vat,
-                    vat_rate_ppm=int(account.vat_rate * PPM),
-                    vat_country=account.vat_country,
-                    new_balance_micros=paid.balance + gross,
-                    payment_ref=payment_ref,
-                    created_at=now,
-                )
-                .returning(receipts.c.id)
-            ).scalar_one()
-            return {"receipt_id": int(receipt_id), "transaction_id": tx_id}
-
-        return idempotency.once(
-            conn,
-            scope=f"wallet.top_up:{account.id}",
-            key=idempotency_key,
-            request=request,
-            now=now,
-            perform=perform,
-            load=lambda response: load_receipt(conn, int(response["receipt_id"])),
+    def perform() -> dict[str, Any]:
+        check_currency(account, currency)
+        gross = minor_amount(amount, account.currency)
+        vat = vat_included(gross, int(account.vat_rate * PPM))
+        # Lock the provider row: receipt numbers are allocated one at a time.
+        conn.execute(
+            select(accounts.c.id).where(accounts.c.id == account.provider_id).with_for_update()
         )
+        buckets = ledger_store.load_buckets(conn, [account.id], unit=account.currency)
+        paid = paid_bucket(buckets, account.currency)
+        cash = ledger_store.system_account(
+            conn, f"cash:{account.currency}", account.currency, now
+        )
+        post = [
+            Posting(cash, -gross, account.currency),
+            Posting(paid.id, gross, account.currency),
+        ]
+        if vat:
+            vat_in = ledger_store.system_account(
+                conn, f"vat_in_prepayments:{account.currency}", account.currency, now
+            )
+            vat_payable = ledger_store.system_account(
+                conn, f"vat_payable:{account.currency}", account.currency, now
+            )
+            post += [
+                Posting(vat_in, -vat, account.currency),
+                Posting(vat_payable, vat, account.currency),
+            ]
+        details = {"vat_micros": vat, "payment_ref": payment_ref}
+        tx_id = ledger_store.apply_entry(
+            conn,
+            JournalEntry(
+                kind="top_up",
+                account_id=account.id,
+                subject_account_id=account_id,
+                postings=tuple(post),
+                memo=memo,
+                details=details,
+                idempotency_key=idempotency_key,
+            ),
+            now,
+        )
+        number = conn.execute(
+            select(func.coalesce(func.max(receipts.c.number), 0) + 1).where(
+                receipts.c.provider_id == account.provider_id
+            )
+        ).scalar_one()
+        receipt_id = conn.execute(
+            receipts.insert()
+            .values(
+                provider_id=account.provider_id,
+                number=number,
+                account_id=account.id,
+                transaction_id=tx_id,
+                currency=account.currency,
+                gross_micros=gross,
+                vat_micros=vat,
+                net_micros=gross - vat,
+                vat_rate_ppm=int(account.vat_rate * PPM),
+                vat_country=account.vat_country,
+                new_balance_micros=paid.balance + gross,
+                payment_ref=payment_ref,
+                created_at=now,
+            )
+            .returning(receipts.c.id)
+        ).scalar_one()
+        return {"receipt_id": int(receipt_id), "transaction_id": tx_id}
 
-    return db.run(work)
+    return idempotency.once(
+        conn,
+        scope=f"wallet.top_up:{account.id}",
+        key=idempotency_key,
+        request=request,
+        now=now,
+        perform=perform,
+        load=lambda response: load_receipt(conn, int(response["receipt_id"])),
+    )
 
 
 # ---------------------------------------------------------------------------- adjust, refund
@@ -592,7 +608,14 @@ def debit_many_in(
 ) -> list[Transaction | TelbillError]:
     """`debit_many` inside a transaction the caller already holds."""
     outcomes: list[Transaction | TelbillError | None] = [None] * len(requests)
-    payers: dict[int, Account] = {}
+    # Accounts holding their wallet are their own payers: read in one query for the batch
+    # (others, and unknown ids, go through `billing_account` one by one, as before).
+    requested = {r.account_id for r in requests if type(r.account_id) is int}
+    payers = {
+        account.id: account
+        for account in (find_accounts(conn, requested) if len(requested) > 1 else {}).values()
+        if account.has_wallet
+    }
     pending: list[_Pending] = []
     for index, request in enumerate(requests):
         try:
@@ -690,29 +713,49 @@ def _validate_debit(
     )
 
 
+_PROBES_PER_STATEMENT = 2500
+
+
 def _stored_keys(
     conn: Connection, pending: Sequence[_Pending]
 ) -> dict[tuple[str, str], tuple[str, int | None]]:
     by_scope: dict[str, set[str]] = {}
     for item in pending:
         by_scope.setdefault(item.scope, set()).add(item.request.idempotency_key)
+    # `scope IN (...) AND key IN (...)` is served by the unique (scope, key) index, one
+    # probe per (scope, key) combination: a scope with many keys (a CDR batch of one payer)
+    # is read alone, scopes with few keys (one renewal or call of each of many payers) are
+    # read together, as long as the combinations stay few; pairs not asked for are dropped.
+    groups: list[tuple[list[str], set[str]]] = []
+    for scope, scope_keys in sorted(by_scope.items()):
+        if groups:
+            scopes, keys = groups[-1]
+            if (len(scopes) + 1) * len(keys | scope_keys) <= _PROBES_PER_STATEMENT:
+                scopes.append(scope)
+                keys.update(scope_keys)
+                continue
+        groups.append(([scope], set(scope_keys)))
     found: dict[tuple[str, str], tuple[str, int | None]] = {}
-    for scope, scope_keys in by_scope.items():
-        keys = sorted(scope_keys)
+    for scopes, group_keys in groups:
+        keys = sorted(group_keys)
         for start in range(0, len(keys), 500):
-            # scope = ? AND key IN (...): served by the unique (scope, key) index.
             rows = conn.execute(
                 select(
+                    idempotency_keys.c.scope,
                     idempotency_keys.c.key,
                     idempotency_keys.c.request_hash,
                     idempotency_keys.c.response,
                 ).where(
-                    idempotency_keys.c.scope == scope,
+                    idempotency_keys.c.scope.in_(scopes),
                     idempotency_keys.c.key.in_(keys[start : start + 500]),
                 )
             )
             for row in rows:
-                found[(scope, row.key)] = (row.request_hash, row.response.get("transaction_id"))
+                if row.key in by_scope[row.scope]:
+                    found[(row.scope, row.key)] = (
+                        row.request_hash,
+                        row.response.get("transaction_id"),
+                    )
     return found
 
 
