@@ -109,3 +109,25 @@ def paid_balance(db: Database, account_id: int) -> Decimal:
         if bucket.kind == "paid":
             return bucket.balance
     raise AssertionError("no paid bucket")
+
+
+
+def alembic(url: str, direction: str, revision: str) -> None:
+    """Run Alembic `upgrade` or `downgrade` to `revision` on the database at `url` (tests of
+    one migration: down to the revision before it, then up again)."""
+    from alembic import command
+    from alembic.config import Config
+
+    from telbill.adapters.db.engine import MIGRATIONS_DIR, make_engine, normalise_url
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    engine = make_engine(normalise_url(url))
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            {"upgrade": command.upgrade, "downgrade": command.downgrade}[direction](
+                config, revision
+            )
+    finally:
+        engine.dispose()

@@ -312,30 +312,25 @@ def test_rerating_a_charge_of_unknown_cost_keeps_the_cost_unknown(
 def test_migration_0015_adds_the_cost_columns_and_removes_them_on_downgrade(
     db_url: str,
 ) -> None:
-    from alembic import command
-    from alembic.config import Config
+    from ledger_support import alembic
 
-    from telbill.adapters.db.engine import MIGRATIONS_DIR, make_engine, migrate, normalise_url
+    from telbill.adapters.db.engine import Database, migrate
 
     migrate(db_url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    engine = make_engine(normalise_url(db_url))
 
     def columns() -> set[str]:
-        with engine.connect() as conn:
-            inspector = sa.inspect(conn)
-            return {c["name"] for c in inspector.get_columns("charges")} | {
-                f"plan.{c['name']}" for c in inspector.get_columns("charging_plans")
-            }
+        database = Database(db_url)
+        try:
+            with database.engine.connect() as conn:
+                inspector = sa.inspect(conn)
+                return {c["name"] for c in inspector.get_columns("charges")} | {
+                    f"plan.{c['name']}" for c in inspector.get_columns("charging_plans")
+                }
+        finally:
+            database.dispose()
 
-    try:
-        assert {"cost_micros", "plan.cost_tariff"} <= columns()
-        for target in ("0014", "head"):
-            with engine.begin() as conn:
-                config.attributes["connection"] = conn
-                (command.downgrade if target == "0014" else command.upgrade)(config, target)
-            present = {"cost_micros", "plan.cost_tariff"} & columns()
-            assert present == (set() if target == "0014" else {"cost_micros", "plan.cost_tariff"})
-    finally:
-        engine.dispose()
+    assert {"cost_micros", "plan.cost_tariff"} <= columns()
+    alembic(db_url, "downgrade", "0014")
+    assert not {"cost_micros", "plan.cost_tariff"} & columns()
+    alembic(db_url, "upgrade", "head")
+    assert {"cost_micros", "plan.cost_tariff"} <= columns()

@@ -11,6 +11,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from ledger_support import (  # noqa: F401 (fixtures)
+    alembic,
     key,
     manual_clock,
     migrated_db,
@@ -195,10 +196,6 @@ def test_migration_0016_drops_the_charges_foreign_keys_and_covered_indexes_of_an
 ) -> None:
     # A database made before 0016 has them: downgrade recreates them, as they were.
     import sqlalchemy as sa
-    from alembic import command
-    from alembic.config import Config
-
-    from telbill.adapters.db.engine import MIGRATIONS_DIR, make_engine, normalise_url
 
     covered = {
         "ix_charges_payer_id",
@@ -209,27 +206,21 @@ def test_migration_0016_drops_the_charges_foreign_keys_and_covered_indexes_of_an
         "fk_charges_campaign_id_campaigns",
     }
     migrate(db_url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    engine = make_engine(normalise_url(db_url))
 
-    def indexes() -> set[str]:
-        with engine.connect() as conn:
-            inspector = sa.inspect(conn)
-            return {str(i["name"]) for i in inspector.get_indexes("charges")} | {
-                str(fk["name"]) for fk in inspector.get_foreign_keys("charges")
-            }
+    def present() -> set[str]:
+        database = Database(db_url)
+        try:
+            with database.engine.connect() as conn:
+                inspector = sa.inspect(conn)
+                return {str(i["name"]) for i in inspector.get_indexes("charges")} | {
+                    str(fk["name"]) for fk in inspector.get_foreign_keys("charges")
+                }
+        finally:
+            database.dispose()
 
-    try:
-        assert not covered & indexes()
-        with engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.downgrade(config, "0015")
-        assert covered <= indexes()
-        with engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
-        assert not covered & indexes()
-        assert {"ix_charges_payer_id_created_at", "ix_charges_reports"} <= indexes()
-    finally:
-        engine.dispose()
+    assert not covered & present()
+    alembic(db_url, "downgrade", "0015")
+    assert covered <= present()
+    alembic(db_url, "upgrade", "head")
+    assert not covered & present()
+    assert {"ix_charges_payer_id_created_at", "ix_charges_reports"} <= present()

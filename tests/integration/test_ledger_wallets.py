@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from ledger_support import (  # noqa: F401 (fixtures)
+    alembic,
     key,
     manual_clock,
     migrated_db,
@@ -480,16 +481,9 @@ def test_debits_of_two_wallets_do_not_wait_for_each_other_on_the_shared_revenue_
 def test_migration_0012_zeroes_system_balance_columns_and_its_downgrade_recomputes_them(
     db: Database, clock: ManualClock, org: Account
 ) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    from telbill.adapters.db.engine import MIGRATIONS_DIR, make_engine
-
     wallets.top_up(db, org.id, "12.00", idempotency_key=key(), clock=clock)
     spend(db, clock, org, "2.50")
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    engine = make_engine(db.engine.url.render_as_string(hide_password=False))
+    url = db.engine.url.render_as_string(hide_password=False)
 
     def columns() -> dict[str, int]:
         with db.transaction() as conn:
@@ -500,18 +494,11 @@ def test_migration_0012_zeroes_system_balance_columns_and_its_downgrade_recomput
             )
             return {str(r.code): int(r.balance) for r in rows}
 
-    try:
-        with engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.downgrade(config, "0011")
-        recomputed = columns()
-        assert recomputed["cash:USD"] == -12_000_000 and recomputed["revenue:voice:USD"] != 0
-        assert all(v == system_balance(db, c) for c, v in recomputed.items())
-        with engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
-    finally:
-        engine.dispose()
+    alembic(url, "downgrade", "0011")
+    recomputed = columns()
+    assert recomputed["cash:USD"] == -12_000_000 and recomputed["revenue:voice:USD"] != 0
+    assert all(v == system_balance(db, c) for c, v in recomputed.items())
+    alembic(url, "upgrade", "head")
     assert set(columns().values()) == {0}
     assert system_balance(db, "revenue:voice:USD") == 2_500_000
     assert reconcile(db).ok

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Annotated
 
@@ -152,6 +152,15 @@ def _month(db: DbDep, clock: ClockDep, account_id: int, month: str | None) -> st
     return reports.current_month(db, account_id, now=clock.now())
 
 
+def _csv_download(lines: Iterable[str], filename: str) -> StreamingResponse:
+    """A CSV streamed as it is produced, offered as a file download."""
+    return StreamingResponse(
+        iter(lines),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
 @router.get(
     "/accounts/{account_id}/reports/calls",
     response_model=CallReportOut,
@@ -194,11 +203,7 @@ def get_call_report_csv(
     authorize(db, principal, account_id, Action.READ)
     chosen = _month(db, clock, account_id, month)
     export = reports.call_csv(db, account_id, chosen)
-    return StreamingResponse(
-        iter(export),
-        media_type="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="calls-{account_id}-{chosen}.csv"'},
-    )
+    return _csv_download(export, f"calls-{account_id}-{chosen}.csv")
 
 
 @router.get(
@@ -261,11 +266,7 @@ def get_campaign_breakdown_csv(
                              for v in (getattr(out, f) for f in CAMPAIGN_CSV_HEADER)])  # fmt: skip
         yield buffer.getvalue()
 
-    name = f"campaign-counters-{account_id}-{breakdown.period}.csv"
-    return StreamingResponse(
-        lines(), media_type="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )  # fmt: skip
+    return _csv_download(lines(), f"campaign-counters-{account_id}-{breakdown.period}.csv")
 
 
 @router.get(
@@ -314,7 +315,4 @@ def get_margin_report_csv(
     authorize(db, principal, account_id, Action.GRANT_CREDIT)
     chosen = _month(db, clock, account_id, month)
     report = margin.margin_report(db, account_id, chosen)
-    return StreamingResponse(
-        margin.csv_lines(report), media_type="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="margin-{account_id}-{chosen}.csv"'},
-    )  # fmt: skip
+    return _csv_download(margin.csv_lines(report), f"margin-{account_id}-{chosen}.csv")
