@@ -15,8 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Integer, bindparam, func, select, true, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import BigInteger, Connection, Integer, bindparam, select, update
 
 from telbill.adapters.db import ledger_store
 from telbill.adapters.db.engine import Database
@@ -377,38 +376,12 @@ _HOLD_COLUMNS = (
 )  # fmt: skip
 
 
-def _insert_hold_statement() -> Any:
-    """PostgreSQL: a hold and its lines in one statement (one round trip under the wallet's
-    lock): the hold inserted in a data-modifying CTE, its lines from three arrays."""
-    new_hold = (
-        holds.insert()
-        .values({name: bindparam(name, type_=holds.c[name].type) for name in _HOLD_COLUMNS})
-        .returning(holds.c.id)
-        .cte("new_hold")
-    )
-    line = (
-        func.unnest(
-            bindparam("line_buckets", type_=postgresql.ARRAY(BigInteger)),
-            bindparam("line_amounts", type_=postgresql.ARRAY(BigInteger)),
-            bindparam("line_positions", type_=postgresql.ARRAY(Integer)),
-        )
-        .table_valued("ledger_account_id", "amount", "position")
-        .render_derived(name="line")
-    )
-    return (
-        hold_lines.insert()
-        .from_select(
-            ["hold_id", "ledger_account_id", "amount", "position"],
-            select(new_hold.c.id, line.c.ledger_account_id, line.c.amount, line.c.position)
-            .select_from(new_hold)
-            .join(line, true()),
-        )
-        .returning(hold_lines.c.hold_id)
-        .add_cte(new_hold)
-    )
-
-
-_INSERT_HOLD_WITH_LINES_PG = _insert_hold_statement()
+# PostgreSQL: a hold and its lines in one statement (one round trip under the wallet's lock).
+_INSERT_HOLD_WITH_LINES_PG = ledger_store.insert_with_lines(
+    holds, _HOLD_COLUMNS, hold_lines, "hold_id",
+    [("line_buckets", "ledger_account_id", BigInteger),
+     ("line_amounts", "amount", BigInteger), ("line_positions", "position", Integer)],
+)  # fmt: skip
 _EXTEND_HOLD = (
     update(holds)
     .where(holds.c.id == bindparam("hold_id"))

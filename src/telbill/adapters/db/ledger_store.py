@@ -19,6 +19,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     String,
+    Table,
     bindparam,
     func,
     select,
@@ -246,39 +247,46 @@ _INSERT_TRANSACTION = transactions.insert().returning(transactions.c.id)
 _INSERT_POSTINGS = postings.insert()
 
 
-def _insert_entry_statement() -> Any:
-    """PostgreSQL: a transaction row and its postings in one statement (one round trip):
-    the transaction inserted in a data-modifying CTE, its postings from three arrays."""
-    new_transaction = (
-        transactions.insert()
-        .values({name: bindparam(name, type_=transactions.c[name].type)
-                 for name in _TRANSACTION_COLUMNS})  # fmt: skip
-        .returning(transactions.c.id)
-        .cte("new_transaction")
+def insert_with_lines(
+    parent: Table,
+    parent_columns: Sequence[str],
+    child: Table,
+    link: str,
+    lines: Sequence[tuple[str, str, Any]],
+) -> Any:
+    """PostgreSQL: a parent row and its lines in one statement (one round trip): the parent
+    inserted in a data-modifying CTE (its columns bound by name), its lines from arrays
+    bound as `(parameter, column, element type)`, each line's `link` column the parent's id.
+    Returns the lines' `link`."""
+    new_parent = (
+        parent.insert()
+        .values({name: bindparam(name, type_=parent.c[name].type) for name in parent_columns})
+        .returning(parent.c.id)
+        .cte(f"new_{parent.name}")
     )
     line = (
-        func.unnest(
-            bindparam("posting_accounts", type_=postgresql.ARRAY(BigInteger)),
-            bindparam("posting_amounts", type_=postgresql.ARRAY(BigInteger)),
-            bindparam("posting_units", type_=postgresql.ARRAY(String)),
-        )
-        .table_valued("ledger_account_id", "amount", "unit")
+        func.unnest(*(bindparam(param, type_=postgresql.ARRAY(kind)) for param, _, kind in lines))
+        .table_valued(*(column for _, column, _ in lines))
         .render_derived(name="line")
     )
     return (
-        postings.insert()
+        child.insert()
         .from_select(
-            list(_POSTING_COLUMNS),
-            select(new_transaction.c.id, line.c.ledger_account_id, line.c.amount, line.c.unit)
-            .select_from(new_transaction)
+            [link, *(column for _, column, _ in lines)],
+            select(new_parent.c.id, *(line.c[column] for _, column, _ in lines))
+            .select_from(new_parent)
             .join(line, true()),
         )
-        .returning(postings.c.transaction_id)
-        .add_cte(new_transaction)
+        .returning(child.c[link])
+        .add_cte(new_parent)
     )
 
 
-_INSERT_ENTRY_PG = _insert_entry_statement()
+_INSERT_ENTRY_PG = insert_with_lines(
+    transactions, _TRANSACTION_COLUMNS, postings, "transaction_id",
+    [("posting_accounts", "ledger_account_id", BigInteger),
+     ("posting_amounts", "amount", BigInteger), ("posting_units", "unit", String)],
+)  # fmt: skip
 # Both running columns of a wallet bucket in one statement; a system account's row is never
 # matched (see `add_to_columns`).
 _ADD_TO_COLUMNS = (
