@@ -455,11 +455,12 @@ def _rate_chunk(
             continue  # reported by the per-event path
         if event.service is voice and event.direction is outbound:
             groups.setdefault((plan.tariff, version, plan.id), []).append(position)
+    chunk_columns = _ChunkColumns([event for event, _ in found])
     for (tariff, version, _), members in groups.items():
         plan = resolver.plan(found[members[0]][1].id)
         rater = cache.batch_rater(tariff, version, plan, voice, outbound)
-        columns, batched, _rest = CdrColumns.from_events([found[m][0] for m in members])
-        if not batched:
+        columns, batched, _rest = chunk_columns.from_events([found[m][0] for m in members])
+        if columns is None:
             continue
         _batch_legs(rater, columns, batched, members, legs)
     priced_events: list[tuple[int, list[_Leg], str, bool]] = []
@@ -503,19 +504,49 @@ def _rate_chunk(
                 campaign_of[position],
             )
         )  # fmt: skip
-    _record_costs(cache, rated)
+    _record_costs(cache, rated, chunk_columns)
     return rated, bad
 
 
-def _record_costs(cache: TariffCache, rated: Sequence[_Rated]) -> None:
+class _ChunkColumns:
+    """The batch columns of a chunk's plain outbound calls, built in one pass
+    (`CdrColumns.from_events`) and handed out, group by group, to the price and the cost
+    raters: a drop-in for `CdrColumns` as `leg_cost_micros` calls it."""
+
+    def __init__(self, events: Sequence[UsageEvent]) -> None:
+        voice, outbound = Service.VOICE, Direction.OUTBOUND
+        calls = [e for e in events if e.service is voice and e.direction is outbound]
+        self._columns, batched, _rest = CdrColumns.from_events(calls)
+        # Keyed by identity: the chunk's events outlive every rater call of the chunk.
+        self._column_of = {id(calls[position]): column for column, position in enumerate(batched)}
+
+    def from_events(
+        self, events: Sequence[UsageEvent]
+    ) -> tuple[CdrColumns | None, list[int], list[int]]:
+        """Like `CdrColumns.from_events` (voice, outbound), for events of this chunk."""
+        batched: list[int] = []
+        rest: list[int] = []
+        at: list[int] = []
+        column_of = self._column_of
+        for position, event in enumerate(events):
+            column = column_of.get(id(event))
+            if column is None:
+                rest.append(position)
+            else:
+                batched.append(position)
+                at.append(column)
+        return (self._columns.take(at) if batched else None), batched, rest
+
+
+def _record_costs(cache: TariffCache, rated: Sequence[_Rated], columns: _ChunkColumns) -> None:
     """The carrier cost of every leg (margin), through the same batch/per-event split as
-    the prices (`services.charge_costs`)."""
+    the prices (`services.charge_costs`), from the columns the prices were rated from."""
     costed = [item for item in rated if item.legs and item.plan.plan.cost_tariff_name]
     requests = [
         CostRequest(item.event, item.plan.plan, item.legs[0].currency, item.legs)
         for item in costed
     ]
-    costs = leg_cost_micros(cache, requests, columns=CdrColumns)
+    costs = leg_cost_micros(cache, requests, columns=columns)
     for item, leg_costs in zip(costed, costs, strict=True):
         for leg, cost in zip(item.legs, leg_costs, strict=True):
             leg.cost_micros = cost
