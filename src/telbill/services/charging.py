@@ -60,7 +60,8 @@ from telbill.domain.rating import Charge, Explanation, Leg, Payer, explain_text,
 from telbill.domain.tariffs import Direction, RowError, Service
 from telbill.domain.usage import UsageEvent
 from telbill.errors import InvalidInput, NotFound, TelbillError
-from telbill.services import idempotency, numbers
+from telbill.ledger import Bucket
+from telbill.services import idempotency, numbers, thresholds
 from telbill.services.accounts import Account, billing_account, load_account
 from telbill.services.charge_costs import CostRequest, leg_cost_micros
 from telbill.services.clock import Clock
@@ -68,7 +69,13 @@ from telbill.services.events import emit
 from telbill.services.number_payers import number_owner_payer
 from telbill.services.plans import PlanRecord, TariffCache, get_plan_by_id, plan_for
 from telbill.services.suspension import enforce_zero_balance
-from telbill.services.usage_debits import UsageBatch, UsageLeg, post_usage_legs, share_of
+from telbill.services.usage_debits import (
+    UsageBatch,
+    UsageLeg,
+    money_after,
+    post_usage_legs,
+    share_of,
+)
 
 DEFAULT_CHUNK_SIZE = 5_000
 _EXPLANATION_FIELDS = tuple(f.name for f in dataclasses.fields(Explanation))
@@ -796,8 +803,33 @@ def post_rated_in(
     summary.posted = len(fresh)
     _announce_emptied_packages(conn, batch, now)
     numbers.record_traffic_in(conn, _our_side_numbers(fresh), now)
-    enforce_zero_balance(conn, {item.payer.id for item in fresh}, now)
+    _after_charges(conn, fresh, locked, batch.taken, now)
     return summary, refused
+
+
+def _after_charges(
+    conn: Connection,
+    fresh: Sequence[_Rated],
+    locked: Sequence[Bucket],
+    taken: dict[int, int],
+    now: datetime,
+) -> None:
+    """The zero-balance rules and the fixed threshold levels of the chunk's payers, in the
+    order `enforce_zero_balance` takes them. The money after the chunk is known from the
+    locked buckets and what the drain took (no other change of them in this transaction):
+    a payer above zero takes the threshold hook's one-read path when no level moves (as a
+    session end does); a payer at or below zero gets the full rules."""
+    payers = {item.payer.id: item.payer for item in fresh}
+    for payer_id in sorted(payers):
+        payer = payers[payer_id]
+        own = [bucket for bucket in locked if bucket.account_id == payer_id]
+        balance, available = money_after(own, taken, payer.currency, now)
+        if balance <= 0:
+            enforce_zero_balance(conn, [payer_id], now)
+        else:
+            thresholds.after_balance_change(
+                conn, payer_id, now, payer=payer, available=from_micros(available)
+            )
 
 
 _E164: dict[str, str | None] = {}
