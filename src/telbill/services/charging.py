@@ -820,10 +820,12 @@ def _after_charges(
     a payer above zero takes the threshold hook's one-read path when no level moves (as a
     session end does); a payer at or below zero gets the full rules."""
     payers = {item.payer.id: item.payer for item in fresh}
+    owned: dict[int | None, list[Bucket]] = {}
+    for bucket in locked:
+        owned.setdefault(bucket.account_id, []).append(bucket)
     for payer_id in sorted(payers):
         payer = payers[payer_id]
-        own = [bucket for bucket in locked if bucket.account_id == payer_id]
-        balance, available = money_after(own, taken, payer.currency, now)
+        balance, available = money_after(owned.get(payer_id, []), taken, payer.currency, now)
         if balance <= 0:
             enforce_zero_balance(conn, [payer_id], now)
         else:
