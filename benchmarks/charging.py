@@ -7,6 +7,7 @@ PostgreSQL, and authorize+end session pairs per second over HTTP on loopback.
     python benchmarks/charging.py --cdrs-only --baseline 6a73e9c --baseline-cdrs 20000
     python benchmarks/charging.py --cdrs-only --quick --profile
     python benchmarks/charging.py --cdrs-only --cost-tariff --repeat 3
+    python benchmarks/charging.py --cdrs-only --wallets 1000 --baseline 3f859b7
 
 Baselines measured in the same run show where the time goes: reading the file alone,
 reading + rating (no database; on a sample of at most 100,000 CDRs), and `/healthz` over
@@ -16,7 +17,8 @@ before a change), in the same run on the same machine load. `--profile` prints w
 SQLite posting spends its time (cProfile, top functions by own time). `--cost-tariff` posts
 the same CDRs again with the plan given a carrier cost tariff (each charge then records its
 cost, for margin), alternating with runs without one `--repeat` times, and prints the
-median ratio of the two.
+median ratio of the two. `--wallets N` spreads the CDRs over N prepaid wallets (a chunk's
+per-payer work: bucket locks, zero-balance and threshold hooks, one journal entry each).
 PostgreSQL: TELBILL_BENCH_PG_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/test),
 each run in a fresh schema dropped at the end.
 """
@@ -91,10 +93,11 @@ def carrier_rows() -> list[RateRow]:
 
 
 def setup(
-    url: str, *, balance: str, cost_tariff: bool = False
+    url: str, *, balance: str, cost_tariff: bool = False, wallet_count: int = 1
 ) -> tuple[Database, int, int]:
     """A migrated database with one prepaid organisation (wallet) and one user; with
-    `cost_tariff`, the plan's charges record the carrier cost of the "carrier" deck."""
+    `cost_tariff`, the plan's charges record the carrier cost of the "carrier" deck; with
+    `wallet_count` > 1, as many organisations more ("w1"...), each its own prepaid wallet."""
     migrate(url)
     db = Database(url)
     clock = SystemClock()
@@ -117,18 +120,29 @@ def setup(
         plans.set_cost_tariff(db, "retail", "carrier")
     plans.assign_plan(db, org.id, "retail", clock=clock)
     wallets.top_up(db, org.id, balance, idempotency_key="t", clock=clock)
+    for n in range(1, wallet_count):
+        other = accounts.create_account(
+            db, kind="organisation", name=f"w{n}", parent_id=provider.id,
+            idempotency_key=f"o{n}", clock=clock,
+        )  # fmt: skip
+        plans.assign_plan(db, other.id, "retail", clock=clock)
+        wallets.top_up(db, other.id, balance, idempotency_key=f"t{n}", clock=clock)
     return db, org.id, user.id
 
 
-def write_cdrs(path: Path, count: int) -> None:
+def write_cdrs(path: Path, count: int, wallet_count: int = 1) -> None:
+    """CDRs of user "alice" of "alpha", or spread round-robin over "alpha" and the
+    organisations "w1"... of `setup` (`wallet_count`)."""
     with path.open("w", encoding="utf-8") as handle:
         handle.write("id,account,user,direction,to,start,answer,end\n")
         for n in range(count):
             start = START + timedelta(seconds=n % 86_400)
             answer = start + timedelta(seconds=2)
             end = answer + timedelta(seconds=(n * 7919) % 600 + 1)
+            wallet = n % wallet_count
+            who = "alpha,alice" if wallet == 0 else f"w{wallet},"
             handle.write(
-                f"b{n},alpha,alice,outbound,{DESTINATIONS[n % 5]},{start.isoformat()},"
+                f"b{n},{who},outbound,{DESTINATIONS[n % 5]},{start.isoformat()},"
                 f"{answer.isoformat()},{end.isoformat()}\n"
             )
 
@@ -219,9 +233,10 @@ def chunk_trend(times: list[float]) -> str:
 
 def bench_cdrs(
     name: str, url: str, path: Path, count: int, chunk: int, *, profile: bool = False,
-    cost_tariff: bool = False, workers: int = 1,
+    cost_tariff: bool = False, workers: int = 1, wallet_count: int = 1,
 ) -> dict[str, float]:  # fmt: skip
-    db, _, _ = setup(url, balance="100000000", cost_tariff=cost_tariff)
+    db, _, _ = setup(url, balance="100000000", cost_tariff=cost_tariff,
+                     wallet_count=wallet_count)  # fmt: skip
     read_per_s, rated_per_s, batch_per_s = baselines(path, count, db)
     profiler = cProfile.Profile() if profile and workers == 1 else None
     chunk_times: list[float] = []
@@ -270,7 +285,7 @@ def bench_cdrs(
 
 
 def bench_cost_tariff(
-    name: str, new_url: Any, path: Path, count: int, chunk: int, repeat: int
+    name: str, new_url: Any, path: Path, count: int, chunk: int, repeat: int, wallet_count: int
 ) -> None:
     """Posting without and with a cost tariff, alternated `repeat` times on fresh databases
     (`new_url()` gives one and a cleanup), and the median ratios (with / without)."""
@@ -281,7 +296,8 @@ def bench_cost_tariff(
             try:
                 label = f"{name}+cost" if with_cost else name
                 runs[with_cost].append(
-                    bench_cdrs(label, url, path, count, chunk, cost_tariff=with_cost)
+                    bench_cdrs(label, url, path, count, chunk, cost_tariff=with_cost,
+                               wallet_count=wallet_count)  # fmt: skip
                 )
             finally:
                 cleanup()
@@ -294,7 +310,7 @@ def bench_cost_tariff(
         )
 
 
-def bench_baseline(ref: str, count: int, chunk: int, no_pg: bool) -> None:
+def bench_baseline(ref: str, count: int, chunk: int, no_pg: bool, wallet_count: int) -> None:
     """The CDR benchmark with the code of git commit `ref`, in a subprocess (same machine,
     same run)."""
     print(f"Baseline: code of {ref} ({count:,} CDRs, committed every {chunk}):", flush=True)
@@ -303,7 +319,8 @@ def bench_baseline(ref: str, count: int, chunk: int, no_pg: bool) -> None:
                                  check=True, capture_output=True).stdout  # fmt: skip
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
         command = [sys.executable, __file__, "--cdrs-only", "--cdrs", str(count), "--chunk",
-                   str(chunk), "--cdr-workers", "1", *(["--no-pg"] if no_pg else [])]  # fmt: skip
+                   str(chunk), "--cdr-workers", "1", "--wallets", str(wallet_count),
+                   *(["--no-pg"] if no_pg else [])]  # fmt: skip
         env = {**os.environ, "TELBILL_BENCH_SRC": str(Path(tmp) / "src")}
         subprocess.run(command, env=env, check=True)
 
@@ -439,6 +456,8 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=charging.DEFAULT_CHUNK_SIZE)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers (sessions).")
+    parser.add_argument("--wallets", type=int, default=1,
+                        help="CDRs spread over this many prepaid wallets (CDR posting).")
     parser.add_argument("--cdr-workers", default="1",
                         help="Processes posting the CDR file, e.g. 1,2 (one run each).")
     parser.add_argument("--no-pg", action="store_true")
@@ -463,7 +482,7 @@ def main() -> None:
     server_args = ["--loop", "asyncio", "--http", "h11"] if args.plain_http else []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "cdrs.csv"
-        write_cdrs(path, count)
+        write_cdrs(path, count, args.wallets)
         print(f"CDR posting (rated + posted, committed every {args.chunk} CDRs):", flush=True)
         if args.cost_tariff:
             databases = itertools.count()
@@ -475,22 +494,26 @@ def main() -> None:
                 schema, url = pg_schema()
                 return url, lambda: drop_schema(schema)
 
-            bench_cost_tariff("sqlite", sqlite_url, path, count, args.chunk, args.repeat)
+            bench_cost_tariff("sqlite", sqlite_url, path, count, args.chunk, args.repeat,
+                              args.wallets)  # fmt: skip
             if not args.no_pg:
-                bench_cost_tariff("postgresql", pg_url, path, count, args.chunk, args.repeat)
+                bench_cost_tariff("postgresql", pg_url, path, count, args.chunk, args.repeat,
+                                  args.wallets)  # fmt: skip
             return
         for workers in [int(n) for n in args.cdr_workers.split(",")]:
             bench_cdrs("sqlite", f"sqlite:///{tmp}/bench{workers}.db", path, count, args.chunk,
-                       profile=args.profile, workers=workers)  # fmt: skip
+                       profile=args.profile, workers=workers,
+                       wallet_count=args.wallets)  # fmt: skip
             if not args.no_pg:
                 schema, url = pg_schema()
                 try:
-                    bench_cdrs("postgresql", url, path, count, args.chunk, workers=workers)
+                    bench_cdrs("postgresql", url, path, count, args.chunk, workers=workers,
+                               wallet_count=args.wallets)  # fmt: skip
                 finally:
                     drop_schema(schema)
         if args.baseline is not None:
             bench_baseline(args.baseline, args.baseline_cdrs or count, args.baseline_chunk,
-                           args.no_pg)  # fmt: skip
+                           args.no_pg, args.wallets)  # fmt: skip
         if args.cdrs_only:
             return
         print("Sessions over HTTP on loopback:")

@@ -237,6 +237,26 @@ def test_batch_costs_are_exactly_the_per_event_costs(
         world.db.dispose()
 
 
+def test_a_chunk_reads_its_calls_into_batch_columns_once_for_price_and_cost(
+    fixed: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    passes: list[int] = []
+    real = charging.CdrColumns
+
+    class Counted:
+        @staticmethod
+        def from_events(events: list[Any], **options: Any) -> Any:
+            passes.append(len(events))
+            return real.from_events(events, **options)
+
+    monkeypatch.setattr(charging, "CdrColumns", Counted)
+    summary = post(fixed, write_cdrs(tmp_path / "a.csv", _batch_lines("a")))
+    assert (summary.posted, summary.quarantined) == (35, 6)  # answered to DE: no rate
+    assert passes == [40]  # the 40 outbound calls, once (not again for their costs)
+    costs = _costs(fixed, "a")
+    assert sum(1 for _, cost in costs.values() if cost is not None) >= 30
+
+
 def _end_call(world: World, to: str, seconds: int) -> int:
     cache = TariffCache(world.db)
     decision = sessions.authorize(

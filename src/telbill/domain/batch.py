@@ -147,6 +147,11 @@ class CdrColumns:
     def __len__(self) -> int:
         return int(self.number.shape[0])
 
+    def take(self, positions: Sequence[int]) -> CdrColumns:
+        """The CDRs at these positions, in this order (a copy)."""
+        at = np.asarray(positions, dtype=np.intp)
+        return CdrColumns(self.number[at], self.ndigits[at], self.duration_s[at], self.start_s[at])
+
     def digits(self, i: int) -> str:
         """The number of CDR `i` as a digit string."""
         n = int(self.ndigits[i])

@@ -60,7 +60,8 @@ from telbill.domain.rating import Charge, Explanation, Leg, Payer, explain_text,
 from telbill.domain.tariffs import Direction, RowError, Service
 from telbill.domain.usage import UsageEvent
 from telbill.errors import InvalidInput, NotFound, TelbillError
-from telbill.services import idempotency, numbers
+from telbill.ledger import Bucket
+from telbill.services import idempotency, numbers, thresholds
 from telbill.services.accounts import Account, billing_account, load_account
 from telbill.services.charge_costs import CostRequest, leg_cost_micros
 from telbill.services.clock import Clock
@@ -68,7 +69,13 @@ from telbill.services.events import emit
 from telbill.services.number_payers import number_owner_payer
 from telbill.services.plans import PlanRecord, TariffCache, get_plan_by_id, plan_for
 from telbill.services.suspension import enforce_zero_balance
-from telbill.services.usage_debits import UsageBatch, UsageLeg, post_usage_legs, share_of
+from telbill.services.usage_debits import (
+    UsageBatch,
+    UsageLeg,
+    money_after,
+    post_usage_legs,
+    share_of,
+)
 
 DEFAULT_CHUNK_SIZE = 5_000
 _EXPLANATION_FIELDS = tuple(f.name for f in dataclasses.fields(Explanation))
@@ -455,11 +462,12 @@ def _rate_chunk(
             continue  # reported by the per-event path
         if event.service is voice and event.direction is outbound:
             groups.setdefault((plan.tariff, version, plan.id), []).append(position)
+    chunk_columns = _ChunkColumns([event for event, _ in found])
     for (tariff, version, _), members in groups.items():
         plan = resolver.plan(found[members[0]][1].id)
         rater = cache.batch_rater(tariff, version, plan, voice, outbound)
-        columns, batched, _rest = CdrColumns.from_events([found[m][0] for m in members])
-        if not batched:
+        columns, batched, _rest = chunk_columns.from_events([found[m][0] for m in members])
+        if columns is None:
             continue
         _batch_legs(rater, columns, batched, members, legs)
     priced_events: list[tuple[int, list[_Leg], str, bool]] = []
@@ -503,19 +511,49 @@ def _rate_chunk(
                 campaign_of[position],
             )
         )  # fmt: skip
-    _record_costs(cache, rated)
+    _record_costs(cache, rated, chunk_columns)
     return rated, bad
 
 
-def _record_costs(cache: TariffCache, rated: Sequence[_Rated]) -> None:
+class _ChunkColumns:
+    """The batch columns of a chunk's plain outbound calls, built in one pass
+    (`CdrColumns.from_events`) and handed out, group by group, to the price and the cost
+    raters: a drop-in for `CdrColumns` as `leg_cost_micros` calls it."""
+
+    def __init__(self, events: Sequence[UsageEvent]) -> None:
+        voice, outbound = Service.VOICE, Direction.OUTBOUND
+        calls = [e for e in events if e.service is voice and e.direction is outbound]
+        self._columns, batched, _rest = CdrColumns.from_events(calls)
+        # Keyed by identity: the chunk's events outlive every rater call of the chunk.
+        self._column_of = {id(calls[position]): column for column, position in enumerate(batched)}
+
+    def from_events(
+        self, events: Sequence[UsageEvent]
+    ) -> tuple[CdrColumns | None, list[int], list[int]]:
+        """Like `CdrColumns.from_events` (voice, outbound), for events of this chunk."""
+        batched: list[int] = []
+        rest: list[int] = []
+        at: list[int] = []
+        column_of = self._column_of
+        for position, event in enumerate(events):
+            column = column_of.get(id(event))
+            if column is None:
+                rest.append(position)
+            else:
+                batched.append(position)
+                at.append(column)
+        return (self._columns.take(at) if batched else None), batched, rest
+
+
+def _record_costs(cache: TariffCache, rated: Sequence[_Rated], columns: _ChunkColumns) -> None:
     """The carrier cost of every leg (margin), through the same batch/per-event split as
-    the prices (`services.charge_costs`)."""
+    the prices (`services.charge_costs`), from the columns the prices were rated from."""
     costed = [item for item in rated if item.legs and item.plan.plan.cost_tariff_name]
     requests = [
         CostRequest(item.event, item.plan.plan, item.legs[0].currency, item.legs)
         for item in costed
     ]
-    costs = leg_cost_micros(cache, requests, columns=CdrColumns)
+    costs = leg_cost_micros(cache, requests, columns=columns)
     for item, leg_costs in zip(costed, costs, strict=True):
         for leg, cost in zip(item.legs, leg_costs, strict=True):
             leg.cost_micros = cost
@@ -765,8 +803,35 @@ def post_rated_in(
     summary.posted = len(fresh)
     _announce_emptied_packages(conn, batch, now)
     numbers.record_traffic_in(conn, _our_side_numbers(fresh), now)
-    enforce_zero_balance(conn, {item.payer.id for item in fresh}, now)
+    _after_charges(conn, fresh, locked, batch.taken, now)
     return summary, refused
+
+
+def _after_charges(
+    conn: Connection,
+    fresh: Sequence[_Rated],
+    locked: Sequence[Bucket],
+    taken: dict[int, int],
+    now: datetime,
+) -> None:
+    """The zero-balance rules and the fixed threshold levels of the chunk's payers, in the
+    order `enforce_zero_balance` takes them. The money after the chunk is known from the
+    locked buckets and what the drain took (no other change of them in this transaction):
+    a payer above zero takes the threshold hook's one-read path when no level moves (as a
+    session end does); a payer at or below zero gets the full rules."""
+    payers = {item.payer.id: item.payer for item in fresh}
+    owned: dict[int | None, list[Bucket]] = {}
+    for bucket in locked:
+        owned.setdefault(bucket.account_id, []).append(bucket)
+    for payer_id in sorted(payers):
+        payer = payers[payer_id]
+        balance, available = money_after(owned.get(payer_id, []), taken, payer.currency, now)
+        if balance <= 0:
+            enforce_zero_balance(conn, [payer_id], now)
+        else:
+            thresholds.after_balance_change(
+                conn, payer_id, now, payer=payer, available=from_micros(available)
+            )
 
 
 _E164: dict[str, str | None] = {}

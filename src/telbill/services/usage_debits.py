@@ -99,6 +99,26 @@ class UsageBatch:
         ]
 
 
+def money_after(
+    buckets: Sequence[Bucket], taken: dict[int, int], currency: str, now: datetime
+) -> tuple[int, int]:
+    """A wallet's money once `taken` (bucket id -> minor units, `UsageBatch.taken`) left
+    its `buckets` (all of them, read and locked in this transaction): its balance as
+    `suspension.money_balance` counts it (holds included), and what is available
+    (`balances_in`: unexpired, holds deducted). Micro-units of `currency`."""
+    balance_total = available = 0
+    for bucket in buckets:
+        if bucket.unit != currency:
+            continue
+        balance = bucket.balance - taken.get(bucket.id, 0)
+        expired = bucket.is_expired(now)
+        if bucket.kind is BucketKind.PAID or (not expired and balance > 0):
+            balance_total += balance
+        if not expired:
+            available += balance - bucket.held
+    return balance_total, available
+
+
 def post_usage_legs(
     conn: Connection,
     legs: Sequence[UsageLeg],
