@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from telbill.adapters.db.engine import Database
 from telbill.adapters.formats.cdr_native import NATIVE_COLUMNS, read_native_cdrs
-from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, PrincipalDep
+from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, KeyedCallDep, PrincipalDep
 from telbill.api.schemas import plain_json
 from telbill.errors import InvalidInput
 from telbill.services import campaigns as campaigns_service
@@ -200,14 +200,8 @@ def _flat_json(value: Any) -> Response:
     "/sessions/authorize", summary="May this call start, and for how many seconds?",
     response_model=dict[str, Any],
 )  # fmt: skip
-async def authorize_session(
-    body: AuthorizeIn,
-    request: Request,
-    db: DbDep,
-    clock: ClockDep,
-    principal: PrincipalDep,
-    key: IdempotencyKeyDep,
-) -> Response:
+async def authorize_session(body: AuthorizeIn, request: Request, call: KeyedCallDep) -> Response:
+    db, clock, principal, key = call.db, call.clock, call.principal, call.key
     cache = _cache(request, db)
 
     def work() -> sessions_service.Authorization:
@@ -254,14 +248,9 @@ def update_session(
     response_model=dict[str, Any],
 )  # fmt: skip
 async def end_session(
-    session_id: int,
-    body: EndIn,
-    request: Request,
-    db: DbDep,
-    clock: ClockDep,
-    principal: PrincipalDep,
-    key: IdempotencyKeyDep,
+    session_id: int, body: EndIn, request: Request, call: KeyedCallDep
 ) -> Response:
+    db, clock, principal, key = call.db, call.clock, call.principal, call.key
     cache = _cache(request, db)
 
     def work() -> sessions_service.SessionView:
