@@ -218,29 +218,32 @@ async def authorize_session(body: AuthorizeIn, request: Request, call: KeyedCall
 @realtime_router.post(
     "/sessions/{session_id}/update", summary="Interim update of a call in progress"
 )
-def update_session(
-    session_id: int,
-    body: UpdateIn,
-    request: Request,
-    db: DbDep,
-    clock: ClockDep,
-    principal: PrincipalDep,
-    key: IdempotencyKeyDep,
+async def update_session(
+    session_id: int, body: UpdateIn, request: Request, call: KeyedCallDep
 ) -> dict[str, Any]:
+    # Async with the blocking work in one thread-pool hop, like authorize and end (a sync
+    # route costs a hop for the route and another to check its answer).
+    db, clock, principal, key = call.db, call.clock, call.principal, call.key
+    cache = _cache(request, db)
+
     # Keyed like every POST: a retried update answers as the first one did (found by
     # schemathesis: a replay answered with a new last_update_at).
     def compute() -> dict[str, Any]:
         view = sessions_service.update_session(
-            db, session_id, elapsed_s=body.elapsed_s, clock=clock, cache=_cache(request, db),
+            db, session_id, elapsed_s=body.elapsed_s, clock=clock, cache=cache,
             check=lambda account_id: authorize(db, principal, account_id, Action.REALTIME),
         )  # fmt: skip
         result: dict[str, Any] = plain_json(view)
         return result
 
-    return charging.run_once(
-        db, scope=f"api.sessions.update:{principal.key_id}", key=key, clock=clock,
-        request={"session_id": session_id, **body.model_dump()}, compute=compute,
-    )  # fmt: skip
+    def work() -> dict[str, Any]:
+        return charging.run_once(
+            db, scope=f"api.sessions.update:{principal.key_id}", key=key, clock=clock,
+            request={"session_id": session_id, **body.model_dump()}, compute=compute,
+        )  # fmt: skip
+
+    result: dict[str, Any] = await _in_session_thread(work)
+    return result
 
 
 @realtime_router.post(
