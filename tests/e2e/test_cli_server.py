@@ -116,3 +116,16 @@ def test_serve_runs_the_scheduler_in_the_background(tmp_path, monkeypatch):
         assert ticked.wait(timeout=10)
     finally:
         stop.set()
+
+
+def test_serve_passes_the_access_log_choice_to_uvicorn(tmp_path, monkeypatch):
+    import uvicorn
+
+    monkeypatch.setenv("TELBILL_DATABASE_URL", f"sqlite:///{tmp_path / 'log.db'}")
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    for flags in ([], ["--no-access-log"]):
+        result = runner.invoke(app, ["serve", "--tick-every", "0", *flags])
+        assert result.exit_code == 0, result.output
+    assert [call["access_log"] for call in calls] == [True, False]
+    assert all(call["factory"] and call["log_level"] == "info" for call in calls)

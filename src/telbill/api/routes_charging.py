@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from telbill.adapters.db.engine import Database
 from telbill.adapters.formats.cdr_native import NATIVE_COLUMNS, read_native_cdrs
-from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, PrincipalDep
+from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, KeyedCallDep, PrincipalDep
 from telbill.api.schemas import plain_json
 from telbill.errors import InvalidInput
 from telbill.services import campaigns as campaigns_service
@@ -33,6 +33,10 @@ from telbill.services.auth import Action, authorize
 from telbill.services.plans import TariffCache
 
 router = APIRouter(tags=["charging"])
+# The real-time session calls, included ahead of every other router (`api/app.py`): a request
+# is matched against the routes in order, and a switch's authorize and end are most of the
+# traffic.
+realtime_router = APIRouter(tags=["charging"])
 MAX_BATCH = 10_000
 
 
@@ -192,18 +196,12 @@ def _flat_json(value: Any) -> Response:
     return Response(json.dumps(data, separators=(",", ":")), media_type="application/json")
 
 
-@router.post(
+@realtime_router.post(
     "/sessions/authorize", summary="May this call start, and for how many seconds?",
     response_model=dict[str, Any],
 )  # fmt: skip
-async def authorize_session(
-    body: AuthorizeIn,
-    request: Request,
-    db: DbDep,
-    clock: ClockDep,
-    principal: PrincipalDep,
-    key: IdempotencyKeyDep,
-) -> Response:
+async def authorize_session(body: AuthorizeIn, request: Request, call: KeyedCallDep) -> Response:
+    db, clock, principal, key = call.db, call.clock, call.principal, call.key
     cache = _cache(request, db)
 
     def work() -> sessions_service.Authorization:
@@ -217,45 +215,45 @@ async def authorize_session(
     return _flat_json(await _in_session_thread(work))
 
 
-@router.post("/sessions/{session_id}/update", summary="Interim update of a call in progress")
-def update_session(
-    session_id: int,
-    body: UpdateIn,
-    request: Request,
-    db: DbDep,
-    clock: ClockDep,
-    principal: PrincipalDep,
-    key: IdempotencyKeyDep,
+@realtime_router.post(
+    "/sessions/{session_id}/update", summary="Interim update of a call in progress"
+)
+async def update_session(
+    session_id: int, body: UpdateIn, request: Request, call: KeyedCallDep
 ) -> dict[str, Any]:
+    # Async with the blocking work in one thread-pool hop, like authorize and end (a sync
+    # route costs a hop for the route and another to check its answer).
+    db, clock, principal, key = call.db, call.clock, call.principal, call.key
+    cache = _cache(request, db)
+
     # Keyed like every POST: a retried update answers as the first one did (found by
     # schemathesis: a replay answered with a new last_update_at).
     def compute() -> dict[str, Any]:
         view = sessions_service.update_session(
-            db, session_id, elapsed_s=body.elapsed_s, clock=clock, cache=_cache(request, db),
+            db, session_id, elapsed_s=body.elapsed_s, clock=clock, cache=cache,
             check=lambda account_id: authorize(db, principal, account_id, Action.REALTIME),
         )  # fmt: skip
         result: dict[str, Any] = plain_json(view)
         return result
 
-    return charging.run_once(
-        db, scope=f"api.sessions.update:{principal.key_id}", key=key, clock=clock,
-        request={"session_id": session_id, **body.model_dump()}, compute=compute,
-    )  # fmt: skip
+    def work() -> dict[str, Any]:
+        return charging.run_once(
+            db, scope=f"api.sessions.update:{principal.key_id}", key=key, clock=clock,
+            request={"session_id": session_id, **body.model_dump()}, compute=compute,
+        )  # fmt: skip
+
+    result: dict[str, Any] = await _in_session_thread(work)
+    return result
 
 
-@router.post(
+@realtime_router.post(
     "/sessions/{session_id}/end", summary="End a call: settle its exact charge",
     response_model=dict[str, Any],
 )  # fmt: skip
 async def end_session(
-    session_id: int,
-    body: EndIn,
-    request: Request,
-    db: DbDep,
-    clock: ClockDep,
-    principal: PrincipalDep,
-    key: IdempotencyKeyDep,
+    session_id: int, body: EndIn, request: Request, call: KeyedCallDep
 ) -> Response:
+    db, clock, principal, key = call.db, call.clock, call.principal, call.key
     cache = _cache(request, db)
 
     def work() -> sessions_service.SessionView:
