@@ -47,7 +47,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from telbill.adapters.db import bulk, ledger_store
 from telbill.adapters.db.bulk import json_text, timestamp_param
-from telbill.adapters.db.charged import charged_usage_hashes
+from telbill.adapters.db.charged import charged_pairs
 from telbill.adapters.db.charging_tables import campaigns, cdr_quarantine, charges
 from telbill.adapters.db.engine import Database
 from telbill.adapters.db.lifecycle_tables import package_purchases
@@ -672,17 +672,11 @@ def quarantine_rows(
 def _existing(conn: Connection, rated: Sequence[_Rated]) -> dict[tuple[int, str], str | None]:
     """Usage hashes of the CDRs already charged, by (leaf account, CDR id).
 
-    Queried per leaf account through the unique (account, CDR id, leg, revision) index
-    (`charged.charged_usage_hashes`): the cost stays per chunk, not per charge stored.
+    One lookup for the whole chunk, whatever the number of leaf accounts, each pair one
+    probe of the unique (account, CDR id, leg, revision) index (`charged.charged_pairs`):
+    the cost stays per CDR of the chunk, not per account nor per charge stored.
     """
-    by_leaf: dict[int, set[str]] = {}
-    for item in rated:
-        by_leaf.setdefault(item.leaf.id, set()).add(item.event.id)
-    found: dict[tuple[int, str], str | None] = {}
-    for leaf_id, cdr_ids in sorted(by_leaf.items()):
-        for cdr_id, hashed in charged_usage_hashes(conn, leaf_id, sorted(cdr_ids)).items():
-            found[(leaf_id, cdr_id)] = hashed
-    return found
+    return charged_pairs(conn, ((item.leaf.id, item.event.id) for item in rated))
 
 
 def _package_note(
