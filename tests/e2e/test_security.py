@@ -35,6 +35,7 @@ REVIEWED_SQL_FORMATTING = {
     ("services/tariffs.py", "_bulk_insert"),
     ("services/tariffs.py", "_fetch_rates"),
     ("adapters/db/bulk.py", "insert_rows"),
+    ("adapters/db/charged.py", "_sqlite_charged"),
 }
 SQL_WORDS = ("SELECT ", "INSERT ", "UPDATE ", "DELETE ", "COPY ", "PRAGMA ", " WHERE ")
 EXECUTORS = {"execute", "executemany", "exec_driver_sql", "copy", "text"}
