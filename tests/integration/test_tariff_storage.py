@@ -186,3 +186,30 @@ def test_migration_0002_creates_the_tariff_tables_as_declared(db: Database) -> N
     inspector = inspect(db.engine)
     for table in (tariffs, tariff_rates):
         assert {c["name"] for c in inspector.get_columns(table.name)} == set(table.c.keys())
+
+
+def test_destination_names_are_found_per_prefix_version_and_rate_column_past_one_batch(
+    db: Database,
+) -> None:
+    from telbill.services.tariffs import destination_names
+
+    prefixes = [str(1000 + n) for n in range(1_200)]  # more than one query's 500 prefixes
+    import_tariff(db, "retail", [plain(p, "0.01") for p in prefixes], USD, now=NOW)
+    second = [plain("44", "0.02"), RateRow(prefix="44", destination="UK SMS",
+                                           rate=Decimal("0.03"), service=Service.SMS)]  # fmt: skip
+    import_tariff(db, "retail", second, USD, now=NOW)
+    with db.engine.connect() as conn:
+        names = destination_names(
+            conn,
+            [("retail", 1, p, "voice") for p in prefixes]
+            + [("retail", 2, "44", "voice"), ("retail", 2, "44", "sms"),
+               ("retail", 1, "44", "voice"), (None, 1, "1", "voice")],  # fmt: skip
+            by=("service",),
+        )
+        assert len(names) == 1_200 + 2
+        assert names[("retail", 1, "1999", "voice")] == "dest 1999"
+        assert names[("retail", 2, "44", "voice")] == "dest 44"
+        assert names[("retail", 2, "44", "sms")] == "UK SMS"
+        assert ("retail", 1, "44", "voice") not in names  # not a prefix of version 1
+        by_prefix = destination_names(conn, [("retail", 2, "44")])
+        assert by_prefix == {("retail", 2, "44"): "UK SMS"}  # the smallest name of the prefix

@@ -41,7 +41,11 @@ bearer = HTTPBearer(
 )
 
 
-async def _caller(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+async def get_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """The caller of ``Authorization: Bearer <key>``, or 401; 429 past its key's rate limit."""
     if credentials is None or not credentials.credentials.strip():
         raise Unauthenticated("missing or malformed Authorization: Bearer <api key> header")
     secret = credentials.credentials.strip()
@@ -53,14 +57,6 @@ async def _caller(request: Request, credentials: HTTPAuthorizationCredentials | 
     if limiter is not None:
         limiter.check(principal.key_id)
     return principal
-
-
-async def get_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Principal:
-    """The caller of ``Authorization: Bearer <key>``, or 401; 429 past its key's rate limit."""
-    return await _caller(request, credentials)
 
 
 IDEMPOTENCY_KEY_HEADER = Header(
@@ -110,7 +106,7 @@ async def get_keyed_call(
     """`DbDep`, `ClockDep`, `PrincipalDep` and `IdempotencyKeyDep` in one dependency, with
     the same checks in the same order (401, 429, then the key's 400), for the real-time
     routes: FastAPI's cost per request grows with the number of dependencies it solves."""
-    principal = await _caller(request, credentials)
+    principal = await get_principal(request, credentials)
     state = request.app.state
     return KeyedCall(state.db, state.clock, principal, _scoped_key(principal, idempotency_key))
 

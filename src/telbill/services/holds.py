@@ -225,41 +225,60 @@ def _resolve(
         if outcome is HoldOutcome.SETTLED
         else plan_release(lines)
     )
-    released = _released(settlement)
-    tx_id: int | None = None
-    if settlement.takes:
-        service = current.service or "voice"
-        revenue = ledger_store.system_account(
-            conn, f"revenue:{service}:{current.unit}", current.unit, now
-        )
-        total = settlement.settled
-        post = [Posting(t.bucket_id, -t.amount, current.unit) for t in settlement.takes]
-        post.append(Posting(revenue, total, current.unit))
-        # The debit and the release of the whole reservation: one UPDATE per bucket row.
-        tx_id = ledger_store.apply_entry(
-            conn,
-            JournalEntry(
-                kind="hold_settle",
-                account_id=current.account_id,
-                subject_account_id=current.details.get("subject_account_id"),
-                postings=tuple(post),
-                memo=memo,
-                details={**dict(details or {}), "hold_id": hold_id, "service": service},
-                idempotency_key=idempotency_key,
-            ),
-            now,
-            held=released,
-        )
-    else:
-        ledger_store.add_to_columns(conn, held=released)
+    tx_id = _book_settlement(
+        conn, hold_id, current.account_id, current.unit, current.details, settlement,
+        service=current.service or "voice", now=now, memo=memo, details=details or {},
+        idempotency_key=idempotency_key,
+    )  # fmt: skip
     conn.execute(
-        hold_resolutions.insert().values(
-            hold_id=hold_id,
-            outcome=outcome.value,
-            settled_amount=settlement.settled,
-            transaction_id=tx_id,
-            created_at=now,
-        )
+        _INSERT_RESOLUTION,
+        {
+            "hold_id": hold_id, "outcome": outcome.value,
+            "settled_amount": settlement.settled, "transaction_id": tx_id, "created_at": now,
+        },  # fmt: skip
+    )
+
+
+def _book_settlement(
+    conn: Connection,
+    hold_id: int,
+    payer_id: int,
+    unit: str,
+    hold_details: Mapping[str, Any],
+    settlement: Settlement,
+    *,
+    service: str,
+    now: datetime,
+    memo: str | None,
+    details: Mapping[str, Any],
+    idempotency_key: str | None = None,
+) -> int | None:
+    """Post what a settlement takes to revenue and release the whole reservation: one
+    UPDATE per bucket row (balance down by the take, held down by its line). Returns the
+    journal transaction, None when nothing was taken (a release only)."""
+    released = _released(settlement)
+    if not settlement.takes:
+        ledger_store.add_to_columns(conn, held=released)
+        return None
+    taken: dict[int, int] = defaultdict(int)
+    for take in settlement.takes:
+        taken[take.bucket_id] += take.amount
+    revenue = ledger_store.system_account(conn, f"revenue:{service}:{unit}", unit, now)
+    post = [Posting(bucket, -amount, unit) for bucket, amount in taken.items()]
+    post.append(Posting(revenue, settlement.settled, unit))
+    return ledger_store.apply_entry(
+        conn,
+        JournalEntry(
+            kind="hold_settle",
+            account_id=payer_id,
+            subject_account_id=hold_details.get("subject_account_id"),
+            postings=tuple(post),
+            memo=memo,
+            details={**dict(details), "hold_id": hold_id, "service": service},
+            idempotency_key=idempotency_key,
+        ),
+        now,
+        held=released,
     )
 
 
@@ -563,33 +582,10 @@ def settle_hold_in(
     if current is None:
         return SettledHold(0, None, {}, {})
     settlement = plan_settlement(current.lines, min(amount, current.amount))
-    taken: dict[int, int] = defaultdict(int)
-    for take in settlement.takes:
-        taken[take.bucket_id] += take.amount
-    released = _released(settlement)
-    tx_id: int | None = None
-    if taken:
-        revenue = ledger_store.system_account(
-            conn, f"revenue:{service}:{current.unit}", current.unit, now
-        )
-        post = [Posting(bucket, -amount_, current.unit) for bucket, amount_ in taken.items()]
-        post.append(Posting(revenue, settlement.settled, current.unit))
-        # Balance down by what is taken, held down by the whole reservation: one UPDATE.
-        tx_id = ledger_store.apply_entry(
-            conn,
-            JournalEntry(
-                kind="hold_settle",
-                account_id=current.account_id,
-                subject_account_id=current.details.get("subject_account_id"),
-                postings=tuple(post),
-                memo=memo,
-                details={**dict(details), "hold_id": hold_id, "service": service},
-            ),
-            now,
-            held=released,
-        )
-    else:
-        ledger_store.add_to_columns(conn, held=released)
+    tx_id = _book_settlement(
+        conn, hold_id, current.account_id, current.unit, current.details, settlement,
+        service=service, now=now, memo=memo, details=details,
+    )  # fmt: skip
     conn.execute(
         _INSERT_RESOLUTION,
         {
@@ -597,4 +593,8 @@ def settle_hold_in(
             "settled_amount": settlement.settled, "transaction_id": tx_id, "created_at": now,
         },  # fmt: skip
     )
+    taken: dict[int, int] = defaultdict(int)
+    for take in settlement.takes:
+        taken[take.bucket_id] += take.amount
+    released = _released(settlement)
     return SettledHold(settlement.settled, tx_id, dict(taken), {b: -a for b, a in released.items()})

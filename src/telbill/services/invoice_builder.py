@@ -42,9 +42,9 @@ from sqlalchemy import Connection, Select, case, func, select
 
 from telbill.adapters.db.charging_tables import charges
 from telbill.adapters.db.tables import ledger_accounts, postings, transactions
-from telbill.adapters.db.tariff_tables import tariff_rates, tariffs
 from telbill.errors import Conflict
 from telbill.services.accounts import Account
+from telbill.services.tariffs import destination_names
 
 SECTIONS = ("calls", "sms", "usage", "numbers", "subscriptions", "packages", "adjustments")
 # Ledger transaction kinds that are not charges: money in or out for other reasons.
@@ -372,33 +372,10 @@ def _usage_description(service: str, destination: str | None, prefix: str | None
 
 def _destination_names(conn: Connection, groups: Iterable[Any]) -> dict[tuple[Any, Any, Any], str]:
     """Destination names of the (tariff, version, prefix) of the month's call groups."""
-    keys = {
-        (g.tariff, g.tariff_version, g.prefix)
-        for g in groups
-        if g.tariff is not None and g.prefix is not None
-    }
-    if not keys:
-        return {}
-    found: dict[tuple[Any, Any, Any], str] = {}
-    prefixes = sorted({k[2] for k in keys})
-    for start in range(0, len(prefixes), 500):
-        query = (
-            select(
-                tariffs.c.name, tariffs.c.version, tariff_rates.c.prefix,
-                func.min(tariff_rates.c.destination),
-            )
-            .join(tariffs, tariffs.c.id == tariff_rates.c.tariff_id)
-            .where(
-                tariffs.c.name.in_({k[0] for k in keys}),
-                tariff_rates.c.service == "voice",
-                tariff_rates.c.prefix.in_(prefixes[start : start + 500]),
-            )
-            .group_by(tariffs.c.name, tariffs.c.version, tariff_rates.c.prefix)
-        )  # fmt: skip
-        for name, version, prefix, destination in conn.execute(query):
-            if (name, version, prefix) in keys and destination:
-                found[(name, version, prefix)] = str(destination)
-    return found
+    found = destination_names(
+        conn, {(g.tariff, g.tariff_version, g.prefix, "voice") for g in groups}, by=("service",)
+    )
+    return {key[:3]: name for key, name in found.items()}
 
 
 def _itemised_rows(

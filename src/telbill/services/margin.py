@@ -28,14 +28,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Connection
 
 from telbill.adapters.db.charging_tables import charges
 from telbill.adapters.db.engine import Database
-from telbill.adapters.db.tariff_tables import tariff_rates, tariffs
 from telbill.domain.money import format_amount, from_micros
 from telbill.services.accounts import load_account
 from telbill.services.reports import month_bounds, subtree
+from telbill.services.tariffs import destination_names
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +133,7 @@ def margin_by_destination(
     )
     with db.engine.connect() as conn:
         grouped = conn.execute(query).all()
-        names = _destination_names(conn, {(r[0], r[1], r[2], r[3]) for r in grouped if r[2]})
+        names = destination_names(conn, {tuple(r[:4]) for r in grouped}, by=("service",))
     merged: dict[tuple[Any, ...], list[int]] = {}
     for tariff, version, prefix, service, currency, *sums in grouped:
         name = names.get((tariff, version, prefix, service))
@@ -248,31 +247,6 @@ def csv_lines(report: MarginReport) -> Iterator[str]:
         buffer.truncate()
     if buffer.getvalue():
         yield buffer.getvalue()
-
-
-def _destination_names(
-    conn: Connection, keys: set[tuple[Any, Any, Any, Any]]
-) -> dict[tuple[Any, Any, Any, Any], str]:
-    """Destination name per (tariff, version, prefix, service): a prefix names a call
-    destination and an SMS one apart ("United Kingdom", "UK SMS")."""
-    if not keys:
-        return {}
-    query = (
-        sa.select(
-            tariffs.c.name, tariffs.c.version, tariff_rates.c.prefix, tariff_rates.c.service,
-            sa.func.min(tariff_rates.c.destination),
-        )
-        .join(tariffs, tariffs.c.id == tariff_rates.c.tariff_id)
-        .where(
-            tariffs.c.name.in_({k[0] for k in keys}),
-            tariff_rates.c.prefix.in_({k[2] for k in keys}),
-        )
-        .group_by(
-            tariffs.c.name, tariffs.c.version, tariff_rates.c.prefix, tariff_rates.c.service
-        )
-    )  # fmt: skip
-    return {(name, version, prefix, service): str(dest)
-            for name, version, prefix, service, dest in conn.execute(query)}  # fmt: skip
 
 
 __all__ = [

@@ -35,7 +35,6 @@ from telbill.adapters.db.charging_tables import charges
 from telbill.adapters.db.engine import Database
 from telbill.adapters.db.report_tables import reports_index  # noqa: F401  (declares it)
 from telbill.adapters.db.tables import accounts
-from telbill.adapters.db.tariff_tables import tariff_rates, tariffs
 from telbill.domain.money import MICROS_PER_UNIT, format_amount, from_micros
 from telbill.domain.rating import call_duration_s
 from telbill.domain.tariffs import Service
@@ -43,6 +42,7 @@ from telbill.domain.usage import UsageEvent
 from telbill.errors import InvalidInput
 from telbill.services.accounts import load_account
 from telbill.services.charging import usage_from_json
+from telbill.services.tariffs import destination_names
 
 MAX_PAGE = 1000
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -220,25 +220,7 @@ class _Destinations:
         if not keys:
             return
         self.names.update(dict.fromkeys(keys))
-        query = (
-            select(
-                tariffs.c.name, tariffs.c.version, tariff_rates.c.prefix, tariff_rates.c.service,
-                tariff_rates.c.direction, func.min(tariff_rates.c.destination),
-            )
-            .join(tariffs, tariffs.c.id == tariff_rates.c.tariff_id)
-            .where(
-                tariffs.c.name.in_({k[0] for k in keys}),
-                tariff_rates.c.prefix.in_({k[2] for k in keys}),
-            )
-            .group_by(
-                tariffs.c.name, tariffs.c.version, tariff_rates.c.prefix,
-                tariff_rates.c.service, tariff_rates.c.direction,
-            )
-        )  # fmt: skip
-        for name, version, prefix, service, direction, destination in conn.execute(query):
-            key = (name, version, prefix, service, direction)
-            if key in keys:
-                self.names[key] = str(destination)
+        self.names.update(destination_names(conn, keys, by=("service", "direction")))
 
 
 def _raw_rows(

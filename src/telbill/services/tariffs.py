@@ -770,3 +770,38 @@ def _key(row: RateRow) -> tuple[object, ...]:
         row.hours,
         row.effective_from,
     )
+
+
+# Prefixes per destination-name query (SQLite's bound-parameter limit, short statements).
+_NAME_BATCH = 500
+
+
+def destination_names(
+    conn: Connection, keys: Iterable[tuple[Any, ...]], by: Sequence[str] = ()
+) -> dict[tuple[Any, ...], str]:
+    """Destination names of charges, which store the matched prefix, not its name.
+
+    `keys`: (tariff name, version, prefix, *values of the rate columns `by`), e.g.
+    ``by=("service",)`` names a prefix's calls and its SMS apart ("United Kingdom", "UK
+    SMS"). Where several rates of a key carry names, the smallest is taken. Keys without a
+    tariff or prefix, or with no named rate, are absent from the answer."""
+    wanted = {k for k in keys if k[0] is not None and k[2] is not None}
+    if not wanted:
+        return {}
+    extra = [tariff_rates.c[name] for name in by]
+    found: dict[tuple[Any, ...], str] = {}
+    prefixes = sorted({k[2] for k in wanted})
+    for start in range(0, len(prefixes), _NAME_BATCH):
+        query = (
+            select(tariffs.c.name, tariffs.c.version, tariff_rates.c.prefix, *extra,
+                   func.min(tariff_rates.c.destination))
+            .join(tariffs, tariffs.c.id == tariff_rates.c.tariff_id)
+            .where(tariffs.c.name.in_({k[0] for k in wanted}),
+                   tariff_rates.c.prefix.in_(prefixes[start : start + _NAME_BATCH]),
+                   *(column.in_({k[3 + n] for k in wanted}) for n, column in enumerate(extra)))
+            .group_by(tariffs.c.name, tariffs.c.version, tariff_rates.c.prefix, *extra)
+        )  # fmt: skip
+        for *key, destination in conn.execute(query):
+            if tuple(key) in wanted and destination:
+                found[tuple(key)] = str(destination)
+    return found

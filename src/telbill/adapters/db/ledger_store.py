@@ -429,17 +429,14 @@ def add_to_columns(
     """
     balance = balance or {}
     held = held or {}
-    committed = _committed_ids(conn).ids
     entry = conn.info.get(_PENDING_SYSTEM_ACCOUNTS)
     pending = entry[1].values() if entry and entry[0] is conn.get_transaction() else ()
-    params = []
-    for account_id in sorted(balance.keys() | held.keys()):
-        balance_delta, held_delta = balance.get(account_id, 0), held.get(account_id, 0)
-        if (balance_delta or held_delta) and account_id not in committed:
-            if account_id not in pending:
-                params.append(
-                    {"target_id": account_id, "balance_delta": balance_delta,
-                     "held_delta": held_delta}
-                )  # fmt: skip
+    system = _committed_ids(conn).ids.union(pending)
+    params = [
+        {"target_id": account_id, "balance_delta": balance.get(account_id, 0),
+         "held_delta": held.get(account_id, 0)}
+        for account_id in sorted(balance.keys() | held.keys())
+        if account_id not in system and (balance.get(account_id) or held.get(account_id))
+    ]  # fmt: skip
     if params:
         conn.execute(_ADD_TO_COLUMNS, params[0] if len(params) == 1 else params)
