@@ -237,7 +237,7 @@ def _cost_texts(micros: np.ndarray, decimals: np.ndarray) -> pa.Array:
 
 def _csv_field(value: str) -> str:
     """`value` as `csv.writer` writes it (quoted when it holds a comma, quote or line end)."""
-    if any(c in value for c in ',"\r\n'):
+    if "," in value or '"' in value or "\n" in value or "\r" in value:
         return '"' + value.replace('"', '""') + '"'
     return value
 

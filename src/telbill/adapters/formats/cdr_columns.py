@@ -508,6 +508,8 @@ def parse_small_ints(column: pa.StringArray | None, size: int) -> tuple[I64, Mas
     return np.where(ok, value, 0), ok | blank, blank
 
 
+_CLOCK_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+_STAMP_DIGITS = {19: _CLOCK_DIGITS, 20: _CLOCK_DIGITS, 25: [*_CLOCK_DIGITS, 20, 21, 23, 24]}
 _DAYS_BEFORE_MONTH = np.array([0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334])
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 
@@ -542,26 +544,17 @@ def _stamps(
 ) -> tuple[I64, Mask]:
     """Epoch seconds of fixed-width stamps (rows of `m`) and whether each is valid."""
 
-    def number(*positions: int) -> tuple[I64, Mask]:
-        value = np.zeros(m.shape[0], dtype=np.int64)
-        good = np.ones(m.shape[0], dtype=np.bool_)
-        for k in positions:
-            digit = m[:, k].astype(np.int64) - 48
-            good &= (digit >= 0) & (digit <= 9)
-            value = value * 10 + digit
-        return value, good
+    digits = m[:, _STAMP_DIGITS[width]].astype(np.int32) - 48
+    good = np.all((digits >= 0) & (digits <= 9), axis=1)
 
-    year, good = number(0, 1, 2, 3)
-    month, g = number(5, 6)
-    good &= g
-    day, g = number(8, 9)
-    good &= g
-    hour, g = number(11, 12)
-    good &= g
-    minute, g = number(14, 15)
-    good &= g
-    second, g = number(17, 18)
-    good &= g
+    def number(first: int, count: int) -> I64:
+        value = digits[:, first].astype(np.int64)
+        for k in range(first + 1, first + count):
+            value = value * 10 + digits[:, k]
+        return value
+
+    year, month, day = number(0, 4), number(4, 2), number(6, 2)
+    hour, minute, second = number(8, 2), number(10, 2), number(12, 2)
     good &= (m[:, 4] == 45) & (m[:, 7] == 45) & ((m[:, 10] == 84) | (m[:, 10] == 32))
     good &= (m[:, 13] == 58) & (m[:, 16] == 58)
     good &= (year >= 1971) & (year <= 9998) & (month >= 1) & (month <= 12)
@@ -574,10 +567,9 @@ def _stamps(
     if width == 20:
         good &= m[:, 19] == 90
     elif width == 25:
-        off_hour, g1 = number(20, 21)
-        off_minute, g2 = number(23, 24)
+        off_hour, off_minute = number(14, 2), number(16, 2)
         sign = m[:, 19]
-        good &= g1 & g2 & ((sign == 43) | (sign == 45)) & (m[:, 22] == 58)
+        good &= ((sign == 43) | (sign == 45)) & (m[:, 22] == 58)
         good &= (off_hour <= 23) & (off_minute <= 59)
         offset_s = np.where(sign == 45, -1, 1) * (off_hour * 3600 + off_minute * 60)
     y = year - 1
