@@ -797,34 +797,38 @@ def post_rated_in(
     summary.posted = len(fresh)
     _announce_emptied_packages(conn, batch, now)
     numbers.record_traffic_in(conn, _our_side_numbers(fresh), now)
-    _after_charges(conn, fresh, locked, batch.taken, now)
+    _after_charges(conn, {item.payer.id: item.payer for item in fresh}, locked, batch.taken, now)
     return summary, refused
 
 
 def _after_charges(
     conn: Connection,
-    fresh: Sequence[_Rated],
+    payers: Mapping[int, Account],
     locked: Sequence[Bucket],
     taken: dict[int, int],
     now: datetime,
 ) -> None:
     """The zero-balance rules and the fixed threshold levels of the chunk's payers, in the
     order `enforce_zero_balance` takes them. The money after the chunk is known from the
-    locked buckets and what the drain took (no other change of them in this transaction):
-    a payer above zero takes the threshold hook's one-read path when no level moves (as a
-    session end does); a payer at or below zero gets the full rules."""
-    payers = {item.payer.id: item.payer for item in fresh}
+    locked buckets and what the drain took (no other change of them in this transaction).
+    Set-based: one read tells which payers above zero have their fixed levels settled
+    (the hook would write nothing); only the others are evaluated, one by one; a payer at
+    or below zero gets the full rules."""
     owned: dict[int | None, list[Bucket]] = {}
     for bucket in locked:
         owned.setdefault(bucket.account_id, []).append(bucket)
+    after = {
+        payer_id: money_after(owned.get(payer_id, []), taken, payer.currency, now)
+        for payer_id, payer in payers.items()
+    }
+    above = {p: from_micros(available) for p, (balance, available) in after.items() if balance > 0}
+    settled = thresholds.fixed_levels_settled_many(conn, above)
     for payer_id in sorted(payers):
-        payer = payers[payer_id]
-        balance, available = money_after(owned.get(payer_id, []), taken, payer.currency, now)
-        if balance <= 0:
+        if after[payer_id][0] <= 0:
             enforce_zero_balance(conn, [payer_id], now)
-        else:
+        elif payer_id not in settled:
             thresholds.after_balance_change(
-                conn, payer_id, now, payer=payer, available=from_micros(available)
+                conn, payer_id, now, payer=payers[payer_id], available=above[payer_id]
             )
 
 
