@@ -381,7 +381,8 @@ def post_usage_legs(
     table = legs if isinstance(legs, UsageLegTable) else UsageLegTable.of_legs(legs)
     size = len(table)
     if not size:
-        return UsageBatch([], {}, {})
+        empty = np.zeros(0, dtype=np.int64)
+        return UsageBatch([], {}, {}, {}, empty, empty, empty)
     payer_ids = sorted(table.payers)
     wanted = set(payer_ids)
     loaded = (

@@ -101,11 +101,30 @@ class CdrBlock:
             self.direction[keep], self.slow, self.records,
         )  # fmt: skip
 
+    @classmethod
+    def concat(cls, blocks: list[CdrBlock]) -> CdrBlock:
+        """The column rows of `blocks` one after the other (slow lines and records too)."""
+        names = blocks[0].fields.keys()
+        return cls(
+            np.concatenate([b.line for b in blocks]),
+            pa.concat_arrays([b.text for b in blocks]),
+            {name: pa.concat_arrays([b.fields[name] for b in blocks]) for name in names},
+            *(np.concatenate([getattr(b, name) for b in blocks]) for name in _ARRAYS),
+            [line for b in blocks for line in b.slow],
+            [record for b in blocks for record in b.records],
+        )
+
     def text_of(self, positions: npt.NDArray[np.intp]) -> list[tuple[int, str]]:
         """(line, text) of the column rows at `positions` (to read them per row)."""
         lines = self.line[positions].tolist()
         texts = self.text.take(pa.array(positions)).to_pylist()
         return list(zip(lines, texts, strict=True))
+
+
+_ARRAYS = (
+    "number", "ndigits", "start_s", "answer_s", "end_s", "duration_s", "given_duration",
+    "direction",
+)  # fmt: skip
 
 
 class NativeColumnsReader:
