@@ -36,6 +36,7 @@ from telbill.adapters.formats.cdr_columns import (
     OUTBOUND,
     CdrBlock,
     NativeColumnsReader,
+    iso_texts,
 )
 from telbill.adapters.formats.cdr_common import CdrRecord
 from telbill.domain.batch import CdrColumns
@@ -62,7 +63,7 @@ class RatedColumns:
     plan_id: I64
     amount_micros: I64
     billed_s: I64
-    tariff: list[str]  # per row: tariff name and version, prefix of the pricing row
+    tariff: pa.StringArray  # per row: tariff name and version, prefix of the pricing row
     tariff_version: I64
     prefix: pa.StringArray
     currency: pa.StringArray
@@ -81,7 +82,7 @@ class RatedColumns:
         return RatedColumns(
             self.line[keep], self.cdr_id.take(at), self.leaf_id[keep], self.payer_id[keep],
             self.plan_id[keep], self.amount_micros[keep], self.billed_s[keep],
-            [self.tariff[i] for i in positions], self.tariff_version[keep],
+            self.tariff.take(at), self.tariff_version[keep],
             self.prefix.take(at), self.currency.take(at), self.start_s[keep],
             self.from_number.take(at), self.usage_text.take(at),
             [self.usage_hash[i] for i in positions], self.payers,
@@ -137,10 +138,9 @@ def rate_columns(
     billed = np.zeros(size, dtype=np.int64)
     version_of = np.full(size, -1, dtype=np.int64)
     row_of = np.full(size, -1, dtype=np.int64)
-    tariff_names: list[str] = [""] * size
-    prefixes: dict[tuple[str, int], list[str]] = {}
-    prefix_column: list[str | None] = [None] * size
-    currencies: list[str] = [""] * size
+    group_of = np.full(size, -1, dtype=np.int64)
+    groups: list[tuple[str, str, pa.Array]] = []  # tariff, currency, prefixes of its rows
+    start_us = block.start_s * _MICROS_PER_S
     for leaf_id, plan in plans.items():
         mine = (row_leaf == leaf_id) & ~slow
         if not np.any(mine):
@@ -155,7 +155,6 @@ def rate_columns(
             slow |= mine
             continue
         assigned = np.full(size, -1, dtype=np.int64)
-        start_us = block.start_s * _MICROS_PER_S
         for version, effective_from in versions:  # newest first
             free = mine & (assigned < 0)
             if effective_from is not None:
@@ -184,14 +183,8 @@ def rate_columns(
             billed[rows] = result.billed_s[good]
             version_of[rows] = version
             row_of[rows] = result.row[good]
-            key = (plan.tariff, version)
-            if key not in prefixes:
-                prefixes[key] = [row.prefix for row in index.tariff.rows]
-            table_prefixes = prefixes[key]
-            for position, tariff_row in zip(rows.tolist(), result.row[good].tolist(), strict=True):
-                tariff_names[position] = plan.tariff
-                prefix_column[position] = table_prefixes[tariff_row]
-                currencies[position] = index.currency
+            group_of[rows] = len(groups)
+            groups.append((plan.tariff, index.currency, _prefixes(index)))
     fast = ~slow
     if not np.any(fast):
         return None, np.flatnonzero(slow)
@@ -199,19 +192,20 @@ def rate_columns(
     at = pa.array(positions)
     leaf = row_leaf[positions]
     usage = usage_texts(block, positions, leaf_of_key, key_index[positions])
-    hashes = [hashlib.sha256(text).hexdigest() for text in _buffers_of(usage)]
+    sha256 = hashlib.sha256
+    hashes = [sha256(text).hexdigest() for text in _buffers_of(usage)]
     rated = RatedColumns(
         line=block.line[positions],
         cdr_id=fields["id"].take(at),
         leaf_id=leaf,
-        payer_id=np.array([payers[int(i)].id for i in leaf.tolist()], dtype=np.int64),
-        plan_id=np.array([plans[int(i)].id for i in leaf.tolist()], dtype=np.int64),
+        payer_id=_mapped(leaf, {k: a.id for k, a in payers.items()}),
+        plan_id=_mapped(leaf, {k: plan.id for k, plan in plans.items()}),
         amount_micros=amount[positions],
         billed_s=billed[positions],
-        tariff=[tariff_names[i] for i in positions.tolist()],
+        tariff=pa.array([g[0] for g in groups], pa.string()).take(pa.array(group_of[positions])),
         tariff_version=version_of[positions],
-        prefix=pa.array([prefix_column[i] for i in positions.tolist()], pa.string()),
-        currency=pa.array([currencies[i] for i in positions.tolist()], pa.string()),
+        prefix=_grouped_prefixes(groups, group_of[positions], row_of[positions]),
+        currency=pa.array([g[1] for g in groups], pa.string()).take(pa.array(group_of[positions])),
         start_s=block.start_s[positions],
         from_number=fields["from"].take(at) if "from" in fields
         else pa.array([""] * len(positions), pa.string()),
@@ -220,6 +214,46 @@ def rate_columns(
         payers={payer.id: payer for payer in payers.values()},
     )  # fmt: skip
     return rated, np.flatnonzero(slow)
+
+
+def _mapped(keys: I64, mapping: dict[int, int]) -> I64:
+    """`mapping[k]` for each k of `keys` (all present), without a Python call per key."""
+    known = np.array(sorted(mapping), dtype=np.int64)
+    values = np.array([mapping[int(k)] for k in known], dtype=np.int64)
+    found: I64 = values[np.searchsorted(known, keys)]
+    return found
+
+
+_PREFIXES: dict[int, tuple[Any, pa.Array]] = {}
+
+
+def _prefixes(index: Any) -> pa.Array:
+    """The prefix of each row of a compiled tariff, as an Arrow array (kept per index)."""
+    found = _PREFIXES.get(id(index))
+    if found is None or found[0] is not index:
+        found = (index, pa.array([row.prefix for row in index.tariff.rows], pa.string()))
+        if len(_PREFIXES) > 64:
+            _PREFIXES.clear()
+        _PREFIXES[id(index)] = found
+    return found[1]
+
+
+def _grouped_prefixes(
+    groups: list[tuple[str, str, pa.Array]], group: I64, row: I64
+) -> pa.StringArray:
+    """The prefix of each call's pricing row (its group's tariff rows taken at `row`)."""
+    if len(groups) == 1:
+        taken: pa.StringArray = groups[0][2].take(pa.array(row))
+        return taken
+    parts = []
+    positions = []
+    for k, (_, _, prefixes) in enumerate(groups):
+        mine = np.flatnonzero(group == k)
+        parts.append(prefixes.take(pa.array(row[mine])))
+        positions.append(mine)
+    order = np.argsort(np.concatenate(positions), kind="stable")
+    joined: pa.StringArray = pa.concat_arrays(parts).take(pa.array(order))
+    return joined
 
 
 def _epoch_us(moment: datetime) -> int:
@@ -252,9 +286,7 @@ def _buffers_of(column: pa.StringArray) -> list[bytes]:
 
 def _iso(seconds: I64) -> pa.StringArray:
     """``datetime.isoformat()`` of aware UTC whole seconds: ``2026-03-02T09:00:00+00:00``."""
-    stamps = pa.array(seconds, pa.timestamp("s", tz="UTC"))
-    text: pa.StringArray = pc.strftime(stamps, format="%Y-%m-%dT%H:%M:%S+00:00")
-    return text
+    return iso_texts(seconds)
 
 
 def _quoted(column: pa.StringArray) -> pa.StringArray:
@@ -325,22 +357,19 @@ def write_fast_charges(
     )
     plan_index = np.searchsorted(np.unique(fast.plan_id), fast.plan_id)
     explanations = explanation.take(pa.array(plan_index))
-    tariff = pa.array(fast.tariff, pa.string())
+    tariff = fast.tariff
     if conn.dialect.name == "postgresql":
         _copy_fast_charges(conn, fast, due, transaction, source, now, explanations, tariff)
         return
     stamp = bulk.timestamp_param(conn)
     created_at = stamp(now)
-    occurred = pc.binary_join_element_wise(
-        pc.strftime(pa.array(fast.start_s, pa.timestamp("s", tz="UTC")),
-                    format="%Y-%m-%d %H:%M:%S"), ".000000", "",
-    ).to_pylist()  # fmt: skip
+    occurred = iso_texts(fast.start_s, " ", ".000000").to_pylist()
     transactions = [None if t < 0 else t for t in transaction.tolist()]
     rows = zip(
         fast.cdr_id.to_pylist(), _repeat("call", size), _repeat(0, size),
         fast.leaf_id.tolist(), fast.payer_id.tolist(), _repeat("voice", size),
         _repeat("outbound", size), due.tolist(), fast.currency.to_pylist(),
-        _repeat(CALL_TIME, size), fast.billed_s.tolist(), _repeat(0, size), fast.tariff,
+        _repeat(CALL_TIME, size), fast.billed_s.tolist(), _repeat(0, size), tariff.to_pylist(),
         fast.tariff_version.tolist(), fast.prefix.to_pylist(), explanations.to_pylist(),
         fast.usage_text.to_pylist(), fast.usage_hash, transactions, _repeat(source, size),
         occurred, _repeat(created_at, size), _repeat(None, size), _repeat(None, size),
@@ -379,10 +408,7 @@ def _copy_fast_charges(
         cast: pa.StringArray = pc.cast(pa.array(values), pa.string())
         return cast
 
-    occurred = pc.binary_join_element_wise(
-        pc.strftime(pa.array(fast.start_s, pa.timestamp("s", tz="UTC")),
-                    format="%Y-%m-%d %H:%M:%S"), "+00", "",
-    )  # fmt: skip
+    occurred = iso_texts(fast.start_s, " ", "+00")
     created = now.astimezone().isoformat(" ")
     tx = pc.if_else(pa.array(transaction >= 0), text(transaction), "\\N")
     parts = [

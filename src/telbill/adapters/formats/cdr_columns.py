@@ -604,6 +604,40 @@ def _stamps(
     return np.where(good, utc, 0), good
 
 
+def iso_texts(seconds: I64, separator: str = "T", suffix: str = "+00:00") -> pa.StringArray:
+    """``YYYY-MM-DD<separator>HH:MM:SS<suffix>`` of UTC epoch seconds (years 1000-9999), as
+    one Arrow string array built from a fixed-width byte matrix (no object per value)."""
+    days, clock = np.divmod(seconds.astype(np.int64), 86_400)
+    shifted = days + 719_468  # civil date from days (H. Hinnant's algorithm)
+    era = shifted // 146_097
+    day_of_era = shifted - era * 146_097
+    year_of_era = (
+        day_of_era - day_of_era // 1_460 + day_of_era // 36_524 - day_of_era // 146_096
+    ) // 365
+    day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
+    month_index = (5 * day_of_year + 2) // 153
+    day = day_of_year - (153 * month_index + 2) // 5 + 1
+    month = np.where(month_index < 10, month_index + 3, month_index - 9)
+    year = year_of_era + era * 400 + (month <= 2)
+    hour, rest = np.divmod(clock, 3_600)
+    minute, second = np.divmod(rest, 60)
+    tail = separator.encode() + b"00:00:00" + suffix.encode()
+    width = 10 + len(tail)
+    matrix = np.empty((seconds.shape[0], width), dtype=np.uint8)
+    matrix[:] = np.frombuffer(b"0000-00-00" + tail, dtype=np.uint8)
+    start = 10 + len(separator)
+    for column, value, digits in (
+        (0, year, 4), (5, month, 2), (8, day, 2), (start, hour, 2), (start + 3, minute, 2),
+        (start + 6, second, 2),
+    ):  # fmt: skip
+        for k in range(digits):
+            matrix[:, column + digits - 1 - k] = 48 + (value // 10**k) % 10
+    offsets = np.arange(0, (seconds.shape[0] + 1) * width, width, dtype=np.int32)
+    return pa.StringArray.from_buffers(
+        seconds.shape[0], pa.py_buffer(offsets), pa.py_buffer(matrix.tobytes())
+    )
+
+
 class _LocalOffsets:
     """Local wall-clock seconds to UTC in one zone, as `parse_timestamp` converts a naive
     stamp (zoneinfo, fold 0): one lookup per distinct hour, per second in an hour that
@@ -761,6 +795,7 @@ __all__ = [
     "NativeColumnsReader",
     "OUTBOUND",
     "call_times",
+    "iso_texts",
     "parse_numbers",
     "parse_small_ints",
     "parse_times",
