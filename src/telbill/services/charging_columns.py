@@ -391,6 +391,14 @@ def _copy_text(value: str) -> str:
     )
 
 
+def _copy_escaped(column: pa.StringArray) -> pa.StringArray:
+    """`_copy_text` of each value, once per distinct value (tariff names, currencies)."""
+    encoded = pc.dictionary_encode(column)
+    escaped = pa.array([_copy_text(v) for v in encoded.dictionary.to_pylist()], pa.string())
+    taken: pa.StringArray = escaped.take(encoded.indices)
+    return taken
+
+
 def _copy_fast_charges(
     conn: Connection,
     fast: RatedColumns,
@@ -411,9 +419,10 @@ def _copy_fast_charges(
     occurred = iso_texts(fast.start_s, " ", "+00")
     created = now.astimezone().isoformat(" ")
     tx = pc.if_else(pa.array(transaction >= 0), text(transaction), "\\N")
+    tariff, currency = _copy_escaped(tariff), _copy_escaped(fast.currency)
     parts = [
         fast.cdr_id, "call", "0", text(fast.leaf_id), text(fast.payer_id), "voice", "outbound",
-        text(due), fast.currency, CALL_TIME, text(fast.billed_s), "0", tariff,
+        text(due), currency, CALL_TIME, text(fast.billed_s), "0", tariff,
         text(fast.tariff_version), fast.prefix, explanations, fast.usage_text,
         pa.array(fast.usage_hash, pa.string()), tx, _copy_text(source), occurred, created,
         "\\N", "\\N",
@@ -423,18 +432,7 @@ def _copy_fast_charges(
     buffers = body.buffers()
     offsets = np.frombuffer(buffers[1], dtype=np.int32)
     data = memoryview(buffers[2])[int(offsets[body.offset]) : int(offsets[body.offset + len(body)])]
-    names = ", ".join(CHARGE_COLUMNS)
-    raw: Any = conn.connection.driver_connection
-    statement = f"COPY {charges.name} ({names}) FROM STDIN"
-    try:
-        with raw.cursor() as cursor, cursor.copy(statement) as copy:
-            copy.write(data)
-    except conn.dialect.loaded_dbapi.Error as exc:
-        from sqlalchemy.exc import DBAPIError
-
-        raise DBAPIError.instance(
-            statement, None, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
-        ) from exc
+    bulk.insert_rows(conn, charges, CHARGE_COLUMNS, [], copy_text=data)
 
 
 def traffic_numbers(fast: RatedColumns, fresh: npt.NDArray[np.bool_]) -> set[str]:
