@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from telbill.adapters.formats.cdr_columns import NativeColumnsReader, split_ranges
@@ -16,6 +17,7 @@ from telbill.domain.tariffs import (
     Direction,
     Increment,
     RateRow,
+    RowError,
     Service,
     Tariff,
     TariffSettings,
@@ -195,3 +197,30 @@ def test_two_workers_write_the_file_one_process_writes(tmp_path: Path) -> None:
         parts.append(part.read_bytes())
     header, _, body = whole.read_bytes().partition(b"\r\n")
     assert b"".join(parts) == body
+
+
+@pytest.mark.parametrize("timezone", [None, "America/New_York"])
+def test_usage_text_built_from_columns_is_the_usage_text_of_the_event(
+    tmp_path: Path, timezone: str | None
+) -> None:
+    """The text kept with a charge and hashed for idempotency: the same bytes whether the
+    call was read as columns or as a `UsageEvent` (durations, naive times, blanks)."""
+    from telbill.adapters.formats.cdr_native import read_native_cdrs
+    from telbill.services.charging import usage_text
+    from telbill.services.charging_columns import plain_calls, usage_texts
+
+    rng = random.Random(11)
+    path = _write(tmp_path / "cdrs.csv", [_line(n, rng) for n in range(1500)])
+    with path.open(encoding="utf-8", newline="") as handle:
+        events = {
+            record.line: record for record in read_native_cdrs(handle, timezone=timezone)
+            if not isinstance(record, RowError)
+        }  # fmt: skip
+    compared = 0
+    for whole in NativeColumnsReader(path, timezone=timezone).blocks():
+        block = whole.take(plain_calls(whole))
+        texts = usage_texts(block, np.arange(len(block)), [], np.zeros(0, np.int64))
+        for line, text in zip(block.line.tolist(), texts.to_pylist(), strict=True):
+            assert text == usage_text(events[line]), line
+            compared += 1
+    assert compared > 100

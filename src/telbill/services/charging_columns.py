@@ -102,16 +102,9 @@ def rate_columns(
     if not size:
         return None, np.flatnonzero(slow)
     fields = block.fields
-    slow |= block.direction != OUTBOUND
-    for name in ("campaign",):
-        if name in fields:
-            slow |= _lengths(fields[name]) > 0
-    for name in ("id", "account", "user", "from", "to"):
-        if name in fields:
-            slow |= _not_plain_json(fields[name])
+    slow |= ~plain_calls(block)
     account = fields.get("account", pa.array([""] * size, pa.string()))
     user = fields.get("user", pa.array([""] * size, pa.string()))
-    slow |= _lengths(account) == 0  # the per-row path names the missing account
     keys = pc.dictionary_encode(pc.binary_join_element_wise(account, user, "\x00"))
     leaf_of_key: list[Account | None] = []
     with db.engine.connect() as conn:
@@ -254,6 +247,23 @@ def _grouped_prefixes(
     order = np.argsort(np.concatenate(positions), kind="stable")
     joined: pa.StringArray = pa.concat_arrays(parts).take(pa.array(order))
     return joined
+
+
+def plain_calls(block: CdrBlock) -> npt.NDArray[np.bool_]:
+    """The rows of `block` whose usage text can be joined from the fields: outbound calls
+    without a campaign whose texts need no JSON escape, with an account."""
+    plain: npt.NDArray[np.bool_] = block.direction == OUTBOUND
+    fields = block.fields
+    if "campaign" in fields:
+        plain &= _lengths(fields["campaign"]) == 0
+    for name in ("id", "account", "user", "from", "to"):
+        if name in fields:
+            plain &= ~_not_plain_json(fields[name])
+    if "account" in fields:
+        plain &= _lengths(fields["account"]) > 0  # the per-row path names a missing one
+    else:
+        plain[:] = False
+    return plain
 
 
 def _epoch_us(moment: datetime) -> int:
