@@ -182,17 +182,22 @@ class ColumnarRater:
         return rows, lines
 
     def _rows_of(self, offline: OfflineRater) -> pa.Array:
-        """``prefix,destination,rate`` of each tariff row, as `csv` writes them."""
+        """``prefix,destination,rate`` of each tariff row, as `csv` writes them (built
+        column-wise: a deck has tens of thousands of rows)."""
         key = id(offline)
         found = self._row_texts.get(key)
         if found is None:
-            found = pa.array(
-                [
-                    ",".join(_csv_field(v) for v in (row.prefix, row.destination, str(row.rate)))
-                    for row in offline.index.tariff.rows
-                ],
-                pa.string(),
-            )
+            rows = offline.index.tariff.rows
+            rates: dict[Decimal, str] = {}
+            found = pc.binary_join_element_wise(
+                _csv_fields(pa.array([row.prefix for row in rows], pa.string())),
+                _csv_fields(pa.array([row.destination for row in rows], pa.string())),
+                _csv_fields(pa.array(
+                    [rates.get(r.rate) or rates.setdefault(r.rate, str(r.rate)) for r in rows],
+                    pa.string(),
+                )),
+                ",",
+            )  # fmt: skip
             self._row_texts[key] = found
         return found
 
@@ -233,6 +238,18 @@ def _cost_texts(micros: np.ndarray, decimals: np.ndarray) -> pa.Array:
             result = pc.if_else(pa.array(decimals == places), text, result)
     assert result is not None
     return result
+
+
+def _csv_fields(values: pa.StringArray) -> pa.StringArray:
+    """`_csv_field` of each value."""
+    needs = pc.match_substring_regex(values, '[,"\r\n]')
+    if not pc.any(needs).as_py():
+        return values
+    quoted = pc.binary_join_element_wise(
+        '"', pc.replace_substring(values, '"', '""'), '"', ""
+    )
+    chosen: pa.StringArray = pc.if_else(needs, quoted, values)
+    return chosen
 
 
 def _csv_field(value: str) -> str:
