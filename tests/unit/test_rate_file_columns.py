@@ -11,7 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from telbill.adapters.formats.cdr_columns import NativeColumnsReader, split_ranges
+from telbill.adapters.formats.cdr_columns import (
+    NativeColumnsReader,
+    may_span_lines,
+    split_ranges,
+)
 from telbill.domain.lookup import compile_tariff
 from telbill.domain.tariffs import (
     Direction,
@@ -160,8 +164,10 @@ def test_a_record_spanning_lines_sends_the_rest_of_the_file_per_row(tmp_path: Pa
     lines = [_line(n, rng) for n in range(300)]
     lines[150] = 'c150,acme,alice,outbound,+3314,+447700900123,2026-03-28T22:00:00Z,,' \
                  '2026-03-28T22:00:00Z,,sms,"two\nlines",\n'
-    by_columns, by_rows = _both(tmp_path, _write(tmp_path / "cdrs.csv", lines))
+    path = _write(tmp_path / "cdrs.csv", lines)
+    by_columns, by_rows = _both(tmp_path, path)
     assert by_columns == by_rows
+    assert may_span_lines(path)  # so workers do not cut it at line ends
 
 
 def test_bad_lines_are_named_by_their_line_and_the_file_goes_on(tmp_path: Path) -> None:
@@ -197,6 +203,7 @@ def test_two_workers_write_the_file_one_process_writes(tmp_path: Path) -> None:
         parts.append(part.read_bytes())
     header, _, body = whole.read_bytes().partition(b"\r\n")
     assert b"".join(parts) == body
+    assert not may_span_lines(path)
 
 
 @pytest.mark.parametrize("timezone", [None, "America/New_York"])

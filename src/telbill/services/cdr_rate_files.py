@@ -37,6 +37,7 @@ from telbill.adapters.formats.cdr_columns import (
     INBOUND,
     CdrBlock,
     NativeColumnsReader,
+    may_span_lines,
     split_ranges,
 )
 from telbill.adapters.formats.cdrs import read_cdr_file
@@ -412,7 +413,10 @@ def rate_cdr_file_workers(
     reader = NativeColumnsReader(path, timezone=timezone) if path.is_file() else None
     if reader is not None and fmt == "native":
         reader.read_header()
-    if workers == 1 or reader is None or fmt != "native" or not reader.columnar:
+    if (
+        workers == 1 or reader is None or fmt != "native" or not reader.columnar
+        or may_span_lines(path)
+    ):  # fmt: skip
         return rate_cdr_file(
             path, rater, out, fmt=fmt, timezone=timezone, chunk_size=chunk_size,
             progress=progress,

@@ -420,6 +420,23 @@ def count_lines(path: Path, skip: int, until: int) -> int:
     return lines
 
 
+def may_span_lines(path: Path) -> bool:
+    """Whether a record of `path` may span lines (a line with an odd number of quotes, or
+    a lone CR): then the file cannot be cut at line ends."""
+    with path.open("rb") as handle:
+        while data := handle.read(BLOCK_BYTES):
+            data += handle.readline()
+            if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
+                return True
+            if b'"' in data:
+                raw = np.frombuffer(data, dtype=np.uint8)
+                ends = np.flatnonzero(raw == 10)
+                quotes = np.searchsorted(ends, np.flatnonzero(raw == 34))
+                if np.any(np.bincount(quotes) % 2):
+                    return True
+    return False
+
+
 def split_ranges(path: Path, parts: int) -> list[tuple[int, int]]:
     """`parts` byte ranges of `path` after its header, each ending at a line end."""
     size = path.stat().st_size
@@ -796,6 +813,7 @@ __all__ = [
     "OUTBOUND",
     "call_times",
     "iso_texts",
+    "may_span_lines",
     "parse_numbers",
     "parse_small_ints",
     "parse_times",
