@@ -5,6 +5,7 @@ of a million CDRs, each beside a baseline measured in the same run.
     python benchmarks/cdr_pipeline.py --quick            # 100,000 CDRs, 1,000 wallets
     python benchmarks/cdr_pipeline.py --only rate        # or: post
     python benchmarks/cdr_pipeline.py --only post --databases sqlite --wallets 0
+    python benchmarks/cdr_pipeline.py --only post --cdrs 100000 --per-event  # both paths
 
 Rate: a native CDR file on the ASTPP deck (36,205 prefixes, ../shared/data) rated by
 `telbill rate` as a process (1 and 2 workers) and by the plain csv-module + numpy script
@@ -137,11 +138,14 @@ def raw_insert_rate(url: str, count: int) -> tuple[float, float]:
     return count / seconds, count / cpu
 
 
-def bench_post(name: str, url: str, path: Path, count: int, wallets: int, workers: int) -> None:
+def bench_post(
+    name: str, url: str, path: Path, count: int, wallets: int, workers: int,
+    columnar: bool = True,
+) -> None:  # fmt: skip
     db, _, _ = charging_bench.setup(url, balance="100000000", wallet_count=max(wallets, 1))
     started, cpu = time.perf_counter(), time.process_time()
     child = charging_bench.children_cpu_s()
-    summary = post_cdr_file(db, path, workers=workers, chunk_size=5_000)
+    summary = post_cdr_file(db, path, workers=workers, chunk_size=5_000, columnar=columnar)
     wall = time.perf_counter() - started
     cpu = time.process_time() - cpu + charging_bench.children_cpu_s() - child
     assert summary.posted == count, summary
@@ -152,28 +156,33 @@ def bench_post(name: str, url: str, path: Path, count: int, wallets: int, worker
         replayed = f"; replay {count / (time.perf_counter() - started):9,.0f}/s wall"
         assert replay.posted == 0 and replay.duplicates == count
     db.dispose()
-    print(f"  {name:10s} {max(wallets, 1):>6,} wallet(s), {workers} worker(s): "
+    how = "" if columnar else " per event"
+    print(f"  {name + how:20s} {max(wallets, 1):>6,} wallet(s), {workers} worker(s): "
           f"{count / wall:9,.0f} CDRs/s wall ({wall:6.1f} s), {count / cpu:9,.0f} per client "
           f"CPU-s{replayed}; {load()}", flush=True)
 
 
 def bench_posting(count: int, wallets: int, databases: list[str], folder: Path,
-                  workers: list[int]) -> None:  # fmt: skip
+                  workers: list[int], per_event: bool) -> None:  # fmt: skip
     for wallet_count in sorted({1, wallets} - {0}):
         path = folder / f"post-{wallet_count}.csv"
         charging_bench.write_cdrs(path, count, wallet_count)
         print(f"post: {count:,} CDRs over {wallet_count:,} wallet(s); {load()}", flush=True)
         for database in databases:
             for worker_count in workers:
-                if database == "sqlite":
-                    url = f"sqlite:///{folder / f'post-{wallet_count}-{worker_count}.db'}"
-                    raw = raw_insert_rate(f"sqlite:///{folder / 'raw.db'}", count)
-                    bench_post("SQLite", url, path, count, wallet_count, worker_count)
-                else:
+                for columnar in ([False, True] if per_event else [True]):
+                    if database == "sqlite":
+                        name = f"post-{wallet_count}-{worker_count}-{columnar}.db"
+                        url = f"sqlite:///{folder / name}"
+                        raw = raw_insert_rate(f"sqlite:///{folder / f'raw-{name}'}", count)
+                        bench_post("SQLite", url, path, count, wallet_count, worker_count,
+                                   columnar)  # fmt: skip
+                        continue
                     schema, url = charging_bench.pg_schema()
                     try:
                         raw = raw_insert_rate(url, count)
-                        bench_post("PostgreSQL", url, path, count, wallet_count, worker_count)
+                        bench_post("PostgreSQL", url, path, count, wallet_count, worker_count,
+                                   columnar)  # fmt: skip
                     finally:
                         charging_bench.drop_schema(schema)
                 print(f"  {'':10s} raw bulk insert in the same run: {raw[0]:9,.0f} rows/s wall, "
@@ -188,6 +197,8 @@ def main() -> None:
     parser.add_argument("--wallets", type=int, default=10_000)
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--workers", default="1", help="comma list of worker counts (post)")
+    parser.add_argument("--per-event", action="store_true",
+                        help="post: also the per-event path (the reference), same run")
     args = parser.parse_args()
     count = 100_000 if args.quick else args.cdrs
     wallets = 1_000 if args.quick and args.wallets == 10_000 else args.wallets
@@ -197,7 +208,7 @@ def main() -> None:
             bench_rate(count, folder)
         if args.only in (None, "post"):
             bench_posting(count, wallets, args.databases.split(","), folder,
-                          [int(w) for w in args.workers.split(",")])  # fmt: skip
+                          [int(w) for w in args.workers.split(",")], args.per_event)  # fmt: skip
 
 
 if __name__ == "__main__":
