@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+import db_templates
 from telbill.adapters.db.engine import Database, migrate
 from telbill.adapters.db.tables import metadata
 from telbill.adapters.formats.inventory_csv import read_inventory_text
@@ -168,12 +169,41 @@ def sqlite_world(url: str, tmp_path_factory: pytest.TempPathFactory) -> World:
     return world
 
 
-@pytest.fixture
-def world(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    if db_url.startswith("sqlite:///"):
-        built = sqlite_world(db_url, tmp_path_factory)
+# PostgreSQL: the world is built once per test process into a database that each test's
+# database is then copied from (CREATE DATABASE ... TEMPLATE).
+_pg_world_template: dict[str, tuple[str, dict[str, int], dict[str, str]]] = {}
+
+
+def pg_world() -> tuple[World, str]:
+    """A world in a database of its own: (world, the database's name)."""
+    if "template" not in _pg_world_template:
+        name, url = db_templates.new_pg_database(prefix="tw")
+        template = build_world(url)
+        close_world(template)
+        _pg_world_template["template"] = (name, template.ids, template.keys)
+        db_templates.drop_at_finish(name)
+    template_name, ids, keys = _pg_world_template["template"]
+    name, url = db_templates.new_pg_database(template=template_name)
+    world = open_world(url)
+    world.ids, world.keys = dict(ids), dict(keys)
+    return world, name
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def world(
+    request: pytest.FixtureRequest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    """The world above in a database of its own, on SQLite and on PostgreSQL."""
+    database = None
+    if request.param == "sqlite":
+        built = sqlite_world(f"sqlite:///{tmp_path / 'telbill.db'}", tmp_path_factory)
     else:
-        built = build_world(db_url)
-    with built.client:
-        yield built
-    close_world(built)
+        db_templates.require_postgres()
+        built, database = pg_world()
+    try:
+        with built.client:
+            yield built
+    finally:
+        close_world(built)
+        if database is not None:
+            db_templates.drop_pg_database(database)

@@ -99,8 +99,8 @@ def test_bad_input_exits_1_with_one_clear_line_and_writes_nothing(tree):
     assert run_json(db, "reconcile") == before
 
 
-def test_uninitialised_database_says_to_run_init(db_url):
-    result = run(db_url, "balance", "1", ok=False)
+def test_uninitialised_database_says_to_run_init(empty_db_url):
+    result = run(empty_db_url, "balance", "1", ok=False)
     assert result.exit_code == 1
     assert "telbill init" in result.stderr
 

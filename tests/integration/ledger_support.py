@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import itertools
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from telbill.adapters.db import tables
-from telbill.adapters.db.engine import Database, migrate
+from telbill.adapters.db.engine import Database
 from telbill.services import accounts
 from telbill.services.clock import ManualClock
 
@@ -26,21 +24,9 @@ def key(prefix: str = "k") -> str:
     return f"{prefix}-{next(_keys)}"
 
 
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite file migrated once per session; tests start from a copy of it."""
-    path = tmp_path_factory.mktemp("template") / "telbill.db"
-    migrate(f"sqlite:///{path}")
-    return path
-
-
 @pytest.fixture(name="db")
-def migrated_db(db_url: str, sqlite_template: Path) -> Iterator[Database]:
-    """A migrated database (SQLite file and PostgreSQL schema)."""
-    if db_url.startswith("sqlite:///"):
-        shutil.copyfile(sqlite_template, db_url.removeprefix("sqlite:///"))
-    else:
-        migrate(db_url)
+def migrated_db(db_url: str) -> Iterator[Database]:
+    """A migrated database (SQLite file and PostgreSQL database: `db_url` is migrated)."""
     database = Database(db_url)
     yield database
     database.dispose()

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from ledger_support import manual_clock, migrated_db, sqlite_template  # noqa: F401 (fixtures)
+from ledger_support import manual_clock, migrated_db  # noqa: F401 (fixtures)
 from notify_support import funded_org
 
 from telbill.adapters.db.engine import Database

@@ -18,7 +18,6 @@ from ledger_support import (  # noqa: F401 (fixtures)
     organisation,
     provider,
     row_counts,
-    sqlite_template,
     user,
 )
 

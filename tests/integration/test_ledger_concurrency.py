@@ -18,7 +18,6 @@ from ledger_support import (  # noqa: F401 (fixtures)
     manual_clock,
     organisation,
     provider,
-    sqlite_template,
 )
 from sqlalchemy import select
 

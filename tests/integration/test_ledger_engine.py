@@ -8,7 +8,6 @@ import pytest
 from ledger_support import (  # noqa: F401 (fixtures)
     START,
     migrated_db,
-    sqlite_template,
 )
 from sqlalchemy import event, select, text
 from sqlalchemy.exc import OperationalError

@@ -15,7 +15,6 @@ from ledger_support import (  # noqa: F401 (fixtures)
     paid_balance,
     provider,
     row_counts,
-    sqlite_template,
 )
 
 from telbill.adapters.db.engine import Database

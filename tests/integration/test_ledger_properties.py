@@ -14,7 +14,6 @@ from ledger_support import (  # noqa: F401 (fixtures)
     migrated_db,
     organisation,
     provider,
-    sqlite_template,
 )
 
 from telbill.adapters.db.engine import Database

@@ -16,7 +16,6 @@ from ledger_support import (  # noqa: F401 (fixtures)
     paid_balance,
     provider,
     row_counts,
-    sqlite_template,
     user,
 )
 from sqlalchemy import select, update

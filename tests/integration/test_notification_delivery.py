@@ -10,7 +10,7 @@ from email import message_from_bytes
 from email.policy import default as default_policy
 
 import pytest
-from ledger_support import manual_clock, migrated_db, sqlite_template, user  # noqa: F401
+from ledger_support import manual_clock, migrated_db, user  # noqa: F401
 from notify_support import funded_org, spend, webhook_receiver
 
 from telbill.adapters.db.engine import Database

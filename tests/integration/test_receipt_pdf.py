@@ -12,7 +12,6 @@ from ledger_support import (  # noqa: F401 (fixtures)
     migrated_db,
     organisation,
     provider,
-    sqlite_template,
 )
 from pdf_pages import render_first_page
 

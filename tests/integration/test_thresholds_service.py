@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from ledger_support import manual_clock, migrated_db, sqlite_template  # noqa: F401 (fixtures)
+from ledger_support import manual_clock, migrated_db  # noqa: F401 (fixtures)
 from notify_support import funded_org, spend, top_up
 from sqlalchemy import event, select
 

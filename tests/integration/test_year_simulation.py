@@ -32,7 +32,8 @@ def test_year_of_daily_ticks_renews_suspends_and_releases_on_the_right_dates_and
     pg_url: str, tmp_path: Path
 ) -> None:
     baseline_url = f"sqlite:///{tmp_path / 'one-worker.db'}"
-    two_workers_url = pg_url + "%20-csynchronous_commit%3Doff"
+    sep = "&" if "?" in pg_url else "?"
+    two_workers_url = f"{pg_url}{sep}options=-csynchronous_commit%3Doff"
     baseline = multiprocessing.get_context("spawn").Process(
         target=sim.run_year_in_child, args=(baseline_url, ACCOUNTS)
     )

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from web_world import WebWorld, build_web_world, drop_pg_schema, new_pg_schema
+from web_world import WebWorld, build_web_world, drop_pg_database, new_pg_database
 
+from db_templates import sqlite_database
 from telbill.api.app import create_app
 
 
@@ -21,18 +22,18 @@ def web_world(
     """The seeded business (see web_world.py), once per test module and database; tests
     that change it measure differences, not absolute values."""
     tmp = tmp_path_factory.mktemp("web")
-    schema = None
+    name = None
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp / 'web.db'}"
+        url = sqlite_database(tmp / "web.db")
     else:
-        schema, url = new_pg_schema()
+        name, url = new_pg_database()
     world = build_web_world(url, tmp)
     try:
         yield world
     finally:
         world.db.dispose()
-        if schema:
-            drop_pg_schema(schema)
+        if name:
+            drop_pg_database(name)
 
 
 @pytest.fixture

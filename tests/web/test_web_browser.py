@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from browser_support import launch_browser, log_in, require_chromium, running_server
-from web_world import WebWorld, build_web_world, drop_pg_schema, new_pg_schema
+from web_world import WebWorld, build_web_world, drop_pg_database, new_pg_database
 
 from telbill.services import wallets
 from telbill.services.auth import create_web_user
@@ -127,7 +127,7 @@ def test_one_organisation_never_sees_anothers_data(site, page):
 
 @pytest.mark.postgres
 def test_log_in_and_top_up_on_postgresql(browser, tmp_path: Path):
-    schema, url = new_pg_schema()
+    name, url = new_pg_database()
     world = build_web_world(url, tmp_path, calls=1)
     try:
         with running_server(url, tmp_path / "server.log") as base:
@@ -140,7 +140,7 @@ def test_log_in_and_top_up_on_postgresql(browser, tmp_path: Path):
                 context.close()
     finally:
         world.db.dispose()
-        drop_pg_schema(schema)
+        drop_pg_database(name)
 
 
 def test_log_in_with_email_and_password(site, page):

@@ -12,16 +12,15 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
 
+import db_templates
 from telbill.adapters.db.engine import Database, migrate
 from telbill.adapters.formats.cdrs import read_cdr_file
 from telbill.adapters.formats.inventory_csv import read_inventory_text
@@ -132,39 +131,25 @@ def post_calls(world: WebWorld, tmp_dir: Path, org: str, user: str, count: int) 
 
 # ------------------------------------------------------------------- databases and clients
 
-PG_BASE_URL = os.environ.get(
-    "TELBILL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+PG_BASE_URL = db_templates.PG_BASE_URL
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-def _pg_dsn() -> str:
-    return PG_BASE_URL.replace("postgresql+psycopg://", "postgresql://")
-
-
-def new_pg_schema() -> tuple[str, str]:
-    """A fresh PostgreSQL schema and the URL that uses it (skip, or fail under CI, when the
+def new_pg_database() -> tuple[str, str]:
+    """A fresh, migrated PostgreSQL database and its URL (skip, or fail under CI, when the
     server cannot be reached)."""
     import psycopg
 
     try:
-        with psycopg.connect(_pg_dsn(), connect_timeout=3, autocommit=True) as conn:
-            schema = f"w_{uuid.uuid4().hex[:16]}"
-            conn.execute(f'CREATE SCHEMA "{schema}"')
+        return db_templates.new_pg_database(prefix="w")
     except psycopg.OperationalError as exc:
         reason = f"PostgreSQL not reachable at {PG_BASE_URL}: {exc}"
         if IN_CI:
             pytest.fail(reason + " (CI=true: PostgreSQL tests must run)")
         pytest.skip(reason)
-    sep = "&" if "?" in PG_BASE_URL else "?"
-    return schema, f"{PG_BASE_URL}{sep}options={quote(f'-csearch_path={schema}')}"
 
 
-def drop_pg_schema(schema: str) -> None:
-    import psycopg
-
-    with psycopg.connect(_pg_dsn(), autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+drop_pg_database = db_templates.drop_pg_database
 
 
 LOGIN_TOKEN = re.compile(r'name="login_token" value="([^"]+)"')
