@@ -179,16 +179,20 @@ def test_bad_lines_are_named_by_their_line_and_the_file_goes_on(tmp_path: Path) 
     path = tmp_path / "cdrs.csv"
     path.write_bytes(HEADER.encode() + b"".join(line.encode() for line in lines)
                      + b"c9,acme,\xff\xfe,outbound\n" + b"c10,a\x00b,x\n"
-                     + good.format(n=11).encode())  # fmt: skip
+                     + good.format(n=11).encode()
+                     + good.format(n=12).replace("2026-03-28T22:00:00Z,,",
+                                                 "9999-12-31T23:59:59-01:00,,").encode()
+                     )  # fmt: skip
     out = tmp_path / "out.csv"
     totals = rate_cdr_file(path, _rater(), out)
-    assert (totals.records, totals.errors) == (9, 4)
+    assert (totals.records, totals.errors) == (10, 5)
     rows = out.read_text(encoding="utf-8").splitlines()
     assert "line 3: expected 13 columns" in rows[2]
     assert "line 5: end: not an ISO 8601 time" in rows[4]
     assert rows[7].startswith("c9,acme,\ufffd\ufffd,outbound,") and "line 8: not UTF-8" in rows[7]
     assert "line 9: expected 13 columns" in rows[8]  # a NUL is a character like any other
-    assert rows[-1].startswith("c11,") and rows[-1].endswith(",")
+    assert rows[-2].startswith("c11,") and rows[-2].endswith(",")
+    assert rows[-1].startswith("c12,") and "line 11: OverflowError" in rows[-1]
 
 
 def test_two_workers_write_the_file_one_process_writes(tmp_path: Path) -> None:

@@ -121,7 +121,7 @@ class NativeLayout:
         raw = dict(zip(header, fields, strict=True))
         try:
             return _event(fields, self.where, raw, line, default_account, tz)
-        except (InvalidInput, ValueError) as exc:
+        except (InvalidInput, ValueError, OverflowError) as exc:  # a time past year 9999
             return CdrRowError(line, error_reason(exc), raw=raw)
 
     def records_of_lines(
