@@ -134,11 +134,22 @@ def rate_columns(
     group_of = np.full(size, -1, dtype=np.int64)
     groups: list[tuple[str, str, pa.Array]] = []  # tariff, currency, prefixes of its rows
     start_us = block.start_s * _MICROS_PER_S
-    for leaf_id, plan in plans.items():
-        mine = (row_leaf == leaf_id) & ~slow
+    # Grouped by plan (many leaves share one), not by leaf: one batch call per plan and
+    # tariff version, whatever the number of accounts.
+    by_plan: dict[int, PlanRecord] = {plan.id: plan for plan in plans.values()}
+    known_leaves = np.array(sorted(plans), dtype=np.int64)
+    plan_of_leaf = np.array([plans[int(k)].id for k in known_leaves], dtype=np.int64)
+    currency_codes = sorted({payer.currency for payer in payers.values()})
+    currency_of_leaf = np.array(
+        [currency_codes.index(payers[int(k)].currency) for k in known_leaves], dtype=np.int64
+    )
+    at_leaf = np.clip(np.searchsorted(known_leaves, row_leaf), 0, max(len(known_leaves) - 1, 0))
+    row_plan = np.where(row_leaf >= 0, plan_of_leaf[at_leaf] if len(known_leaves) else -1, -1)
+    row_currency = currency_of_leaf[at_leaf] if len(known_leaves) else np.zeros(size, np.int64)
+    for plan_id, plan in by_plan.items():
+        mine = (row_plan == plan_id) & ~slow
         if not np.any(mine):
             continue
-        payer = payers[leaf_id]
         if plan.plan.cost_tariff_name:
             slow |= mine  # the margin: costs are recorded by the per-event path
             continue
@@ -155,10 +166,15 @@ def rate_columns(
             assigned[free] = version
         slow |= mine & (assigned < 0)
         for version in np.unique(assigned[mine & (assigned >= 0)]).tolist():
-            rows = np.flatnonzero(mine & (assigned == version))
+            in_version = mine & (assigned == version)
             index = cache.index(plan.tariff, version)
-            if index.currency != payer.currency:
-                slow[rows] = True
+            if index.currency not in currency_codes:
+                slow |= in_version
+                continue
+            wrong = in_version & (row_currency != currency_codes.index(index.currency))
+            slow |= wrong
+            rows = np.flatnonzero(in_version & ~wrong)
+            if not rows.shape[0]:
                 continue
             rater = cache.batch_rater(
                 plan.tariff, version, plan, Service.VOICE, Direction.OUTBOUND

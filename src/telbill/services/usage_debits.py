@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -229,6 +230,8 @@ def plan_usage(table: UsageLegTable, buckets: Sequence[Bucket], now: datetime) -
     payer_ids, starts = np.unique(table.payer_id[order], return_index=True)
     bounds = [*starts.tolist(), size]
     moved = np.zeros(size, dtype=np.bool_)
+    simple_orders: dict[int, list[Bucket]] = {}
+    simple_legs: list[npt.NDArray[np.int64]] = []
     for k, payer_id in enumerate(payer_ids.tolist()):
         legs = order[bounds[k] : bounds[k + 1]]
         payer = table.payers[payer_id]
@@ -236,12 +239,18 @@ def plan_usage(table: UsageLegTable, buckets: Sequence[Bucket], now: datetime) -
         units = {table.kinds[c][2] for c in np.unique(table.kind[legs]).tolist()}
         drain_money = _money_order(mine, payer.currency, now)
         if drain_money is not None and not any((payer_id, u) in packaged for u in units):
-            _drain_in_one(table, legs, drain_money, due, entry_of_leg, entries, moved, taken)
+            simple_orders[payer_id] = drain_money
+            simple_legs.append(legs)
         else:
             _drain_leg_by_leg(
                 table, legs, payer, mine, packaged, now, due, package_units, entry_of_leg,
                 entries, moved, taken,
             )  # fmt: skip
+    if simple_legs:
+        _drain_in_one(
+            table, np.concatenate(simple_legs), simple_orders, due, entry_of_leg, entries,
+            moved, taken,
+        )  # fmt: skip
     used = sorted({int(e) for e in entry_of_leg[moved].tolist()})
     renumber = {old: new for new, old in enumerate(used)}
     for position in np.flatnonzero(moved).tolist():
@@ -267,51 +276,105 @@ def _money_order(buckets: Sequence[Bucket], currency: str, now: datetime) -> lis
 def _drain_in_one(
     table: UsageLegTable,
     legs: npt.NDArray[np.int64],
-    ordered: list[Bucket],
+    orders: dict[int, list[Bucket]],
     due: npt.NDArray[np.int64],
     entry_of_leg: npt.NDArray[np.int64],
     entries: list[_Group],
     moved: npt.NDArray[np.bool_],
     taken: dict[int, int],
 ) -> None:
+    """The legs of every wallet drained in one (see `plan_usage`), all wallets at once:
+    each leg is paired with each bucket of its wallet's drain order, and takes the overlap
+    of its stretch of the wallet's running total with the bucket's stretch of capacity."""
     paying = legs[due[legs] > 0]
     if not paying.shape[0]:
         return
+    paying = paying[np.argsort(table.payer_id[paying], kind="stable")]
+    payer = table.payer_id[paying]
     amounts = due[paying]
-    upto = np.cumsum(amounts)
+    first = np.ones(paying.shape[0], dtype=np.bool_)
+    first[1:] = payer[1:] != payer[:-1]
+    wallet = np.cumsum(first) - 1
+    running = np.cumsum(amounts)
+    upto = running - (running - amounts)[first][wallet]
     before = upto - amounts
-    capacity_before = 0
+    bucket_ids: list[int] = []
+    room_before: list[int] = []
+    room_after: list[int] = []
+    counts: list[int] = []
+    for payer_id in payer[first].tolist():
+        ordered = orders[payer_id]
+        total = 0
+        for position, bucket in enumerate(ordered):
+            bucket_ids.append(bucket.id)
+            room_before.append(total)
+            if position == len(ordered) - 1:  # the paid bucket takes the rest
+                room_after.append(_NO_LIMIT)
+            else:
+                total += max(bucket.available, 0)
+                room_after.append(total)
+        counts.append(len(ordered))
+    per_wallet = np.array(counts, dtype=np.int64)
+    first_bucket = np.cumsum(per_wallet) - per_wallet
+    per_leg = per_wallet[wallet]
+    leg_of_pair = np.repeat(np.arange(paying.shape[0]), per_leg)
+    within = np.arange(int(per_leg.sum())) - np.repeat(np.cumsum(per_leg) - per_leg, per_leg)
+    bucket_of_pair = first_bucket[wallet][leg_of_pair] + within
+    gives = np.maximum(
+        np.minimum(upto[leg_of_pair], np.array(room_after, dtype=np.int64)[bucket_of_pair])
+        - np.maximum(before[leg_of_pair], np.array(room_before, dtype=np.int64)[bucket_of_pair]),
+        0,
+    )
     entry = entry_of_leg[paying]
-    for position, bucket in enumerate(ordered):
-        last = position == len(ordered) - 1  # the paid bucket takes the rest
-        room = max(bucket.available, 0)
-        if last:
-            gives = np.maximum(upto - np.maximum(before, capacity_before), 0)
-        else:
-            limit = capacity_before + room
-            gives = np.maximum(np.minimum(upto, limit) - np.maximum(before, capacity_before), 0)
-            capacity_before = limit
-        total = int(gives.sum())
-        if total:
-            taken[bucket.id] = taken.get(bucket.id, 0) + total
-            per_entry = np.zeros(len(entries), dtype=np.int64)
-            np.add.at(per_entry, entry, gives)
-            for e in np.flatnonzero(per_entry).tolist():
-                takes = entries[e].takes
-                takes[bucket.id] = takes.get(bucket.id, 0) + int(per_entry[e])
+    given = gives > 0
+    _add_by_key(
+        entry[leg_of_pair][given], np.array(bucket_ids, dtype=np.int64)[bucket_of_pair][given],
+        gives[given], lambda e, bucket_id, amount: _take(entries[e], taken, bucket_id, amount),
+    )  # fmt: skip
+    _add_by_key(
+        entry, table.kind[paying], amounts,
+        lambda e, kind, amount: _earn(entries[e], table, kind, amount),
+    )  # fmt: skip
     moved[paying] = True
-    revenue = np.zeros((len(entries), len(table.kinds)), dtype=np.int64)
-    np.add.at(revenue, (entry, table.kind[paying]), amounts)
-    currency = ordered[-1].unit
-    for e, kind in zip(*np.nonzero(revenue), strict=True):
-        key = (table.kinds[int(kind)][0], currency)
-        group = entries[int(e)]
-        group.revenue[key] = group.revenue.get(key, 0) + int(revenue[e, kind])
-    for e in np.unique(entry).tolist():
-        mine = paying[entry == e]
-        group = entries[int(e)]
+    by_entry = np.argsort(entry, kind="stable")
+    ordered_entries = entry[by_entry]
+    starts = np.flatnonzero(np.r_[True, ordered_entries[1:] != ordered_entries[:-1]])
+    ends = np.r_[starts[1:], ordered_entries.shape[0]]
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        mine = paying[by_entry[start:end]]
+        group = entries[int(ordered_entries[start])]
         group.members.extend(mine.tolist())
         group.cdr_keys.update(table.cdr[mine].tolist())
+
+
+_NO_LIMIT = np.iinfo(np.int64).max
+
+
+def _add_by_key(
+    first: npt.NDArray[np.int64],
+    second: npt.NDArray[np.int64],
+    amounts: npt.NDArray[np.int64],
+    add: Any,
+) -> None:
+    """`add(first, second, sum of amounts)` once per distinct (first, second) pair."""
+    if not first.shape[0]:
+        return
+    width = int(second.max()) + 1
+    keys, inverse = np.unique(first * width + second, return_inverse=True)
+    sums = np.zeros(keys.shape[0], dtype=np.int64)
+    np.add.at(sums, inverse, amounts)
+    for key, amount in zip(keys.tolist(), sums.tolist(), strict=True):
+        add(*divmod(key, width), amount)
+
+
+def _take(group: _Group, taken: dict[int, int], bucket_id: int, amount: int) -> None:
+    group.takes[bucket_id] = group.takes.get(bucket_id, 0) + amount
+    taken[bucket_id] = taken.get(bucket_id, 0) + amount
+
+
+def _earn(group: _Group, table: UsageLegTable, kind: int, amount: int) -> None:
+    key = (table.kinds[kind][0], table.payers[group.payer_id].currency)
+    group.revenue[key] = group.revenue.get(key, 0) + amount
 
 
 def _drain_leg_by_leg(
