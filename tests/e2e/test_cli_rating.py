@@ -202,6 +202,12 @@ def test_rate_writes_every_input_column_plus_rated_columns_and_goes_past_a_bad_r
     assert rows[2]["error"].startswith("no_rate")
     assert rows[3]["cost"] == "0.000000" and rows[3]["error"] == ""  # unanswered
     assert "rated 2 of 4 record(s), 2 error(s)" in err
+    parts = tmp_path / "rated-by-2.csv"
+    code, _, err = run(database, "rate", str(cdrs), "--tariff", "astpp", "--out", str(parts),
+                       "--workers", "2")  # fmt: skip
+    assert code == 0, err
+    assert parts.read_bytes() == out.read_bytes()
+    assert "rated 2 of 4 record(s), 2 error(s)" in err
 
 
 @pytest.mark.parametrize("chunk_size", ["1", "3", "5000"])

@@ -158,10 +158,10 @@ def test_payment_through_the_payments_service_resumes_the_account_at_once(
 
 
 def _every_payer_evaluated_in_full(
-    conn: Any, fresh: Any, _locked: Any, _taken: Any, now: datetime
+    conn: Any, payers: Any, _locked: Any, _taken: Any, now: datetime
 ) -> None:
     """CDR posting's hook before the fast path: the full rules for every payer."""
-    suspension.enforce_zero_balance(conn, {item.payer.id for item in fresh}, now)
+    suspension.enforce_zero_balance(conn, set(payers), now)
 
 
 @pytest.mark.parametrize("hook", ["fast", "full"])

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from telbill.adapters.formats.cdr_common import CDR_FORMATS
-from telbill.adapters.formats.cdrs import cdr_input_size, read_cdr_file
+from telbill.adapters.formats.cdrs import cdr_input_size
 from telbill.cli.common import (
     DatabaseOption,
     JsonOption,
@@ -112,28 +112,19 @@ def post_command(
             db, stream, subject=subject, durable=durable, clock=clock, idle_exit_s=idle_exit,
             fmt=fmt, ack_wait_s=ack_wait, batch=min(chunk_size, 1000),
         )  # fmt: skip
-    elif workers > 1:
-        if cdr_file is None:
-            raise InvalidInput("give a CDR file or --stream")
-        summary = post_cdr_file(
-            db, cdr_file, workers=workers, fmt=fmt, timezone=timezone, chunk_size=chunk_size,
-            within=account,
-        )  # fmt: skip
     else:
         if cdr_file is None:
             raise InvalidInput("give a CDR file or --stream")
         progress = Progress(
             TextColumn("posting"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-            console=console, disable=quiet or as_json, transient=True,
+            console=console, disable=quiet or as_json or workers > 1, transient=True,
         )  # fmt: skip
         with progress:
             task = progress.add_task("post", total=cdr_input_size(cdr_file))
-            records = read_cdr_file(
-                cdr_file, fmt, timezone=timezone, progress=lambda n: progress.advance(task, n)
-            )
-            summary = charging.post_cdrs(
-                db, records, clock=clock, source=str(cdr_file), chunk_size=chunk_size,
-                within=account,
+            summary = post_cdr_file(
+                db, cdr_file, workers=workers, fmt=fmt, timezone=timezone,
+                chunk_size=chunk_size, within=account,
+                progress=lambda n: progress.advance(task, n),
             )  # fmt: skip
     if as_json:
         print_json(summary)

@@ -8,10 +8,9 @@ priced" from a failure), 1 for any other telbill error. Tariffs are read from th
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,23 +22,15 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from telbill.adapters.db.engine import Database
 from telbill.adapters.formats.cdr_common import CDR_FORMATS, parse_timestamp
-from telbill.adapters.formats.cdrs import cdr_input_size, read_cdr_file
+from telbill.adapters.formats.cdrs import cdr_input_size
 from telbill.cli.common import fail, handle_errors, open_db
-from telbill.domain.lookup import TariffIndex
 from telbill.domain.money import format_amount
 from telbill.domain.sms import segment_sms
 from telbill.domain.tariffs import Direction, Service
 from telbill.errors import InvalidInput, NoRate, TelbillError
 from telbill.services.cdr_rating import (
     DEFAULT_CHUNK_SIZE,
-    RatingTotals,
-    VersionedRater,
-    VersionSpec,
-    output_columns,
-    output_row,
-    rate_records,
 )
 from telbill.services.quotes import (
     QuoteRequest,
@@ -48,7 +39,6 @@ from telbill.services.quotes import (
     quote_summary,
     render_explanation,
 )
-from telbill.services.tariffs import list_versions
 
 EXIT_ERROR = 1
 EXIT_NO_RATE = 3
@@ -282,19 +272,32 @@ def rate_command(
         None, "--timezone", help="Zone of naive/local stamps in the file (default UTC)."
     ),
     chunk_size: int = typer.Option(DEFAULT_CHUNK_SIZE, "--chunk-size", min=1),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="Processes rating parts of a native file (more cores)."
+    ),
     database: str | None = DatabaseOption,
 ) -> None:
     """Rate a CDR file offline into a CSV (no balance is touched). Bad rows get `error`.
 
     Each call is priced by the tariff version in force at its start.
     """
+    from telbill.services.cdr_rate_files import rate_cdr_file_workers
+
     with _errors_as_exit():
         if not cdr_file.exists():
             raise InvalidInput(f"CDR file not found: {cdr_file}")
         db = open_db(database)
+        progress = Progress(
+            TextColumn("rating"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+            console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty(),
+        )  # fmt: skip
         try:
-            rater = _versioned_rater(db, tariff)
-            totals = _rate_file(cdr_file, fmt, timezone, rater, out, chunk_size)
+            with progress:
+                task = progress.add_task("rate", total=cdr_input_size(cdr_file))
+                totals = rate_cdr_file_workers(
+                    db, tariff, cdr_file, out, workers=workers, fmt=fmt, timezone=timezone,
+                    chunk_size=chunk_size, progress=lambda n: progress.advance(task, n),
+                )  # fmt: skip
         finally:
             db.dispose()
     err = Console(stderr=True)
@@ -303,53 +306,3 @@ def rate_command(
         f"rated {totals.rated} of {totals.records} record(s), {totals.errors} error(s); "
         f"total {costs or '0'} -> {out}"
     )
-
-
-def _versioned_rater(db: Database, name: str) -> VersionedRater:
-    def loader(version: int) -> Callable[[], TariffIndex]:
-        return lambda: load_tariff_index(db, name, version=version)
-
-    return VersionedRater(
-        [
-            VersionSpec(found.version, found.effective_from, loader(found.version))
-            for found in list_versions(db, name)
-        ]
-    )
-
-
-def _rate_file(
-    cdr_file: Path,
-    fmt: str,
-    timezone: str | None,
-    rater: VersionedRater,
-    out: Path,
-    chunk_size: int,
-) -> RatingTotals:
-    totals = RatingTotals()
-    progress = Progress(
-        TextColumn("rating"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-        disable=not sys.stderr.isatty(),
-    )
-    with progress:
-        task = progress.add_task("rate", total=None)
-        records = read_cdr_file(
-            cdr_file, fmt, timezone=timezone, progress=lambda n: progress.advance(task, n)
-        )
-        progress.update(task, total=cdr_input_size(cdr_file))
-        with out.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle)
-            columns: list[str] | None = None
-            input_count = 0
-            for record in rate_records(records, None, chunk_size=chunk_size, rater=rater):
-                if columns is None:
-                    input_count = len(record.raw)
-                    columns = output_columns(list(record.raw))
-                    writer.writerow(columns)
-                writer.writerow(output_row(record, columns, input_count))
-                totals.add(record)
-    return totals

@@ -42,6 +42,8 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -52,6 +54,7 @@ from telbill.adapters.db.charging_tables import campaigns, cdr_quarantine, charg
 from telbill.adapters.db.engine import Database
 from telbill.adapters.db.lifecycle_tables import package_purchases
 from telbill.adapters.db.tables import accounts
+from telbill.adapters.formats.cdr_columns import CdrBlock, NativeColumnsReader
 from telbill.domain.batch import BatchRater, CdrColumns
 from telbill.domain.batch import Status as BatchStatus
 from telbill.domain.money import CALL_TIME, from_micros, to_micros
@@ -64,6 +67,12 @@ from telbill.ledger import Bucket
 from telbill.services import idempotency, numbers, thresholds
 from telbill.services.accounts import Account, billing_account, load_account
 from telbill.services.charge_costs import CostRequest, leg_cost_micros
+from telbill.services.charging_columns import (
+    RatedColumns,
+    rate_columns,
+    traffic_numbers,
+    write_fast_charges,
+)
 from telbill.services.clock import Clock
 from telbill.services.events import emit
 from telbill.services.number_payers import number_owner_payer
@@ -72,6 +81,7 @@ from telbill.services.suspension import enforce_zero_balance
 from telbill.services.usage_debits import (
     UsageBatch,
     UsageLeg,
+    UsageLegTable,
     money_after,
     post_usage_legs,
     share_of,
@@ -360,15 +370,19 @@ class AccountResolver:
         return False
 
     def leaf(self, conn: Connection, event: UsageEvent) -> Account:
-        found = self._leaves.get((event.account, event.user))
+        return self.leaf_of(conn, event.account, event.user)
+
+    def leaf_of(self, conn: Connection, account: str, user: str | None) -> Account:
+        """The leaf account named by a CDR's account and user (TelbillError if unknown)."""
+        found = self._leaves.get((account, user))
         if found is None:
-            found = self._leaves[(event.account, event.user)] = self._leaf(conn, event)
+            found = self._leaves[(account, user)] = self._leaf(conn, account, user)
         return found
 
-    def _leaf(self, conn: Connection, event: UsageEvent) -> Account:
-        account_id = self.account_id(conn, event.account)
-        if event.user:
-            account_id = self.account_id(conn, event.user, under=account_id)
+    def _leaf(self, conn: Connection, account: str, user: str | None) -> Account:
+        account_id = self.account_id(conn, account)
+        if user:
+            account_id = self.account_id(conn, user, under=account_id)
         if account_id not in self._accounts:
             if self.within is not None and not self._is_under(conn, account_id, self.within):
                 raise NotFound(f"account {account_id} not found")
@@ -737,39 +751,37 @@ def post_rated_in(
     *,
     now: datetime,
     source: str,
+    fast: RatedColumns | None = None,
 ) -> tuple[PostSummary, list[Bad]]:
-    """Post rated events in the caller's transaction (see module rules).
+    """Post rated events (and `fast`: calls rated from columns, `charging_columns`) in the
+    caller's transaction (see module rules), in line order.
 
     The payers' buckets are locked before the charged CDR ids are read, so a worker that
     waited for another one posting the same CDRs sees its charges and counts duplicates.
     """
     summary = PostSummary()
-    if not rated:
+    fast_count = 0 if fast is None else len(fast)
+    if not rated and not fast_count:
         return summary, []
-    locked = ledger_store.load_buckets(conn, {item.payer.id for item in rated})
-    fresh, refused = _fresh(rated, _existing(conn, rated), summary)
+    payers = {item.payer.id: item.payer for item in rated}
+    if fast is not None:
+        payers.update(fast.payers)
+    locked = ledger_store.load_buckets(conn, set(payers))
+    fresh, fast_fresh, refused = _fresh_in_order(conn, rated, fast, summary)
     source = source[:200]
     legs = [(item, leg) for item in fresh for leg in item.legs]
-    batch = post_usage_legs(
-        conn,
-        [
-            UsageLeg(
-                item.payer, item.leaf.id, item.event.id, leg.service, leg.direction,
-                leg.unit, leg.billed_units, leg.amount_micros,
-            )
-            for item, leg in legs
-        ],  # fmt: skip
-        now=now,
-        source=source,
-        locked=locked,
-    )
+    table, slow_at, fast_at = _leg_table(legs, fast, fast_fresh, payers)
+    batch = post_usage_legs(conn, table, now=now, source=source, locked=locked)
+    assert batch.due_micros is not None and batch.package_units is not None
+    assert batch.transaction is not None
     timestamp = timestamp_param(conn)
     created_at = timestamp(now)
     derived: dict[int, str] = {}
     rows: list[tuple[Any, ...]] = []
     charged: dict[str, int] = {}
-    for (item, leg), outcome in zip(legs, batch.outcomes, strict=True):
-        due, package_units = outcome.due_micros, outcome.package_units
+    for (item, leg), at in zip(legs, slow_at.tolist(), strict=True):
+        due, package_units = int(batch.due_micros[at]), int(batch.package_units[at])
+        transaction_id = int(batch.transaction[at])
         if leg.charge is not None:
             explanation = json_text(
                 _package_note(
@@ -786,45 +798,166 @@ def post_rated_in(
                 leg.direction, due, leg.currency, leg.unit, leg.billed_units, package_units,
                 leg.tariff, leg.tariff_version, leg.prefix, explanation,
                 item.usage_text if leg is item.legs[0] else None, item.usage_hash,
-                outcome.transaction_id, source, timestamp(item.event.start), created_at,
-                item.campaign_id, leg.cost_micros,
+                None if transaction_id < 0 else transaction_id, source,
+                timestamp(item.event.start), created_at, item.campaign_id, leg.cost_micros,
             )
         )  # fmt: skip
         charged[leg.currency] = charged.get(leg.currency, 0) + due
+    bulk.insert_rows(conn, charges, CHARGE_COLUMNS, rows)
+    traffic = _our_side_numbers(fresh)
+    if fast is not None and fast_at.shape[0]:
+        posted = fast.take(fast_fresh)
+        due = batch.due_micros[fast_at]
+        for plan_id in np.unique(posted.plan_id).tolist():
+            derived.setdefault(int(plan_id), json_text({DERIVED: 1, "plan_id": int(plan_id)}))
+        write_fast_charges(
+            conn, posted, due, batch.transaction[fast_at], source=source, now=now,
+            explanation_of_plan=derived,
+        )  # fmt: skip
+        for currency, amount in zip(posted.currency.to_pylist(), due.tolist(), strict=True):
+            charged[currency] = charged.get(currency, 0) + amount
+        traffic |= traffic_numbers(fast, fast_fresh)
     for currency, micros in charged.items():
         summary.charged[currency] = from_micros(micros)
-    bulk.insert_rows(conn, charges, CHARGE_COLUMNS, rows)
-    summary.posted = len(fresh)
+    summary.posted = len(fresh) + int(fast_at.shape[0])
     _announce_emptied_packages(conn, batch, now)
-    numbers.record_traffic_in(conn, _our_side_numbers(fresh), now)
-    _after_charges(conn, fresh, locked, batch.taken, now)
+    numbers.record_traffic_in(conn, traffic, now)
+    moved = {item.payer.id: item.payer for item in fresh}
+    if fast is not None and fast_at.shape[0]:
+        for payer_id in np.unique(fast.payer_id[fast_fresh]).tolist():
+            moved[int(payer_id)] = fast.payers[int(payer_id)]
+    _after_charges(conn, moved, locked, batch.taken, now)
     return summary, refused
+
+
+def _fresh_in_order(
+    conn: Connection, rated: Sequence[_Rated], fast: RatedColumns | None, summary: PostSummary
+) -> tuple[list[_Rated], npt.NDArray[np.bool_], list[Bad]]:
+    """The records not charged yet (rated ones, and a mask of the fast rows), in line
+    order; counts duplicates, refuses a reused CDR id (`_fresh`, over both kinds)."""
+    fast_count = 0 if fast is None else len(fast)
+    fast_keys: list[tuple[int, str]] = []
+    if fast is not None:
+        fast_keys = list(zip(fast.leaf_id.tolist(), fast.cdr_id.to_pylist(), strict=True))
+    slow_keys = [(item.leaf.id, item.event.id) for item in rated]
+    existing = charged_pairs(conn, [*slow_keys, *fast_keys])
+    fast_fresh = np.ones(fast_count, dtype=np.bool_)
+    if fast is None or (not existing and len(set(fast_keys)) == fast_count and not rated):
+        fresh, refused = _fresh(rated, existing, summary)
+        return fresh, fast_fresh, refused
+    assert fast is not None
+    order = sorted(
+        [(item.event.line or 0, 0, k) for k, item in enumerate(rated)]
+        + [(line, 1, k) for k, line in enumerate(fast.line.tolist())]
+    )
+    fresh: list[_Rated] = []
+    refused: list[Bad] = []
+    for _, kind, k in order:
+        if kind == 0:
+            item = rated[k]
+            key, hashed = (item.leaf.id, item.event.id), item.usage_hash
+        else:
+            key, hashed = fast_keys[k], fast.usage_hash[k]
+        if key in existing:
+            if kind == 1:
+                fast_fresh[k] = False
+            if existing[key] == hashed:
+                summary.duplicates += 1
+                continue
+            summary.refused += 1
+            line = rated[k].event.line if kind == 0 else int(fast.line[k])
+            usage = rated[k].usage if kind == 0 else json.loads(fast.usage_text[k].as_py())
+            refused.append(
+                Bad(line, key[1],
+                    "idempotency_key_reused: CDR id already charged with different content",
+                    usage, key[0])
+            )  # fmt: skip
+            continue
+        existing[key] = hashed
+        if kind == 0:
+            fresh.append(rated[k])
+    return fresh, fast_fresh, refused
+
+
+_FAST_KIND = (Service.VOICE.value, Direction.OUTBOUND.value, CALL_TIME)
+
+
+def _leg_table(
+    legs: Sequence[tuple[_Rated, _Leg]],
+    fast: RatedColumns | None,
+    fast_fresh: npt.NDArray[np.bool_],
+    payers: dict[int, Account],
+) -> tuple[UsageLegTable, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """All legs of the chunk as one table in line order (legs of one CDR together), with
+    the position of each rated leg and of each new fast call in it."""
+    slow = UsageLegTable.of_legs(
+        [
+            UsageLeg(
+                item.payer, item.leaf.id, item.event.id, leg.service, leg.direction,
+                leg.unit, leg.billed_units, leg.amount_micros,
+            )
+            for item, leg in legs
+        ]
+    )  # fmt: skip
+    slow_lines = np.array([item.event.line or 0 for item, _ in legs], dtype=np.int64)
+    if fast is None or not np.any(fast_fresh):
+        slow.payers = payers
+        return slow, np.arange(len(legs), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    kinds = list(slow.kinds)
+    if _FAST_KIND not in kinds:
+        kinds.append(_FAST_KIND)
+    fast_kind = kinds.index(_FAST_KIND)
+    count = int(fast_fresh.sum())
+    lines = np.concatenate([slow_lines, fast.line[fast_fresh]])
+    order = np.lexsort((np.arange(lines.shape[0]), lines))
+    position = np.empty_like(order)
+    position[order] = np.arange(order.shape[0])
+    cdr_offset = int(slow.cdr.max()) + 1 if len(legs) else 0
+
+    def merged(slow_values: npt.NDArray[np.int64], fast_values: Any) -> Any:
+        return np.concatenate([slow_values, np.asarray(fast_values, dtype=np.int64)])[order]
+
+    table = UsageLegTable(
+        merged(slow.payer_id, fast.payer_id[fast_fresh]),
+        merged(slow.subject_id, fast.leaf_id[fast_fresh]),
+        merged(slow.cdr, np.arange(count) + cdr_offset),
+        merged(slow.kind, np.full(count, fast_kind)),
+        merged(slow.billed_units, fast.billed_s[fast_fresh]),
+        merged(slow.amount_micros, fast.amount_micros[fast_fresh]),
+        kinds,
+        payers,
+    )
+    return table, position[: len(legs)], position[len(legs) :]
 
 
 def _after_charges(
     conn: Connection,
-    fresh: Sequence[_Rated],
+    payers: Mapping[int, Account],
     locked: Sequence[Bucket],
     taken: dict[int, int],
     now: datetime,
 ) -> None:
     """The zero-balance rules and the fixed threshold levels of the chunk's payers, in the
     order `enforce_zero_balance` takes them. The money after the chunk is known from the
-    locked buckets and what the drain took (no other change of them in this transaction):
-    a payer above zero takes the threshold hook's one-read path when no level moves (as a
-    session end does); a payer at or below zero gets the full rules."""
-    payers = {item.payer.id: item.payer for item in fresh}
+    locked buckets and what the drain took (no other change of them in this transaction).
+    Set-based: one read tells which payers above zero have their fixed levels settled
+    (the hook would write nothing); only the others are evaluated, one by one; a payer at
+    or below zero gets the full rules."""
     owned: dict[int | None, list[Bucket]] = {}
     for bucket in locked:
         owned.setdefault(bucket.account_id, []).append(bucket)
+    after = {
+        payer_id: money_after(owned.get(payer_id, []), taken, payer.currency, now)
+        for payer_id, payer in payers.items()
+    }
+    above = {p: from_micros(available) for p, (balance, available) in after.items() if balance > 0}
+    settled = thresholds.fixed_levels_settled_many(conn, above)
     for payer_id in sorted(payers):
-        payer = payers[payer_id]
-        balance, available = money_after(owned.get(payer_id, []), taken, payer.currency, now)
-        if balance <= 0:
+        if after[payer_id][0] <= 0:
             enforce_zero_balance(conn, [payer_id], now)
-        else:
+        elif payer_id not in settled:
             thresholds.after_balance_change(
-                conn, payer_id, now, payer=payer, available=from_micros(available)
+                conn, payer_id, now, payer=payers[payer_id], available=above[payer_id]
             )
 
 
@@ -840,17 +973,22 @@ def _our_side_numbers(fresh: Sequence[_Rated]) -> set[str]:
         number = event.to_number if event.direction is Direction.INBOUND else event.from_number
         if not number:
             continue
-        e164 = _E164.get(number, "")
-        if e164 == "":
-            try:
-                e164 = normalize_number(number)
-            except TelbillError:
-                e164 = None
-            if len(_E164) < 100_000:  # a process-wide cache of bounded size
-                _E164[number] = e164
+        e164 = _our_side_number(number)
         if e164 is not None:
             found.add(e164)
     return found
+
+
+def _our_side_number(number: str) -> str | None:
+    e164 = _E164.get(number, "")
+    if e164 == "":
+        try:
+            e164 = normalize_number(number)
+        except TelbillError:
+            e164 = None
+        if len(_E164) < 100_000:  # a process-wide cache of bounded size
+            _E164[number] = e164
+    return e164
 
 
 def _announce_emptied_packages(conn: Connection, batch: UsageBatch, now: datetime) -> None:
@@ -881,20 +1019,32 @@ def post_chunk(
     clock: Clock,
     source: str,
     resolver: AccountResolver | None = None,
+    columns: CdrBlock | None = None,
+    reader: NativeColumnsReader | None = None,
 ) -> PostSummary:
-    """Rate and post one chunk of records in one transaction (retried whole on conflict)."""
+    """Rate and post one chunk of records in one transaction (retried whole on conflict).
+
+    `columns`: the chunk's rows read as columns by `reader` (`charging_columns`); those it
+    cannot price from columns are read per row and posted with `records`, in line order."""
     resolver = resolver or AccountResolver()
+    fast = None
+    if columns is not None and len(columns):
+        assert reader is not None
+        fast, moved = rate_columns(db, columns, cache, resolver)
+        if moved.shape[0]:
+            more = reader.slow_records(columns.text_of(moved), [])
+            records = sorted([*records, *more], key=lambda record: record.line or 0)
     rated, bad = _rate_chunk(db, records, cache, resolver)
 
     def work(conn: Connection) -> PostSummary:
         now = clock.now()
-        summary, refused = post_rated_in(conn, rated, now=now, source=source)
+        summary, refused = post_rated_in(conn, rated, now=now, source=source, fast=fast)
         summary.quarantined = quarantine_rows(
             conn, [*bad, *refused], source=source, now=now, poster=resolver.poster,
             providers=resolver.providers,
         )  # fmt: skip
         summary.quarantined -= len(refused)
-        summary.records = len(records)
+        summary.records = len(records) + (0 if fast is None else len(fast))
         return summary
 
     return db.run(work)

@@ -301,6 +301,51 @@ _SETTINGS_AND_STATES = (
 )
 
 
+_SETTINGS_AND_STATES_OF_MANY = (
+    select(
+        accounts.c.id.label("account_id"),
+        threshold_settings.c.account_id.label("settings_of"),
+        threshold_settings.c.fixed_levels_micros,
+        threshold_states.c.threshold_key,
+        threshold_states.c.armed,
+    )
+    .select_from(
+        accounts.outerjoin(
+            threshold_settings, threshold_settings.c.account_id == accounts.c.id
+        ).outerjoin(threshold_states, threshold_states.c.account_id == accounts.c.id)
+    )
+    .where(accounts.c.id.in_(bindparam("account_ids", expanding=True)))
+)
+
+
+def fixed_levels_settled_many(conn: Connection, available: dict[int, Decimal]) -> set[int]:
+    """The wallets of `available` (wallet id -> money available now) whose fixed levels
+    are already as that leaves them (`_fixed_levels_settled`), in one read for all: the
+    threshold hook then writes nothing for them. Wallets not returned need the hook."""
+    if not available:
+        return set()
+    rows: dict[int, list[Any]] = defaultdict(list)
+    for row in conn.execute(_SETTINGS_AND_STATES_OF_MANY, {"account_ids": sorted(available)}):
+        rows[row.account_id].append(row)
+    return {
+        account_id for account_id, found in rows.items()
+        if _settled_rows(found, available[account_id])
+    }  # fmt: skip
+
+
+def _settled_rows(rows: list[Any], available: Decimal) -> bool:
+    if not rows:
+        return False
+    first = rows[0]
+    levels = None if first.settings_of is None else tuple(first.fixed_levels_micros)
+    armed = {row.threshold_key: row.armed for row in rows if row.threshold_key is not None}
+    for threshold, key in _fixed_thresholds(levels):
+        stored = armed.get(key)
+        if stored is None or stored == is_below(threshold, available, ZERO):
+            return False  # never stored, fires, or re-arms
+    return True
+
+
 def _fixed_levels_settled(conn: Connection, payer: Account, available: Decimal) -> bool:
     """Whether the fixed levels are already as `available` leaves them: each stored, armed
     above its level and disarmed at or below it. Then the hook writes nothing, and this one
@@ -312,16 +357,7 @@ def _fixed_levels_settled(conn: Connection, payer: Account, available: Decimal) 
     with the balance, which after a change evaluated by this hook it does not.
     """
     rows = conn.execute(_SETTINGS_AND_STATES, {"account_id": payer.id}).all()
-    if not rows:
-        return False
-    first = rows[0]
-    levels = None if first.settings_of is None else tuple(first.fixed_levels_micros)
-    armed = {row.threshold_key: row.armed for row in rows if row.threshold_key is not None}
-    for threshold, key in _fixed_thresholds(levels):
-        stored = armed.get(key)
-        if stored is None or stored == is_below(threshold, available, ZERO):
-            return False  # never stored, fires, or re-arms
-    return True
+    return _settled_rows(rows, available)
 
 
 @lru_cache(maxsize=1024)

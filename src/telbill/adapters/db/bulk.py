@@ -46,11 +46,23 @@ def json_text(value: Any) -> str:
 
 
 def insert_rows(
-    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    copy_text: bytes | memoryview | None = None,
 ) -> None:
-    """Insert `rows` (tuples in `columns` order) into `table` in the caller's transaction."""
-    if not rows:
+    """Insert `rows` (tuples in `columns` order) into `table` in the caller's transaction.
+
+    `copy_text` (PostgreSQL only, instead of rows): the rows already in ``COPY``'s text
+    format (tab-separated, ``\\N`` for NULL, one line each), written as they are: a caller
+    that builds them column-wise makes no Python object per row.
+    """
+    if not rows and not copy_text:
         return
+    if copy_text is not None and conn.dialect.name == "sqlite":
+        raise ValueError("COPY text is for PostgreSQL")
     for name in columns:
         table.c[name]  # noqa: B018  (an unknown column is a bug: fail before writing)
     # Identifiers come from the table's metadata (checked above), never from input.
@@ -70,6 +82,8 @@ def insert_rows(
                 cursor.close()
         else:
             with raw.cursor() as cursor, cursor.copy(statement) as copy:
+                if copy_text is not None:
+                    copy.write(copy_text)
                 for row in rows:
                     copy.write_row(row)
     except conn.dialect.loaded_dbapi.Error as exc:

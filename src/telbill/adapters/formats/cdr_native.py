@@ -23,7 +23,8 @@ Every record gives a `UsageEvent` (with `line` and the raw columns in `raw`) or 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
 from telbill.adapters.formats.cdr_common import (
@@ -73,15 +74,7 @@ def read_native_cdrs(
     header = next(reader, None)
     if header is None:
         return
-    names = [name.strip().lower().lstrip("\ufeff") for name in header]
-    missing = [name for name in REQUIRED_COLUMNS if name not in names]
-    if missing:
-        raise InvalidInput(f"line 1: CDR header lacks column(s) {', '.join(missing)}")
-    # Position of each known column (the last one when a name repeats, as a dict would
-    # keep it); -1 when the file lacks it.
-    where = {name: -1 for name in NATIVE_COLUMNS}
-    for position, name in enumerate(names):
-        where[name] = position
+    layout = NativeLayout.of(header)
     previous_end = reader.line_num
     ordinal = -1
     for fields in reader:
@@ -92,16 +85,59 @@ def read_native_cdrs(
         ordinal += 1
         if keep is not None and not keep(ordinal):
             continue
+        yield layout.record(fields, line, default_account, local_tz)
+
+
+@dataclass(frozen=True, slots=True)
+class NativeLayout:
+    """A native file's header: its columns as written and where each known column is."""
+
+    header: tuple[str, ...]
+    where: dict[str, int]
+
+    @classmethod
+    def of(cls, header: Sequence[str]) -> NativeLayout:
+        """The layout of a header row (InvalidInput when a required column is missing)."""
+        names = [name.strip().lower().lstrip("\ufeff") for name in header]
+        missing = [name for name in REQUIRED_COLUMNS if name not in names]
+        if missing:
+            raise InvalidInput(f"line 1: CDR header lacks column(s) {', '.join(missing)}")
+        # Position of each known column (the last one when a name repeats, as a dict would
+        # keep it); -1 when the file lacks it.
+        where = {name: -1 for name in NATIVE_COLUMNS}
+        for position, name in enumerate(names):
+            where[name] = position
+        return cls(tuple(header), where)
+
+    def record(
+        self, fields: list[str], line: int, default_account: str, tz: tzinfo
+    ) -> UsageEvent | CdrRowError:
+        """The event (or the error) of one non-blank record at `line`."""
+        header = self.header
         if len(fields) != len(header):
             raw = {name: fields[i] if i < len(fields) else "" for i, name in enumerate(header)}
             reason = f"expected {len(header)} columns, got {len(fields)}"
-            yield CdrRowError(line, reason, raw=raw)
-            continue
+            return CdrRowError(line, reason, raw=raw)
         raw = dict(zip(header, fields, strict=True))
         try:
-            yield _event(fields, where, raw, line, default_account, local_tz)
-        except (InvalidInput, ValueError) as exc:
-            yield CdrRowError(line, error_reason(exc), raw=raw)
+            return _event(fields, self.where, raw, line, default_account, tz)
+        except (InvalidInput, ValueError, OverflowError) as exc:  # a time past year 9999
+            return CdrRowError(line, error_reason(exc), raw=raw)
+
+    def records_of_lines(
+        self, lines: Iterable[tuple[int, str]], default_account: str, tz: tzinfo
+    ) -> Iterator[UsageEvent | CdrRowError]:
+        """The records of single physical lines (line number, text without its end), as
+        `read_native_cdrs` reads them: a blank line is no record."""
+        for line, text in lines:
+            try:
+                fields = next(csv.reader([text]), [])
+            except csv.Error as exc:
+                yield CdrRowError(line, f"unreadable CSV: {exc}", raw={})
+                continue
+            if not any(value.strip() for value in fields):
+                continue
+            yield self.record(fields, line, default_account, tz)
 
 
 def _event(
