@@ -41,6 +41,7 @@ class World:
     client: TestClient
     db: Database
     clock: ManualClock
+    url: str
     ids: dict[str, int] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
 
@@ -68,7 +69,9 @@ class World:
 def open_world(url: str) -> World:
     """A client and a database handle on an (already migrated) database."""
     clock = ManualClock(datetime(2026, 3, 1, 9, 0, tzinfo=UTC))
-    return World(client=TestClient(create_app(url, clock=clock)), db=Database(url), clock=clock)
+    return World(
+        client=TestClient(create_app(url, clock=clock)), db=Database(url), clock=clock, url=url
+    )
 
 
 def build_world(url: str) -> World:

@@ -13,7 +13,7 @@ from telbill.api.body_limit import DEFAULT_MAX_BODY_BYTES, MAX_BODY_ENV, max_bod
 from telbill.errors import InvalidInput
 
 PROBLEM = "application/problem+json"
-SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+SQLITE_ONLY = pytest.mark.parametrize("world", ["sqlite"], indirect=True)
 LIMIT = 2_000
 
 

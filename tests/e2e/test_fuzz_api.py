@@ -17,7 +17,7 @@ API_FUZZ = settings(
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
-SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+SQLITE_ONLY = pytest.mark.parametrize("world", ["sqlite"], indirect=True)
 
 text = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20

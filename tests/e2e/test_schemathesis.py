@@ -246,10 +246,10 @@ def _exercise(world: Any, op: Any, ids: dict[str, list[int]]) -> None:
 
 @pytest.mark.slow
 def test_every_operation_answers_as_documented_and_honours_idempotency_keys(
-    world: Any, db_url: str, tmp_path: Path
+    world: Any, tmp_path: Path
 ) -> None:
     ids = _seed(world)
-    server = Server(db_url, tmp_path / "server.log")
+    server = Server(world.url, tmp_path / "server.log")
     try:
         schema = schemathesis.openapi.from_url(f"{server.base}/openapi.json")
         operations = [result.ok() for result in schema.get_all_operations()]
@@ -312,7 +312,7 @@ def test_a_retried_mark_read_answers_the_first_count_and_its_key_cannot_be_reuse
     assert world.snapshot() == before
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("world", ["sqlite"], indirect=True)
 def test_the_document_says_every_post_requires_an_idempotency_key_and_errors_are_problems(
     world: Any,
 ) -> None:

@@ -25,7 +25,7 @@ from telbill.adapters.notify.email import SmtpSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src" / "telbill"
-SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+SQLITE_ONLY = pytest.mark.parametrize("world", ["sqlite"], indirect=True)
 
 # Statements formatted from strings, each reviewed (docs/security.md): only constant column
 # lists, integer ids, a constant pragma value or SQLAlchemy's own compiled text go in.
@@ -49,7 +49,7 @@ def _free_port() -> int:
 
 @SQLITE_ONLY
 def test_no_api_key_or_webhook_secret_appears_in_the_server_log(
-    world: Any, db_url: str, tmp_path: Path
+    world: Any, tmp_path: Path
 ) -> None:
     log_path = tmp_path / "server.log"
     port = _free_port()
@@ -58,7 +58,7 @@ def test_no_api_key_or_webhook_secret_appears_in_the_server_log(
         server = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "telbill.api.app:app_from_env", "--factory",
              "--port", str(port), "--log-level", "debug", "--access-log"],
-            env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "TELBILL_DATABASE_URL": db_url},
+            env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "TELBILL_DATABASE_URL": world.url},
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         try:
