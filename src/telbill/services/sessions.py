@@ -652,8 +652,9 @@ def _finish(
     details = {"session_id": row.id, "cdr_id": event.id}
     package_units = 0
     if row.package_hold_id is not None:
-        package_units = holds_service.settle_hold_in(
-            conn, row.package_hold_id, billed, now=now, memo="call time", details=details
+        package_units = holds_service.settle_hold_in(  # a zero-priced call takes no package
+            conn, row.package_hold_id, billed if amount > 0 else 0, now=now, memo="call time",
+            details=details,
         ).settled
     due = share_of(amount, billed, package_units)
     money = holds_service.SettledHold(0, None, {}, {})

@@ -2,10 +2,11 @@
 transaction per payer and usage account.
 
 The drain rule is the ledger's (`ledger.WalletDrain`, equal to `plan_drain` applied leg
-after leg): a leg whose unit (``s:call``, ``msg:sms``) has a package with units left takes
-its billed units from packages first (`DrainPolicy.PARTIAL`); the money due is the leg's
-price times the share of units the packages did not cover (`share_of`), drained from
-credits before the paid balance with `DrainPolicy.ALLOW_NEGATIVE` (usage already happened).
+after leg): a priced leg whose unit (``s:call``, ``msg:sms``) has a package with units left
+takes its billed units from packages first (`DrainPolicy.PARTIAL`; a leg priced at zero
+takes none); the money due is the leg's price times the share of units the packages did
+not cover (`share_of`), drained from credits before the paid balance with
+`DrainPolicy.ALLOW_NEGATIVE` (usage already happened).
 
 What is written per (payer, usage account) of the chunk: ONE ``usage_batch`` transaction
 with one posting per bucket it touched (the sum of that bucket's takes) and one per revenue
@@ -399,7 +400,9 @@ def _drain_leg_by_leg(
         billed = int(table.billed_units[position])
         amount = int(table.amount_micros[position])
         moved_here = False
-        if billed > 0 and (payer.id, unit) in packaged:
+        # A leg priced at zero (e.g. a call over the customer's own trunk) takes nothing
+        # from packages: they stand in for money, and it owes none (issue 17, rule 2).
+        if billed > 0 and amount > 0 and (payer.id, unit) in packaged:
             units = drain.take(
                 billed, unit=unit, service=service, direction=direction,
                 policy=DrainPolicy.PARTIAL, into=group.takes,
