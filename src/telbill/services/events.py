@@ -36,6 +36,7 @@ EVENT_TYPES = frozenset(
         "invoice.overdue",
         "credit_note.issued",
         "topup.receipt",
+        "statement.issued",
     }
 )
 
