@@ -175,6 +175,27 @@ def buy_command(
     _show(rental, as_json, RENTAL_COLUMNS)
 
 
+@number_app.command("verify")
+@handle_errors
+def verify_command(
+    number: Annotated[str, typer.Argument(help="E.164 number waiting for its verification.")],
+    approve: Annotated[bool, typer.Option("--approve", help="Approve: charge, activate.")] = False,
+    reject: Annotated[bool, typer.Option("--reject", help="Reject: back to inventory.")] = False,
+    reference: Annotated[
+        str | None, typer.Option(help="The documents checked (kept on the record).")
+    ] = None,
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Approve or reject the verification a pending number waits for."""
+    if approve == reject:
+        raise InvalidInput("give exactly one of --approve and --reject")
+    rental = numbers.verify_number(
+        open_db(database), number, approved=approve, reference=reference, clock=SystemClock()
+    )
+    _show(rental, as_json, RENTAL_COLUMNS)
+
+
 @number_app.command("release")
 @handle_errors
 def release_command(

@@ -515,42 +515,120 @@ def decide_verification(
     a rejection releases them back to the inventory."""
 
     def work(conn: Connection) -> Verification:
-        now = clock.now()
-        row = conn.execute(
-            select(verification_records)
-            .where(verification_records.c.id == record_id)
-            .with_for_update()
-        ).first()
-        if row is None:
-            raise NotFound(f"verification {record_id} not found")
-        if row.status != "pending":
-            raise Conflict(f"verification {record_id} is already {row.status}")
-        status = "approved" if approved else "rejected"
-        conn.execute(
-            verification_records.update()
-            .where(verification_records.c.id == record_id)
-            .values(status=status, decided_at=now)
-        )
-        waiting = conn.execute(
-            select(number_rentals.c.id)
-            .select_from(number_rentals.join(number_inventory))
-            .where(
-                number_rentals.c.account_id == row.account_id,
-                number_rentals.c.status == "pending",
-                number_inventory.c.country == row.country,
-            )
-            .order_by(number_rentals.c.id)
-        ).scalars()
-        for rental_id in list(waiting):
-            if approved:
-                activate_pending(conn, int(rental_id), now)
-            else:
-                _release(
-                    conn, load_rental(conn, int(rental_id), lock=True), now, "verification_rejected"
-                )
-        return Verification(row.id, row.account_id, row.country, status, row.reference)
+        return _decide_in(conn, record_id, approved, clock.now())
 
     return db.run(work)
+
+
+def _decide_in(conn: Connection, record_id: int, approved: bool, now: datetime) -> Verification:
+    """`decide_verification` in the caller's transaction."""
+    row = conn.execute(
+        select(verification_records).where(verification_records.c.id == record_id).with_for_update()
+    ).first()
+    if row is None:
+        raise NotFound(f"verification {record_id} not found")
+    if row.status != "pending":
+        raise Conflict(f"verification {record_id} is already {row.status}")
+    status = "approved" if approved else "rejected"
+    conn.execute(
+        verification_records.update()
+        .where(verification_records.c.id == record_id)
+        .values(status=status, decided_at=now)
+    )
+    waiting = conn.execute(
+        select(number_rentals.c.id)
+        .select_from(number_rentals.join(number_inventory))
+        .where(
+            number_rentals.c.account_id == row.account_id,
+            number_rentals.c.status == "pending",
+            number_inventory.c.country == row.country,
+        )
+        .order_by(number_rentals.c.id)
+    ).scalars()
+    for rental_id in list(waiting):
+        if approved:
+            activate_pending(conn, int(rental_id), now)
+        else:
+            _release(
+                conn, load_rental(conn, int(rental_id), lock=True), now, "verification_rejected"
+            )
+    return Verification(row.id, row.account_id, row.country, status, row.reference)
+
+
+def verify_number(
+    db: Database,
+    number: str,
+    *,
+    approved: bool,
+    reference: str | None = None,
+    clock: Clock,
+    account_id: int | None = None,
+) -> Rental:
+    """Approve or reject the verification a pending number waits for (issue 17, rule 11).
+
+    The decision is the buyer's verification for the number's country (its pending record,
+    or a new one): approved, the buyer's numbers of that country waiting for it are charged
+    and activated (when the balance covers them; else they stay pending); rejected, they
+    go back to the inventory. `account_id`: only a number this account bought (the API's
+    tenant wall). Returns the number's rental as it is afterwards."""
+    e164 = normalize_number(number)
+
+    def work(conn: Connection) -> Rental:
+        now = clock.now()
+        found = conn.execute(
+            select(number_rentals.c.id, number_rentals.c.account_id, number_inventory.c.country)
+            .select_from(number_rentals.join(number_inventory))
+            .where(number_rentals.c.number == e164, number_rentals.c.status == "pending")
+            .order_by(number_rentals.c.id.desc())
+            .limit(1)
+        ).first()  # fmt: skip
+        if found is None or (account_id is not None and found.account_id != account_id):
+            raise NotFound(f"number {e164} is not waiting for a verification")
+        record_id = conn.execute(
+            select(verification_records.c.id)
+            .where(
+                verification_records.c.account_id == found.account_id,
+                verification_records.c.country == found.country,
+                verification_records.c.status == "pending",
+            )
+            .order_by(verification_records.c.id)
+            .limit(1)
+        ).scalar_one_or_none()
+        if record_id is None:
+            record_id = conn.execute(
+                verification_records.insert()
+                .values(account_id=found.account_id, country=found.country, status="pending",
+                        reference=reference, created_at=now)
+                .returning(verification_records.c.id)
+            ).scalar_one()  # fmt: skip
+        _decide_in(conn, int(record_id), approved, now)
+        return load_rental(conn, int(found.id))
+
+    return db.run(work)
+
+
+def inbound_refusal(conn: Connection, number: str) -> tuple[str, str] | None:
+    """Why an inbound call to `number` is refused, as (reason code, message), or None: a
+    rented number suspended for an unpaid renewal (``number_suspended``), or bought and
+    still waiting for its verification (``number_pending``)."""
+    try:
+        e164 = normalize_number(number)
+    except InvalidInput:
+        return None
+    status = conn.execute(
+        select(number_rentals.c.status)
+        .where(
+            number_rentals.c.number == e164,
+            number_rentals.c.status.in_(["active", "suspended", "pending"]),
+        )
+        .order_by(number_rentals.c.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if status == "suspended":
+        return "number_suspended", f"{e164} is suspended for an unpaid renewal"
+    if status == "pending":
+        return "number_pending", f"{e164} is waiting for its verification"
+    return None
 
 
 def activate_pending(conn: Connection, rental_id: int, now: datetime) -> str | None:
@@ -955,4 +1033,6 @@ __all__ = [
     "search_numbers",
     "set_number_policy",
     "submit_verification",
+    "verify_number",
+    "inbound_refusal",
 ]

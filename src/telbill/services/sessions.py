@@ -5,7 +5,8 @@
   ``no_rate`` (no tariff row), ``insufficient_balance`` (not one second affordable),
   ``number_suspended`` (an inbound call to a rented number suspended for an unpaid renewal:
   the switch answers busy; outbound calls from such a number are not refused, the switch
-  presents the account's main number instead, see `services.numbers.route_number`).
+  presents the account's main number instead, see `services.numbers.route_number`),
+  ``number_pending`` (an inbound call to a number bought but waiting for its verification).
   `max_seconds` counts call-time packages (``s:call`` seconds, used first) and the money the
   wallet can spend on the call (free/trial/directional credit and the paid balance, holds of
   other calls already deducted), capped by the plan's maximum call length.
@@ -83,7 +84,7 @@ from telbill.services.charge_costs import cost_index_at
 from telbill.services.charging import explanation_json, share_of, usage_json
 from telbill.services.clock import Clock
 from telbill.services.number_payers import number_owner_payer, number_owner_pays
-from telbill.services.numbers import is_suspended_number
+from telbill.services.numbers import inbound_refusal
 from telbill.services.plans import TariffCache
 from telbill.services.session_context import (
     SessionContext,
@@ -241,10 +242,10 @@ def _decide(
         if account.status is not AccountStatus.ACTIVE:
             message = f"{_name(ctx, account)} is {account.status.value}"
             return _refusal("suspended", message, currency)
-    if event.direction is Direction.INBOUND and is_suspended_number(conn, event.to_number):
-        return _refusal(
-            "number_suspended", f"{event.to_number} is suspended for an unpaid renewal", currency
-        )
+    inbound = event.direction is Direction.INBOUND
+    refused = inbound_refusal(conn, event.to_number) if inbound else None
+    if refused is not None:  # suspended, or waiting for its verification
+        return _refusal(*refused, currency)
     try:
         call_class = classify_call(event)
         ctx.plan.plan.check_call_class(call_class)
