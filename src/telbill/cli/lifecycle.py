@@ -196,6 +196,23 @@ def verify_command(
     _show(rental, as_json, RENTAL_COLUMNS)
 
 
+@number_app.command("grace")
+@handle_errors
+def grace_command(
+    account: Annotated[int, typer.Argument(help="Account id (its wallet's numbers).")],
+    months: Annotated[
+        int, typer.Option(help="Keep unpaid numbers this many months (provider's: policy).")
+    ],
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Support: keep one account's unpaid numbers longer than the provider's grace period."""
+    rentals = numbers.extend_grace(
+        open_db(database), account, grace_months=months, clock=SystemClock()
+    )
+    _show(rentals, as_json, (*RENTAL_COLUMNS, "grace_until"))
+
+
 @number_app.command("release")
 @handle_errors
 def release_command(

@@ -35,12 +35,13 @@ from sqlalchemy import Connection, func, select
 
 from telbill.adapters.db.engine import Database
 from telbill.adapters.db.lifecycle_tables import (
+    number_grace_overrides,
     number_inventory,
     number_policies,
     number_rentals,
     verification_records,
 )
-from telbill.adapters.db.tables import transactions
+from telbill.adapters.db.tables import accounts, transactions
 from telbill.adapters.formats.inventory_csv import InventoryRow
 from telbill.domain.calendar import (
     grace_end,
@@ -730,8 +731,8 @@ def suspend_unpaid(
     """An unpaid renewal: suspend the number and reserve it for the grace period."""
     assert rental.paid_until is not None
     due_day = local_date(rental.paid_until, payer.timezone)
-    policy = number_policy(conn, payer.provider_id)
-    grace = grace_end(due_day, payer.timezone, months=policy.grace_months)
+    months = grace_months_of(conn, payer)
+    grace = grace_end(due_day, payer.timezone, months=months)
     conn.execute(
         number_rentals.update()
         .where(number_rentals.c.id == rental.id)
@@ -744,6 +745,96 @@ def suspend_unpaid(
     )
     _emit(conn, "number.renewal_failed", rental, period, now, price=str(from_micros(price)))
     _emit(conn, "number.suspended", rental, period, now, grace_until=grace.isoformat())
+
+
+def grace_months_of(conn: Connection, payer: Account) -> int:
+    """How long `payer`'s unpaid numbers are kept: support's override for this account, else
+    its provider's policy."""
+    override = conn.execute(
+        select(number_grace_overrides.c.grace_months).where(
+            number_grace_overrides.c.account_id == payer.id
+        )
+    ).scalar_one_or_none()
+    if override is not None:
+        return int(override)
+    return number_policy(conn, payer.provider_id).grace_months
+
+
+MAX_GRACE_MONTHS = 36
+
+
+def extend_grace(db: Database, account_id: int, *, grace_months: int, clock: Clock) -> list[Rental]:
+    """Support: keep the unpaid numbers of `account_id`'s wallet `grace_months` after each
+    missed renewal, instead of the provider's default (issue 17, rule 12).
+
+    Numbers suspended now get the new grace end at once, never an earlier one than they
+    had. Returns the wallet's suspended numbers as they are afterwards."""
+    if not isinstance(grace_months, int) or not 0 <= grace_months <= MAX_GRACE_MONTHS:
+        raise InvalidInput(f"grace months must be a whole number 0..{MAX_GRACE_MONTHS}")
+
+    def work(conn: Connection) -> list[Rental]:
+        now = clock.now()
+        payer = billing_account(conn, account_id)
+        values = {"grace_months": grace_months, "updated_at": now}
+        updated = conn.execute(
+            number_grace_overrides.update()
+            .where(number_grace_overrides.c.account_id == payer.id)
+            .values(**values)
+        ).rowcount
+        if not updated:
+            conn.execute(number_grace_overrides.insert().values(account_id=payer.id, **values))
+        changed = []
+        for rental in _suspended_of(conn, payer):
+            assert rental.paid_until is not None and rental.grace_until is not None
+            due_day = local_date(rental.paid_until, payer.timezone)
+            grace = grace_end(due_day, payer.timezone, months=grace_months)
+            if grace > rental.grace_until:
+                conn.execute(
+                    number_rentals.update()
+                    .where(number_rentals.c.id == rental.id)
+                    .values(grace_until=grace)
+                )
+            changed.append(load_rental(conn, rental.id))
+        return changed
+
+    return db.run(work)
+
+
+def _suspended_of(conn: Connection, payer: Account) -> list[Rental]:
+    """The suspended rentals `payer`'s wallet pays for, oldest renewal first, locked."""
+    tree = select(accounts.c.id).where(accounts.c.id == payer.id).cte("payer_tree", recursive=True)
+    tree = tree.union_all(select(accounts.c.id).where(accounts.c.parent_id == tree.c.id))
+    rows = conn.execute(
+        select(number_rentals.c.id, number_rentals.c.account_id)
+        .where(
+            number_rentals.c.status == "suspended",
+            number_rentals.c.account_id.in_(select(tree.c.id)),
+        )
+        .order_by(number_rentals.c.paid_until, number_rentals.c.id)
+    ).all()
+    return [
+        load_rental(conn, int(row.id), lock=True)
+        for row in rows
+        if billing_account(conn, int(row.account_id)).id == payer.id
+    ]
+
+
+def renew_paid_up(db: Database, account_id: int, *, clock: Clock) -> list[str]:
+    """At a top-up: renew at once the suspended numbers the balance now covers, oldest
+    first (the number works again at once, not at the next tick). Returns the numbers."""
+
+    def work(conn: Connection) -> list[str]:
+        now = clock.now()
+        payer = billing_account(conn, account_id)
+        renewed = []
+        for rental in _suspended_of(conn, payer):
+            assert rental.paid_until is not None
+            if renew_late(conn, rental.id, rental.paid_until.isoformat(), now) is None:
+                break  # the balance covers no more (renewals go oldest first)
+            renewed.append(rental.number)
+        return renewed
+
+    return db.run(work)
 
 
 def _payment_time(conn: Connection, payer: Account, rental: Rental, now: datetime) -> datetime:
@@ -1029,6 +1120,9 @@ __all__ = [
     "renewed_until",
     "suspend_unpaid",
     "renew_late",
+    "renew_paid_up",
+    "extend_grace",
+    "grace_months_of",
     "route_number",
     "search_numbers",
     "set_number_policy",

@@ -15,7 +15,7 @@ from decimal import Decimal
 from sqlalchemy import Connection
 
 from telbill.adapters.db.engine import Database
-from telbill.services import suspension, thresholds, wallets
+from telbill.services import numbers, suspension, thresholds, wallets
 from telbill.services.clock import Clock
 from telbill.services.events import emit
 from telbill.services.ledger_views import Receipt
@@ -44,6 +44,7 @@ def record_top_up(
         memo=memo,
     )
     suspension.after_top_up(db, account_id, clock=clock)
+    numbers.renew_paid_up(db, account_id, clock=clock)  # suspended numbers work again now
     db.run(lambda conn: _after_payment(conn, receipt, clock.now()))
     return receipt
 

@@ -5,6 +5,7 @@
   (``at_or_below`` for zero, ``below`` for the others).
 * ``invoice_settings.empty_month``: what a month without a charge gives the customer,
   ``invoice`` (a zero invoice) or ``statement``; NULL: the provider's choice.
+* ``number_grace_overrides``: support's longer number grace period for one billing account.
 
 Revision ID: 0024
 Revises: 0016
@@ -21,7 +22,17 @@ branch_labels = None
 depends_on = None
 
 
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
 def upgrade() -> None:
+    op.create_table(
+        "number_grace_overrides",
+        sa.Column("account_id", Id, sa.ForeignKey("accounts.id"), primary_key=True),
+        sa.Column("grace_months", sa.Integer, nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("grace_months >= 0", name="ck_number_grace_overrides_grace_months"),
+    )
     with op.batch_alter_table("threshold_settings") as batch:
         batch.add_column(sa.Column("fixed_modes", sa.JSON, nullable=True))
     with op.batch_alter_table("invoice_settings") as batch:
@@ -29,6 +40,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("number_grace_overrides")
     with op.batch_alter_table("invoice_settings") as batch:
         batch.drop_column("empty_month")
     with op.batch_alter_table("threshold_settings") as batch:
