@@ -105,3 +105,10 @@ def units_left(db_url: str, account: str, unit: str) -> Decimal:
     """What `telbill balance` shows available of `unit` (e.g. ``s:call``)."""
     balance = run_json(db_url, "balance", account)
     return sum((Decimal(u["available"]) for u in balance["units"] if u["unit"] == unit), Decimal(0))
+
+
+def help_text(*args: str) -> str:
+    """`telbill ARGS --help`, on a terminal wide enough that no help line wraps."""
+    result = runner.invoke(app, [*args, "--help"], env={"COLUMNS": "200", "TERM": "dumb"})
+    assert result.exit_code == 0, result.output
+    return result.stdout

@@ -304,29 +304,58 @@ def session_sweep(
 def campaign_start(
     account: int = typer.Option(..., "--account"),
     name: str = typer.Option(..., "--name"),
+    as_json: JsonOption = False,
     database: DatabaseOption = None,
 ) -> None:
-    """Start a campaign (the wallet needs money above zero)."""
-    print_json(campaigns.start_campaign(open_db(database), account, name, clock=SystemClock()))
+    """Start a campaign (the wallet needs money above zero or call-time package seconds)."""
+    _print_campaign(
+        campaigns.start_campaign(open_db(database), account, name, clock=SystemClock()), as_json
+    )
 
 
 @campaign_app.command("pause")
 @handle_errors
-def campaign_pause(campaign_id: int, database: DatabaseOption = None) -> None:
-    print_json(campaigns.pause_campaign(open_db(database), campaign_id, clock=SystemClock()))
+def campaign_pause(
+    campaign_id: int, as_json: JsonOption = False, database: DatabaseOption = None
+) -> None:
+    """Pause a running campaign (resume it later with `campaign resume`)."""
+    _print_campaign(
+        campaigns.pause_campaign(open_db(database), campaign_id, clock=SystemClock()), as_json
+    )
 
 
 @campaign_app.command("resume")
 @handle_errors
-def campaign_resume(campaign_id: int, database: DatabaseOption = None) -> None:
+def campaign_resume(
+    campaign_id: int, as_json: JsonOption = False, database: DatabaseOption = None
+) -> None:
     """Resume a paused campaign (after a top-up)."""
-    print_json(campaigns.resume_campaign(open_db(database), campaign_id, clock=SystemClock()))
+    _print_campaign(
+        campaigns.resume_campaign(open_db(database), campaign_id, clock=SystemClock()), as_json
+    )
 
 
 @campaign_app.command("stop")
 @handle_errors
-def campaign_stop(campaign_id: int, database: DatabaseOption = None) -> None:
-    print_json(campaigns.stop_campaign(open_db(database), campaign_id, clock=SystemClock()))
+def campaign_stop(
+    campaign_id: int, as_json: JsonOption = False, database: DatabaseOption = None
+) -> None:
+    """Stop a campaign for good (a stopped campaign cannot run again)."""
+    _print_campaign(
+        campaigns.stop_campaign(open_db(database), campaign_id, clock=SystemClock()), as_json
+    )
+
+
+def _print_campaign(campaign: campaigns.Campaign, as_json: bool) -> None:
+    if as_json:
+        print_json(campaign)
+        return
+    reason = f" ({campaign.paused_reason})" if campaign.paused_reason else ""
+    console.print(
+        f"campaign {campaign.id} {campaign.name!r} of account {campaign.account_id}: "
+        f"{campaign.status}{reason}",
+        highlight=False,
+    )
 
 
 # ---------------------------------------------------------------------------- plans, charges
