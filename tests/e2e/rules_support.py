@@ -19,7 +19,8 @@ def run(db_url: str, *args: str, ok: bool = True) -> Result:
     """`telbill ARGS --database URL`; asserts exit 0 unless `ok` is False. The tariff
     commands read the database from TELBILL_DATABASE_URL only."""
     database = [] if args[0] == "tariff" else ["--database", db_url]
-    result = runner.invoke(app, [*args, *database], env={"TELBILL_DATABASE_URL": db_url})
+    env = {"TELBILL_DATABASE_URL": db_url, "COLUMNS": "200"}  # tables unwrapped
+    result = runner.invoke(app, [*args, *database], env=env)
     if ok:
         assert result.exit_code == 0, (args, result.output, result.stderr)
     return result

@@ -21,6 +21,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from telbill.adapters.formats.cdr_common import CDR_FORMATS
+from telbill.adapters.formats.cdr_native import NATIVE_COLUMNS
+from telbill.adapters.formats.cdr_native import REQUIRED_COLUMNS as NATIVE_REQUIRED
 from telbill.adapters.formats.cdrs import cdr_input_size
 from telbill.cli.common import (
     DatabaseOption,
@@ -30,6 +32,7 @@ from telbill.cli.common import (
     open_db,
     print_json,
 )
+from telbill.domain.tariffs import Service
 from telbill.errors import InvalidInput
 from telbill.services import campaigns, charging, plans, rerating, sessions
 from telbill.services.cdr_workers import post_cdr_file
@@ -67,8 +70,15 @@ def _when(text: str | None, option: str) -> datetime | None:
 
 # ---------------------------------------------------------------------------- cdr
 
+CDR_COLUMNS_HELP = (
+    f"Native CSV columns (header row first): {', '.join(NATIVE_COLUMNS)}; required: "
+    f"{', '.join(NATIVE_REQUIRED)}. Times are ISO 8601 (naive ones in --timezone); duration "
+    "is billable seconds when answer/end are not given; service is one of "
+    f"{', '.join(service.value for service in Service)} (default voice)."
+)
 
-@cdr_app.command("post")
+
+@cdr_app.command("post", epilog=CDR_COLUMNS_HELP)
 @handle_errors
 def post_command(
     cdr_file: Path | None = typer.Argument(None, help="CDR file (or folder of JSON CDRs)."),
@@ -387,6 +397,30 @@ def plan_create(
         cut_off=cut_off, max_call_s=max_call, cost_tariff=cost_tariff,
     )  # fmt: skip
     print_json(record)
+
+
+@plan_app.command("list")
+@handle_errors
+def plan_list(as_json: JsonOption = False, database: DatabaseOption = None) -> None:
+    """Charging plans: tariff, pricing, allowed call classes, cut-off, maximum call."""
+    found = plans.list_plans(open_db(database))
+    if as_json:
+        print_json(found)
+        return
+    table = Table(title="charging plans")
+    for column in ("name", "tariff", "pricing", "classes", "cut-off", "max call", "cost tariff"):
+        table.add_column(column)
+    for record in found:
+        plan = record.plan
+        pricing = plan.pricing.value
+        if pricing == "relative":
+            pricing += f" +{plan.markup_percent}%"
+        classes = sorted(c.value for c in plan.allowed_call_classes)
+        table.add_row(
+            plan.name, plan.tariff, pricing, ", ".join(classes), plan.cut_off.value,
+            f"{record.max_call_s} s", plan.cost_tariff or "-",
+        )  # fmt: skip
+    console.print(table)
 
 
 @plan_app.command("cost-tariff")

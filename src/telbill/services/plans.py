@@ -123,6 +123,8 @@ def create_plan(
         cost_tariff=_cost_tariff_name(cost_tariff),
     )
     with db.transaction() as conn:
+        if _currency_of(conn, plan.tariff) is None:
+            raise NotFound(f"no tariff named {plan.tariff!r}: import it first")
         _check_cost_tariff(conn, plan)
         if conn.execute(
             select(charging_plans.c.id).where(charging_plans.c.name == plan.name)
@@ -197,6 +199,13 @@ def set_cost_tariff(db: Database, plan_name: str, cost_tariff: str | None) -> Pl
             .values(cost_tariff=plan.cost_tariff)
         )
     return replace(record, plan=plan)
+
+
+def list_plans(db: Database) -> list[PlanRecord]:
+    """Every charging plan, by name."""
+    with db.transaction() as conn:
+        rows = conn.execute(select(charging_plans).order_by(charging_plans.c.name))
+        return [_record(row) for row in rows]
 
 
 def get_plan(conn: Connection, name: str) -> PlanRecord:
