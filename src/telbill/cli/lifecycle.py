@@ -387,6 +387,24 @@ def package_create_command(
     _show(package, as_json, ("id", "code", "unit", "amount", "price", "validity_days"))
 
 
+@package_app.command("overage")
+@handle_errors
+def package_overage_command(
+    account: Annotated[int, typer.Argument(help="Account id (its wallet).")],
+    unit: Annotated[str, typer.Option(help="s:call, s:speech or msg:sms.")] = "s:call",
+    database: DatabaseOption = None,
+) -> None:
+    """Owe usage beyond the packages in units (taken from the next package), not money."""
+    bucket = subscriptions.owe_overage_in_units(
+        open_db(database), account, unit, clock=SystemClock()
+    )
+    console.print(
+        f"account {account} owes {unit} beyond its packages (bucket {bucket}); the next "
+        "package bought pays it first",
+        highlight=False,
+    )
+
+
 @package_app.command("buy")
 @handle_errors
 def package_buy_command(

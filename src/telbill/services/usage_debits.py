@@ -224,7 +224,10 @@ def plan_usage(table: UsageLegTable, buckets: Sequence[Bucket], now: datetime) -
     for bucket in buckets:
         if bucket.account_id is not None:
             owned.setdefault(bucket.account_id, []).append(bucket)
-    packaged = {
+    # A paid bucket in a unit (``s:call``...): the wallet owes overage in units, not money
+    # (`subscriptions.owe_overage_in_units`); its legs are drained leg by leg as packaged.
+    owing = {(b.account_id, b.unit) for b in buckets if b.kind is BucketKind.PAID and ":" in b.unit}
+    packaged = owing | {
         (b.account_id, b.unit) for b in buckets if b.kind is BucketKind.PACKAGE and b.balance > 0
     }
     order = np.argsort(table.payer_id, kind="stable")
@@ -245,7 +248,7 @@ def plan_usage(table: UsageLegTable, buckets: Sequence[Bucket], now: datetime) -
         else:
             _drain_leg_by_leg(
                 table, legs, payer, mine, packaged, now, due, package_units, entry_of_leg,
-                entries, moved, taken,
+                entries, moved, taken, owing,
             )  # fmt: skip
     if simple_legs:
         _drain_in_one(
@@ -391,8 +394,11 @@ def _drain_leg_by_leg(
     entries: list[_Group],
     moved: npt.NDArray[np.bool_],
     taken: dict[int, int],
+    owing: set[tuple[int | None, str]],
 ) -> None:
-    """`WalletDrain.take` leg after leg (packages first), as posting always did."""
+    """`WalletDrain.take` leg after leg (packages first), as posting always did; a wallet
+    in `owing` owes the units its packages do not cover (its unit's paid bucket goes below
+    zero) instead of money."""
     drain = WalletDrain(buckets, now=now)
     for position in legs.tolist():
         service, direction, unit = table.kinds[int(table.kind[position])]
@@ -407,6 +413,11 @@ def _drain_leg_by_leg(
                 billed, unit=unit, service=service, direction=direction,
                 policy=DrainPolicy.PARTIAL, into=group.takes,
             )  # fmt: skip
+            if units < billed and (payer.id, unit) in owing:
+                units += drain.take(
+                    billed - units, unit=unit, service=service, direction=direction,
+                    policy=DrainPolicy.ALLOW_NEGATIVE, into=group.takes,
+                )  # fmt: skip
             if units:
                 package_units[position] = units
                 due[position] = share_of(amount, billed, units)
