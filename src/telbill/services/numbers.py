@@ -564,6 +564,7 @@ def verify_number(
     reference: str | None = None,
     clock: Clock,
     account_id: int | None = None,
+    provider_id: int | None = None,
 ) -> Rental:
     """Approve or reject the verification a pending number waits for (issue 17, rule 11).
 
@@ -571,19 +572,29 @@ def verify_number(
     or a new one): approved, the buyer's numbers of that country waiting for it are charged
     and activated (when the balance covers them; else they stay pending); rejected, they
     go back to the inventory. `account_id`: only a number this account bought (the API's
-    tenant wall). Returns the number's rental as it is afterwards."""
+    tenant wall); `provider_id`: only a number of this provider's inventory (the
+    dashboard's). Returns the number's rental as it is afterwards."""
     e164 = normalize_number(number)
 
     def work(conn: Connection) -> Rental:
         now = clock.now()
         found = conn.execute(
-            select(number_rentals.c.id, number_rentals.c.account_id, number_inventory.c.country)
+            select(
+                number_rentals.c.id,
+                number_rentals.c.account_id,
+                number_inventory.c.country,
+                number_inventory.c.provider_id,
+            )
             .select_from(number_rentals.join(number_inventory))
             .where(number_rentals.c.number == e164, number_rentals.c.status == "pending")
             .order_by(number_rentals.c.id.desc())
             .limit(1)
         ).first()  # fmt: skip
-        if found is None or (account_id is not None and found.account_id != account_id):
+        if (
+            found is None
+            or (account_id is not None and found.account_id != account_id)
+            or (provider_id is not None and found.provider_id != provider_id)
+        ):
             raise NotFound(f"number {e164} is not waiting for a verification")
         record_id = conn.execute(
             select(verification_records.c.id)
@@ -606,6 +617,21 @@ def verify_number(
         return load_rental(conn, int(found.id))
 
     return db.run(work)
+
+
+def pending_verifications(db: Database, provider_id: int) -> list[Rental]:
+    """The numbers of `provider_id`'s inventory bought and waiting for a verification."""
+    with db.transaction() as conn:
+        rows = conn.execute(
+            select(number_rentals)
+            .select_from(number_rentals.join(number_inventory))
+            .where(
+                number_inventory.c.provider_id == provider_id,
+                number_rentals.c.status == "pending",
+            )
+            .order_by(number_rentals.c.id)
+        )
+        return [_rental(row) for row in rows]
 
 
 def inbound_refusal(conn: Connection, number: str) -> tuple[str, str] | None:
@@ -1128,5 +1154,6 @@ __all__ = [
     "set_number_policy",
     "submit_verification",
     "verify_number",
+    "pending_verifications",
     "inbound_refusal",
 ]
