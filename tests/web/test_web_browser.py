@@ -155,3 +155,23 @@ def test_log_in_with_email_and_password(site, page):
     page.get_by_role("button", name="Log in with password").click()
     page.get_by_role("heading", name="Balance", exact=True).wait_for()
     assert "dana@alpha.example" in page.locator("header").inner_text()
+
+
+def test_the_api_documentation_renders_with_no_internet(site, page):
+    _, base = site
+    foreign: list[str] = []
+
+    def only_local(route):  # type: ignore[no-untyped-def]
+        if route.request.url.startswith(base):
+            route.continue_()
+        else:  # refused: the pages must draw without them (ReDoc's footer logo is an image)
+            if route.request.resource_type != "image":
+                foreign.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.goto(f"{base}/docs")
+    page.get_by_text("/v1/sessions/authorize").first.wait_for()  # Swagger UI drew the routes
+    page.goto(f"{base}/redoc")
+    page.get_by_text("Idempotency-Key").first.wait_for()  # ReDoc drew the document
+    assert foreign == []
