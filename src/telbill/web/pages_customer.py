@@ -265,7 +265,7 @@ def calls_page(
     clock: ClockDep,
     session: SessionDep,
     month: Annotated[str | None, Query(max_length=7)] = None,
-    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    cursor: Annotated[str | None, Query(max_length=60)] = None,
 ) -> HTMLResponse:
     context = _base(db, session.principal, account_id, "calls")
     chosen = month or reports.current_month(db, account_id, now=clock.now())
