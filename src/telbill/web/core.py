@@ -191,6 +191,7 @@ NOTICES = {
     "campaign": "Campaign updated.",
     "read": "Notifications marked read.",
     "imported": "Tariff imported.",
+    "account": "Account created.",
 }
 
 
