@@ -192,6 +192,7 @@ NOTICES = {
     "read": "Notifications marked read.",
     "imported": "Tariff imported.",
     "account": "Account created.",
+    "package": "Package bought: its units are in the balance.",
 }
 
 
