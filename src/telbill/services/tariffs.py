@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Connection, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -48,6 +48,9 @@ from telbill.domain.tariffs import (
     TariffSettings,
 )
 from telbill.errors import Conflict, InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from telbill.services.auth import Principal
 
 INSERT_CHUNK = 50_000
 MAX_REPORTED_ERRORS = 10_000
@@ -91,6 +94,37 @@ class Viewer:
 
 
 OPERATOR = Viewer()
+
+
+def provider_viewer(db: Database, provider: int | None) -> Viewer:
+    """What the admin of `provider` sees (None: the operator, who sees its own catalogue);
+    NotFound unless `provider` is a provider account."""
+    if provider is None:
+        return OPERATOR
+    from telbill.adapters.db.tables import accounts
+
+    with db.read() as conn:
+        found = conn.execute(
+            select(accounts.c.provider_id).where(accounts.c.id == provider)
+        ).scalar()
+    if found != provider:
+        raise NotFound(f"no provider {provider}")
+    return Viewer(provider, costs=True)
+
+
+def viewer_of(db: Database, principal: Principal) -> Viewer:
+    """What an API key sees: the tariffs of its account's provider (and the operator's shared
+    retail ones); carrier cost decks only with a provider admin key."""
+    from telbill.adapters.db.tables import accounts
+    from telbill.services.auth import Role
+
+    with db.read() as conn:
+        provider = conn.execute(
+            select(accounts.c.provider_id).where(accounts.c.id == principal.account_id)
+        ).scalar()
+    if provider is None:
+        raise NotFound(f"account {principal.account_id} not found")
+    return Viewer(int(provider), costs=principal.role is Role.PROVIDER_ADMIN)
 
 
 @dataclass(frozen=True, slots=True)
