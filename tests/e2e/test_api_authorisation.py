@@ -364,7 +364,11 @@ def zeta_user(world: Any) -> str:
         world.db, kind="organisation", name="zorg", parent_id=world.ids["zeta"],
         idempotency_key="zorg", clock=world.clock,
     )  # fmt: skip
-    key = create_api_key(world.db, account_id=org.id, role=Role.USER, name="z", clock=world.clock)
+    user = accounts.create_account(
+        world.db, kind="user", name="zed", parent_id=org.id, idempotency_key="zed",
+        clock=world.clock,
+    )  # fmt: skip
+    key = create_api_key(world.db, account_id=user.id, role=Role.USER, name="z", clock=world.clock)
     assert key.secret is not None
     world.keys["zeta_user"] = key.secret
     return "zeta_user"

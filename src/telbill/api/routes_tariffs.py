@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from telbill.adapters.formats.tariff_csv import read_tariff_csv
 from telbill.adapters.formats.tariff_fields import ParsedRow
@@ -40,6 +40,14 @@ class TariffIn(BaseModel):
     timezone: str = Field(default="UTC", min_length=1, max_length=64)
     purpose: str = Field(default="retail", description="retail or cost (a carrier cost deck)")
     skip_bad: bool = False
+
+    @field_validator("name", "csv", "currency", "increment", "timezone", "purpose")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        """No NUL and no lone surrogate: neither can be stored (PostgreSQL refuses them)."""
+        if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value):
+            raise ValueError("must not contain NUL or lone surrogate characters")
+        return value
 
 
 def _version(v: tariffs.TariffVersion) -> dict[str, Any]:
