@@ -11,9 +11,8 @@ cost tariff) became one provider's becomes that provider's too. Everything else 
 several providers, or by none) stays the operator's, so every plan still finds the same
 tariff. A tariff only ever named as a plan's cost tariff becomes a `cost` deck.
 
-On SQLite dropping a unique constraint copies the table (batch mode); the foreign keys that
-point at it are checked at commit (``PRAGMA defer_foreign_keys``), when the copy has the same
-ids again.
+On SQLite dropping a unique constraint copies the table (batch mode): `migrate` runs with
+foreign keys unenforced and checks them all before the commit (`migration_connection`).
 
 Revision ID: 0017
 Revises: 0016
@@ -88,7 +87,6 @@ def _drop_unique_and_add(table: str, columns: list[str], copy_from: sa.Table) ->
     bind = op.get_bind()
     inspector = sa.inspect(bind)
     if bind.dialect.name == "sqlite":
-        bind.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
         batch = op.batch_alter_table(table, recreate="always", copy_from=copy_from)
     else:
         for unique in inspector.get_unique_constraints(table):
@@ -182,9 +180,6 @@ def _assign_owners(bind: sa.Connection) -> None:
 
 def downgrade() -> None:
     """Back to global names (fails if two owners now share a tariff or plan name)."""
-    bind = op.get_bind()
-    if bind.dialect.name == "sqlite":
-        bind.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
     op.drop_index(TARIFF_INDEX, table_name="tariffs")
     with op.batch_alter_table("tariffs", recreate="auto") as batch:
         batch.drop_constraint("ck_tariffs_purpose", type_="check")
