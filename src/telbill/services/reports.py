@@ -208,8 +208,9 @@ class _Destinations:
     """Destination names of (tariff, version, prefix, service, direction), read once per
     key for a whole report (charges store the matched prefix, not its name)."""
 
-    def __init__(self) -> None:
+    def __init__(self, provider: int | None = None) -> None:
         self.names: dict[tuple[Any, ...], str | None] = {}
+        self.provider = provider  # the account's provider: names from its catalogue
 
     def load(self, conn: Connection, rows: list[Any]) -> None:
         keys = {
@@ -220,7 +221,9 @@ class _Destinations:
         if not keys:
             return
         self.names.update(dict.fromkeys(keys))
-        self.names.update(destination_names(conn, keys, by=("service", "direction")))
+        self.names.update(
+            destination_names(conn, keys, by=("service", "direction"), provider=self.provider)
+        )
 
 
 def _raw_rows(
@@ -294,7 +297,8 @@ def call_report(
         ids = list(conn.execute(_ids_query(account_id, start, end, after_id).limit(limit + 1))
                    .scalars())  # fmt: skip
         found = _rows_by_id(conn, ids[:limit])
-        rows = [_call_row(r) for r in _raw_rows(conn, found, tz, _Destinations())]
+        names = _Destinations(account.provider_id)
+        rows = [_call_row(r) for r in _raw_rows(conn, found, tz, names)]
     more = len(ids) > limit
     return CallReport(
         account_id=account_id, month=month, timezone=account.timezone, start=start, end=end,
@@ -339,7 +343,7 @@ def _stream(db: Database, account_id: int, month: str) -> Iterator[list[RawCallR
         start, end = month_bounds(month, account.timezone)
         tz = ZoneInfo(account.timezone)
         yield []  # validated: the caller may start its response
-        destinations = _Destinations()
+        destinations = _Destinations(account.provider_id)
         ids = conn.execute(
             _ids_query(account_id, start, end).execution_options(yield_per=STREAM_BATCH)
         )
