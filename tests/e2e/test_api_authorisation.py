@@ -535,3 +535,23 @@ def test_a_provider_cannot_use_another_providers_charging_plan_or_tariff(world):
     assert [p.name for p in plans.list_plans(world.db, provider=world.ids["acme"])] == [
         "standard"
     ]
+
+
+def test_a_tariff_import_retried_with_its_key_imports_nothing_more(world):
+    body = {"name": "retail", "csv": ACME_RETAIL}
+    headers = world.headers("acme", idempotency_key="deck-1")
+    first = world.client.post("/v1/tariffs", json=body, headers=headers)
+    again = world.client.post("/v1/tariffs", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201, again.text
+    assert first.json() == again.json() and again.json()["version"] == 1
+    other = world.client.post(
+        "/v1/tariffs", json={**body, "csv": ZETA_RETAIL}, headers=headers
+    )  # the same key for another deck
+    assert other.status_code == 409, other.text
+    versions = world.client.get("/v1/tariffs/retail/versions", headers=world.headers("acme"))
+    assert [v["version"] for v in versions.json()["versions"]] == [1]
+    # The same key of another provider is another request.
+    zeta = world.client.post(
+        "/v1/tariffs", json=body, headers=world.headers("zeta", idempotency_key="deck-1")
+    )
+    assert zeta.status_code == 201 and zeta.json()["version"] == 1

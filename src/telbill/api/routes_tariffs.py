@@ -94,7 +94,7 @@ def import_tariff(
     db: DbDep,
     clock: ClockDep,
     principal: PrincipalDep,
-    _key: IdempotencyKeyDep,
+    idempotency_key: IdempotencyKeyDep,
 ) -> JSONResponse:
     _provider_admin(principal)
     if body.purpose not in tariffs.PURPOSES:
@@ -113,7 +113,7 @@ def import_tariff(
     result = tariffs.import_tariff(
         db, body.name, rows, settings, tariffs.TariffSource("api", digest, "native"),
         now=clock.now(), skip_bad=body.skip_bad,
-        owner=viewer.provider, purpose=body.purpose,
+        owner=viewer.provider, purpose=body.purpose, idempotency_key=idempotency_key,
     )  # fmt: skip
     payload = _version(result.version)
     payload["skipped"] = [{"line": e.line, "reason": e.reason} for e in result.skipped]

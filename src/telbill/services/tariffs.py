@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, Connection, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from telbill.adapters.db.engine import Database
+from telbill.adapters.db.engine import Database, RetryTransaction
 from telbill.adapters.db.tariff_tables import (
     NANOS_PER_UNIT,
     RATE_SCALE,
@@ -48,6 +48,7 @@ from telbill.domain.tariffs import (
     TariffSettings,
 )
 from telbill.errors import Conflict, InvalidInput, NotFound
+from telbill.services import idempotency
 
 if TYPE_CHECKING:
     from telbill.services.auth import Principal
@@ -674,6 +675,7 @@ def import_tariff(
     on_progress: Callable[[int], None] | None = None,
     owner: int | None = None,
     purpose: str = "retail",
+    idempotency_key: str | None = None,
 ) -> ImportResult:
     """Store `rows` as a new version of tariff `name` of `owner`'s catalogue and return it.
 
@@ -688,6 +690,8 @@ def import_tariff(
         owner: the provider whose catalogue gets it (None: the operator's); another
             owner's tariff of the same name is a different tariff, never touched.
         purpose: "retail" (a price list) or "cost" (a carrier cost deck).
+        idempotency_key: the same key again (same name, owner, settings and file sha256)
+            returns the first import's version and imports nothing.
     """
     if purpose not in PURPOSES:
         raise InvalidInput(f"a tariff's purpose is one of {', '.join(PURPOSES)}, got {purpose!r}")
@@ -698,12 +702,31 @@ def import_tariff(
     source = source or TariffSource()
     if effective_from is not None and effective_from.tzinfo is None:
         raise InvalidInput("effective_from must carry a timezone")
+    request = {
+        "name": name, "owner": owner, "purpose": purpose, "settings": _settings_json(settings),
+        "currency": settings.currency, "sha256": source.sha256, "skip_bad": skip_bad,
+        "effective_from": effective_from,
+    }  # fmt: skip
+    scope, hashed = f"tariff.import:{owner or 0}", idempotency.request_hash(request)
     try:
         with db.transaction() as conn:
-            return _import(
+            if idempotency_key is not None:
+                stored = idempotency.check(conn, scope, idempotency_key, hashed)
+                if stored is not None:
+                    return _replayed(conn, owner, stored)
+            result = _import(
                 conn, name, rows, settings, source, now, effective_from, skip_bad, on_progress,
                 owner, purpose,
             )  # fmt: skip
+            if idempotency_key is not None:
+                response = {
+                    "name": name, "version": result.version.version,
+                    "skipped": [[e.line, e.reason, e.source] for e in result.skipped],
+                }  # fmt: skip
+                idempotency.remember(conn, scope, idempotency_key, hashed, response, now)
+            return result
+    except RetryTransaction as exc:
+        raise Conflict(f"tariff {name!r} was imported concurrently with this key; retry") from exc
     except IntegrityError as exc:
         raise Conflict(f"tariff {name!r} was changed by a concurrent import; retry") from exc
 
@@ -785,6 +808,19 @@ def _import(
     conn.execute(update(tariffs).where(tariffs.c.id == tariff_id).values(row_count=count))
     stored = conn.execute(select(tariffs).where(tariffs.c.id == tariff_id)).one()
     return ImportResult(_version_from(stored), tuple(errors))
+
+
+def _replayed(conn: Connection, owner: int | None, stored: dict[str, Any]) -> ImportResult:
+    """The result of the import an idempotency key was first used for."""
+    record = conn.execute(
+        select(tariffs).where(
+            tariffs.c.name == stored["name"],
+            tariffs.c.version == stored["version"],
+            owned_by(owner),
+        )
+    ).one()
+    skipped = tuple(RowError(line, reason, source) for line, reason, source in stored["skipped"])
+    return ImportResult(_version_from(record), skipped)
 
 
 def _chunks(
