@@ -19,6 +19,7 @@ import threading
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from time import monotonic
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -371,20 +372,22 @@ class TariffCache:
         self.refresh_s = refresh_s
         self._indexes: dict[tuple[int | None, str, int], TariffIndex] = {}
         self._raters: dict[tuple[int | None, str, int, int, str, str], BatchRater] = {}
-        self._versions: dict[
-            TariffRef, tuple[float, int | None, list[tuple[int, datetime | None]]]
-        ] = {}
+        # ref -> (read at, owner it names, its versions newest first, indexes by version)
+        self._versions: dict[TariffRef, _RefEntry] = {}
         self._lock = threading.Lock()
 
     def _entry(self, ref: TariffRef | str) -> tuple[int | None, list[tuple[int, datetime | None]]]:
         """The owner `ref` names and its versions, newest first (none: no such tariff)."""
-        import time
-
-        key = _ref(ref)
-        now = time.monotonic()
+        key: TariffRef = (None, ref) if isinstance(ref, str) else ref
+        now = monotonic()
         cached = self._versions.get(key)
         if cached is not None and now - cached[0] < self.refresh_s:
             return cached[1], cached[2]
+        return self._read(key, now)
+
+    def _read(
+        self, key: TariffRef, now: float
+    ) -> tuple[int | None, list[tuple[int, datetime | None]]]:
         scope, name = key
         with self.db.read() as conn:
             try:
@@ -400,7 +403,7 @@ class TariffCache:
                 .order_by(tariffs.c.version.desc())
             ).all()
         versions = [(int(r.version), _aware(r.effective_from)) for r in rows]
-        self._versions[key] = (now, owner, versions)
+        self._versions[key] = (now, owner, versions, {})
         return owner, versions
 
     def _versions_of(self, ref: TariffRef | str) -> list[tuple[int, datetime | None]]:
@@ -408,12 +411,17 @@ class TariffCache:
 
     def version_at(self, ref: TariffRef | str, at: datetime) -> int:
         """The newest version of `ref` in force at `at` (NotFound when none is)."""
-        for version, effective_from in self._versions_of(ref):
+        for version, effective_from in self._entry(ref)[1]:
             if effective_from is None or effective_from <= at:
                 return version
         raise NotFound(f"no tariff {_ref(ref)[1]!r} in force at {at.isoformat()}")
 
     def index(self, ref: TariffRef | str, version: int) -> TariffIndex:
+        entry = self._versions.get((None, ref) if isinstance(ref, str) else ref)
+        if entry is not None:  # the hot path: this reference's version, compiled already
+            known = entry[3].get(version)
+            if known is not None:
+                return known
         name = _ref(ref)[1]
         key = (self._entry(ref)[0], name, version)
         found = self._indexes.get(key)
@@ -424,6 +432,7 @@ class TariffCache:
                     tariff = load_tariff(self.db, name, version, viewer=Viewer.owner(key[0]))
                     found = compile_tariff(tariff)
                     self._indexes[key] = found
+        self._versions[_ref(ref)][3][version] = found
         return found
 
     def at(self, ref: TariffRef | str, at: datetime) -> TariffIndex:
@@ -454,6 +463,9 @@ class TariffCache:
                     )  # fmt: skip
                     self._raters[key] = found
         return found
+
+
+_RefEntry = tuple[float, int | None, list[tuple[int, datetime | None]], dict[int, TariffIndex]]
 
 
 def _ref(ref: TariffRef | str) -> TariffRef:
