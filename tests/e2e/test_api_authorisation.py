@@ -371,6 +371,7 @@ def zeta_user(world: Any) -> str:
     key = create_api_key(world.db, account_id=user.id, role=Role.USER, name="z", clock=world.clock)
     assert key.secret is not None
     world.keys["zeta_user"] = key.secret
+    world.ids["zeta_user"] = user.id
     return "zeta_user"
 
 
@@ -509,6 +510,21 @@ def test_a_provider_lists_only_its_own_catalogue_of_plans_and_packages(world):
         for who in users:
             listed = world.client.get(path, headers=world.headers(who, idempotency_key=None))
             assert listed.status_code == 403, (who, path, listed.text)
+    # What a customer of Zeta may buy comes from Zeta's catalogue only, never from Acme's.
+    for path in ("plans", "package-offers", "numbers/available"):
+        own = world.client.get(
+            f"/v1/accounts/{world.ids['zeta_user']}/{path}",
+            headers=world.headers("zeta_user", idempotency_key=None),
+        )
+        assert own.status_code == 200, (path, own.text)
+        assert not any(s in own.text for s in ("team", "sms100", "+1617555")), (path, own.text)
+        alice = world.client.get(
+            f"/v1/accounts/{world.ids['alice']}/{path}",
+            headers=world.headers("alice", idempotency_key=None),
+        )
+        assert alice.status_code == 200 and any(
+            s in alice.text for s in ("team", "sms100", "+1617555")
+        ), (path, alice.text)
 
 
 def test_a_provider_cannot_use_another_providers_charging_plan_or_tariff(world):
