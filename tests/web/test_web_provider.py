@@ -45,6 +45,42 @@ def test_accounts_tree_is_browsed_one_level_at_a_time(web_world, client):
     assert zeta.status_code == 404
 
 
+def test_accounts_are_found_by_name_or_id_kind_and_status_in_the_whole_tree(web_world, client):
+    log_in(client, web_world.keys["acme"])
+    acme = web_world.ids["acme"]
+
+    def found(query: str) -> list[str]:
+        html = client.get(f"/provider/{acme}/accounts?{query}").text
+        table = html[html.index('id="accounts"') :]
+        return re.findall(r"<tr><td>\d+</td><td>(?:<a [^>]*>)?([^<]+)", table)
+
+    assert found("q=ALI") == ["alice"]  # any case, below its organisation
+    assert found(f"q={web_world.ids['bob']}") == ["bob"]
+    assert set(found("kind=user")) >= {"alice", "bob"} and "alpha" not in found("kind=user")
+    assert "zeta" not in found("q=e")  # another provider is never in the tree
+    assert client.get(f"/provider/{acme}/accounts?kind=provider").status_code == 422
+
+
+def test_a_provider_admin_creates_an_account_from_the_accounts_page(web_world, client):
+    csrf = log_in(client, web_world.keys["acme"])
+    acme, alpha = web_world.ids["acme"], web_world.ids["alpha"]
+    form = {"csrf_token": csrf, "name": "carol-web", "kind": "user", "parent": str(alpha),
+            "idem": "new-carol"}  # fmt: skip
+    created = client.post(f"/provider/{acme}/accounts", data=form, follow_redirects=False)
+    assert created.status_code == 303, created.text
+    page = client.get(created.headers["location"]).text
+    assert "Account created." in page and "carol-web" in page
+    again = client.post(f"/provider/{acme}/accounts", data=form, follow_redirects=False)
+    assert again.status_code == 303  # the same form twice creates one account
+    assert [a.name for a in accounts.list_subtree(web_world.db, alpha)].count("carol-web") == 1
+    no_csrf = client.post(f"/provider/{acme}/accounts", data={**form, "csrf_token": "x"})
+    assert no_csrf.status_code == 403
+    zeta_csrf = log_in(client, web_world.keys["zeta"])
+    foreign = client.post(f"/provider/{acme}/accounts",
+                          data={**form, "csrf_token": zeta_csrf, "idem": "z"})  # fmt: skip
+    assert foreign.status_code == 404
+
+
 def test_a_provider_admin_opens_a_customers_pages_but_not_a_competitors(web_world, client):
     log_in(client, web_world.keys["acme"])
     assert client.get(f"/accounts/{web_world.ids['alpha']}/usage").status_code == 200

@@ -363,6 +363,52 @@ def children_page(
     return Page(items, str(items[-1].id) if len(rows) > limit else None)
 
 
+ACCOUNT_KINDS = ("organisation", "user")
+ACCOUNT_STATUSES = ("active", "suspended", "closed")
+
+
+def search_accounts(
+    db: Database,
+    root_id: int,
+    *,
+    text: str = "",
+    kind: str | None = None,
+    status: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page[AccountRow]:
+    """Accounts anywhere below `root_id` whose name contains `text` (any case) or whose id
+    is `text`, optionally of one kind and status; by id."""
+    limit = _limit(limit)
+    after = _id_cursor(cursor)
+    tree = subtree(root_id)
+    query = sa.select(t.accounts).where(
+        t.accounts.c.id.in_(sa.select(tree.c.id)), t.accounts.c.id != root_id
+    )
+    wanted = text.strip()
+    if wanted:
+        by_name = sa.func.lower(t.accounts.c.name).contains(wanted.lower(), autoescape=True)
+        query = query.where(
+            sa.or_(by_name, t.accounts.c.id == int(wanted)) if wanted.isdigit() and
+            len(wanted) < 19 else by_name
+        )  # fmt: skip
+    if kind:
+        if kind not in ACCOUNT_KINDS:
+            raise InvalidInput(f"kind must be one of {', '.join(ACCOUNT_KINDS)}")
+        query = query.where(t.accounts.c.kind == kind)
+    if status:
+        if status not in ACCOUNT_STATUSES:
+            raise InvalidInput(f"status must be one of {', '.join(ACCOUNT_STATUSES)}")
+        query = query.where(t.accounts.c.status == status)
+    if after is not None:
+        query = query.where(t.accounts.c.id > after)
+    query = query.order_by(t.accounts.c.id).limit(limit + 1)
+    with db.engine.connect() as conn:
+        rows = conn.execute(query).all()
+        items = _account_rows(conn, rows[:limit])
+    return Page(items, str(items[-1].id) if len(rows) > limit else None)
+
+
 def suspended_page(
     db: Database, root_id: int, *, cursor: str | None = None, limit: int = 50
 ) -> Page[AccountRow]:
