@@ -80,3 +80,44 @@ def test_a_tariff_name_keeps_its_purpose_and_cost_decks_are_for_provider_admins(
         load_tariff(db, "carrier", viewer=Viewer(a, costs=False))
     with pytest.raises(NotFound):
         load_tariff(db, "carrier")  # the operator's catalogue has no such tariff
+
+
+def test_a_customer_is_rated_with_its_providers_own_tariff_once_imported_and_old_charges_explain_as_rated(  # noqa: E501
+    tmp_path, db_url
+):
+    import sqlalchemy as sa
+    from charging_support import build_world, cdr_line, retail_rows, write_cdrs
+
+    from telbill.adapters.db.charging_tables import charges
+    from telbill.adapters.formats.cdrs import read_cdr_file
+    from telbill.services import charging
+
+    world = build_world(db_url, balance="100")  # the operator's "retail": UK 0.60/min
+    try:
+
+        def post(cdr_id: str) -> int:
+            path = write_cdrs(tmp_path / f"{cdr_id}.csv", [cdr_line(cdr_id, "+447700900123", 60)])
+            summary = charging.post_cdrs(
+                world.db, read_cdr_file(path, "native"), clock=world.clock, source="t"
+            )
+            assert summary.posted == 1, summary
+            with world.db.engine.connect() as conn:
+                charge_id = conn.execute(
+                    sa.select(charges.c.id).where(charges.c.cdr_id == cdr_id)
+                ).scalar_one()
+            return int(charge_id)
+
+        def rate(charge_id: int) -> object:
+            return charging.get_charge(world.db, charge_id).explanation["rate"]
+
+        before = post("op-1")
+        world.clock.advance(seconds=60)
+        import_tariff(world.db, "retail", retail_rows(uk_rate="0.30"),
+                      TariffSettings(currency="USD"), now=world.clock.now(),
+                      owner=world.provider.id)  # fmt: skip
+        world.clock.advance(seconds=60)
+        after = post("own-1")
+        # The old charge still explains with the operator's tariff it was rated with.
+        assert (rate(before), rate(after)) == ("0.6", "0.3")
+    finally:
+        world.db.dispose()

@@ -84,6 +84,7 @@ from telbill.services.plans import (
     plan_for,
 )
 from telbill.services.suspension import enforce_zero_balance
+from telbill.services.tariffs import owner_at
 from telbill.services.usage_debits import (
     UsageBatch,
     UsageLeg,
@@ -1445,9 +1446,12 @@ def get_charge(db: Database, charge_id: int, *, cache: TariffCache | None = None
                 )
             ).scalar_one()  # fmt: skip
         plan = get_plan_by_id(conn, int(view.explanation["plan_id"]))
-        scope = load_account(conn, row.account_id).provider_id  # its tariffs' catalogue
+        # The tariff it was rated with: its provider's own, else the operator's, as they
+        # stood when the charge was made.
+        provider = load_account(conn, row.account_id).provider_id
+        owner = owner_at(conn, row.tariff, provider, row.created_at)
     # Outside the transaction: compiling the tariff reads it on its own connection.
-    index = (cache or TariffCache(db)).index((scope, row.tariff), row.tariff_version)
+    index = (cache or TariffCache(db)).index((owner, row.tariff), row.tariff_version)
     rated = rate_event(usage_from_json(usage), index, plan.plan, labels=False)
     charge = next(c for c in rated.charges if c.leg.value == row.leg)
     explanation = _package_note(

@@ -646,6 +646,24 @@ def resolve_owner(conn: Connection, name: str, viewer: Viewer) -> int | None:
     raise NotFound(f"no tariff {name!r}")
 
 
+def owner_at(conn: Connection, name: str, provider: int | None, at: datetime) -> int | None:
+    """The owner of the tariff `name` that rating gave a customer of `provider` at `at`: the
+    provider's own if it had imported one by then, else the operator's (None). For explaining
+    a charge after its provider imported a tariff named like the operator's one."""
+    if provider is None:
+        return None
+    own = conn.execute(
+        select(tariffs.c.id)
+        .where(
+            tariffs.c.name == name,
+            tariffs.c.owner_id == provider,
+            tariffs.c.created_at <= at,
+        )
+        .limit(1)
+    ).first()
+    return provider if own is not None else None
+
+
 def _visible(viewer: Viewer) -> ColumnElement[bool]:
     """Rows of the tariffs `viewer` may list (before own-over-shared names are settled)."""
     own = owned_by(viewer.provider)
