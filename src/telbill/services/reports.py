@@ -220,8 +220,9 @@ class _Destinations:
     """Destination names of (tariff, version, prefix, service, direction), read once per
     key for a whole report (charges store the matched prefix, not its name)."""
 
-    def __init__(self) -> None:
+    def __init__(self, provider: int | None = None) -> None:
         self.names: dict[tuple[Any, ...], str | None] = {}
+        self.provider = provider  # the account's provider: names from its catalogue
 
     def load(self, conn: Connection, rows: list[Any]) -> None:
         keys = {
@@ -232,7 +233,9 @@ class _Destinations:
         if not keys:
             return
         self.names.update(dict.fromkeys(keys))
-        self.names.update(destination_names(conn, keys, by=("service", "direction")))
+        self.names.update(
+            destination_names(conn, keys, by=("service", "direction"), provider=self.provider)
+        )
 
 
 def _raw_rows(
@@ -316,7 +319,8 @@ def call_report(
         ids = [row.id for row in conn.execute(
             _ids_query(account_id, start, end, after).limit(limit + 1))]  # fmt: skip
         found = _rows_by_id(conn, ids[:limit])
-        rows = [_call_row(r) for r in _raw_rows(conn, found, tz, _Destinations())]
+        names = _Destinations(account.provider_id)
+        rows = [_call_row(r) for r in _raw_rows(conn, found, tz, names)]
     more = len(ids) > limit
     return CallReport(
         account_id=account_id, month=month, timezone=account.timezone, start=start, end=end,
@@ -372,7 +376,7 @@ def _stream(db: Database, account_id: int, month: str) -> Iterator[list[RawCallR
         start, end = month_bounds(month, account.timezone)
         tz = ZoneInfo(account.timezone)
         yield []  # validated: the caller may start its response
-        destinations = _Destinations()
+        destinations = _Destinations(account.provider_id)
         ids = conn.execute(
             _ids_query(account_id, start, end).execution_options(yield_per=STREAM_BATCH)
         )

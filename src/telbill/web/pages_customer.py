@@ -36,6 +36,7 @@ from telbill.services import balances as balances_service
 from telbill.services import thresholds as thresholds_service
 from telbill.services.auth import ROLE_ACTIONS, Action, Principal, authorize, check_wallet_visible
 from telbill.services.quotes import QuoteRequest, load_tariff_index, quote_event, quote_summary
+from telbill.services.tariffs import Viewer
 from telbill.web import payment_providers, queries
 from telbill.web.core import (
     ClockDep,
@@ -530,8 +531,8 @@ def price_for(db: DbDep, account_id: int, to: str, service: str, at: datetime) -
         to_number=to.strip(), at=at, service=Service(service), direction=Direction.OUTBOUND,
         duration_s=60 if service == "voice" else None, text="x" if service == "sms" else None,
     )  # fmt: skip
-    rated = rate_event(quote_event(request), load_tariff_index(db, record.tariff, at=at),
-                       record.plan)  # fmt: skip
+    index = load_tariff_index(db, record.tariff, at=at, viewer=Viewer.rating(record.scope))
+    rated = rate_event(quote_event(request), index, record.plan)
     summary = quote_summary(rated)
     summary["plan"] = record.name
     return summary

@@ -3,7 +3,9 @@ versions, diff), number inventory, suspended accounts, revenue, cost and margin 
 destination and month.
 
 Every page checks `Action.GRANT_CREDIT` on the provider's account (the provider admin's
-right): an organisation admin gets a 403 page, another provider's id a 404 page.
+right): an organisation admin gets a 403 page, another provider's id a 404 page. Tariffs
+and plans are the provider's own catalogue plus the operator's shared retail tariffs and
+plans (`tariffs.Viewer`); an import goes into the provider's own catalogue only.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from telbill.errors import InvalidInput, TelbillError
 from telbill.services import accounts, margin, reports
 from telbill.services import tariffs as tariffs_service
 from telbill.services.auth import Action, authorize
-from telbill.services.tariffs import BadTariffRows, TariffSource
+from telbill.services.tariffs import BadTariffRows, TariffSource, Viewer
 from telbill.web import queries
 from telbill.web.core import (
     ClockDep,
@@ -179,7 +181,7 @@ def tariffs_page(
     request: Request, provider_id: int, db: DbDep, session: SessionDep
 ) -> HTMLResponse:
     context = _provider(db, session, provider_id, "tariffs")
-    context.update(tariffs=tariffs_service.list_tariffs(db))
+    context.update(tariffs=tariffs_service.list_tariffs(db, _viewer(provider_id)))
     return render(request, "provider_tariffs.html", context)
 
 
@@ -190,15 +192,21 @@ def tariff_versions_page(
     to_version: Annotated[int | None, Query(alias="to", ge=1)] = None,
 ) -> HTMLResponse:  # fmt: skip
     context = _provider(db, session, provider_id, "tariffs")
-    versions = tariffs_service.list_versions(db, name)
+    viewer = _viewer(provider_id)
+    versions = tariffs_service.list_versions(db, name, viewer)
     diff = None
     if from_version is not None and to_version is not None:
-        diff = tariffs_service.diff_versions(db, name, from_version, to_version)
+        diff = tariffs_service.diff_versions(db, name, from_version, to_version, viewer)
     context.update(
         name=name, versions=versions, diff=diff, max_rows=MAX_DIFF_ROWS,
         from_version=from_version, to_version=to_version,
     )  # fmt: skip
     return render(request, "provider_tariff_versions.html", context)
+
+
+def _viewer(provider_id: int) -> Viewer:
+    """What a provider admin sees: its own tariffs (cost decks too), the operator's retail."""
+    return Viewer(provider_id, costs=True)
 
 
 def _settings(currency: str, increment: str, timezone: str) -> TariffSettings:
@@ -237,11 +245,14 @@ def import_tariff_page(
     file_format: Annotated[str, Form(alias="format", max_length=8)] = "native",
     column_map: Annotated[str, Form(max_length=500)] = "",
     timezone: Annotated[str, Form(max_length=64)] = "UTC",
+    purpose: Annotated[str, Form(max_length=8)] = "retail",
 ) -> StreamingResponse:
     """Import an uploaded deck; the page streams its progress as the rows are stored."""
     authorize(db, session.principal, provider_id, Action.GRANT_CREDIT)
     if file_format not in {"native", "twilio"}:
         raise InvalidInput("format must be native or twilio")
+    if purpose not in tariffs_service.PURPOSES:
+        raise InvalidInput("purpose must be retail or cost")
     settings = _settings(currency, increment, timezone)
     mapping = parse_column_pairs(column_map or None, "column map")
     spooled = tempfile.NamedTemporaryFile(prefix="telbill-upload-", suffix=".csv", delete=False)
@@ -275,6 +286,7 @@ def import_tariff_page(
                 result = tariffs_service.import_tariff(
                     db, name, _rows(items), settings, source, now=clock.now(),
                     on_progress=lambda n: messages.put(("rows", n)),
+                    owner=provider_id, purpose=purpose,
                 )  # fmt: skip
             messages.put(("done", result.version))
         except BadTariffRows as exc:

@@ -495,7 +495,7 @@ class Catalogue:
 
 
 def catalogue(db: Database, provider_id: int) -> Catalogue:
-    """What the provider sells: charging plans (shared by the installation), its subscription
+    """What the provider sells: charging plans (its own and the operator's), its subscription
     plans and its packages (small catalogues: read whole)."""
     from telbill.adapters.db.charging_tables import charging_plans
     from telbill.adapters.db.lifecycle_tables import packages, subscription_plans
@@ -503,7 +503,13 @@ def catalogue(db: Database, provider_id: int) -> Catalogue:
     with db.engine.connect() as conn:
         charging = [
             dict(r._mapping)
-            for r in conn.execute(sa.select(charging_plans).order_by(charging_plans.c.name))
+            for r in conn.execute(
+                sa.select(charging_plans)
+                .where(
+                    charging_plans.c.owner_id.is_(None) | (charging_plans.c.owner_id == provider_id)
+                )
+                .order_by(charging_plans.c.name)
+            )
         ]
         subs = [
             {**r._mapping, "monthly_fee": from_micros(int(r.monthly_fee_micros))}
