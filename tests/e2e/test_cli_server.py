@@ -129,3 +129,23 @@ def test_serve_passes_the_access_log_choice_to_uvicorn(tmp_path, monkeypatch):
         assert result.exit_code == 0, result.output
     assert [call["access_log"] for call in calls] == [True, False]
     assert all(call["factory"] and call["log_level"] == "info" for call in calls)
+
+
+def test_serve_passes_the_worker_health_check_timeout_to_uvicorn(tmp_path, monkeypatch):
+    import uvicorn
+
+    from telbill.cli.server import DEFAULT_WORKER_HEALTHCHECK_S
+
+    monkeypatch.setenv("TELBILL_DATABASE_URL", f"sqlite:///{tmp_path / 'hc.db'}")
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    for flags in ([], ["--timeout-worker-healthcheck", "90"]):
+        result = runner.invoke(app, ["serve", "--tick-every", "0", "--workers", "4", *flags])
+        assert result.exit_code == 0, result.output
+    assert [call["timeout_worker_healthcheck"] for call in calls] == [
+        DEFAULT_WORKER_HEALTHCHECK_S,
+        90,
+    ]
+    assert DEFAULT_WORKER_HEALTHCHECK_S > 5  # uvicorn's own default killed busy workers
+    refused = runner.invoke(app, ["serve", "--timeout-worker-healthcheck", "0"])
+    assert refused.exit_code != 0 and len(calls) == 2
