@@ -106,7 +106,7 @@ def test_log_in_returns_to_the_page_asked_for_but_never_to_another_site(web_worl
 
 
 def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(web_world, client):
-    csrf = log_in(client, web_world.keys["alpha"])
+    csrf = log_in(client, web_world.keys["acme"])
     alpha = web_world.ids["alpha"]
     before = paid(web_world, "alpha")
     form = {"amount": "10.00", "provider": "bank_transfer", "reference": "TR-1"}

@@ -37,6 +37,7 @@ ROUTER_MODULES = (
     "telbill.api.routes_notifications",
     "telbill.api.routes_reports",
     "telbill.api.routes_invoices",
+    "telbill.api.routes_payments",
 )
 
 
