@@ -278,3 +278,16 @@ def test_only_the_provider_sets_its_callback_secret(world, who):
     )
     assert response.status_code in (403, 404), response.text
     assert world.snapshot() == before
+
+
+def test_a_replayed_secret_rotation_changes_nothing_and_shows_no_secret(world):
+    headers = world.headers("acme", idempotency_key="rotate-1")
+    path = f"/v1/accounts/{world.ids['acme']}/payment-callback-secret"
+    first = world.client.post(path, headers=headers)
+    again = world.client.post(path, headers=headers)
+    assert first.status_code == again.status_code == 201
+    secret = first.json()["secret"]
+    assert secret.startswith(first.json()["key_prefix"])
+    assert again.json() == {**first.json(), "secret": None}
+    body = card_event(world, "evt_after_replay", "2.00")
+    assert deliver(world, body, sign(secret, now_s(world), body)).status_code == 200

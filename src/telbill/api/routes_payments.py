@@ -68,7 +68,10 @@ class ConfirmedOut(BaseModel):
 
 class CallbackSecretOut(BaseModel):
     provider_id: int
-    secret: str = Field(description="Shown once: give it to the payment provider")
+    key_prefix: str = Field(description="The secret's first characters, to tell secrets apart")
+    secret: str | None = Field(
+        description="Shown once: give it to the payment provider; null on a replay"
+    )
 
 
 class CallbackOut(BaseModel):
@@ -166,8 +169,12 @@ def rotate_callback_secret(
     principal: PrincipalDep,
     idempotency_key: IdempotencyKeyDep,
 ) -> CallbackSecretOut:
-    secret = card_payments.rotate_secret(db, principal, account_id, clock=clock)
-    return CallbackSecretOut(provider_id=account_id, secret=secret)
+    rotated = card_payments.rotate_secret(
+        db, principal, account_id, clock=clock, idempotency_key=idempotency_key
+    )
+    return CallbackSecretOut(
+        provider_id=rotated.provider_id, key_prefix=rotated.key_prefix, secret=rotated.secret
+    )
 
 
 @router.post(

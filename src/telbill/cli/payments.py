@@ -96,8 +96,8 @@ def callback_secret(
     printed once."""
     from telbill.services import card_payments
 
-    secret = card_payments.rotate_secret(open_db(database), None, provider, clock=SystemClock())
-    console.print(f"callback secret of provider {provider}: [bold]{secret}[/]")
+    rotated = card_payments.rotate_secret(open_db(database), None, provider, clock=SystemClock())
+    console.print(f"callback secret of provider {provider}: [bold]{rotated.secret}[/]")
     console.print("[yellow]Give it to the payment provider now: it is not shown again.[/]")
 
 

@@ -37,7 +37,7 @@ from telbill.adapters.db.engine import Database
 from telbill.adapters.db.payment_tables import payment_callback_secrets
 from telbill.adapters.notify.webhooks import InvalidSignature, verify_signature
 from telbill.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
-from telbill.services import payments
+from telbill.services import idempotency, payments
 from telbill.services.accounts import billing_account, load_account
 from telbill.services.auth import Action, Principal, Role, check_access, in_scope
 from telbill.services.clock import Clock
@@ -49,6 +49,7 @@ REPLAY_WINDOW_S = 300
 SUCCEEDED = "payment.succeeded"
 MAX_EVENT_ID_LENGTH = 100
 SECRET_PREFIX = "pcs_"
+KEY_PREFIX_LENGTH = 12
 
 
 @dataclass(frozen=True)
@@ -61,33 +62,65 @@ class CallbackResult:
     receipt: Receipt | None
 
 
-def rotate_secret(db: Database, principal: Principal | None, provider_id: int, *,
-                  clock: Clock) -> str:  # fmt: skip
+@dataclass(frozen=True)
+class CallbackSecret:
+    """A provider's new callback secret: `secret` is its only copy, None on a replay of the
+    same idempotent request (the secret is never kept in the idempotency record);
+    `key_prefix` tells secrets apart."""
+
+    provider_id: int
+    key_prefix: str
+    secret: str | None
+
+
+def rotate_secret(
+    db: Database,
+    principal: Principal | None,
+    provider_id: int,
+    *,
+    clock: Clock,
+    idempotency_key: str | None = None,
+) -> CallbackSecret:
     """A new callback secret for `provider_id` (the old one stops working at once).
 
-    Returned once, never shown again: give it to the PSP. The provider's admins (or the
-    operator, `principal` None) set it.
+    Shown once, never again: give it to the PSP. The provider's admins (or the operator,
+    `principal` None) set it. The same `idempotency_key` again changes nothing and answers
+    the same prefix without the secret.
     """
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    key = idempotency_key or secrets.token_urlsafe(16)
 
-    def work(conn: Connection) -> None:
+    def work(conn: Connection) -> CallbackSecret:
         if principal is not None:
             check_access(conn, principal, provider_id, Action.BOOK_PAYMENT)
         if load_account(conn, provider_id).kind.value != "provider":
             raise InvalidInput(f"account {provider_id} is not a provider")
-        conn.execute(
-            sa.delete(payment_callback_secrets).where(
-                payment_callback_secrets.c.provider_id == provider_id
-            )
-        )
-        conn.execute(
-            payment_callback_secrets.insert().values(
-                provider_id=provider_id, secret=secret, created_at=clock.now()
-            )
-        )
 
-    db.run(work)
-    return secret
+        created: list[bool] = []
+
+        def perform() -> dict[str, Any]:
+            conn.execute(
+                sa.delete(payment_callback_secrets).where(
+                    payment_callback_secrets.c.provider_id == provider_id
+                )
+            )
+            conn.execute(
+                payment_callback_secrets.insert().values(
+                    provider_id=provider_id, secret=secret, created_at=clock.now()
+                )
+            )
+            created.append(True)
+            return {"key_prefix": secret[:KEY_PREFIX_LENGTH]}
+
+        return idempotency.once(
+            conn, scope=f"payment_callback_secret:{provider_id}", key=key, request={},
+            now=clock.now(), perform=perform,
+            load=lambda response: CallbackSecret(
+                provider_id, str(response["key_prefix"]), secret if created else None
+            ),
+        )  # fmt: skip
+
+    return db.run(work)
 
 
 def _secret(db: Database, provider_id: int) -> str | None:
@@ -167,6 +200,7 @@ __all__ = [
     "SIGNATURE_HEADER",
     "SUCCEEDED",
     "CallbackResult",
+    "CallbackSecret",
     "book_callback",
     "rotate_secret",
 ]
