@@ -8,6 +8,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, PrincipalDep
+from telbill.api.types import Code
 from telbill.services.auth import ApiKey, create_api_key_as, list_api_keys
 
 router = APIRouter(tags=["api keys"])
@@ -17,7 +18,7 @@ class ApiKeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    role: str = Field(description="provider_admin, org_admin, user or switch")
+    role: Code = Field(description="provider_admin, org_admin, user or switch")
 
 
 class ApiKeyOut(BaseModel):

@@ -14,7 +14,6 @@ import dataclasses
 import io
 import json
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from anyio import to_thread
@@ -25,6 +24,7 @@ from telbill.adapters.db.engine import Database
 from telbill.adapters.formats.cdr_native import NATIVE_COLUMNS, read_native_cdrs
 from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, KeyedCallDep, PrincipalDep
 from telbill.api.schemas import plain_json
+from telbill.api.types import Instant
 from telbill.errors import InvalidInput
 from telbill.services import campaigns as campaigns_service
 from telbill.services import charging
@@ -159,7 +159,7 @@ class AuthorizeIn(BaseModel):
     to: str = Field(min_length=1, max_length=40)
     from_: str | None = Field(default=None, alias="from", max_length=40)
     direction: Literal["outbound", "inbound"] = "outbound"
-    at: datetime | None = None
+    at: Instant | None = None
     call_id: str | None = Field(default=None, max_length=200)
 
 
@@ -173,8 +173,8 @@ class EndIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     duration_s: int | None = Field(default=None, ge=0)
-    answer: datetime | None = None
-    end: datetime | None = None
+    answer: Instant | None = None
+    end: Instant | None = None
 
 
 # Real-time calls: the blocking work (authorisation, the service) in one thread-pool hop,
