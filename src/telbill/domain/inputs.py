@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from telbill.errors import InvalidInput
@@ -60,6 +61,20 @@ def printable(value: str) -> str:
     if _BAD_CHARACTERS.search(value) is None:
         return value
     return _BAD_CHARACTERS.sub(lambda m: m.group().encode("unicode_escape").decode(), value)
+
+
+def printable_value(value: Any, max_length: int | None = None) -> Any:
+    """`value` (JSON-like: dicts, lists, strings...) with every string and key `printable`,
+    and strings longer than `max_length` cut to it with a note of the length they had."""
+    if isinstance(value, str):
+        if max_length is not None and len(value) > max_length:
+            value = f"{value[:max_length]}... ({len(value)} characters)"
+        return printable(value)
+    if isinstance(value, dict):
+        return {printable(str(k)): printable_value(v, max_length) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [printable_value(item, max_length) for item in value]
+    return value
 
 
 def check_instant(value: datetime, field: str) -> datetime:
@@ -110,5 +125,6 @@ __all__ = [
     "check_text",
     "check_timezone_name",
     "printable",
+    "printable_value",
     "text_problem",
 ]

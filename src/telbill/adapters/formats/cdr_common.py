@@ -13,11 +13,12 @@ as timezone-aware UTC.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from telbill.domain.inputs import check_instant, check_text, text_problem
 from telbill.domain.tariffs import Direction, RowError, Service
 from telbill.domain.usage import UsageEvent
 from telbill.errors import InvalidInput
@@ -62,6 +63,7 @@ def parse_timestamp(text: str, column: str, local_tz: tzinfo = UTC) -> datetime:
         raise InvalidInput(f"{column}: not an ISO 8601 time: {text!r}") from exc
     if parsed.tzinfo is None:
         parsed = _localize(parsed, local_tz)
+    check_instant(parsed, column)  # also: 0001-01-01T00:00:00+14:00 has no UTC time
     return parsed.astimezone(UTC)
 
 
@@ -70,6 +72,27 @@ def _localize(naive: datetime, local_tz: tzinfo) -> datetime:
         # fold=0 picks the first of two ambiguous wall times (DST end), the usual switch log.
         return naive.replace(tzinfo=local_tz, fold=0)
     return naive.replace(tzinfo=local_tz)
+
+
+# Longest column of a CDR record (ids, accounts, numbers, campaigns) and longest message
+# text: a longer one is corrupt or hostile, refused with its line (and stored cut short).
+MAX_CDR_FIELD = 200
+MAX_MESSAGE_TEXT = 10_000
+FIELD_LIMITS = {"text": MAX_MESSAGE_TEXT}
+
+
+def check_columns(names: Sequence[str], fields: Sequence[str]) -> None:
+    """Refuse a record whose columns hold a NUL, a lone surrogate, or more characters than
+    their limit (`MAX_CDR_FIELD`, `FIELD_LIMITS`); InvalidInput names the first such column.
+
+    `names`: the columns' names, lower case, in the order of `fields`. The usual record
+    (short, clean) costs one search over its joined text.
+    """
+    joined = "".join(fields)
+    if len(joined) <= MAX_CDR_FIELD and text_problem(joined) is None:
+        return
+    for name, value in zip(names, fields, strict=False):
+        check_text(value, name, max_length=FIELD_LIMITS.get(name, MAX_CDR_FIELD))
 
 
 MAX_SECONDS = 10**9  # ~31 years: larger durations/counts are corrupt and would overflow storage

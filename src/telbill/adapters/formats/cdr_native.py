@@ -31,6 +31,7 @@ from telbill.adapters.formats.cdr_common import (
     CdrRowError,
     CdrStream,
     check_call_times,
+    check_columns,
     error_reason,
     parse_direction,
     parse_seconds,
@@ -94,6 +95,7 @@ class NativeLayout:
 
     header: tuple[str, ...]
     where: dict[str, int]
+    names: tuple[str, ...] = ()  # the header's names, lower case (`check_columns`)
 
     @classmethod
     def of(cls, header: Sequence[str]) -> NativeLayout:
@@ -107,7 +109,7 @@ class NativeLayout:
         where = {name: -1 for name in NATIVE_COLUMNS}
         for position, name in enumerate(names):
             where[name] = position
-        return cls(tuple(header), where)
+        return cls(tuple(header), where, tuple(names))
 
     def record(
         self, fields: list[str], line: int, default_account: str, tz: tzinfo
@@ -120,6 +122,7 @@ class NativeLayout:
             return CdrRowError(line, reason, raw=raw)
         raw = dict(zip(header, fields, strict=True))
         try:
+            check_columns(self.names, fields)
             return _event(fields, self.where, raw, line, default_account, tz)
         except (InvalidInput, ValueError, OverflowError) as exc:  # a time past year 9999
             return CdrRowError(line, error_reason(exc), raw=raw)
