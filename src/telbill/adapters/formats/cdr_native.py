@@ -30,6 +30,7 @@ from datetime import datetime, timedelta, tzinfo
 from telbill.adapters.formats.cdr_common import (
     CdrRowError,
     CdrStream,
+    Unreadable,
     check_call_times,
     check_columns,
     error_reason,
@@ -38,6 +39,7 @@ from telbill.adapters.formats.cdr_common import (
     parse_service,
     parse_timestamp,
     resolve_timezone,
+    tolerant_rows,
 )
 from telbill.domain.tariffs import Service
 from telbill.domain.usage import UsageEvent
@@ -78,9 +80,14 @@ def read_native_cdrs(
     layout = NativeLayout.of(header)
     previous_end = reader.line_num
     ordinal = -1
-    for fields in reader:
+    for fields in tolerant_rows(reader):
         line = previous_end + 1
         previous_end = reader.line_num
+        if isinstance(fields, Unreadable):
+            ordinal += 1
+            if keep is None or keep(ordinal):
+                yield CdrRowError(line, fields.reason, raw={})
+            continue
         if not any(value.strip() for value in fields):
             continue
         ordinal += 1
