@@ -10,7 +10,8 @@ so it is enforced here, once, before a request reaches its route:
   parser), so the body's bytes are searched for those escapes as they arrive; only when one
   is found is the body parsed here to name the field (keys too) or to find it was harmless
   (an escaped backslash, a surrogate pair).
-* Query strings: ``%00`` (percent-decoding never yields a surrogate).
+* Query strings and form bodies (``application/x-www-form-urlencoded``, the dashboard's):
+  ``%00`` (percent-decoding never yields a surrogate).
 
 Items of a batch whose bad records are refused one by one (`PER_ITEM_FIELDS`: the CDRs of
 ``POST /v1/cdrs``) are left to the route, which quarantines each bad one with its reason.
@@ -32,6 +33,7 @@ from telbill.api.problems import problem_response
 from telbill.domain.inputs import printable, text_problem
 
 _ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+_FORM_NUL = re.compile(rb"%00")  # a form body (the dashboard's) is percent-encoded
 _TAIL = 5  # bytes of a chunk kept to find an escape cut in two by the next chunk
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Path -> field of a list whose items' values the route checks one by one.
@@ -85,7 +87,8 @@ def _query_problem(query: bytes) -> tuple[str, str] | None:
 
 
 class TextGuard:
-    """ASGI middleware: refuse NUL and lone surrogates in JSON bodies and query strings."""
+    """ASGI middleware: refuse NUL and lone surrogates in JSON and form bodies and in query
+    strings."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -112,6 +115,9 @@ class TextGuard:
         chunks: list[bytes] = []
         suspect = False
         per_item = PER_ITEM_FIELDS.get(scope["path"])
+        content_type = dict(scope.get("headers") or []).get(b"content-type", b"")
+        form = content_type.startswith(b"application/x-www-form-urlencoded")
+        pattern = _FORM_NUL if form else _ESCAPE
 
         async def checked() -> Message:
             nonlocal suspect
@@ -121,10 +127,11 @@ class TextGuard:
             body: bytes = message.get("body", b"")
             tail = chunks[-1][-_TAIL:] if chunks else b""
             chunks.append(body)
-            if not suspect and _ESCAPE.search(tail + body) is not None:
+            if not suspect and pattern.search(tail + body) is not None:
                 suspect = True
             if suspect and not message.get("more_body", False):
-                found = _first_problem(b"".join(chunks), per_item)
+                whole = b"".join(chunks)
+                found = _query_problem(whole) if form else _first_problem(whole, per_item)
                 if found is not None:
                     # Raised while the route reads its body: FastAPI lets an HTTPException
                     # through to the problem handlers (api/problems.py).
