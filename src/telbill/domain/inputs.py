@@ -26,8 +26,8 @@ EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 MAX_TIMEZONE_LENGTH = 64
 _BAD_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-_ZONE_NAME = re.compile(r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$")
+_MONTH = re.compile(r"(\d{4})-(\d{2})")  # fullmatch: "$" would let a final newline in
+_ZONE_NAME = re.compile(r"[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*")
 
 
 def text_problem(value: str) -> str | None:
@@ -91,7 +91,7 @@ def check_instant(value: datetime, field: str) -> datetime:
 
 def check_month(value: str, field: str = "month") -> str:
     """A ``YYYY-MM`` month of a valid year and month number, else InvalidInput."""
-    found = _MONTH.match(value)
+    found = _MONTH.fullmatch(value)
     if found is None:
         raise InvalidInput(f"{field} must be YYYY-MM, e.g. 2026-03")
     year, month = int(found.group(1)), int(found.group(2))
@@ -105,7 +105,7 @@ def check_month(value: str, field: str = "month") -> str:
 def check_timezone_name(value: str, field: str = "timezone") -> str:
     """An IANA timezone name that zoneinfo knows, else InvalidInput (never OSError: a name
     is checked for shape and length before it is looked up as a file)."""
-    if len(value) > MAX_TIMEZONE_LENGTH or _ZONE_NAME.match(value) is None:
+    if len(value) > MAX_TIMEZONE_LENGTH or _ZONE_NAME.fullmatch(value) is None:
         raise InvalidInput(f"{field}: unknown timezone {value[:80]!r}: expected an IANA name")
     try:
         ZoneInfo(value)
