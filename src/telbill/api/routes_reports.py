@@ -173,7 +173,9 @@ def get_call_report(
     clock: ClockDep,
     principal: PrincipalDep,
     month: MonthQuery = None,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="next_cursor of the previous page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=reports.MAX_PAGE)] = 100,
 ) -> CallReportOut:
     authorize(db, principal, account_id, Action.READ)
