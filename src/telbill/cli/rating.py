@@ -1,4 +1,4 @@
-"""CLI commands of the rating area: quote, sms segments, rate (offline), explain.
+"""CLI commands of the rating area: quote, rate (offline), explain (`sms` is in cli/sms.py).
 
 Thin: parse, load the tariff, call the rating services, render. Errors end with one readable
 line on stderr and a non-zero exit: 3 when no rate matches (so scripts can tell "not
@@ -19,14 +19,12 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from telbill.adapters.formats.cdr_common import CDR_FORMATS, parse_timestamp
 from telbill.adapters.formats.cdrs import cdr_input_size
 from telbill.cli.common import fail, handle_errors, open_db
 from telbill.domain.money import format_amount
-from telbill.domain.sms import segment_sms
 from telbill.domain.tariffs import Direction, Service
 from telbill.errors import InvalidInput, NoRate, TelbillError
 from telbill.services.cdr_rating import (
@@ -52,15 +50,12 @@ DatabaseOption = typer.Option(
     show_default=False,
 )
 
-sms_app = typer.Typer(help="SMS tools.", no_args_is_help=True)
-
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
     app.command("quote")(quote_command)
     app.command("rate")(rate_command)
     app.command("explain")(explain_command)
-    app.add_typer(sms_app, name="sms")
 
 
 # --- plumbing ---------------------------------------------------------------------------
@@ -227,37 +222,6 @@ def _stored_charges(path: Path) -> list[Any]:
     if not items or not all(isinstance(item, dict) for item in items):
         raise InvalidInput(f"{path}: expected a charge object or a list of them")
     return items
-
-
-# --- sms segments -----------------------------------------------------------------------
-
-
-@sms_app.command("segments")
-def sms_segments_command(
-    text: str = typer.Argument(..., help="The message text."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-) -> None:
-    """Encoding (GSM-7 or UCS-2), segment count and characters per segment of a text."""
-    result = segment_sms(text)
-    data = {
-        "encoding": result.encoding,
-        "segments": result.segments,
-        "chars_per_segment": result.chars_per_segment,
-        "units": result.units,
-        "characters": result.characters,
-        "parts": list(result.parts),
-    }
-    if as_json:
-        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
-        return
-    typer.echo(
-        f"{result.encoding}: {result.segments} segment(s), "
-        f"{result.chars_per_segment} per segment, {result.units} units"
-    )
-    table = Table("segment", "units", "text")
-    for number, part in enumerate(result.parts, start=1):
-        table.add_row(str(number), str(segment_sms(part).units), repr(part))
-    Console().print(table)
 
 
 # --- rate -------------------------------------------------------------------------------
