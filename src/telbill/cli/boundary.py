@@ -83,6 +83,8 @@ def describe(exc: BaseException) -> str:
     if database is not None:
         return database
     if isinstance(exc, UnicodeDecodeError):
+        if bytes(exc.object[:2]) in (b"\xff\xfe", b"\xfe\xff"):
+            return "input is UTF-16 text: save the file as UTF-8"
         bad = exc.object[exc.start : exc.start + 1].hex()
         return (
             f"input is not UTF-8 text (byte 0x{bad} at offset {exc.start}): save the file as UTF-8"
@@ -95,6 +97,9 @@ def describe(exc: BaseException) -> str:
             "a worker process ended abruptly (killed or out of memory); its part was not "
             "finished: run the command again (a replay charges nothing twice)"
         )
+    csv_module = sys.modules.get("csv")
+    if csv_module is not None and isinstance(exc, csv_module.Error):
+        return f"CSV file: {exc}"
     if isinstance(exc, OSError):
         return _os_reason(exc)
     if isinstance(exc, MemoryError):

@@ -37,7 +37,7 @@ def input_path(path: Path, *, folder_ok: bool = False) -> Path:
     try:
         info = path.stat()
     except FileNotFoundError:
-        raise InvalidInput(f"{path}: no such file") from None
+        raise InvalidInput(f"{path}: file not found") from None
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if stat.S_ISDIR(info.st_mode):

@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from telbill.adapters.formats.cdr_common import CDR_FORMATS, parse_timestamp
 from telbill.adapters.formats.cdrs import cdr_input_size
 from telbill.cli.common import fail, handle_errors, open_db
+from telbill.cli.files import input_path, output_path
 from telbill.domain.money import format_amount
 from telbill.domain.tariffs import Direction, Service
 from telbill.errors import InvalidInput, NoRate, TelbillError
@@ -212,6 +213,7 @@ def explain_command(
 
 
 def _stored_charges(path: Path) -> list[Any]:
+    input_path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -248,8 +250,8 @@ def rate_command(
     from telbill.services.cdr_rate_files import rate_cdr_file_workers
 
     with _errors_as_exit():
-        if not cdr_file.exists():
-            raise InvalidInput(f"CDR file not found: {cdr_file}")
+        input_path(cdr_file, folder_ok=True)
+        output_path(out)
         db = open_db(database)
         progress = Progress(
             TextColumn("rating"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
