@@ -87,7 +87,7 @@ def post_command(
     ),
     chunk_size: int = typer.Option(charging.DEFAULT_CHUNK_SIZE, "--chunk-size", min=1),
     workers: int = typer.Option(
-        1, "--workers", min=1, help="File: processes posting its chunks (round robin)."
+        1, "--workers", min=1, max=64, help="File: processes posting its chunks (round robin)."
     ),
     timezone: str | None = typer.Option(None, "--timezone", help="Zone of naive times."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),

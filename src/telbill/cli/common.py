@@ -13,21 +13,41 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from telbill.cli.boundary import debugging, describe, one_line
 from telbill.errors import TelbillError
 from telbill.jsonable import to_jsonable
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from telbill.adapters.db.engine import Database
+
+    console: Console  # made on first use, see `__getattr__`
+    err_console: Console
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-console = Console()
-err_console = Console(stderr=True)
+
+_CONSOLES: dict[str, Console] = {}
+
+
+def _console(name: str) -> Console:
+    """`console` (stdout) or `err_console` (stderr), made on first use: commands that print
+    no table never import Rich."""
+    if name not in _CONSOLES:
+        from rich.console import Console
+
+        _CONSOLES[name] = Console(stderr=name == "err_console")
+    return _CONSOLES[name]
+
+
+def __getattr__(name: str) -> Any:  # `from telbill.cli.common import console` (PEP 562)
+    if name in ("console", "err_console"):
+        return _console(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 DatabaseOption = Annotated[
     str | None,
@@ -43,7 +63,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 def fail(message: str) -> typer.Exit:
     """Print one line on stderr and return the Exit to raise (exit code 1)."""
-    err_console.print(
+    from rich.markup import escape
+
+    _console("err_console").print(
         f"[bold red]error:[/] {escape(one_line(message))}", highlight=False, soft_wrap=True
     )
     return typer.Exit(code=1)
@@ -58,14 +80,15 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
-            if debugging() or not _expected(exc):
+            if debugging() or not expected_error(exc):
                 raise
             raise fail(describe(exc)) from None
 
     return wrapper
 
 
-def _expected(exc: Exception) -> bool:
+def expected_error(exc: BaseException) -> bool:
+    """True for telbill's own errors and the database's (reported without a traceback)."""
     sa_exc = sys.modules.get("sqlalchemy.exc")
     return isinstance(exc, TelbillError) or (
         sa_exc is not None and isinstance(exc, sa_exc.SQLAlchemyError)

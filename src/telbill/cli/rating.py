@@ -9,6 +9,7 @@ priced" from a failure), 1 for any other telbill error. Tariffs are read from th
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,27 +18,27 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-from sqlalchemy.exc import SQLAlchemyError
 
 from telbill.adapters.formats.cdr_common import CDR_FORMATS, parse_timestamp
-from telbill.adapters.formats.cdrs import cdr_input_size
-from telbill.cli.common import fail, handle_errors, open_db
+from telbill.cli.common import expected_error, fail, handle_errors, open_db
 from telbill.cli.files import input_path, output_path
 from telbill.domain.money import format_amount
 from telbill.domain.tariffs import Direction, Service
-from telbill.errors import InvalidInput, NoRate, TelbillError
-from telbill.services.cdr_rating import (
-    DEFAULT_CHUNK_SIZE,
-)
+from telbill.errors import InvalidInput, NoRate
 from telbill.services.quotes import (
     QuoteRequest,
+    cached_quote_index,
     load_tariff_index,
     quote,
     quote_summary,
+    remember_quote_index,
     render_explanation,
 )
+
+# Imports stay light (no SQLAlchemy, numpy or Rich at import): `quote` answers from the
+# compiled-tariff cache without them; `rate` imports its pipeline when it runs.
+DEFAULT_DATABASE_URL = "sqlite:///telbill.db"  # as adapters.db.engine (a test keeps them equal)
+DEFAULT_CHUNK_SIZE = 5_000  # as services.cdr_rating (a test keeps them equal)
 
 EXIT_ERROR = 1
 EXIT_NO_RATE = 3
@@ -75,7 +76,9 @@ def _errors_as_exit() -> Iterator[None]:
     except NoRate as exc:
         fail(f"{exc.message} ({exc.code})")
         raise typer.Exit(EXIT_NO_RATE) from None
-    except (TelbillError, SQLAlchemyError) as exc:
+    except Exception as exc:
+        if not expected_error(exc):
+            raise
         handle_errors(_reraise)(exc)
 
 
@@ -86,6 +89,17 @@ def _tariff_index(name: str, database: str | None, at: datetime | None = None) -
         return load_tariff_index(db, name, at=at)
     finally:
         db.dispose()
+
+
+def _quote_index(name: str, database: str | None, request: QuoteRequest) -> Any:
+    """The index that prices `request`: from the on-disk compiled-tariff cache when it holds
+    the version in force (no SQLAlchemy, no deck loaded), else loaded, compiled and cached."""
+    url = database or os.environ.get("TELBILL_DATABASE_URL") or DEFAULT_DATABASE_URL
+    index = cached_quote_index(url, name, request)
+    if index is None:
+        index = _tariff_index(name, database, request.at)
+        remember_quote_index(url, name, request, index)
+    return index
 
 
 def _parse_choice(kind: type[Service] | type[Direction], value: str, option: str) -> Any:
@@ -145,7 +159,7 @@ def quote_command(
     """Price a call or a message and show the breakdown. Exit 3 when no rate matches."""
     with _errors_as_exit():
         request = _quote_request(to, from_, service, direction, duration, text, at)
-        rated = quote(request, _tariff_index(tariff, database, request.at))
+        rated = quote(request, _quote_index(tariff, database, request))
         summary = quote_summary(rated)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
@@ -208,7 +222,7 @@ def explain_command(
             if not tariff or not to:
                 raise InvalidInput("give --tariff and --to (or --charge-json FILE)")
             request = _quote_request(to, from_, service, direction, duration, text, at)
-            charges = list(quote(request, _tariff_index(tariff, database, request.at)).charges)
+            charges = list(quote(request, _quote_index(tariff, database, request)).charges)
         typer.echo("\n\n".join(render_explanation(charge) for charge in charges))
 
 
@@ -239,7 +253,7 @@ def rate_command(
     ),
     chunk_size: int = typer.Option(DEFAULT_CHUNK_SIZE, "--chunk-size", min=1),
     workers: int = typer.Option(
-        1, "--workers", min=1, help="Processes rating parts of a native file (more cores)."
+        1, "--workers", min=1, max=64, help="Processes rating parts of a native file (more cores)."
     ),
     database: str | None = DatabaseOption,
 ) -> None:
@@ -247,6 +261,10 @@ def rate_command(
 
     Each call is priced by the tariff version in force at its start.
     """
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from telbill.adapters.formats.cdrs import cdr_input_size
     from telbill.services.cdr_rate_files import rate_cdr_file_workers
 
     with _errors_as_exit():
