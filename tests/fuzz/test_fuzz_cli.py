@@ -32,7 +32,7 @@ FUZZ = settings(
     database=None,
 )
 SKIPPED_COMMANDS = {("serve",), ("demo",)}  # they serve until stopped
-SKIPPED_OPTIONS = {"--stream", "--host", "--port"}  # network endpoints
+SKIPPED_OPTIONS = {"--stream", "--host", "--port", "--every"}  # network, run-forever loops
 EXIT_CODES = {0, 1, 2, 3}
 
 HOSTILE = [

@@ -38,7 +38,7 @@ COMMAND_MODULES = (
 # Top-level command -> (module that registers it, its line in `telbill --help`).
 # Add one line here with each new top-level command (order = order in `--help`).
 COMMANDS: dict[str, tuple[str, str]] = {
-    "init": ("telbill.cli.server", "Create or migrate the database schema to the newest revision."),
+    "init": ("telbill.cli.server", "Create or migrate the database schema (newest revision)."),
     "serve": ("telbill.cli.server", "Serve the REST API (docs at /docs) and the scheduler."),
     "demo": ("telbill.cli.server", "Seed a demo (fresh SQLite file), then serve the API."),
     "admin": ("telbill.cli.server", "Operator commands (bootstrap API keys)."),
@@ -96,12 +96,15 @@ class TelbillGroup(TyperGroup):
         return self.commands.get(cmd_name)
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
-        # The listing shows the table's lines: no area module is imported for `--help`.
+        # The listing shows the table's lines: no area module is imported for `--help`, and
+        # it is plain text (Rich's help renderer alone costs more than the rest of `--help`).
         for name, (_, line) in COMMANDS.items():
             self.commands.setdefault(name, _HelpOnly(name=name, help=line))
+        markup, self.rich_markup_mode = self.rich_markup_mode, None
         try:
             super().format_help(ctx, formatter)
         finally:
+            self.rich_markup_mode = markup
             for name in [n for n, c in self.commands.items() if isinstance(c, _HelpOnly)]:
                 del self.commands[name]
 

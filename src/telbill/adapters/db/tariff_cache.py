@@ -22,7 +22,6 @@ import os
 import pickle
 import sqlite3
 import stat
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -144,6 +143,8 @@ def write_slices(stamp: VersionStamp, header: dict[str, Any], rows: Iterable[Any
     by_prefix: dict[str, list[tuple[int, Any]]] = {}
     for position, row in enumerate(rows):
         by_prefix.setdefault(row.prefix, []).append((position, row))
+    import tempfile
+
     handle, temporary = tempfile.mkstemp(prefix=".slices-", dir=entry.parent)
     os.close(handle)
     try:
