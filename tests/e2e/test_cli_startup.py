@@ -115,3 +115,8 @@ def test_a_commands_own_database_option_wins_over_the_global_one(tmp_path) -> No
     in_a = runner.invoke(app, ["--database", first, "account", "show", "1"])
     assert in_b.exit_code == 0 and "OnlyInB" in in_b.stdout
     assert in_a.exit_code == 1 and "not found" in in_a.stderr
+
+
+def test_fpdf_is_imported_only_when_a_pdf_is_made() -> None:
+    for args in (("invoice", "list", "1"), ("notify", "list", "1"), ("balance", "1")):
+        assert not {m for m in modules_after(*args) if m.split(".")[0] == "fpdf"}, args

@@ -145,7 +145,10 @@ def run_hostile(world: dict[str, Any], args: list[str]) -> None:
     assert "Traceback" not in result.output, shown
     if result.exit_code == 1:
         lines = result.stderr.splitlines()
-        said = any(line.startswith("error:") or "nothing imported" in line for line in lines)
+        # one `error:` line; a deck's bad lines then "nothing imported"; a prompt with no
+        # input (a password) "Aborted."
+        endings = ("error:", "Aborted")
+        said = any(line.startswith(endings) or "nothing imported" in line for line in lines)
         assert said, (shown, result.stderr[:300])
 
 
