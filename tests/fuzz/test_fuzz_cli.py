@@ -25,7 +25,7 @@ from db_templates import sqlite_database
 from telbill.cli.main import COMMANDS, app, load_commands
 
 FUZZ = settings(
-    max_examples=int(os.environ.get("TELBILL_FUZZ_EXAMPLES", "12")),
+    max_examples=int(os.environ.get("TELBILL_FUZZ_EXAMPLES", "6")),
     derandomize=not os.environ.get("TELBILL_FUZZ_FRESH"),
     deadline=None,
     suppress_health_check=list(HealthCheck),
