@@ -82,18 +82,28 @@ def _errors_as_exit() -> Iterator[None]:
         handle_errors(_reraise)(exc)
 
 
-def _tariff_index(name: str, database: str | None, at: datetime | None = None) -> Any:
-    """Load tariff `name` (the version in force `at`, else the newest) as a rate index."""
+def _tariff_index(
+    name: str, database: str | None, at: datetime | None = None, provider: int | None = None
+) -> Any:
+    """Load tariff `name` (the version in force `at`, else the newest) as a rate index, from
+    the catalogue of `provider` (its own and the operator's shared; None: the operator's)."""
+    from telbill.services.tariffs import provider_viewer
+
     db = open_db(database)
     try:
-        return load_tariff_index(db, name, at=at)
+        return load_tariff_index(db, name, at=at, viewer=provider_viewer(db, provider))
     finally:
         db.dispose()
 
 
-def _quote_index(name: str, database: str | None, request: QuoteRequest) -> Any:
+def _quote_index(
+    name: str, database: str | None, request: QuoteRequest, provider: int | None = None
+) -> Any:
     """The index that prices `request`: from the on-disk compiled-tariff cache when it holds
-    the version in force (no SQLAlchemy, no deck loaded), else loaded, compiled and cached."""
+    the version in force (no SQLAlchemy, no deck loaded), else loaded, compiled and cached.
+    The cache holds the operator's catalogue; a `provider`'s view is always read."""
+    if provider is not None:
+        return _tariff_index(name, database, request.at, provider)
     url = database or os.environ.get("TELBILL_DATABASE_URL") or DEFAULT_DATABASE_URL
     index = cached_quote_index(url, name, request)
     if index is None:
@@ -155,11 +165,14 @@ def quote_command(
     at: str | None = AtOption,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     database: str | None = DatabaseOption,
+    provider: int | None = typer.Option(
+        None, "--provider", help="Provider account id: its catalogue (default: the operator's)."
+    ),
 ) -> None:
     """Price a call or a message and show the breakdown. Exit 3 when no rate matches."""
     with _errors_as_exit():
         request = _quote_request(to, from_, service, direction, duration, text, at)
-        rated = quote(request, _quote_index(tariff, database, request))
+        rated = quote(request, _quote_index(tariff, database, request, provider))
         summary = quote_summary(rated)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))

@@ -35,7 +35,7 @@ FORMAT = "telbill-tariff-slices-1"
 TARIFF_COLUMNS = frozenset(
     {
         "id", "name", "version", "currency", "settings", "created_at", "effective_from",
-        "row_count", "source_format", "source_file", "source_sha256",
+        "row_count", "source_format", "source_file", "source_sha256", "owner_id", "purpose",
     }
 )  # fmt: skip
 
@@ -87,8 +87,9 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def stamp_in_force(url: str, name: str, at: datetime) -> VersionStamp | None:
-    """The stamp of the version of tariff `name` in force `at` (the newest whose
-    effective_from is not after `at`), read without SQLAlchemy; None when this database
+    """The stamp of the version of the operator's tariff `name` in force `at` (the newest
+    whose effective_from is not after `at`: as `services.tariffs` reads the operator's
+    catalogue), read without SQLAlchemy; None when this database
     cannot be read that way or has no such version (the caller then takes the ordinary path,
     which also reports a missing tariff)."""
     path = sqlite_path(url)
@@ -103,8 +104,9 @@ def stamp_in_force(url: str, name: str, at: datetime) -> VersionStamp | None:
             if columns != TARIFF_COLUMNS:
                 return None
             found = conn.execute(
-                "SELECT id, version, created_at FROM tariffs WHERE name = ? AND "
-                "(effective_from IS NULL OR effective_from <= ?) ORDER BY version DESC LIMIT 1",
+                "SELECT id, version, created_at FROM tariffs WHERE name = ? AND owner_id IS NULL"
+                " AND (effective_from IS NULL OR effective_from <= ?)"
+                " ORDER BY version DESC LIMIT 1",
                 (name, stored_at),
             ).fetchone()
     except (sqlite3.Error, OverflowError, ValueError, UnicodeError):
