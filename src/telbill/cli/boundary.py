@@ -35,6 +35,8 @@ def run_inside_boundary(ctx: Any, command: Callable[[], T]) -> T:
         return command()
     except _PASS_THROUGH:
         raise
+    except BrokenPipeError:
+        raise  # a reader that stopped early (`| head`): Typer exits 1 quietly
     except BaseException as exc:
         if debugging(ctx):
             raise
