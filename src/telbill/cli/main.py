@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "telbill.cli.notifications",
     "telbill.cli.reports",
     "telbill.cli.invoices",
+    "telbill.cli.payments",
     "telbill.cli.sms",
 )
 
@@ -69,6 +70,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "receipt": ("telbill.cli.notifications", "Top-up receipts."),
     "report": ("telbill.cli.reports", "Call-cost reports and usage counters."),
     "invoice": ("telbill.cli.invoices", "Monthly invoices, payments and credit notes."),
+    "payment": ("telbill.cli.payments", "Top-up requests to confirm or reject, callback secrets."),
 }
 
 
