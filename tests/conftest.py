@@ -96,3 +96,17 @@ def astpp_deck() -> Path:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Drop this process's test databases before it exits (xdist workers skip `atexit`)."""
     db_templates.finish_drops()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_tariff_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """`telbill quote`'s compiled-tariff cache goes to a folder of this run, not ~/.cache."""
+    folder = tmp_path_factory.mktemp("tariff-cache")
+    folder.chmod(0o700)
+    previous = os.environ.get("TELBILL_CACHE_DIR")
+    os.environ["TELBILL_CACHE_DIR"] = str(folder)
+    yield
+    if previous is None:
+        os.environ.pop("TELBILL_CACHE_DIR", None)
+    else:
+        os.environ["TELBILL_CACHE_DIR"] = previous
