@@ -30,6 +30,7 @@ from telbill.adapters.formats.tariff_fields import (
     zone,
 )
 from telbill.adapters.formats.twilio import read_twilio_csv
+from telbill.cli.files import LimitedLines, input_path
 from telbill.domain.tariffs import Increment, RateRow, RowError, TariffSettings
 from telbill.errors import TelbillError
 from telbill.services.tariffs import (
@@ -160,8 +161,7 @@ def import_command(
     try:
         if file_format not in FORMATS:
             raise _fail(f"--format must be one of {', '.join(FORMATS)}")
-        if not file.exists():
-            raise _fail(f"{file} does not exist")
+        input_path(file, folder_ok=file_format == "cgrates")
         if file_format != "cgrates" and not name:
             raise _fail("--name is required")
         settings = TariffSettings(
@@ -248,7 +248,7 @@ def _import_csv(
     ):
         # The bar counts rows stored (reading runs ahead of storing by a chunk only).
         task = progress.add_task(f"importing {file.name}", total=_data_lines(file))
-        lines: Iterable[str] = handle
+        lines: Iterable[str] = LimitedLines(handle, str(file))
         if file_format == "twilio":
             items = read_twilio_csv(lines, defaults=default_values, source="")
         else:
