@@ -22,7 +22,7 @@ def test_plan_with_a_tariff_that_does_not_exist_is_refused_and_not_stored(db_url
 
 
 def test_plan_list_shows_every_plan_with_its_tariff_and_rules(db_url, tmp_path):
-    provider_and_org(db_url)
+    ids = provider_and_org(db_url)
     deck = tmp_path / "retail.csv"
     deck.write_text(RETAIL_DECK, encoding="utf-8")
     run(db_url, "tariff", "import", str(deck), "--name", "retail")
@@ -41,6 +41,11 @@ def test_plan_list_shows_every_plan_with_its_tariff_and_rules(db_url, tmp_path):
         "soft",
     )
     assert sorted(resale["allowed_call_classes"]) == ["incoming", "public_network"]
+    provider, _ = ids
+    run(db_url, "plan", "create", "own", "--tariff", "retail", "--provider", provider)
+    assert [p["plan"]["name"] for p in run_json(db_url, "plan", "list")] == ["resale", "retail"]
+    mine = run_json(db_url, "plan", "list", "--provider", provider)
+    assert [p["plan"]["name"] for p in mine] == ["own", "resale", "retail"]
     table = run(db_url, "plan", "list").stdout  # a table, a row per plan
     assert "resale" in table and "retail" in table and "charging plans" in table
 

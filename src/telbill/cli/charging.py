@@ -406,9 +406,14 @@ def plan_create(
 
 @plan_app.command("list")
 @handle_errors
-def plan_list(as_json: JsonOption = False, database: DatabaseOption = None) -> None:
-    """Charging plans: tariff, pricing, allowed call classes, cut-off, maximum call."""
-    found = plans.list_plans(open_db(database))
+def plan_list(
+    provider: int | None = typer.Option(None, "--provider", help=PROVIDER_HELP),
+    as_json: JsonOption = False,
+    database: DatabaseOption = None,
+) -> None:
+    """Charging plans (the operator's, and --provider's own): tariff, pricing, allowed call
+    classes, cut-off, maximum call."""
+    found = plans.list_plans(open_db(database), provider=provider)
     if as_json:
         print_json(found)
         return
