@@ -18,6 +18,11 @@ Rules, in order:
    (a Friday 22:00-06:00 band does not cover Saturday 02:00 unless Saturday is listed).
    At one prefix, a banded row that matches beats an unbanded one.
 5. Remaining ties: the latest ``effective_from`` wins, then the earlier row in the file.
+6. The key looked up (`TariffIndex.key_of`): a tariff matching "digits" (native decks) looks
+   up the number's rating digits (``+44 20``, ``0044 20`` and ``4420`` are one number); one
+   matching "exact" (CGRateS) looks up the number as given, without surrounding spaces, so
+   ``+49`` and ``49`` are different prefixes and a named destination (``voicemail``) is a
+   prefix like any other.
 """
 
 from __future__ import annotations
@@ -30,7 +35,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from telbill.domain.increments import TimedPrice, check_tiers, validate_rounding
 from telbill.domain.money import MONEY_DECIMALS, validate_currency
+from telbill.domain.numbers import rating_digits
 from telbill.domain.tariffs import (
+    NUMBER_MATCH_EXACT,
+    NUMBER_MATCHES,
     Direction,
     NumberType,
     RateRow,
@@ -42,6 +50,7 @@ from telbill.errors import InvalidInput, NoRate
 
 _NUMBER_TYPE_ORDER = tuple(NumberType)
 _EPOCH_MIN = datetime.min.replace(tzinfo=ZoneInfo("UTC"))
+MAX_EXACT_KEY = 64  # characters of a number matched as given (CGRateS destinations)
 
 # prefix length -> prefix -> row positions in the tariff, for one number type
 _Table = dict[int, dict[str, tuple[int, ...]]]
@@ -90,8 +99,26 @@ def is_banded(row: RateRow) -> bool:
     return row.weekdays is not None or row.hours is not None
 
 
+def exact_key(number: str) -> str:
+    """A number matched as given (rule 6): printable, no inner spaces, at most 64 characters."""
+    if not isinstance(number, str):
+        raise InvalidInput(f"phone number must be text: {number!r}")
+    key = number.strip()
+    if (
+        not key
+        or len(key) > MAX_EXACT_KEY
+        or not key.isprintable()
+        or any(c.isspace() for c in key)
+    ):
+        raise InvalidInput(f"not a destination: {number!r}")
+    return key
+
+
 def _check_row(row: RateRow, position: int, settings: TariffSettings) -> None:
-    if row.prefix and not (row.prefix.isascii() and row.prefix.isdigit()):
+    if settings.number_match == NUMBER_MATCH_EXACT:
+        if row.prefix and exact_key(row.prefix) != row.prefix:
+            raise InvalidInput(f"row {position + 1}: bad prefix {row.prefix!r}")
+    elif row.prefix and not (row.prefix.isascii() and row.prefix.isdigit()):
         raise InvalidInput(f"row {position + 1}: prefix must be digits, got {row.prefix!r}")
     for bound in (row.effective_from, row.effective_to):
         if bound is not None and bound.tzinfo is None:
@@ -117,7 +144,7 @@ def _check_row(row: RateRow, position: int, settings: TariffSettings) -> None:
 class TariffIndex:
     """Immutable lookup structure compiled from a `Tariff` (see module rules)."""
 
-    __slots__ = ("tariff", "zone", "rounding", "_tables", "_lengths", "_prices")
+    __slots__ = ("tariff", "zone", "rounding", "exact", "_tables", "_lengths", "_prices")
 
     def __init__(self, tariff: Tariff) -> None:
         self.tariff = tariff
@@ -131,6 +158,12 @@ class TariffIndex:
             )
         if settings.max_call_s < 1:
             raise InvalidInput(f"max_call_s must be positive, got {settings.max_call_s}")
+        if settings.number_match not in NUMBER_MATCHES:
+            raise InvalidInput(
+                f"number_match must be one of {', '.join(NUMBER_MATCHES)}, "
+                f"got {settings.number_match!r}"
+            )
+        self.exact = settings.number_match == NUMBER_MATCH_EXACT
         building: dict[tuple[Service, Direction, NumberType], dict[int, dict[str, list[int]]]]
         building = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
         for position, row in enumerate(tariff.rows):
@@ -158,6 +191,10 @@ class TariffIndex:
     @property
     def currency(self) -> str:
         return self.tariff.settings.currency
+
+    def key_of(self, number: str) -> str:
+        """The text this tariff's prefixes match for `number` (rule 6); InvalidInput for junk."""
+        return exact_key(number) if self.exact else rating_digits(number)
 
     def table(
         self, service: Service, direction: Direction, number_type: NumberType
@@ -283,4 +320,12 @@ def compile_tariff(tariff: Tariff) -> TariffIndex:
     return TariffIndex(tariff)
 
 
-__all__ = ["RateMatch", "TariffIndex", "compile_tariff", "in_band", "in_force", "is_banded"]
+__all__ = [
+    "RateMatch",
+    "TariffIndex",
+    "compile_tariff",
+    "exact_key",
+    "in_band",
+    "in_force",
+    "is_banded",
+]

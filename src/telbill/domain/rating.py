@@ -16,7 +16,11 @@ Rules (each has a named test in tests/unit/test_rating_*.py):
 * SMS outbound = segments x rate of the destination (+ connect fee once); inbound = the
   inbound row's rate per message, whatever its segments.
 * No matching row: NoRate. A plan may refuse the call's class: CallClassNotAllowed. A call
-  to a local extension with no matching row is free.
+  to a local extension with no matching row is free when the tariff says short numbers are
+  free extensions (`TariffSettings.free_extensions`, the default of native decks); otherwise
+  (CGRateS imports) it is NoRate like any other number.
+* The number is looked up as the tariff matches numbers (`TariffIndex.key_of`): rating
+  digits, or the number as given for a tariff matching "exact" (CGRateS).
 * A plan priced relative to cost applies its markup to the exact cost; each charge is then
   rounded once with the decimals and rounding mode of its row (CGRateS rounds per
   destination rate), or the tariff's when the row sets none.
@@ -203,9 +207,19 @@ def call_duration_s(event: UsageEvent) -> int:
     return math.ceil(seconds)
 
 
-def classify_call(event: UsageEvent) -> CallClass:
+def _plain_digits(number: str) -> str | None:
+    """The number's rating digits, or None when it is not a phone number (a named
+    destination of a tariff matching numbers as given)."""
+    try:
+        return rating_digits(number)
+    except InvalidInput:
+        return None
+
+
+def classify_call(event: UsageEvent, index: TariffIndex | None = None) -> CallClass:
     """The event's call class: as given by the switch, else inbound -> incoming, a short
-    dialled number -> local extension, anything else -> public network."""
+    dialled number -> local extension, anything else -> public network. A named destination
+    (not a phone number) of a tariff matching numbers as given is public network."""
     if event.call_class:
         try:
             return CallClass(event.call_class)
@@ -213,7 +227,14 @@ def classify_call(event: UsageEvent) -> CallClass:
             raise InvalidInput(f"unknown call class {event.call_class!r}") from exc
     if event.direction is Direction.INBOUND:
         return CallClass.INCOMING
-    if len(rating_digits(event.to_number)) <= EXTENSION_MAX_DIGITS:
+    if index is not None and index.exact:
+        digits = _plain_digits(event.to_number)
+        if digits is None:
+            index.key_of(event.to_number)  # junk still raises InvalidInput
+            return CallClass.PUBLIC_NETWORK
+    else:
+        digits = rating_digits(event.to_number)
+    if len(digits) <= EXTENSION_MAX_DIGITS:
         return CallClass.LOCAL_EXTENSION
     return CallClass.PUBLIC_NETWORK
 
@@ -237,8 +258,9 @@ def _base_explanation(
     plan: ChargingPlan | None,
     labels: bool,
 ) -> Explanation:
-    public = len(digits) > EXTENSION_MAX_DIGITS
-    full = number_labels(digits) if public and labels else None
+    plain = _plain_digits(digits) if index.exact else digits
+    public = plain is not None and len(plain) > EXTENSION_MAX_DIGITS
+    full = number_labels(plain) if plain is not None and public and labels else None
     settings = index.tariff.settings
     explanation = Explanation(
         tariff=index.name,
@@ -247,8 +269,10 @@ def _base_explanation(
         service=service,
         direction=direction,
         leg=leg,
-        to_number="+" + digits if public else digits,
-        country=(full.country if full else country_of(digits)) if public else None,
+        to_number=digits if index.exact or not public else "+" + digits,
+        country=(
+            (full.country if full else country_of(plain)) if plain is not None and public else None
+        ),
         number_label=full.number_type if full else None,
         decimals=settings.decimals,
         rounding=index.rounding,
@@ -277,11 +301,12 @@ def _base_explanation(
     return explanation
 
 
-def _payer(direction: Direction, match: RateMatch | None, digits: str) -> Payer:
+def _payer(direction: Direction, match: RateMatch | None, key: str) -> Payer:
     if direction is not Direction.INBOUND:
         return Payer.ACCOUNT
     if match is not None and match.row.number_type is NumberType.TOLL_FREE:
         return Payer.NUMBER_OWNER
+    digits = _plain_digits(key) or ""
     if len(digits) > EXTENSION_MAX_DIGITS and number_labels(digits).number_type == "toll_free":
         return Payer.NUMBER_OWNER
     return Payer.ACCOUNT
@@ -301,7 +326,7 @@ def _timed_charge(
     labels: bool,
     allow_free_extension: bool = False,
 ) -> Charge:
-    digits = rating_digits(number)
+    digits = index.key_of(number)
     if duration_s <= 0:
         match = index.find(digits, service=service, direction=direction, at=event.start)
         note = "unanswered: nothing to bill" if service is Service.VOICE else "no usage"
@@ -310,7 +335,7 @@ def _timed_charge(
             event.id, event.account, leg, service, direction, Decimal(0), index.currency,
             unit, 0, _payer(direction, match, digits), replace(base, note=note),
         )
-    if allow_free_extension:
+    if allow_free_extension and index.tariff.settings.free_extensions:
         found = index.find(digits, service=service, direction=direction, at=event.start)
         if found is None:
             base = _base_explanation(
@@ -350,7 +375,7 @@ def _timed_charge(
 def _message_charge(
     event: UsageEvent, index: TariffIndex, plan: ChargingPlan | None, labels: bool
 ) -> Charge:
-    digits = rating_digits(event.to_number)
+    digits = index.key_of(event.to_number)
     encoding: str | None = None
     if event.segments is not None:
         if event.segments < 1:
@@ -416,7 +441,7 @@ def rate_event(
         raise InvalidInput(f"event {event.id}: start must be timezone-aware")
     charges: list[Charge] = []
     if event.service in (Service.VOICE, Service.FAX):
-        call_class = classify_call(event)
+        call_class = classify_call(event, index)
         if plan is not None:
             plan.check_call_class(call_class)
         charges.append(
@@ -485,9 +510,9 @@ def max_affordable_call_seconds(
     """Longest call (seconds, capped at the tariff maximum) whose charge is <= `available`,
     for real-time authorisation. Raises NoRate / CallClassNotAllowed like `rate_event`."""
     if plan is not None:
-        plan.check_call_class(classify_call(event))
+        plan.check_call_class(classify_call(event, index))
     match = index.lookup(
-        rating_digits(event.to_number), service=event.service, direction=event.direction,
+        index.key_of(event.to_number), service=event.service, direction=event.direction,
         at=event.start,
     )
     price: TimedPrice = index.price_of(match)

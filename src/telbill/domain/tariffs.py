@@ -95,6 +95,9 @@ class RateTier:
 
 
 DEFAULT_MAX_CALL_S = 3600
+NUMBER_MATCH_DIGITS = "digits"
+NUMBER_MATCH_EXACT = "exact"
+NUMBER_MATCHES = (NUMBER_MATCH_DIGITS, NUMBER_MATCH_EXACT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +142,14 @@ class TariffSettings:
     decimals: int = 6
     rounding: str = "ROUND_HALF_UP"  # a decimal module rounding constant name
     max_call_s: int = DEFAULT_MAX_CALL_S
+    # How a dialled number meets the prefixes: "digits" (native decks: ``+44 20...``,
+    # ``0044...`` and ``4420...`` are one number, prefixes are digits) or "exact" (CGRateS:
+    # the number as given, so ``+49`` and ``49`` differ and named destinations such as
+    # ``voicemail`` match).
+    number_match: str = NUMBER_MATCH_DIGITS
+    # A call to a short number (an extension) that no row prices is free when True (native
+    # decks); when False it is "no rate" like any other unmatched number (CGRateS).
+    free_extensions: bool = True
 
 
 @dataclass(frozen=True, slots=True)

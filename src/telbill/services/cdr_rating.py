@@ -133,6 +133,9 @@ class OfflineRater:
         numbers: list[str] = []
         good: list[tuple[int, UsageEvent, int]] = []
         for position, event, duration in items:
+            if self.index.exact:  # numbers matched as given: the digit columns cannot
+                yield position, self._rate_one(event)
+                continue
             try:
                 numbers.append(rating_digits(event.to_number))
             except TelbillError:  # junk number: rate_event names the problem

@@ -58,7 +58,6 @@ from telbill.adapters.db.engine import Database
 from telbill.domain.costs import charge_costs
 from telbill.domain.lookup import TariffIndex
 from telbill.domain.money import CALL_TIME, from_micros, to_micros
-from telbill.domain.numbers import rating_digits
 from telbill.domain.plans import CallClass, CutOffPolicy
 from telbill.domain.rating import (
     classify_call,
@@ -246,13 +245,16 @@ def _decide(
             "number_suspended", f"{event.to_number} is suspended for an unpaid renewal", currency
         )
     try:
-        call_class = classify_call(event)
+        call_class = classify_call(event, ctx.index)
         ctx.plan.plan.check_call_class(call_class)
-        digits = rating_digits(event.to_number)
+        digits = ctx.index.key_of(event.to_number)
         found = ctx.index.find(
             digits, service=Service.VOICE, direction=event.direction, at=event.start
         )
-        if found is None and call_class is not CallClass.LOCAL_EXTENSION:
+        free_extension = (
+            call_class is CallClass.LOCAL_EXTENSION and ctx.index.tariff.settings.free_extensions
+        )
+        if found is None and not free_extension:
             ctx.index.lookup(digits, service=Service.VOICE, direction=event.direction,
                              at=event.start)  # fmt: skip
     except (CallClassNotAllowed, NoRate) as refused:

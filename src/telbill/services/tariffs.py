@@ -14,7 +14,7 @@ from __future__ import annotations
 import decimal
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time
 from decimal import Decimal
 from typing import Any
@@ -32,6 +32,8 @@ from telbill.adapters.db.tariff_tables import (
 )
 from telbill.domain.money import MONEY_DECIMALS, validate_currency
 from telbill.domain.tariffs import (
+    NUMBER_MATCH_DIGITS,
+    NUMBER_MATCHES,
     Direction,
     Increment,
     NumberType,
@@ -121,14 +123,9 @@ def validate_settings(settings: TariffSettings) -> TariffSettings:
         raise InvalidInput(f"unknown rounding mode {settings.rounding!r} (e.g. ROUND_HALF_UP)")
     if settings.max_call_s < 1:
         raise InvalidInput("the maximum call length must be at least 1 second")
-    return TariffSettings(
-        currency=validate_currency(settings.currency),
-        default_increment=settings.default_increment,
-        timezone=settings.timezone,
-        decimals=settings.decimals,
-        rounding=settings.rounding,
-        max_call_s=settings.max_call_s,
-    )
+    if settings.number_match not in NUMBER_MATCHES:
+        raise InvalidInput(f"number_match must be one of {', '.join(NUMBER_MATCHES)}")
+    return replace(settings, currency=validate_currency(settings.currency))
 
 
 def _settings_json(settings: TariffSettings) -> dict[str, Any]:
@@ -138,6 +135,8 @@ def _settings_json(settings: TariffSettings) -> dict[str, Any]:
         "decimals": settings.decimals,
         "rounding": settings.rounding,
         "max_call_s": settings.max_call_s,
+        "number_match": settings.number_match,
+        "free_extensions": settings.free_extensions,
     }
 
 
@@ -149,6 +148,9 @@ def _settings_from(currency: str, data: dict[str, Any]) -> TariffSettings:
         decimals=int(data["decimals"]),
         rounding=data["rounding"],
         max_call_s=int(data["max_call_s"]),
+        # Versions stored before these settings existed keep the native behaviour.
+        number_match=str(data.get("number_match", NUMBER_MATCH_DIGITS)),
+        free_extensions=bool(data.get("free_extensions", True)),
     )
 
 

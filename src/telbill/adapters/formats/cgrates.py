@@ -47,13 +47,21 @@ from pathlib import Path
 from telbill.adapters.formats.tariff_fields import (
     RATE_DECIMALS,
     parse_datetime,
-    parse_prefix,
     parse_rate,
     row_key,
     zone,
 )
+from telbill.domain.lookup import exact_key
 from telbill.domain.money import DECIMAL_CONTEXT, MONEY_DECIMALS
-from telbill.domain.tariffs import Increment, RateRow, RateTier, RowError, Service, TariffSettings
+from telbill.domain.tariffs import (
+    NUMBER_MATCH_EXACT,
+    Increment,
+    RateRow,
+    RateTier,
+    RowError,
+    Service,
+    TariffSettings,
+)
 from telbill.errors import InvalidInput
 
 ANY = "*any"
@@ -84,8 +92,15 @@ class CgratesPlan:
     errors: list[RowError] = field(default_factory=list)
 
     def settings_for(self, name: str, base: TariffSettings) -> TariffSettings:
-        """`base`, with the tariff's rounding when all its rows share one."""
-        roundings = {(r.decimals, r.rounding) for r in self.tariffs.get(name, [])}
+        """`base` with CGRateS's rules (no free extensions; numbers matched as given when a
+        destination is not plain digits, such as ``+49`` or ``voicemail``), and the tariff's
+        rounding when all its rows share one."""
+        rows = self.tariffs.get(name, [])
+        exact = any(r.prefix and not (r.prefix.isascii() and r.prefix.isdigit()) for r in rows)
+        base = replace(base, free_extensions=False)
+        if exact:
+            base = replace(base, number_match=NUMBER_MATCH_EXACT)
+        roundings = {(r.decimals, r.rounding) for r in rows}
         if len(roundings) == 1:
             decimals, rounding = roundings.pop()
             if decimals is not None and rounding is not None:
@@ -96,12 +111,13 @@ class CgratesPlan:
 # --- reading the files ------------------------------------------------------------------
 
 
-def _records(folder: Path, name: str, width: int, plan: CgratesPlan) -> Iterator[
-    tuple[int, list[str]]
-]:
+def _records(
+    folder: Path, name: str, width: int, plan: CgratesPlan, *, optional: bool = False
+) -> Iterator[tuple[int, list[str]]]:
     path = folder / name
     if not path.exists():
-        plan.errors.append(RowError(0, f"missing file {name}", name))
+        if not optional:
+            plan.errors.append(RowError(0, f"missing file {name}", name))
         return
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
@@ -132,6 +148,16 @@ def parse_duration_s(text: str) -> Decimal:
     if position != len(text) or not text:
         raise InvalidInput(f"not a duration: {text!r} (e.g. 60s, 1m, 0s)")
     return total
+
+
+def _number(text: str, what: str) -> Decimal:
+    """A CGRateS number: empty means 0, as CGRateS's loader reads it."""
+    return parse_rate(text, what) if text.strip() else Decimal(0)
+
+
+def _step(text: str) -> str:
+    """RateUnit / RateIncrement: empty or 0 means 1 s, as CGRateS's rater reads it."""
+    return "1s" if not text.strip() or parse_duration_s(text) == 0 else text
 
 
 def _whole_seconds(text: str, what: str) -> int:
@@ -185,9 +211,11 @@ class _Activation:
 
 def _read_destinations(folder: Path, plan: CgratesPlan) -> dict[str, list[str]]:
     destinations: dict[str, list[str]] = defaultdict(list)
-    for line, (dest_id, prefix, *_) in _records(folder, "Destinations.csv", 2, plan):
+    # Optional: a plan whose destination rates are all `*any` needs none.
+    records = _records(folder, "Destinations.csv", 2, plan, optional=True)
+    for line, (dest_id, prefix, *_) in records:
         try:
-            destinations[dest_id].append("" if prefix == ANY else parse_prefix(prefix))
+            destinations[dest_id].append("" if prefix == ANY else exact_key(prefix))
         except InvalidInput as exc:
             plan.errors.append(RowError(line, exc.message, "Destinations.csv"))
     return destinations
@@ -200,14 +228,12 @@ def _read_rates(folder: Path, plan: CgratesPlan) -> dict[str, list[_Slot]]:
         try:
             slot = _Slot(
                 line,
-                parse_rate(connect_fee, "ConnectFee"),
-                parse_rate(rate, "Rate"),
-                unit,
-                increment,
+                _number(connect_fee, "ConnectFee"),
+                _number(rate, "Rate"),
+                _step(unit),
+                _step(increment),
                 _whole_seconds(start or "0s", "GroupIntervalStart"),
             )
-            parse_duration_s(unit)
-            parse_duration_s(increment)
         except InvalidInput as exc:
             plan.errors.append(RowError(line, exc.message, "Rates.csv"))
             continue
@@ -230,11 +256,11 @@ def _read_destination_rates(folder: Path, plan: CgratesPlan) -> dict[str, list[_
                 rounding = ROUNDING_MODES[mode]
             digits = None
             if decimals:
-                if not decimals.isdigit() or int(decimals) > MONEY_DECIMALS:
-                    raise InvalidInput(
-                        f"RoundingDecimals must be 0 to {MONEY_DECIMALS}, got {decimals!r}"
-                    )
-                digits = int(decimals)
+                if not decimals.isdigit():
+                    raise InvalidInput(f"RoundingDecimals must be a whole number, got {decimals!r}")
+                # Charges are stored in micro-units: rounding at more decimals than that is
+                # rounding at 6 with the same method (docs/cgrates.md).
+                digits = min(int(decimals), MONEY_DECIMALS)
             if max_cost and parse_rate(max_cost, "MaxCost") != 0:
                 raise InvalidInput("MaxCost (a per-call cost cap) is not supported by telbill")
         except InvalidInput as exc:
@@ -367,7 +393,9 @@ class _RowSpec:
 def _row_spec(slots: list[_Slot], dest_rate: _DestRate, service: Service) -> _RowSpec:
     ordered = sorted(slots, key=lambda s: s.start_s)
     if ordered[0].start_s != 0:
-        raise InvalidInput("the rate has no group starting at 0s")
+        # CGRateS loads it but has no price before the first group: those seconds are free.
+        first = ordered[0]
+        ordered.insert(0, _Slot(first.line, first.connect_fee, Decimal(0), "1s", "1s", 0))
     if len({s.start_s for s in ordered}) != len(ordered):
         raise InvalidInput("the rate has two groups with the same GroupIntervalStart")
     prices = [_per_unit_price(s, service) for s in ordered]
@@ -554,12 +582,7 @@ class _Converter:
                 if fallback in seen or fallback == subject:
                     continue
                 if (tenant, category, fallback) not in self.profiles:
-                    self._error(
-                        activation.line,
-                        "RatingProfiles.csv",
-                        f"unknown RatesFallbackSubject {fallback!r}",
-                    )
-                    continue
+                    continue  # CGRateS ignores a fallback subject without a profile
                 extra = self.subject_rows(tenant, category, fallback, (*seen, subject))
                 added: set[str] = set()
                 for row in extra:
