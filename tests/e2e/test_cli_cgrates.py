@@ -1,0 +1,92 @@
+"""`telbill tariff import --format cgrates` as a user runs it: --skip-bad, --dry-run, and
+CGRateS's matching rules surviving storage (quote after import)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from telbill.cli.main import app
+
+CGRATES = Path(__file__).resolve().parents[1] / "data" / "cgrates"
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("TELBILL_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    return CliRunner()
+
+
+def run(cli: CliRunner, *args: str) -> tuple[int, str, str]:
+    result = cli.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def imported_names(cli: CliRunner) -> list[str]:
+    code, out, err = run(cli, "tariff", "list", "--json")
+    assert code == 0, err
+    return [v["name"] for v in json.loads(out)]
+
+
+def test_skip_bad_imports_every_profile_it_can_and_lists_the_rest(cli: CliRunner) -> None:
+    code, _, err = run(
+        cli, "tariff", "import", str(CGRATES / "bad"), "--format", "cgrates", "--skip-bad"
+    )
+    assert code == 0, err
+    assert imported_names(cli) == ["t:call:a"]
+    assert "t:call:b not imported" in err and "t:call:d not imported" in err
+    assert "Rates.csv line 6:" in err
+
+
+def test_dry_run_reports_what_would_be_imported_and_writes_nothing(cli: CliRunner) -> None:
+    code, out, err = run(
+        cli, "tariff", "import", str(CGRATES / "constructs"), "--format", "cgrates", "--dry-run"
+    )
+    assert code == 0, err
+    assert "would import acme:call:main: 6 rates" in out
+    code, out, err = run(cli, "tariff", "list", "--json")
+    assert json.loads(out) == []
+
+
+def test_dry_run_of_a_bad_folder_exits_1_and_lists_every_bad_line(cli: CliRunner) -> None:
+    code, out, err = run(
+        cli, "tariff", "import", str(CGRATES / "bad"), "--format", "cgrates", "--dry-run",
+        "--json",
+    )  # fmt: skip
+    assert code == 1
+    report = json.loads(out)
+    assert report["would_import"] == []
+    assert {"line": 6, "source": "Rates.csv"}.items() <= report["errors"][1].items()
+
+
+def test_imported_cgrates_tariff_keeps_plus_49_apart_from_49_after_storage(
+    cli: CliRunner,
+) -> None:
+    code, _, err = run(cli, "tariff", "import", str(CGRATES / "constructs"), "--format", "cgrates")
+    assert code == 0, err
+    code, out, err = run(cli, "tariff", "show", "acme:call:main", "--json")
+    assert code == 0, err
+    settings = json.loads(out)["settings"]
+    assert (settings["number_match"], settings["free_extensions"]) == ("exact", False)
+    quotes = {}
+    for number in ("+4930123456", "4930123456"):
+        code, out, err = run(
+            cli, "quote", "--tariff", "acme:call:main", "--to", number, "--duration", "61",
+            "--json",
+        )  # fmt: skip
+        assert code == 0, err
+        quotes[number] = json.loads(out)["cost"]
+    # 120 s x 0.6/60; 120 s x 0.3/60 + 0.1
+    assert quotes == {"+4930123456": "1.2000", "4930123456": "0.7000"}
+
+
+def test_short_unmatched_number_of_a_cgrates_tariff_is_no_rate(cli: CliRunner) -> None:
+    code, _, err = run(cli, "tariff", "import", str(CGRATES / "constructs"), "--format", "cgrates")
+    assert code == 0, err
+    code, _, err = run(
+        cli, "quote", "--tariff", "acme:call:main", "--to", "2001", "--duration", "5"
+    )
+    assert code == 3, err
