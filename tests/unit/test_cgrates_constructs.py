@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from telbill.adapters.formats.cgrates import read_cgrates_folder
+from telbill.domain.batch import CdrColumns, compile_batch
 from telbill.domain.lookup import TariffIndex, compile_tariff
-from telbill.domain.rating import explain_text, rate_event
+from telbill.domain.money import to_micros
+from telbill.domain.rating import explain_text, max_affordable_call_seconds, rate_event
 from telbill.domain.tariffs import NUMBER_MATCH_EXACT, Tariff, TariffSettings
 from telbill.domain.usage import UsageEvent
 from telbill.errors import NoRate
@@ -118,3 +120,74 @@ def test_any_destination_needs_no_destinations_file() -> None:
 def test_explanation_of_a_named_destination_shows_it_as_given(main: TariffIndex) -> None:
     text = explain_text(rate_event(call("voicemail", 30), main, labels=False).charges[0])
     assert "to voicemail" in text and "matched prefix voicemail" in text
+
+
+# --- MaxCost and calendar timings (tests/data/cgrates/caps_calendar) ----------------------
+# Germany 0.6/min on 60/60 capped at 1 (*free); France the same capped at 1 (*disconnect);
+# Germany 0.06/min on 1 January (weight 20) and 0.3/min 12:00-13:00 in 2027 (weight 30).
+
+
+@pytest.fixture(scope="module")
+def capped() -> TariffIndex:
+    return import_folder(DATA / "caps_calendar")["acme:call:main"]
+
+
+def at(index: TariffIndex, to: str, seconds: int, moment: datetime) -> Decimal:
+    event = UsageEvent(id="c1", account="acme", to_number=to, start=moment, duration_s=seconds)
+    return rate_event(event, index, labels=False).total
+
+
+def test_max_cost_free_caps_the_call_and_makes_the_rest_free(capped: TariffIndex) -> None:
+    assert cost(capped, "+4930123456", 30) == Decimal("0.6")  # under the cap
+    assert cost(capped, "+4930123456", 61) == Decimal("1")  # 1.2 capped at 1
+    assert cost(capped, "+4930123456", 3600) == Decimal("1")
+    charge = rate_event(call("+4930123456", 61), capped, labels=False).charges[0]
+    assert charge.billed_units == 120  # the seconds are still counted
+    assert "capped at MaxCost 1 (*free)" in explain_text(charge)
+
+
+def test_max_cost_free_does_not_limit_the_authorised_seconds(capped: TariffIndex) -> None:
+    assert max_affordable_call_seconds(Decimal(100), call("+4930123456", 0), capped) == 3600
+    # 0.7 pays the first minute (0.6) but not the capped 1 of a longer call
+    assert max_affordable_call_seconds(Decimal("0.7"), call("+4930123456", 0), capped) == 60
+
+
+def test_max_cost_disconnect_caps_the_cost_and_ends_the_call_at_the_cap(
+    capped: TariffIndex,
+) -> None:
+    assert cost(capped, "+33123456789", 61) == Decimal("1")
+    # the cost reaches 1 in the second minute (0.6 -> 1.2): that minute runs, no more
+    assert max_affordable_call_seconds(Decimal(100), call("+33123456789", 0), capped) == 120
+
+
+def test_calendar_timing_prices_its_days_only(capped: TariffIndex) -> None:
+    new_year = datetime(2026, 1, 1, 9, tzinfo=UTC)
+    assert at(capped, "+4930123456", 61, new_year) == Decimal("0.12")  # 120 s x 0.06/60
+    assert at(capped, "+4930123456", 61, datetime(2026, 1, 2, 9, tzinfo=UTC)) == Decimal("1")
+
+
+def test_year_and_time_timing_wins_by_weight_where_it_overlaps_another_calendar(
+    capped: TariffIndex,
+) -> None:
+    new_year_noon = datetime(2027, 1, 1, 12, 30, tzinfo=UTC)
+    assert at(capped, "+4930123456", 61, new_year_noon) == Decimal("0.6")  # 0.3/min wins
+    new_year_evening = datetime(2027, 1, 1, 18, tzinfo=UTC)
+    assert at(capped, "+4930123456", 61, new_year_evening) == Decimal("0.12")
+    march_noon = datetime(2027, 3, 3, 12, 30, tzinfo=UTC)
+    assert at(capped, "+4930123456", 61, march_noon) == Decimal("0.6")
+    march_evening = datetime(2027, 3, 3, 18, tzinfo=UTC)
+    assert at(capped, "+4930123456", 61, march_evening) == Decimal("1")  # capped 0.6/min
+
+
+def test_capped_and_calendar_rows_take_the_per_event_path_in_batch(
+    capped: TariffIndex,
+) -> None:
+    numbers = ["+4930123456", "+33123456789", "+4930123456"]
+    durations = [61, 3000, 30]
+    moments = [datetime(2027, 1, 1, 12, 30, tzinfo=UTC), NOON, NOON]
+    cdrs = CdrColumns.from_strings(numbers, durations, [int(m.timestamp()) for m in moments])
+    result = compile_batch(capped).rate(cdrs)
+    expected = [
+        to_micros(at(capped, n, d, m)) for n, d, m in zip(numbers, durations, moments, strict=True)
+    ]
+    assert result.cost_micros.tolist() == expected == [600_000, 1_000_000, 600_000]

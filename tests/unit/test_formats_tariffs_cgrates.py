@@ -207,7 +207,7 @@ def test_bad_folder_reports_every_bad_line_with_its_file() -> None:
     assert "decimal" in found[("Rates.csv", 6)]
     assert "per 7s" in found[("Rates.csv", 3)]
     assert "90s" in found[("Rates.csv", 4)]
-    assert "MaxCost" in found[("DestinationRates.csv", 5)]
+    assert "MaxCostStrategy" in found[("DestinationRates.csv", 5)]
     assert "RoundingMode" in found[("DestinationRates.csv", 6)]
     assert "DST_NONE" in found[("DestinationRates.csv", 7)]
     assert "Months" in found[("Timings.csv", 2)]

@@ -26,6 +26,12 @@ the call ends in is rounded up. ``min_seconds`` then extends that stretch to at 
 cost = (sum over groups of rate x billed seconds in the group) / 60 + connect fee, added
 exactly and rounded once; with no tiers this is the one-rate formula above.
 
+MaxCost (CGRateS, `RateRow.max_cost`): the exact cost of step 6, connect fee included, is
+capped at ``max_cost`` before the final rounding, whatever the strategy. With ``*free`` the
+call may go on and the rest of it is free; with ``*disconnect`` real-time authorisation ends
+the call where its cost first reaches ``max_cost`` (`disconnect_after_s`: the increment during
+which the cost reaches it is allowed, as in CGRateS).
+
 Examples: 61 s at 0.013/min on 60/60 bills 120 s = 0.026; 83 s at 0.06/min on 1/1 = 0.083;
 31 s on 15/15 bills 45 s. Tiered: 0.09/min on 60/60 for the first minute, then 0.03/min on
 1/1 from 60 s: a 95 s call bills 60 s at 0.09/min + 35 s at 0.03/min = 0.09 + 0.0175 = 0.1075.
@@ -41,6 +47,7 @@ from telbill.domain.money import DECIMAL_CONTEXT, round_money
 from telbill.domain.tariffs import (
     DEFAULT_INCREMENT,
     DEFAULT_MAX_CALL_S,
+    MAX_COST_DISCONNECT,
     Increment,
     RateRow,
     RateTier,
@@ -119,6 +126,8 @@ class TimedPrice:
     decimals: int = 6
     rounding: str = "ROUND_HALF_UP"
     tiers: tuple[RateTier, ...] = ()  # later rate groups (module rule), by start_s
+    max_cost: Decimal | None = None  # cap of the exact cost (module rule); None: no cap
+    max_cost_strategy: str | None = None
 
     def __post_init__(self) -> None:
         if self.tiers:
@@ -141,6 +150,8 @@ class TimedPrice:
                 settings.rounding if row.rounding is None else row.rounding
             ),
             tiers=row.tiers,
+            max_cost=row.max_cost,
+            max_cost_strategy=row.max_cost_strategy if row.max_cost is not None else None,
         )
 
     def groups(self) -> tuple[tuple[int, Decimal, Increment], ...]:
@@ -192,7 +203,16 @@ def billed_groups(duration_s: int, price: TimedPrice) -> tuple[GroupSeconds, ...
 
 
 def unrounded_cost(duration_s: int, price: TimedPrice) -> Decimal:
-    """Exact cost before the final rounding (connect fee included when duration > 0)."""
+    """Exact cost before the final rounding (connect fee included when duration > 0), capped
+    at the price's MaxCost when it has one."""
+    cost = uncapped_cost(duration_s, price)
+    if price.max_cost is not None and cost > price.max_cost:
+        return price.max_cost
+    return cost
+
+
+def uncapped_cost(duration_s: int, price: TimedPrice) -> Decimal:
+    """Exact cost before the final rounding and before any MaxCost cap."""
     if duration_s <= 0:
         return Decimal(0)
     with localcontext(DECIMAL_CONTEXT):
@@ -210,6 +230,26 @@ def unrounded_cost(duration_s: int, price: TimedPrice) -> Decimal:
 def timed_cost(duration_s: int, price: TimedPrice) -> Decimal:
     """Cost of a call of `duration_s` seconds, rounded once per the price's decimals/mode."""
     return round_money(unrounded_cost(duration_s, price), price.decimals, price.rounding)
+
+
+def disconnect_after_s(price: TimedPrice) -> int | None:
+    """For a ``*disconnect`` MaxCost: the call length at which real-time authorisation ends
+    the call, i.e. the end of the billing increment during which its cost first reaches
+    ``max_cost`` (CGRateS lets that increment run). None when there is no such cap or the
+    longest call (``max_call_s``) costs less."""
+    cap = price.max_cost
+    if cap is None or price.max_cost_strategy != MAX_COST_DISCONNECT:
+        return None
+    if uncapped_cost(price.max_call_s, price) < cap:
+        return None
+    low, high = 0, price.max_call_s  # cost(low) < cap <= cost(high)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if uncapped_cost(middle, price) < cap:
+            low = middle
+        else:
+            high = middle
+    return min(billed_seconds(high, price), price.max_call_s)
 
 
 def max_affordable_seconds(
@@ -247,8 +287,10 @@ __all__ = [
     "billed_groups",
     "billed_seconds",
     "check_tiers",
+    "disconnect_after_s",
     "max_affordable_seconds",
     "timed_cost",
+    "uncapped_cost",
     "unrounded_cost",
     "validate_rounding",
 ]

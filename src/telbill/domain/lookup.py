@@ -16,7 +16,10 @@ Rules, in order:
    wrapping midnight when start > end; start == end is the whole day) are read in the
    tariff's timezone at the event's start. The weekday is the local day of the start
    (a Friday 22:00-06:00 band does not cover Saturday 02:00 unless Saturday is listed).
-   At one prefix, a banded row that matches beats an unbanded one.
+   Calendar days (`CalendarDays`: years, months, month days) are read the same way.
+   At one prefix, a row bound to calendar days that matches beats one that is not, and the
+   narrower days beat the wider (`CalendarDays.specificity`); then a banded row beats an
+   unbanded one.
 5. Remaining ties: the latest ``effective_from`` wins, then the earlier row in the file.
 6. The key looked up (`TariffIndex.key_of`): a tariff matching "digits" (native decks) looks
    up the number's rating digits (``+44 20``, ``0044 20`` and ``4420`` are one number); one
@@ -37,6 +40,7 @@ from telbill.domain.increments import TimedPrice, check_tiers, validate_rounding
 from telbill.domain.money import MONEY_DECIMALS, validate_currency
 from telbill.domain.numbers import rating_digits
 from telbill.domain.tariffs import (
+    MAX_COST_STRATEGIES,
     NUMBER_MATCH_EXACT,
     NUMBER_MATCHES,
     Direction,
@@ -50,6 +54,7 @@ from telbill.errors import InvalidInput, NoRate
 
 _NUMBER_TYPE_ORDER = tuple(NumberType)
 _EPOCH_MIN = datetime.min.replace(tzinfo=ZoneInfo("UTC"))
+_ANY_DAY = (0, 0)  # the calendar specificity of a row bound to no calendar days
 MAX_EXACT_KEY = 64  # characters of a number matched as given (CGRateS destinations)
 
 # prefix length -> prefix -> row positions in the tariff, for one number type
@@ -81,8 +86,11 @@ def in_force(row: RateRow, at: datetime) -> bool:
 
 
 def in_band(row: RateRow, local: datetime) -> bool:
-    """True when the local time `local` is inside the row's weekdays and hours."""
+    """True when the local time `local` is inside the row's calendar days, weekdays and
+    hours."""
     if row.weekdays is not None and local.isoweekday() not in row.weekdays:
+        return False
+    if row.calendar is not None and not row.calendar.covers(local.date()):
         return False
     if row.hours is None:
         return True
@@ -96,7 +104,7 @@ def in_band(row: RateRow, local: datetime) -> bool:
 
 
 def is_banded(row: RateRow) -> bool:
-    return row.weekdays is not None or row.hours is not None
+    return row.weekdays is not None or row.hours is not None or row.calendar is not None
 
 
 def exact_key(number: str) -> str:
@@ -127,6 +135,15 @@ def _check_row(row: RateRow, position: int, settings: TariffSettings) -> None:
         raise InvalidInput(f"row {position + 1}: hours must be two times")
     if row.min_seconds < 0 or row.free_seconds < 0:
         raise InvalidInput(f"row {position + 1}: min_seconds and free_seconds must be >= 0")
+    if row.max_cost is not None and (
+        not row.max_cost.is_finite()
+        or row.max_cost <= 0
+        or row.max_cost_strategy not in MAX_COST_STRATEGIES
+    ):
+        raise InvalidInput(
+            f"row {position + 1}: max_cost must be positive with a strategy of "
+            f"{', '.join(MAX_COST_STRATEGIES)}"
+        )
     if row.decimals is not None and not 0 <= row.decimals <= MONEY_DECIMALS:
         raise InvalidInput(
             f"row {position + 1}: decimals must be between 0 and {MONEY_DECIMALS}, "
@@ -303,15 +320,16 @@ class TariffIndex:
         self, positions: tuple[int, ...], at: datetime, local: datetime
     ) -> RateMatch | None:
         best: RateMatch | None = None
-        best_key: tuple[bool, datetime] | None = None
+        best_key: tuple[tuple[int, int], bool, datetime] | None = None
         rows = self.tariff.rows
         for position in positions:
             row = rows[position]
             if not in_force(row, at) or not in_band(row, local):
                 continue
-            key = (is_banded(row), row.effective_from or _EPOCH_MIN)
+            calendar = row.calendar.specificity if row.calendar is not None else _ANY_DAY
+            key = (calendar, is_banded(row), row.effective_from or _EPOCH_MIN)
             if best_key is None or key > best_key:
-                best, best_key = RateMatch(row, position, key[0]), key
+                best, best_key = RateMatch(row, position, key[1]), key
         return best
 
 

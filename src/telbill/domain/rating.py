@@ -42,7 +42,9 @@ from telbill.domain.increments import (
     TimedPrice,
     billed_groups,
     billed_seconds,
+    disconnect_after_s,
     max_affordable_seconds,
+    uncapped_cost,
     unrounded_cost,
 )
 from telbill.domain.lookup import RateMatch, TariffIndex
@@ -116,6 +118,8 @@ class Explanation:
     effective_from: datetime | None = None
     banded: bool = False
     note: str | None = None
+    max_cost: Decimal | None = None  # the row's MaxCost when it capped this charge
+    max_cost_strategy: str | None = None
 
     def __post_init__(self) -> None:
         # A stored explanation comes back from JSON (services/quotes.py) with `groups` as a
@@ -352,6 +356,7 @@ def _timed_charge(
     price = index.price_of(match)
     seconds = billed_seconds(duration_s, price)
     exact = unrounded_cost(duration_s, price)
+    capped = price.max_cost is not None and exact < uncapped_cost(duration_s, price)
     amount = _apply_plan(exact, price.decimals, price.rounding, plan)
     base = _base_explanation(index, event, leg, service, direction, digits, match, plan, labels)
     explanation = replace(
@@ -365,6 +370,8 @@ def _timed_charge(
         groups=billed_groups(duration_s, price) if price.tiers else (),
         unrounded=exact,
         cost=round_money(exact, price.decimals, price.rounding),
+        max_cost=price.max_cost if capped else None,
+        max_cost_strategy=price.max_cost_strategy if capped else None,
     )
     return Charge(
         event.id, event.account, leg, service, direction, amount, index.currency, unit,
@@ -516,11 +523,13 @@ def max_affordable_call_seconds(
         at=event.start,
     )
     price: TimedPrice = index.price_of(match)
-    return max_affordable_seconds(
+    affordable = max_affordable_seconds(
         available,
         price,
         lambda s: _apply_plan(unrounded_cost(s, price), price.decimals, price.rounding, plan),
     )
+    disconnect = disconnect_after_s(price)
+    return affordable if disconnect is None else min(affordable, disconnect)
 
 
 def explain_text(charge: Charge) -> str:
@@ -557,6 +566,15 @@ def explain_text(charge: Charge) -> str:
         else:
             lines.append(
                 f"  cost = {e.rate} x {e.billed_seconds} / 60 + {e.connect_fee} = {e.unrounded}"
+            )
+        if e.max_cost is not None:
+            lines.append(
+                f"  capped at MaxCost {e.max_cost} ({e.max_cost_strategy}): "
+                + (
+                    "the rest of the call is free"
+                    if e.max_cost_strategy == "*free"
+                    else "the call is cut when its cost reaches it"
+                )
             )
     if e.segments is not None:
         lines.append(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import date, datetime, time
 from decimal import Decimal
 from enum import StrEnum
 
@@ -95,6 +95,48 @@ class RateTier:
 
 
 DEFAULT_MAX_CALL_S = 3600
+MAX_COST_FREE = "*free"  # past MaxCost the rest of the call is free
+MAX_COST_DISCONNECT = "*disconnect"  # the call is cut when its cost reaches MaxCost
+MAX_COST_STRATEGIES = (MAX_COST_FREE, MAX_COST_DISCONNECT)
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarDays:
+    """Calendar days a row is limited to (CGRateS timings' Years, Months and MonthDays),
+    read in the tariff's timezone at the moment priced; None in a field means any."""
+
+    years: frozenset[int] | None = None
+    months: frozenset[int] | None = None
+    month_days: frozenset[int] | None = None
+
+    def covers(self, day: date) -> bool:
+        return (
+            (self.years is None or day.year in self.years)
+            and (self.months is None or day.month in self.months)
+            and (self.month_days is None or day.day in self.month_days)
+        )
+
+    @property
+    def specificity(self) -> tuple[int, int]:
+        """How narrow the days are, to choose between two rows whose days both match: more
+        fields bound first, then fewer values in them (the intersection of two calendars is
+        always at least as narrow as either)."""
+        bound = [f for f in (self.years, self.months, self.month_days) if f is not None]
+        return len(bound), -sum(len(f) for f in bound)
+
+    def intersect(self, other: CalendarDays) -> CalendarDays | None:
+        """The days both cover, or None when they share none."""
+        fields: list[frozenset[int] | None] = []
+        for mine, theirs in (
+            (self.years, other.years),
+            (self.months, other.months),
+            (self.month_days, other.month_days),
+        ):
+            both = theirs if mine is None else mine if theirs is None else mine & theirs
+            if both is not None and not both:
+                return None
+            fields.append(both)
+        return CalendarDays(*fields)
 NUMBER_MATCH_DIGITS = "digits"
 NUMBER_MATCH_EXACT = "exact"
 NUMBER_MATCHES = (NUMBER_MATCH_DIGITS, NUMBER_MATCH_EXACT)
@@ -130,6 +172,13 @@ class RateRow:
     # the tariff's `decimals` / `rounding` settings.
     decimals: int | None = None
     rounding: str | None = None
+    # Calendar days the row is limited to (with `weekdays`/`hours`, part of its time band).
+    calendar: CalendarDays | None = None
+    # The call's cost is capped at `max_cost` (connect fee included); the strategy says what
+    # happens past it: MAX_COST_FREE (the rest is free) or MAX_COST_DISCONNECT (sessions are
+    # authorised only until the cost reaches it). None: no cap.
+    max_cost: Decimal | None = None
+    max_cost_strategy: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,7 @@ from telbill.adapters.db import ledger_store
 from telbill.adapters.db.charging_tables import charges, sessions
 from telbill.adapters.db.engine import Database
 from telbill.domain.costs import charge_costs
+from telbill.domain.increments import disconnect_after_s
 from telbill.domain.lookup import TariffIndex
 from telbill.domain.money import CALL_TIME, from_micros, to_micros
 from telbill.domain.plans import CallClass, CutOffPolicy
@@ -272,6 +273,10 @@ def _decide(
         max_seconds = min(
             cap, package_seconds + _money_seconds(money_available, event, ctx, cap)
         )
+    if found is not None:  # a *disconnect MaxCost ends the call where its cost reaches it
+        disconnect = disconnect_after_s(ctx.index.price_of(found))
+        if disconnect is not None:
+            max_seconds = min(max_seconds, disconnect)
     if max_seconds <= 0:
         return _refusal(
             "insufficient_balance",

@@ -42,6 +42,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time
 from decimal import Decimal, localcontext
+from itertools import combinations
 from pathlib import Path
 
 from telbill.adapters.formats.tariff_fields import (
@@ -54,7 +55,9 @@ from telbill.adapters.formats.tariff_fields import (
 from telbill.domain.lookup import exact_key
 from telbill.domain.money import DECIMAL_CONTEXT, MONEY_DECIMALS
 from telbill.domain.tariffs import (
+    MAX_COST_STRATEGIES,
     NUMBER_MATCH_EXACT,
+    CalendarDays,
     Increment,
     RateRow,
     RateTier,
@@ -82,6 +85,7 @@ _UNIT_SECONDS = {
     "ns": Decimal("0.000000001"),
 }
 WEEK = 7 * 24 * 3600
+MAX_CALENDARS = 8  # distinct calendar timings per destination (their overlaps are 2^n)
 
 
 @dataclass
@@ -184,6 +188,8 @@ class _DestRate:
     rate_id: str
     decimals: int | None
     rounding: str | None
+    max_cost: Decimal | None = None
+    max_cost_strategy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -191,6 +197,7 @@ class _Timing:
     weekdays: frozenset[int]  # ISO
     start_s: int
     end_s: int  # seconds of the day, 86400 = midnight
+    calendar: CalendarDays | None = None
 
 
 @dataclass(frozen=True)
@@ -246,6 +253,7 @@ def _read_destination_rates(folder: Path, plan: CgratesPlan) -> dict[str, list[_
     for line, cells in _records(folder, "DestinationRates.csv", 5, plan):
         dr_id, dest_id, rate_id, mode, decimals = cells[:5]
         max_cost = cells[5] if len(cells) > 5 else ""
+        strategy = cells[6] if len(cells) > 6 else ""
         try:
             rounding = None
             if mode:
@@ -261,13 +269,22 @@ def _read_destination_rates(folder: Path, plan: CgratesPlan) -> dict[str, list[_
                 # Charges are stored in micro-units: rounding at more decimals than that is
                 # rounding at 6 with the same method (docs/cgrates.md).
                 digits = min(int(decimals), MONEY_DECIMALS)
-            if max_cost and parse_rate(max_cost, "MaxCost") != 0:
-                raise InvalidInput("MaxCost (a per-call cost cap) is not supported by telbill")
+            cap = _number(max_cost, "MaxCost")
+            if strategy and strategy not in MAX_COST_STRATEGIES:
+                raise InvalidInput(
+                    f"MaxCostStrategy must be one of {', '.join(MAX_COST_STRATEGIES)}, "
+                    f"got {strategy!r}"
+                )
         except InvalidInput as exc:
             plan.errors.append(RowError(line, exc.message, "DestinationRates.csv"))
             continue
+        # CGRateS applies MaxCost only with a strategy: without one it caps nothing.
+        capped = cap > 0 and bool(strategy)
         result[dr_id].append(
-            _DestRate(line, dest_id, rate_id, digits if rounding else None, rounding)
+            _DestRate(
+                line, dest_id, rate_id, digits if rounding else None, rounding,
+                cap if capped else None, strategy if capped else None,
+            )
         )
     return result
 
@@ -289,12 +306,11 @@ def _read_timings(folder: Path, plan: CgratesPlan) -> dict[str, _Timing]:
     for line, cells in _records(folder, "Timings.csv", 6, plan):
         timing_id, years, months, month_days, weekdays, clock = cells[:6]
         try:
-            for what, value in (("Years", years), ("Months", months), ("MonthDays", month_days)):
-                if value not in ("", ANY):
-                    raise InvalidInput(
-                        f"{what} {value!r}: timings bound to years, months or month days "
-                        "cannot be expressed by telbill bands"
-                    )
+            calendar = CalendarDays(
+                _days(years, "Years", 1, 9999),
+                _days(months, "Months", 1, 12),
+                _days(month_days, "MonthDays", 1, 31),
+            )
             days: set[int] = set()
             if weekdays in ("", ANY):
                 days = set(range(1, 8))
@@ -313,8 +329,23 @@ def _read_timings(folder: Path, plan: CgratesPlan) -> dict[str, _Timing]:
         except InvalidInput as exc:
             plan.errors.append(RowError(line, exc.message, "Timings.csv"))
             continue
-        timings[timing_id] = _Timing(frozenset(days), start, end)
+        timings[timing_id] = _Timing(
+            frozenset(days), start, end, calendar if calendar.specificity[0] else None
+        )
     return timings
+
+
+def _days(text: str, what: str, low: int, high: int) -> frozenset[int] | None:
+    """A Timings.csv list (``1;2;3``, ``*any`` or empty: None = any)."""
+    if text in ("", ANY):
+        return None
+    values: set[int] = set()
+    for part in text.split(";"):
+        part = part.strip()
+        if not part.isdigit() or not low <= int(part) <= high:
+            raise InvalidInput(f"{what} must be {low}-{high} separated by ';': {text!r}")
+        values.add(int(part))
+    return frozenset(values)
 
 
 def _read_rating_plans(folder: Path, plan: CgratesPlan) -> dict[str, list[_PlanEntry]]:
@@ -388,6 +419,8 @@ class _RowSpec:
     tiers: tuple[RateTier, ...]
     decimals: int | None
     rounding: str | None
+    max_cost: Decimal | None = None
+    max_cost_strategy: str | None = None
 
 
 def _row_spec(slots: list[_Slot], dest_rate: _DestRate, service: Service) -> _RowSpec:
@@ -404,7 +437,7 @@ def _row_spec(slots: list[_Slot], dest_rate: _DestRate, service: Service) -> _Ro
             raise InvalidInput("message rates cannot have several rate groups")
         return _RowSpec(
             prices[0], ordered[0].connect_fee, Increment(1, 1), (), dest_rate.decimals,
-            dest_rate.rounding,
+            dest_rate.rounding, dest_rate.max_cost, dest_rate.max_cost_strategy,
         )
     increments = [_whole_seconds(s.increment, "RateIncrement") for s in ordered]
     if min(increments) < 1:
@@ -424,7 +457,7 @@ def _row_spec(slots: list[_Slot], dest_rate: _DestRate, service: Service) -> _Ro
         increment, tiers = Increment(increments[0], increments[1]), ()
     return _RowSpec(
         prices[0], ordered[0].connect_fee, increment, tiers, dest_rate.decimals,
-        dest_rate.rounding,
+        dest_rate.rounding, dest_rate.max_cost, dest_rate.max_cost_strategy,
     )
 
 
@@ -469,6 +502,41 @@ def _bands(candidates: list[_Candidate]) -> list[tuple[_Candidate, frozenset[int
         hours = None if (start, end) == (0, 86400) else (_clock(start), _clock(end))
         result.append((candidates[winner], weekdays, hours))
     return result
+
+
+def _calendar_bands(
+    candidates: list[_Candidate],
+) -> Iterator[
+    tuple[CalendarDays | None, _Candidate, frozenset[int] | None, tuple[time, time] | None]
+]:
+    """The week's bands of the timings without calendar days; then, for each set of the
+    calendars that timings are bound to whose days overlap, the bands of those common days,
+    where the timings of every calendar in the set compete with the weekly ones by weight.
+    The lookup picks the narrowest calendar that covers a day, which is the intersection of
+    all the calendars covering it: so each day is priced by exactly the timings active on it.
+    """
+    weekly = [c for c in candidates if c.timing.calendar is None]
+    for candidate, weekdays, hours in _bands(weekly):
+        yield None, candidate, weekdays, hours
+    calendars = list(
+        dict.fromkeys(c.timing.calendar for c in candidates if c.timing.calendar is not None)
+    )
+    if len(calendars) > MAX_CALENDARS:
+        raise InvalidInput(
+            f"more than {MAX_CALENDARS} distinct calendar timings for one destination"
+        )
+    common: dict[CalendarDays, frozenset[CalendarDays]] = {}
+    for size in range(1, len(calendars) + 1):
+        for chosen in combinations(calendars, size):
+            days: CalendarDays | None = chosen[0]
+            for other in chosen[1:]:
+                days = days.intersect(other) if days is not None else None
+            if days is not None:  # the larger set wins when two give the same days
+                common[days] = frozenset(chosen)
+    for days, chosen_set in common.items():
+        group = weekly + [c for c in candidates if c.timing.calendar in chosen_set]
+        for candidate, weekdays, hours in _bands(group):
+            yield days, candidate, weekdays, hours
 
 
 def _clock(seconds: int) -> time:
@@ -546,7 +614,7 @@ class _Converter:
                     by_prefix[prefix].append(candidate)
         rows: list[RateRow] = []
         for prefix, candidates in by_prefix.items():
-            for candidate, weekdays, hours in _bands(candidates):
+            for calendar, candidate, weekdays, hours in _calendar_bands(candidates):
                 spec = candidate.spec
                 rows.append(
                     RateRow(
@@ -561,6 +629,9 @@ class _Converter:
                         tiers=spec.tiers,
                         decimals=spec.decimals,
                         rounding=spec.rounding,
+                        calendar=calendar,
+                        max_cost=spec.max_cost,
+                        max_cost_strategy=spec.max_cost_strategy,
                     )
                 )
         return rows
@@ -627,7 +698,7 @@ def read_cgrates_folder(folder: Path, *, timezone: str = "UTC") -> CgratesPlan:
         seen: dict[tuple[object, ...], RateRow] = {}
         unique: list[RateRow] = []
         for row in rows:
-            key = row_key(row)
+            key = (*row_key(row), row.calendar)
             if key in seen:
                 if seen[key] != row:
                     plan.errors.append(
