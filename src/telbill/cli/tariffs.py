@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -29,7 +30,7 @@ from telbill.adapters.formats.tariff_fields import (
     zone,
 )
 from telbill.adapters.formats.twilio import read_twilio_csv
-from telbill.domain.tariffs import Increment, RateRow, RowError, TariffSettings
+from telbill.domain.tariffs import BAND_RULES, Increment, RateRow, RowError, TariffSettings
 from telbill.errors import InvalidInput, TelbillError
 from telbill.services.tariffs import (
     BadTariffRows,
@@ -137,6 +138,12 @@ def import_command(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="CGRateS: report what the folder would import; write nothing."
     ),
+    band_rule: str = typer.Option(
+        None,
+        "--band-rule",
+        help="A call crossing a time band: price_at_start (native default) or "
+        "split_at_band_change (CGRateS default).",
+    ),
 ) -> None:
     """Import a rate deck as a new version of a tariff."""
     try:
@@ -156,6 +163,10 @@ def import_command(
             rounding=_rounding(rounding),
             max_call_s=max_call_length,
         )
+        if band_rule is not None:
+            if band_rule not in BAND_RULES:
+                raise _fail(f"--band-rule must be one of {', '.join(BAND_RULES)}")
+            settings = replace(settings, band_rule=band_rule)
         since = (
             parse_datetime(effective_from, "--effective-from", zone(timezone))
             if effective_from
@@ -371,6 +382,7 @@ def _version_json(v: TariffVersion) -> dict[str, Any]:
             "max_call_s": v.settings.max_call_s,
             "number_match": v.settings.number_match,
             "free_extensions": v.settings.free_extensions,
+            "band_rule": v.settings.band_rule,
         },
         "source": {"file": v.source.file, "sha256": v.source.sha256, "format": v.source.format},
     }

@@ -26,13 +26,17 @@ Rules, in order:
    matching "exact" (CGRateS) looks up the number as given, without surrounding spaces, so
    ``+49`` and ``49`` are different prefixes and a named destination (``voicemail``) is a
    prefix like any other.
+7. Band changes (`TariffIndex.band_changes`): the instants during a call at which the row
+   pricing it may change are the local midnights (weekdays, calendar days) and the edges of
+   the rows' hours; a tariff with no banded row has none. Effective dates do not split a
+   call: the rows in force at its start price all of it.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -40,6 +44,7 @@ from telbill.domain.increments import TimedPrice, check_tiers, validate_rounding
 from telbill.domain.money import MONEY_DECIMALS, validate_currency
 from telbill.domain.numbers import rating_digits
 from telbill.domain.tariffs import (
+    BAND_RULES,
     MAX_COST_STRATEGIES,
     NUMBER_MATCH_EXACT,
     NUMBER_MATCHES,
@@ -161,7 +166,9 @@ def _check_row(row: RateRow, position: int, settings: TariffSettings) -> None:
 class TariffIndex:
     """Immutable lookup structure compiled from a `Tariff` (see module rules)."""
 
-    __slots__ = ("tariff", "zone", "rounding", "exact", "_tables", "_lengths", "_prices")
+    __slots__ = (
+        "tariff", "zone", "rounding", "exact", "band_edges", "_tables", "_lengths", "_prices",
+    )
 
     def __init__(self, tariff: Tariff) -> None:
         self.tariff = tariff
@@ -181,6 +188,17 @@ class TariffIndex:
                 f"got {settings.number_match!r}"
             )
         self.exact = settings.number_match == NUMBER_MATCH_EXACT
+        if settings.band_rule not in BAND_RULES:
+            raise InvalidInput(
+                f"band_rule must be one of {', '.join(BAND_RULES)}, got {settings.band_rule!r}"
+            )
+        edges: set[time] = set()
+        for row in tariff.rows:
+            if is_banded(row):
+                edges.add(time(0))
+                if row.hours is not None:
+                    edges.update(row.hours)
+        self.band_edges = tuple(sorted(edges))
         building: dict[tuple[Service, Direction, NumberType], dict[int, dict[str, list[int]]]]
         building = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
         for position, row in enumerate(tariff.rows):
@@ -208,6 +226,23 @@ class TariffIndex:
     @property
     def currency(self) -> str:
         return self.tariff.settings.currency
+
+    def band_changes(self, start: datetime, end: datetime) -> list[datetime]:
+        """The instants in (start, end) where the row pricing a call may change (rule 7), in
+        order, timezone-aware; [] for a tariff without banded rows."""
+        if not self.band_edges or end <= start:
+            return []
+        local = start.astimezone(self.zone)
+        day = local.date()
+        found: list[datetime] = []
+        while True:
+            for edge in self.band_edges:
+                moment = datetime.combine(day, edge, tzinfo=self.zone)
+                if moment >= end:
+                    return found
+                if moment > start:
+                    found.append(moment)
+            day += timedelta(days=1)
 
     def key_of(self, number: str) -> str:
         """The text this tariff's prefixes match for `number` (rule 6); InvalidInput for junk."""

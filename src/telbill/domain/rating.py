@@ -26,6 +26,10 @@ Rules (each has a named test in tests/unit/test_rating_*.py):
   destination rate), or the tariff's when the row sets none.
 * A row with rate groups (`RateTier`) prices each group's seconds at its own rate; the
   explanation lists every group's billed seconds and rate.
+* A call crossing a time-band boundary is priced wholly by the row of its start, unless the
+  tariff's `band_rule` is ``split_at_band_change`` (CGRateS imports): then by parts, each
+  billing block by the row in force when it starts (`domain/increments.py`, "Band
+  splitting"), and the explanation lists the parts.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ from telbill.domain.increments import (
     billed_seconds,
     disconnect_after_s,
     max_affordable_seconds,
+    split_cost,
+    split_groups,
     uncapped_cost,
     unrounded_cost,
 )
@@ -59,7 +65,13 @@ from telbill.domain.money import (
 from telbill.domain.numbers import country_of, number_labels, rating_digits
 from telbill.domain.plans import CallClass, ChargingPlan, Pricing
 from telbill.domain.sms import segment_sms
-from telbill.domain.tariffs import Direction, Increment, NumberType, Service
+from telbill.domain.tariffs import (
+    SPLIT_AT_BAND_CHANGE,
+    Direction,
+    Increment,
+    NumberType,
+    Service,
+)
 from telbill.domain.usage import UsageEvent
 from telbill.errors import InvalidInput
 
@@ -120,6 +132,7 @@ class Explanation:
     note: str | None = None
     max_cost: Decimal | None = None  # the row's MaxCost when it capped this charge
     max_cost_strategy: str | None = None
+    split: bool = False  # `groups` are the parts of a call split at band changes
 
     def __post_init__(self) -> None:
         # A stored explanation comes back from JSON (services/quotes.py) with `groups` as a
@@ -316,6 +329,28 @@ def _payer(direction: Direction, match: RateMatch | None, key: str) -> Payer:
     return Payer.ACCOUNT
 
 
+def _band_parts(
+    index: TariffIndex,
+    key: str,
+    service: Service,
+    direction: Direction,
+    start: datetime,
+    duration_s: int,
+    first: RateMatch,
+) -> tuple[tuple[int, TimedPrice], ...]:
+    """(offset from the start, price) of each part of a call of `duration_s` seconds: one
+    part unless the tariff splits at band changes and the row changes during the call."""
+    parts = [(0, first)]
+    if index.tariff.settings.band_rule == SPLIT_AT_BAND_CHANGE and duration_s > 0:
+        end = start + timedelta(seconds=min(duration_s, index.tariff.settings.max_call_s))
+        for moment in index.band_changes(start, end):
+            found = index.find(key, service=service, direction=direction, at=moment)
+            if found is not None and found.position != parts[-1][1].position:
+                offset = math.ceil((moment - start).total_seconds())
+                parts.append((offset, found))
+    return tuple((offset, index.price_of(match)) for offset, match in parts)
+
+
 def _timed_charge(
     event: UsageEvent,
     index: TariffIndex,
@@ -354,9 +389,19 @@ def _timed_charge(
     else:
         match = index.lookup(digits, service=service, direction=direction, at=event.start)
     price = index.price_of(match)
-    seconds = billed_seconds(duration_s, price)
-    exact = unrounded_cost(duration_s, price)
-    capped = price.max_cost is not None and exact < uncapped_cost(duration_s, price)
+    parts = _band_parts(index, digits, service, direction, event.start, duration_s, match)
+    if len(parts) > 1:
+        groups = split_groups(duration_s, parts)
+        seconds = sum(group.billed_s for group in groups)
+        exact = split_cost(duration_s, parts)
+        with localcontext(DECIMAL_CONTEXT):
+            whole = sum((g.rate * g.billed_s for g in groups), Decimal(0)) / 60
+        capped = price.max_cost is not None and exact < whole + price.connect_fee
+    else:
+        groups = billed_groups(duration_s, price) if price.tiers else ()
+        seconds = billed_seconds(duration_s, price)
+        exact = unrounded_cost(duration_s, price)
+        capped = price.max_cost is not None and exact < uncapped_cost(duration_s, price)
     amount = _apply_plan(exact, price.decimals, price.rounding, plan)
     base = _base_explanation(index, event, leg, service, direction, digits, match, plan, labels)
     explanation = replace(
@@ -367,7 +412,8 @@ def _timed_charge(
         free_seconds=price.free_seconds,
         min_seconds=price.min_seconds,
         billed_seconds=seconds,
-        groups=billed_groups(duration_s, price) if price.tiers else (),
+        groups=groups,
+        split=len(parts) > 1,
         unrounded=exact,
         cost=round_money(exact, price.decimals, price.rounding),
         max_cost=price.max_cost if capped else None,
@@ -518,15 +564,21 @@ def max_affordable_call_seconds(
     for real-time authorisation. Raises NoRate / CallClassNotAllowed like `rate_event`."""
     if plan is not None:
         plan.check_call_class(classify_call(event, index))
-    match = index.lookup(
-        index.key_of(event.to_number), service=event.service, direction=event.direction,
-        at=event.start,
-    )
+    key = index.key_of(event.to_number)
+    match = index.lookup(key, service=event.service, direction=event.direction, at=event.start)
     price: TimedPrice = index.price_of(match)
+    parts = _band_parts(
+        index, key, event.service, event.direction, event.start, price.max_call_s, match
+    )
     affordable = max_affordable_seconds(
         available,
         price,
-        lambda s: _apply_plan(unrounded_cost(s, price), price.decimals, price.rounding, plan),
+        lambda s: _apply_plan(
+            split_cost(s, parts) if len(parts) > 1 else unrounded_cost(s, price),
+            price.decimals,
+            price.rounding,
+            plan,
+        ),
     )
     disconnect = disconnect_after_s(price)
     return affordable if disconnect is None else min(affordable, disconnect)
@@ -554,9 +606,10 @@ def explain_text(charge: Charge) -> str:
             f"increment {e.increment}, minimum {e.min_seconds} s -> billed {e.billed_seconds} s"
         )
         if e.groups:
+            what = "band part" if e.split else "rate group"
             for group in e.groups:
                 lines.append(
-                    f"  rate group from {group.start_s} s: {group.billed_s} s at {group.rate} "
+                    f"  {what} from {group.start_s} s: {group.billed_s} s at {group.rate} "
                     f"per minute (increment {group.increment})"
                 )
             products = " + ".join(f"{g.rate} x {g.billed_s}" for g in e.groups) or "0"

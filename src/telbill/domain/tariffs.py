@@ -140,6 +140,9 @@ class CalendarDays:
 NUMBER_MATCH_DIGITS = "digits"
 NUMBER_MATCH_EXACT = "exact"
 NUMBER_MATCHES = (NUMBER_MATCH_DIGITS, NUMBER_MATCH_EXACT)
+PRICE_AT_START = "price_at_start"  # a call is priced wholly by the band of its start
+SPLIT_AT_BAND_CHANGE = "split_at_band_change"  # each part by its own band (CGRateS)
+BAND_RULES = (PRICE_AT_START, SPLIT_AT_BAND_CHANGE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +202,9 @@ class TariffSettings:
     # A call to a short number (an extension) that no row prices is free when True (native
     # decks); when False it is "no rate" like any other unmatched number (CGRateS).
     free_extensions: bool = True
+    # A call crossing a time-band boundary: PRICE_AT_START (native decks) or
+    # SPLIT_AT_BAND_CHANGE (CGRateS; see `domain/increments.py`, "Band splitting").
+    band_rule: str = PRICE_AT_START
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,8 +32,10 @@ from telbill.adapters.db.tariff_tables import (
 )
 from telbill.domain.money import MONEY_DECIMALS, validate_currency
 from telbill.domain.tariffs import (
+    BAND_RULES,
     NUMBER_MATCH_DIGITS,
     NUMBER_MATCHES,
+    PRICE_AT_START,
     CalendarDays,
     Direction,
     Increment,
@@ -126,6 +128,8 @@ def validate_settings(settings: TariffSettings) -> TariffSettings:
         raise InvalidInput("the maximum call length must be at least 1 second")
     if settings.number_match not in NUMBER_MATCHES:
         raise InvalidInput(f"number_match must be one of {', '.join(NUMBER_MATCHES)}")
+    if settings.band_rule not in BAND_RULES:
+        raise InvalidInput(f"the band rule must be one of {', '.join(BAND_RULES)}")
     return replace(settings, currency=validate_currency(settings.currency))
 
 
@@ -138,6 +142,7 @@ def _settings_json(settings: TariffSettings) -> dict[str, Any]:
         "max_call_s": settings.max_call_s,
         "number_match": settings.number_match,
         "free_extensions": settings.free_extensions,
+        "band_rule": settings.band_rule,
     }
 
 
@@ -152,6 +157,7 @@ def _settings_from(currency: str, data: dict[str, Any]) -> TariffSettings:
         # Versions stored before these settings existed keep the native behaviour.
         number_match=str(data.get("number_match", NUMBER_MATCH_DIGITS)),
         free_extensions=bool(data.get("free_extensions", True)),
+        band_rule=str(data.get("band_rule", PRICE_AT_START)),
     )
 
 

@@ -57,6 +57,7 @@ from telbill.domain.money import DECIMAL_CONTEXT, MONEY_DECIMALS
 from telbill.domain.tariffs import (
     MAX_COST_STRATEGIES,
     NUMBER_MATCH_EXACT,
+    SPLIT_AT_BAND_CHANGE,
     CalendarDays,
     Increment,
     RateRow,
@@ -101,7 +102,7 @@ class CgratesPlan:
         rounding when all its rows share one."""
         rows = self.tariffs.get(name, [])
         exact = any(r.prefix and not (r.prefix.isascii() and r.prefix.isdigit()) for r in rows)
-        base = replace(base, free_extensions=False)
+        base = replace(base, free_extensions=False, band_rule=SPLIT_AT_BAND_CHANGE)
         if exact:
             base = replace(base, number_match=NUMBER_MATCH_EXACT)
         roundings = {(r.decimals, r.rounding) for r in rows}
