@@ -191,3 +191,17 @@ def test_capped_and_calendar_rows_take_the_per_event_path_in_batch(
         to_micros(at(capped, n, d, m)) for n, d, m in zip(numbers, durations, moments, strict=True)
     ]
     assert result.cost_micros.tolist() == expected == [600_000, 1_000_000, 600_000]
+
+
+def test_data_category_is_refused_not_rated_as_seconds(tmp_path: Path) -> None:
+    for name in ("Rates", "DestinationRates", "RatingPlans"):
+        (tmp_path / f"{name}.csv").write_text((DATA / "any_only" / f"{name}.csv").read_text())
+    (tmp_path / "RatingProfiles.csv").write_text(
+        "#Tenant,Category,Subject,ActivationTime,RatingPlanId,RatesFallbackSubject\n"
+        "acme,call,*any,2026-01-01T00:00:00Z,RP_ANY,\n"
+        "acme,data,*any,2026-01-01T00:00:00Z,RP_ANY,\n"
+    )
+    plan = read_cgrates_folder(tmp_path)
+    assert list(plan.tariffs) == ["acme:call:*any"]
+    [error] = plan.errors
+    assert (error.source, error.line) == ("RatingProfiles.csv", 3) and "data" in error.reason

@@ -86,6 +86,7 @@ _UNIT_SECONDS = {
     "ns": Decimal("0.000000001"),
 }
 WEEK = 7 * 24 * 3600
+UNIT_CATEGORIES = ("data", "generic")  # counted in bytes or units, not seconds
 MAX_CALENDARS = 8  # distinct calendar timings per destination (their overlaps are 2^n)
 
 
@@ -384,11 +385,18 @@ def _read_profiles(
 
 
 def _service_of(category: str) -> Service:
+    """The service a category's calls are rated as; data and generic units (counted in bytes
+    or plain units, not seconds) are refused rather than priced as seconds."""
     lowered = category.lower()
     if "mms" in lowered:
         return Service.MMS
     if "sms" in lowered:
         return Service.SMS
+    if any(word in lowered for word in UNIT_CATEGORIES):
+        raise InvalidInput(
+            f"category {category!r}: data and generic units are not supported by telbill "
+            "(only seconds and messages)"
+        )
     return Service.VOICE
 
 
@@ -694,6 +702,12 @@ def read_cgrates_folder(folder: Path, *, timezone: str = "UTC") -> CgratesPlan:
         raise InvalidInput(f"{folder} is not a CGRateS tariff-plan folder")
     converter = _Converter(folder, plan, timezone)
     for tenant, category, subject in sorted(converter.profiles):
+        try:
+            _service_of(category)
+        except InvalidInput as exc:
+            line = converter.profiles[(tenant, category, subject)][0].line
+            plan.errors.append(RowError(line, exc.message, "RatingProfiles.csv"))
+            continue
         rows = converter.subject_rows(tenant, category, subject)
         name = f"{tenant}:{category}:{subject}"
         seen: dict[tuple[object, ...], RateRow] = {}
