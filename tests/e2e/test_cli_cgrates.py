@@ -90,3 +90,20 @@ def test_short_unmatched_number_of_a_cgrates_tariff_is_no_rate(cli: CliRunner) -
         cli, "quote", "--tariff", "acme:call:main", "--to", "2001", "--duration", "5"
     )
     assert code == 3, err
+
+
+def test_quote_and_explain_show_the_parts_of_a_call_over_the_evening_boundary(
+    cli: CliRunner,
+) -> None:
+    code, _, err = run(cli, "tariff", "import", str(CGRATES / "retail"), "--format", "cgrates")
+    assert code == 0, err
+    call = ("--tariff", "acme.com:call:*any", "--to", "+493012345678", "--duration", "61",
+            "--at", "2026-03-04T18:59:30Z")  # fmt: skip
+    code, out, err = run(cli, "quote", *call)
+    assert code == 0, err
+    # 60 s peak at 0.012/min, 60 s off-peak at 0.006/min, 0.05 connect fee
+    assert "cost 0.0680" in out
+    assert "split at band changes: 60 s at 0.012 + 60 s at 0.006 per minute" in out
+    code, out, err = run(cli, "explain", *call)
+    assert code == 0, err
+    assert "band part from 60 s: 60 s at 0.006" in out

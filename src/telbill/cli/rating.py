@@ -182,6 +182,9 @@ def _quote_text(summary: dict[str, Any]) -> str:
             f"(increment {summary['increment']}) at {summary['rate']} {summary['rate_unit']}, "
             f"connect fee {summary['connect_fee']}"
         )
+    if summary.get("parts"):
+        parts = " + ".join(f"{p['billed_s']} s at {p['rate']}" for p in summary["parts"])
+        lines.append(f"split at band changes: {parts} {summary['rate_unit']}")
     return "\n".join(lines)
 
 

@@ -137,6 +137,10 @@ def quote_summary(rated: RatedEvent) -> dict[str, Any]:
         "duration_s": e.duration_s,
         "billed_seconds": e.billed_seconds,
     }
+    if e.split:  # a call split at band changes: each part's billed seconds and rate
+        summary["parts"] = [
+            {"start_s": g.start_s, "billed_s": g.billed_s, "rate": str(g.rate)} for g in e.groups
+        ]
     if main.service in MESSAGE_SERVICES:
         summary["segments"] = e.segments
         summary["encoding"] = e.encoding
