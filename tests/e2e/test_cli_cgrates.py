@@ -3,7 +3,9 @@ CGRateS's matching rules surviving storage (quote after import)."""
 
 from __future__ import annotations
 
+import csv
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -107,3 +109,31 @@ def test_quote_and_explain_show_the_parts_of_a_call_over_the_evening_boundary(
     code, out, err = run(cli, "explain", *call)
     assert code == 0, err
     assert "band part from 60 s: 60 s at 0.006" in out
+
+
+def test_rate_file_on_a_cgrates_tariff_keeps_plus_49_and_voicemail_apart(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    code, _, err = run(cli, "tariff", "import", str(CGRATES / "constructs"), "--format", "cgrates")
+    assert code == 0, err
+    cdrs = tmp_path / "cdrs.csv"
+    cdrs.write_text(
+        "id,account,user,direction,from,to,start,answer,end\n"
+        "c1,acme,a,outbound,+3314,+4930123456,2026-03-04T10:00:00Z,"
+        "2026-03-04T10:00:00Z,2026-03-04T10:01:01Z\n"
+        "c2,acme,a,outbound,+3314,4930123456,2026-03-04T10:00:00Z,"
+        "2026-03-04T10:00:00Z,2026-03-04T10:01:01Z\n"
+        "c3,acme,a,outbound,+3314,voicemail,2026-03-04T10:00:00Z,"
+        "2026-03-04T10:00:00Z,2026-03-04T10:00:30Z\n"
+    )
+    out = tmp_path / "rated.csv"
+    code, _, err = run(cli, "rate", str(cdrs), "--tariff", "acme:call:main", "--out", str(out))
+    assert code == 0, err
+    with out.open(newline="") as handle:
+        rows = {r["id"]: r for r in csv.DictReader(handle)}
+    # 61 s on 60/60: 120 s x 0.6/60; 120 s x 0.3/60 + 0.1; voicemail free
+    assert [Decimal(rows[i]["cost"]) for i in ("c1", "c2", "c3")] == [
+        Decimal("1.2"),
+        Decimal("0.7"),
+        Decimal(0),
+    ]

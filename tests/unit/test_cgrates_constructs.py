@@ -205,3 +205,14 @@ def test_data_category_is_refused_not_rated_as_seconds(tmp_path: Path) -> None:
     assert list(plan.tariffs) == ["acme:call:*any"]
     [error] = plan.errors
     assert (error.source, error.line) == ("RatingProfiles.csv", 3) and "data" in error.reason
+
+
+def test_batch_rater_of_a_tariff_matching_numbers_as_given_takes_the_per_event_path(
+    main: TariffIndex,
+) -> None:
+    cdrs = CdrColumns.from_strings(
+        ["4930123456", "15551234567"], [61, 90], [int(NOON.timestamp())] * 2
+    )
+    result = compile_batch(main).rate(cdrs)
+    assert result.fallbacks == 2
+    assert result.cost_micros.tolist() == [700_000, 2_000_000]  # 0.7 and 2.0 by hand above

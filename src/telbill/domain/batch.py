@@ -225,7 +225,11 @@ class BatchRater:
         settings = self.index.tariff.settings
         rows = self.index.tariff.rows
         by_prefix: dict[str, list[int]] = {}
-        for kind in NumberType:
+        if self.index.exact:
+            # Prefixes matched as given (CGRateS's ``+49``, ``voicemail``) are not digit
+            # intervals: every CDR takes the per-event path, its digits looked up as given.
+            self.all_fallback = True
+        for kind in NumberType if not self.index.exact else ():
             table = self.index.table(self.service, self.direction, kind)
             for by_text in table.values():
                 for prefix, positions in by_text.items():

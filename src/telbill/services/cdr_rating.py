@@ -126,6 +126,10 @@ class OfflineRater:
     def _rate_batch(
         self, direction: Direction, items: list[tuple[int, UsageEvent, int]]
     ) -> Iterator[tuple[int, RatedRecord]]:
+        if self.index.exact:  # numbers matched as given: digit columns cannot carry them
+            for position, event, _ in items:
+                yield position, self._rate_one(event)
+            return
         rater = self._batch.get(direction)
         if rater is None:
             rater = compile_batch(self.index, service=Service.VOICE, direction=direction)
@@ -133,9 +137,6 @@ class OfflineRater:
         numbers: list[str] = []
         good: list[tuple[int, UsageEvent, int]] = []
         for position, event, duration in items:
-            if self.index.exact:  # numbers matched as given: the digit columns cannot
-                yield position, self._rate_one(event)
-                continue
             try:
                 numbers.append(rating_digits(event.to_number))
             except TelbillError:  # junk number: rate_event names the problem

@@ -86,6 +86,7 @@ _UNIT_SECONDS = {
     "ns": Decimal("0.000000001"),
 }
 WEEK = 7 * 24 * 3600
+MAX_PREFIX = 32  # characters of a stored prefix
 UNIT_CATEGORIES = ("data", "generic")  # counted in bytes or units, not seconds
 MAX_CALENDARS = 8  # distinct calendar timings per destination (their overlaps are 2^n)
 
@@ -224,7 +225,10 @@ def _read_destinations(folder: Path, plan: CgratesPlan) -> dict[str, list[str]]:
     records = _records(folder, "Destinations.csv", 2, plan, optional=True)
     for line, (dest_id, prefix, *_) in records:
         try:
-            destinations[dest_id].append("" if prefix == ANY else exact_key(prefix))
+            key = "" if prefix == ANY else exact_key(prefix)
+            if len(key) > MAX_PREFIX:
+                raise InvalidInput(f"a destination prefix is at most {MAX_PREFIX} characters")
+            destinations[dest_id].append(key)
         except InvalidInput as exc:
             plan.errors.append(RowError(line, exc.message, "Destinations.csv"))
     return destinations
