@@ -137,3 +137,20 @@ def test_rate_file_on_a_cgrates_tariff_keeps_plus_49_and_voicemail_apart(
         Decimal("0.7"),
         Decimal(0),
     ]
+
+
+def test_quote_of_data_bytes_on_an_imported_data_profile(cli: CliRunner) -> None:
+    code, _, err = run(cli, "tariff", "import", str(CGRATES / "units"), "--format", "cgrates")
+    assert code == 0, err
+    code, out, err = run(
+        cli, "quote", "--tariff", "acme:data:*any", "--to", "+4930123456", "--service", "data",
+        "--units", "1000000", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    summary = json.loads(out)
+    # 98 increments of 10240 bytes at 0.1 per 1048576 bytes, rounded up at 6 decimals
+    assert (summary["cost"], summary["billed_units"], summary["unit"]) == (
+        "0.095704",
+        1_003_520,
+        "B:data",
+    )

@@ -17,7 +17,7 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "cgrates"
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("folder", ["caps_calendar", "constructs"])
+@pytest.mark.parametrize("folder", ["caps_calendar", "constructs", "units"])
 def test_cgrates_rows_and_settings_round_trip_through_storage(db_url: str, folder: str) -> None:
     db = Database(db_url)
     plan = read_cgrates_folder(DATA / folder)

@@ -17,7 +17,7 @@ from telbill.domain.batch import CdrColumns, compile_batch
 from telbill.domain.lookup import TariffIndex, compile_tariff
 from telbill.domain.money import to_micros
 from telbill.domain.rating import explain_text, max_affordable_call_seconds, rate_event
-from telbill.domain.tariffs import NUMBER_MATCH_EXACT, Tariff, TariffSettings
+from telbill.domain.tariffs import NUMBER_MATCH_EXACT, Service, Tariff, TariffSettings
 from telbill.domain.usage import UsageEvent
 from telbill.errors import NoRate
 
@@ -193,18 +193,33 @@ def test_capped_and_calendar_rows_take_the_per_event_path_in_batch(
     assert result.cost_micros.tolist() == expected == [600_000, 1_000_000, 600_000]
 
 
-def test_data_category_is_refused_not_rated_as_seconds(tmp_path: Path) -> None:
-    for name in ("Rates", "DestinationRates", "RatingPlans"):
-        (tmp_path / f"{name}.csv").write_text((DATA / "any_only" / f"{name}.csv").read_text())
-    (tmp_path / "RatingProfiles.csv").write_text(
-        "#Tenant,Category,Subject,ActivationTime,RatingPlanId,RatesFallbackSubject\n"
-        "acme,call,*any,2026-01-01T00:00:00Z,RP_ANY,\n"
-        "acme,data,*any,2026-01-01T00:00:00Z,RP_ANY,\n"
-    )
-    plan = read_cgrates_folder(tmp_path)
-    assert list(plan.tariffs) == ["acme:call:*any"]
-    [error] = plan.errors
-    assert (error.source, error.line) == ("RatingProfiles.csv", 3) and "data" in error.reason
+def test_data_category_is_rated_in_bytes_not_seconds() -> None:
+    index = import_folder(DATA / "units")["acme:data:*any"]
+    event = UsageEvent(
+        id="d1", account="acme", to_number="+4930123456", start=NOON, service=Service.DATA,
+        units=1_000_000,
+    )  # fmt: skip
+    charge = rate_event(event, index, labels=False).charges[0]
+    # 1,000,000 bytes in 10240-byte increments: 98 x 10240 = 1,003,520 bytes;
+    # 0.1 x 1003520 / 1048576 = 0.095703125, *up at 6 decimals
+    assert (charge.billed_units, charge.unit) == (1_003_520, "B:data")
+    assert charge.amount == Decimal("0.095704")
+    assert charge.explanation.unrounded == Decimal("0.095703125")
+    assert "per 1048576 bytes" in explain_text(charge)
+
+
+def test_generic_units_are_rated_per_unit_with_the_connect_fee() -> None:
+    index = import_folder(DATA / "units")["acme:generic:*any"]
+
+    def units(count: int) -> Decimal:
+        event = UsageEvent(
+            id="g1", account="acme", to_number="1002", start=NOON, service=Service.GENERIC,
+            units=count,
+        )  # fmt: skip
+        return rate_event(event, index, labels=False).total
+
+    assert units(3) == Decimal("0.65")  # 3 x 0.2 + 0.05
+    assert units(0) == 0
 
 
 def test_batch_rater_of_a_tariff_matching_numbers_as_given_takes_the_per_event_path(

@@ -108,6 +108,7 @@ def _quote_request(
     duration: int | None,
     text: str | None,
     at: str | None,
+    units: int | None = None,
 ) -> QuoteRequest:
     when = parse_timestamp(at, "--at") if at else datetime.now(UTC)
     return QuoteRequest(
@@ -118,6 +119,7 @@ def _quote_request(
         from_number=from_,
         duration_s=duration,
         text=text,
+        units=units,
     )
 
 
@@ -129,6 +131,7 @@ DirectionOption = typer.Option("outbound", "--direction", help="outbound or inbo
 DurationOption = typer.Option(None, "--duration", min=0, help="Call seconds (default 60).")
 TextOption = typer.Option(None, "--text", help="SMS text (default: one segment).")
 AtOption = typer.Option(None, "--at", help="Start time, ISO 8601 (default now; naive = UTC).")
+UnitsOption = typer.Option(None, "--units", min=0, help="Data bytes or generic units.")
 
 
 # --- quote ------------------------------------------------------------------------------
@@ -145,10 +148,11 @@ def quote_command(
     at: str | None = AtOption,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     database: str | None = DatabaseOption,
+    units: int | None = UnitsOption,
 ) -> None:
     """Price a call or a message and show the breakdown. Exit 3 when no rate matches."""
     with _errors_as_exit():
-        request = _quote_request(to, from_, service, direction, duration, text, at)
+        request = _quote_request(to, from_, service, direction, duration, text, at, units)
         rated = quote(request, _tariff_index(tariff, database, request.at))
         summary = quote_summary(rated)
     if as_json:
@@ -174,6 +178,11 @@ def _quote_text(summary: dict[str, Any]) -> str:
         encoding = f", {summary['encoding']}" if summary.get("encoding") else ""
         lines.append(
             f"{summary['segments']} segment(s){encoding} at {summary['rate']} "
+            f"{summary['rate_unit']}, connect fee {summary['connect_fee']}"
+        )
+    elif summary.get("unit"):  # data bytes or generic units
+        lines.append(
+            f"{summary['billed_units']} {summary['unit']} billed at {summary['rate']} "
             f"{summary['rate_unit']}, connect fee {summary['connect_fee']}"
         )
     else:

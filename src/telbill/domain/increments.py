@@ -103,6 +103,12 @@ def _rounded_up(seconds: int, increment: Increment) -> int:
     return first + -(-(seconds - first) // nxt) * nxt
 
 
+def billed_units(quantity: int, increment: Increment) -> int:
+    """Data bytes or generic units billed for `quantity`: 0 for 0, else rounded up to the
+    increment ``first/next`` counted in units."""
+    return 0 if quantity <= 0 else _rounded_up(quantity, increment)
+
+
 def check_tiers(increment: Increment, tiers: tuple[RateTier, ...]) -> None:
     """Raise InvalidInput unless the tiers start in increasing order and every group before
     the last holds a whole number of its increments (see the module rule)."""
@@ -370,6 +376,7 @@ __all__ = [
     "TimedPrice",
     "billed_groups",
     "billed_seconds",
+    "billed_units",
     "check_tiers",
     "disconnect_after_s",
     "max_affordable_seconds",

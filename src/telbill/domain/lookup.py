@@ -48,6 +48,7 @@ from telbill.domain.tariffs import (
     MAX_COST_STRATEGIES,
     NUMBER_MATCH_EXACT,
     NUMBER_MATCHES,
+    UNIT_SERVICES,
     Direction,
     NumberType,
     RateRow,
@@ -140,6 +141,13 @@ def _check_row(row: RateRow, position: int, settings: TariffSettings) -> None:
         raise InvalidInput(f"row {position + 1}: hours must be two times")
     if row.min_seconds < 0 or row.free_seconds < 0:
         raise InvalidInput(f"row {position + 1}: min_seconds and free_seconds must be >= 0")
+    if (row.service in UNIT_SERVICES) != (row.rate_unit is not None) or (
+        row.rate_unit is not None and row.rate_unit < 1
+    ):
+        raise InvalidInput(
+            f"row {position + 1}: a data or generic row needs a rate unit of at least 1, "
+            "and only those rows have one"
+        )
     if row.max_cost is not None and (
         not row.max_cost.is_finite()
         or row.max_cost <= 0

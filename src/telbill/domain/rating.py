@@ -15,6 +15,9 @@ Rules (each has a named test in tests/unit/test_rating_*.py):
   number's owner (`Payer.NUMBER_OWNER`).
 * SMS outbound = segments x rate of the destination (+ connect fee once); inbound = the
   inbound row's rate per message, whatever its segments.
+* Data (bytes) and generic units (CGRateS *data / *generic): the event's `units` rounded up
+  to the row's increment (first/next, in units), cost = rate x billed units / the row's
+  `rate_unit` + connect fee, capped at its MaxCost; counters ``B:data`` and ``u:generic``.
 * No matching row: NoRate. A plan may refuse the call's class: CallClassNotAllowed. A call
   to a local extension with no matching row is free when the tariff says short numbers are
   free extensions (`TariffSettings.free_extensions`, the default of native decks); otherwise
@@ -46,6 +49,7 @@ from telbill.domain.increments import (
     TimedPrice,
     billed_groups,
     billed_seconds,
+    billed_units,
     disconnect_after_s,
     max_affordable_seconds,
     split_cost,
@@ -67,6 +71,7 @@ from telbill.domain.plans import CallClass, ChargingPlan, Pricing
 from telbill.domain.sms import segment_sms
 from telbill.domain.tariffs import (
     SPLIT_AT_BAND_CHANGE,
+    UNIT_SERVICES,
     Direction,
     Increment,
     NumberType,
@@ -465,6 +470,51 @@ def _message_charge(
     )
 
 
+UNIT_COUNTERS = {Service.DATA: "B:data", Service.GENERIC: "u:generic"}
+
+
+def _unit_charge(
+    event: UsageEvent, index: TariffIndex, plan: ChargingPlan | None, labels: bool
+) -> Charge:
+    if event.units is None or event.units < 0:
+        raise InvalidInput(
+            f"event {event.id}: a {event.service.value} event needs its units (0 or more)"
+        )
+    key = index.key_of(event.to_number)
+    match = index.lookup(key, service=event.service, direction=event.direction, at=event.start)
+    row = match.row
+    rate_unit = row.rate_unit or 1
+    increment = row.increment or Increment(1, 1)
+    billed = billed_units(event.units, increment)
+    with localcontext(DECIMAL_CONTEXT):
+        exact = row.rate * billed / rate_unit + row.connect_fee if billed else Decimal(0)
+    capped = row.max_cost is not None and exact > row.max_cost
+    if capped and row.max_cost is not None:
+        exact = row.max_cost
+    decimals, rounding = index.rounding_of(match.position)
+    amount = _apply_plan(exact, decimals, rounding, plan)
+    what = "bytes" if event.service is Service.DATA else "units"
+    base = _base_explanation(
+        index, event, Leg.OTHER, event.service, event.direction, key, match, plan, labels
+    )
+    explanation = replace(
+        base,
+        rate_unit=f"per {rate_unit} {what}",
+        unrounded=exact,
+        cost=round_money(exact, decimals, rounding),
+        max_cost=row.max_cost if capped else None,
+        max_cost_strategy=row.max_cost_strategy if capped else None,
+        note=(
+            f"{event.units} {what} billed as {billed} (increment {increment}): "
+            f"cost = {row.rate} x {billed} / {rate_unit} + {row.connect_fee}"
+        ),
+    )
+    return Charge(
+        event.id, event.account, Leg.OTHER, event.service, event.direction, amount,
+        index.currency, UNIT_COUNTERS[event.service], billed, Payer.ACCOUNT, explanation,
+    )
+
+
 def _speech_charge(
     event: UsageEvent, index: TariffIndex, plan: ChargingPlan | None, seconds: int, labels: bool
 ) -> Charge:
@@ -513,6 +563,8 @@ def rate_event(
         charges.append(_speech_charge(event, index, plan, seconds, labels))
     elif event.service in (Service.SMS, Service.MMS):
         charges.append(_message_charge(event, index, plan, labels))
+    elif event.service in UNIT_SERVICES:
+        charges.append(_unit_charge(event, index, plan, labels))
     else:
         raise InvalidInput(
             f"event {event.id}: {event.service.value} is priced by its own service, "

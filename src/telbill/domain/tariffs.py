@@ -24,6 +24,8 @@ class Service(StrEnum):
     FAX = "fax"
     SPEECH = "speech"  # speech recognition / synthesis seconds, their own counter
     RECURRING = "recurring"  # subscription and add-on fees
+    DATA = "data"  # bytes; the rate is per `RateRow.rate_unit` bytes (CGRateS *data)
+    GENERIC = "generic"  # plain units; the rate is per `RateRow.rate_unit` units
 
 
 class Direction(StrEnum):
@@ -182,6 +184,12 @@ class RateRow:
     # authorised only until the cost reaches it). None: no cap.
     max_cost: Decimal | None = None
     max_cost_strategy: str | None = None
+    # Data and generic rows: how many units (bytes) `rate` is the price of; their increment
+    # (first/next) counts units too. None for every other service.
+    rate_unit: int | None = None
+
+
+UNIT_SERVICES = (Service.DATA, Service.GENERIC)
 
 
 @dataclass(frozen=True, slots=True)

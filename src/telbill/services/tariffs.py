@@ -202,6 +202,7 @@ RATE_COLUMNS = (
     "calendar",
     "max_cost_nanos",
     "max_cost_strategy",
+    "rate_unit",
 )
 
 # A plain row as a reader's storage values, in RATE_VALUE_COLUMNS order (rates in nano-units,
@@ -258,6 +259,7 @@ def _row_values(
         _calendar_json(row.calendar),
         to_nanos(row.max_cost, "max_cost") if row.max_cost is not None else None,
         row.max_cost_strategy if row.max_cost is not None else None,
+        row.rate_unit,
     )
 
 
@@ -436,7 +438,7 @@ class _RowDecoder:
         for (
             prefix, service, direction, number_type, weekdays, hours, eff_from, destination,
             rate_nanos, fee_nanos, first, nxt, min_s, free_s, eff_to, tiers, decimals,
-            rounding, calendar, max_cost_nanos, max_cost_strategy,
+            rounding, calendar, max_cost_nanos, max_cost_strategy, rate_unit,
         ) in records:
             rate = amounts.get(rate_nanos)
             if rate is None:
@@ -469,6 +471,7 @@ class _RowDecoder:
                     _calendar_from(calendar) if calendar is not None else None,
                     from_nanos(max_cost_nanos) if max_cost_nanos is not None else None,
                     max_cost_strategy,
+                    rate_unit,
                 )
             )
         return rows
@@ -478,6 +481,7 @@ _RATE_ROW_FIELDS = (
     "prefix", "destination", "rate", "service", "direction", "number_type", "connect_fee",
     "increment", "min_seconds", "free_seconds", "effective_from", "effective_to", "weekdays",
     "hours", "tiers", "decimals", "rounding", "calendar", "max_cost", "max_cost_strategy",
+    "rate_unit",
 )
 
 

@@ -104,5 +104,7 @@ tariff_rates = Table(
     # CGRateS MaxCost: cap of a call's cost (nano-units) and "*free" or "*disconnect".
     Column("max_cost_nanos", BigInteger, nullable=True),
     Column("max_cost_strategy", String(16), nullable=True),
+    # Data and generic rows: the units (bytes) the rate is the price of.
+    Column("rate_unit", BigInteger, nullable=True),
     CheckConstraint("rate_nanos >= 0 AND connect_fee_nanos >= 0", name="money"),
 )

@@ -58,6 +58,7 @@ from telbill.domain.tariffs import (
     MAX_COST_STRATEGIES,
     NUMBER_MATCH_EXACT,
     SPLIT_AT_BAND_CHANGE,
+    UNIT_SERVICES,
     CalendarDays,
     Increment,
     RateRow,
@@ -87,7 +88,6 @@ _UNIT_SECONDS = {
 }
 WEEK = 7 * 24 * 3600
 MAX_PREFIX = 32  # characters of a stored prefix
-UNIT_CATEGORIES = ("data", "generic")  # counted in bytes or units, not seconds
 MAX_CALENDARS = 8  # distinct calendar timings per destination (their overlaps are 2^n)
 
 
@@ -389,18 +389,17 @@ def _read_profiles(
 
 
 def _service_of(category: str) -> Service:
-    """The service a category's calls are rated as; data and generic units (counted in bytes
-    or plain units, not seconds) are refused rather than priced as seconds."""
+    """The service a category's usage is rated as: messages (sms, mms), data bytes (data),
+    generic units (generic), else voice seconds."""
     lowered = category.lower()
     if "mms" in lowered:
         return Service.MMS
     if "sms" in lowered:
         return Service.SMS
-    if any(word in lowered for word in UNIT_CATEGORIES):
-        raise InvalidInput(
-            f"category {category!r}: data and generic units are not supported by telbill "
-            "(only seconds and messages)"
-        )
+    if "data" in lowered:
+        return Service.DATA
+    if "generic" in lowered:
+        return Service.GENERIC
     return Service.VOICE
 
 
@@ -434,9 +433,35 @@ class _RowSpec:
     rounding: str | None
     max_cost: Decimal | None = None
     max_cost_strategy: str | None = None
+    rate_unit: int | None = None
+
+
+def _whole_units(text: str, what: str) -> int:
+    """A data/generic RateUnit or RateIncrement: a whole count of bytes or units (a bare
+    number, as CGRateS's data plans write them)."""
+    value = parse_duration_s(text) if text.strip().isdigit() else None
+    if value is None or value < 1:
+        raise InvalidInput(f"{what} of a data or generic rate must be a whole count, got {text!r}")
+    return int(value)
+
+
+def _unit_spec(slots: list[_Slot], dest_rate: _DestRate) -> _RowSpec:
+    """A data (bytes) or generic (units) rate: price per RateUnit units, RateIncrement
+    units at a time."""
+    if len(slots) > 1:
+        raise InvalidInput("data and generic rates cannot have several rate groups")
+    slot = slots[0]
+    step = _whole_units(slot.increment, "RateIncrement")
+    return _RowSpec(
+        slot.rate, slot.connect_fee, Increment(step, step), (), dest_rate.decimals,
+        dest_rate.rounding, dest_rate.max_cost, dest_rate.max_cost_strategy,
+        _whole_units(slot.unit, "RateUnit"),
+    )
 
 
 def _row_spec(slots: list[_Slot], dest_rate: _DestRate, service: Service) -> _RowSpec:
+    if service in UNIT_SERVICES:
+        return _unit_spec(slots, dest_rate)
     ordered = sorted(slots, key=lambda s: s.start_s)
     if ordered[0].start_s != 0:
         # CGRateS loads it but has no price before the first group: those seconds are free.
@@ -645,6 +670,7 @@ class _Converter:
                         calendar=calendar,
                         max_cost=spec.max_cost,
                         max_cost_strategy=spec.max_cost_strategy,
+                        rate_unit=spec.rate_unit,
                     )
                 )
         return rows
@@ -706,12 +732,6 @@ def read_cgrates_folder(folder: Path, *, timezone: str = "UTC") -> CgratesPlan:
         raise InvalidInput(f"{folder} is not a CGRateS tariff-plan folder")
     converter = _Converter(folder, plan, timezone)
     for tenant, category, subject in sorted(converter.profiles):
-        try:
-            _service_of(category)
-        except InvalidInput as exc:
-            line = converter.profiles[(tenant, category, subject)][0].line
-            plan.errors.append(RowError(line, exc.message, "RatingProfiles.csv"))
-            continue
         rows = converter.subject_rows(tenant, category, subject)
         name = f"{tenant}:{category}:{subject}"
         seen: dict[tuple[object, ...], RateRow] = {}

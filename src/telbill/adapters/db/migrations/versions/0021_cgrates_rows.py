@@ -1,8 +1,9 @@
-"""CGRateS rows: calendar timings and MaxCost on `tariff_rates`.
+"""CGRateS rows: calendar timings, MaxCost and data units on `tariff_rates`.
 
 `calendar` (JSON, NULL: every day) limits a row to years, months and month days (CGRateS
 timings); `max_cost_nanos` and `max_cost_strategy` cap a call's cost (CGRateS MaxCost with
-``*free`` or ``*disconnect``). All NULL for native decks: nothing changes for them.
+``*free`` or ``*disconnect``); `rate_unit` is the number of bytes (data) or units (generic)
+a data or generic row's rate is the price of. All NULL for native decks.
 
 Revision ID: 0021
 Revises: 0016
@@ -22,6 +23,7 @@ _COLUMNS = (
     ("calendar", sa.JSON()),
     ("max_cost_nanos", sa.BigInteger()),
     ("max_cost_strategy", sa.String(16)),
+    ("rate_unit", sa.BigInteger()),
 )
 
 
