@@ -154,3 +154,17 @@ def test_quote_of_data_bytes_on_an_imported_data_profile(cli: CliRunner) -> None
         1_003_520,
         "B:data",
     )
+
+
+def test_band_rule_option_overrides_the_cgrates_split(cli: CliRunner) -> None:
+    code, _, err = run(
+        cli, "tariff", "import", str(CGRATES / "retail"), "--format", "cgrates",
+        "--band-rule", "price_at_start",
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, err = run(
+        cli, "quote", "--tariff", "acme.com:call:*any", "--to", "+493012345678",
+        "--duration", "61", "--at", "2026-03-04T18:59:30Z",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "cost 0.0740" in out  # 120 s at the peak 0.012/min + 0.05, not split

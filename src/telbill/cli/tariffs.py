@@ -177,7 +177,9 @@ def import_command(
             _dry_run_cgrates(file, name, settings, skip_bad, as_json)
             return
         if file_format == "cgrates":
-            results = _import_cgrates(file, name, settings, source, since, skip_bad)
+            results = _import_cgrates(
+                file, name, settings, source, since, skip_bad, band_rule=band_rule
+            )
         else:
             results = [
                 _import_csv(
@@ -267,7 +269,10 @@ def _import_cgrates(
     source: TariffSource,
     since: datetime | None,
     skip_bad: bool,
+    *,
+    band_rule: str | None = None,
 ) -> list[ImportResult]:
+    """Import the folder's profiles; `band_rule`, when given, replaces CGRateS's split."""
     plan = read_cgrates_folder(folder, timezone=settings.timezone)
     if plan.errors and not skip_bad:
         raise BadTariffRows(plan.errors)
@@ -287,7 +292,7 @@ def _import_cgrates(
                 db,
                 tariff_name,
                 plan.tariffs[tariff_name],
-                plan.settings_for(tariff_name, settings),
+                plan.settings_for(tariff_name, settings, band_rule=band_rule),
                 source,
                 now=datetime.now(UTC),
                 effective_from=since,

@@ -98,13 +98,18 @@ class CgratesPlan:
     tariffs: dict[str, list[RateRow]] = field(default_factory=dict)
     errors: list[RowError] = field(default_factory=list)
 
-    def settings_for(self, name: str, base: TariffSettings) -> TariffSettings:
-        """`base` with CGRateS's rules (no free extensions; numbers matched as given when a
-        destination is not plain digits, such as ``+49`` or ``voicemail``), and the tariff's
-        rounding when all its rows share one."""
+    def settings_for(
+        self, name: str, base: TariffSettings, *, band_rule: str | None = None
+    ) -> TariffSettings:
+        """`base` with CGRateS's rules (no free extensions; calls split at band changes
+        unless `band_rule` says otherwise; numbers matched as given when a destination is
+        not plain digits, such as ``+49`` or ``voicemail``), and the tariff's rounding when
+        all its rows share one."""
         rows = self.tariffs.get(name, [])
         exact = any(r.prefix and not (r.prefix.isascii() and r.prefix.isdigit()) for r in rows)
-        base = replace(base, free_extensions=False, band_rule=SPLIT_AT_BAND_CHANGE)
+        base = replace(
+            base, free_extensions=False, band_rule=band_rule or SPLIT_AT_BAND_CHANGE
+        )
         if exact:
             base = replace(base, number_match=NUMBER_MATCH_EXACT)
         roundings = {(r.decimals, r.rounding) for r in rows}
