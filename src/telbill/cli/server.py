@@ -139,6 +139,9 @@ def admin_create_key(
         str, typer.Option(help="provider_admin, org_admin, user or switch.")
     ] = Role.PROVIDER_ADMIN.value,
     name: Annotated[str, typer.Option(help="A label for the key.")] = "admin",
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the key (for scripts).")
+    ] = False,
     database: DatabaseOption = None,
 ) -> None:
     """Create an API key directly in the database (bootstrap the first provider admin).
@@ -148,6 +151,9 @@ def admin_create_key(
     created = create_api_key(
         open_db(database), account_id=account, role=role, name=name, clock=SystemClock()
     )
+    if quiet:
+        typer.echo(created.secret)
+        return
     table = Table(show_header=False, box=None)
     table.add_row("key id", str(created.key.id))
     table.add_row("role", created.key.role.value)
