@@ -6,7 +6,7 @@ timings); `max_cost_nanos` and `max_cost_strategy` cap a call's cost (CGRateS Ma
 a data or generic row's rate is the price of. All NULL for native decks.
 
 Revision ID: 0021
-Revises: 0017
+Revises: 0018
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0021"
-down_revision = "0017"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
