@@ -161,7 +161,8 @@ def import_command(
     cost: bool = typer.Option(False, "--cost", help="A carrier cost deck (provider admins only)."),
 ) -> None:
     """Import a rate deck as a new version of a tariff."""
-    owner = _viewer(_db(), provider).provider
+    # A dry run reads the folder only: no database is opened.
+    owner = None if dry_run else _viewer(_db(), provider).provider
     purpose = "cost" if cost else "retail"
     try:
         if dry_run and file_format != "cgrates":
