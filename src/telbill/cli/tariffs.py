@@ -31,6 +31,7 @@ from telbill.adapters.formats.tariff_fields import (
     zone,
 )
 from telbill.adapters.formats.twilio import read_twilio_csv
+from telbill.cli.files import LimitedLines, input_path
 from telbill.domain.tariffs import BAND_RULES, Increment, RateRow, RowError, TariffSettings
 from telbill.errors import InvalidInput, TelbillError
 from telbill.services.tariffs import (
@@ -96,7 +97,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _counting_lines(handle: TextIO, progress: Progress, task: Any) -> Iterator[str]:
+def _counting_lines(handle: TextIO | LimitedLines, progress: Progress, task: Any) -> Iterator[str]:
     """Yield the file's lines, advancing the progress bar by their size every ~1 MB (read a
     batch of lines at a time: no per-line bookkeeping on a million-line deck)."""
     while lines := handle.readlines(1 << 20):
@@ -169,8 +170,7 @@ def import_command(
             raise _fail("--dry-run applies to --format cgrates")
         if file_format not in FORMATS:
             raise _fail(f"--format must be one of {', '.join(FORMATS)}")
-        if not file.exists():
-            raise _fail(f"{file} does not exist")
+        input_path(file, folder_ok=file_format == "cgrates")
         if file_format != "cgrates" and not name:
             raise _fail("--name is required")
         settings = TariffSettings(
@@ -264,7 +264,7 @@ def _import_csv(
         _progress() as progress,
     ):
         task = progress.add_task(f"importing {file.name}", total=max(file.stat().st_size, 1))
-        lines = _counting_lines(handle, progress, task)
+        lines = _counting_lines(LimitedLines(handle, str(file)), progress, task)
         if file_format == "twilio":
             items = read_twilio_csv(lines, defaults=default_values, source="")
         else:

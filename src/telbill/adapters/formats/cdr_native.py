@@ -32,13 +32,16 @@ from datetime import datetime, timedelta, tzinfo
 from telbill.adapters.formats.cdr_common import (
     CdrRowError,
     CdrStream,
+    Unreadable,
     check_call_times,
+    check_columns,
     error_reason,
     parse_direction,
     parse_seconds,
     parse_service,
     parse_timestamp,
     resolve_timezone,
+    tolerant_rows,
 )
 from telbill.domain.tariffs import UNIT_SERVICES, Service
 from telbill.domain.usage import UsageEvent
@@ -79,9 +82,14 @@ def read_native_cdrs(
     layout = NativeLayout.of(header)
     previous_end = reader.line_num
     ordinal = -1
-    for fields in reader:
+    for fields in tolerant_rows(reader):
         line = previous_end + 1
         previous_end = reader.line_num
+        if isinstance(fields, Unreadable):
+            ordinal += 1
+            if keep is None or keep(ordinal):
+                yield CdrRowError(line, fields.reason, raw={})
+            continue
         if not any(value.strip() for value in fields):
             continue
         ordinal += 1
@@ -96,6 +104,7 @@ class NativeLayout:
 
     header: tuple[str, ...]
     where: dict[str, int]
+    names: tuple[str, ...] = ()  # the header's names, lower case (`check_columns`)
 
     @classmethod
     def of(cls, header: Sequence[str]) -> NativeLayout:
@@ -109,7 +118,7 @@ class NativeLayout:
         where = {name: -1 for name in NATIVE_COLUMNS}
         for position, name in enumerate(names):
             where[name] = position
-        return cls(tuple(header), where)
+        return cls(tuple(header), where, tuple(names))
 
     def record(
         self, fields: list[str], line: int, default_account: str, tz: tzinfo
@@ -122,6 +131,7 @@ class NativeLayout:
             return CdrRowError(line, reason, raw=raw)
         raw = dict(zip(header, fields, strict=True))
         try:
+            check_columns(self.names, fields)
             return _event(fields, self.where, raw, line, default_account, tz)
         except (InvalidInput, ValueError, OverflowError) as exc:  # a time past year 9999
             return CdrRowError(line, error_reason(exc), raw=raw)
