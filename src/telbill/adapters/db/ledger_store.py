@@ -308,6 +308,20 @@ def apply_entries(conn: Connection, entries: Sequence[JournalEntry], now: dateti
         return []
     if len(entries) == 1:
         return [apply_entry(conn, entries[0], now)]
+    ids = insert_entries(conn, entries, now)
+    changes: dict[int, int] = defaultdict(int)
+    for entry in entries:
+        for account_id, delta in entry.balance_changes().items():
+            changes[account_id] += delta
+    add_to_columns(conn, balance=changes)
+    return ids
+
+
+def insert_entries(conn: Connection, entries: Sequence[JournalEntry], now: datetime) -> list[int]:
+    """Insert balanced entries with their postings (a few statements for all of them);
+    returns their ids. The buckets' columns are the caller's to move (`add_to_columns`)."""
+    if not entries:
+        return []
     for entry in entries:
         assert_balanced(entry.postings)  # again, at the storage boundary: always on
     if conn.dialect.name != "sqlite":
@@ -361,11 +375,6 @@ def apply_entries(conn: Connection, entries: Sequence[JournalEntry], now: dateti
             for p in entry.postings
         ],
     )
-    changes: dict[int, int] = defaultdict(int)
-    for entry in entries:
-        for account_id, delta in entry.balance_changes().items():
-            changes[account_id] += delta
-    add_to_columns(conn, balance=changes)
     return ids
 
 
