@@ -17,7 +17,7 @@ from telbill.adapters.db.engine import Database, database_url, make_engine
 from telbill.api.body_limit import install_body_limit
 from telbill.api.problems import PROBLEM_RESPONSES, install_problem_handlers
 from telbill.api.ratelimit import limiter_from_env
-from telbill.api.routes_charging import realtime_router
+from telbill.api.routes_sessions import lean_routes, realtime_router
 from telbill.api.schemas import document_required_idempotency_key
 from telbill.services.clock import Clock, SystemClock
 
@@ -67,6 +67,7 @@ def create_app(database_url_: str | None = None, *, clock: Clock | None = None) 
     async def healthz() -> dict[str, str]:  # async: no thread-pool hop
         return {"status": "ok"}
 
+    app.router.routes.extend(lean_routes(API_PREFIX))  # a switch's requests, no dependencies
     app.include_router(realtime_router, prefix=API_PREFIX)
     for name in ROUTER_MODULES:
         router: APIRouter = importlib.import_module(name).router

@@ -40,10 +40,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Engine, Table, bindparam, func, select, tuple_
+from sqlalchemy import Connection, Engine, Table, bindparam, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
-from telbill.adapters.db import ledger_store
+from telbill.adapters.db import bulk, ledger_store
 from telbill.adapters.db.charging_tables import charges, sessions
 from telbill.adapters.db.engine import Database, RetryTransaction
 from telbill.adapters.db.tables import accounts as accounts_table
@@ -59,7 +59,7 @@ from telbill.domain.money import CALL_TIME, from_micros, to_micros
 from telbill.domain.numbers import rating_digits
 from telbill.domain.plans import CallClass, CutOffPolicy
 from telbill.domain.rating import classify_call, max_affordable_call_seconds, rate_event
-from telbill.domain.session_holds import decide_hold, decide_settlement
+from telbill.domain.session_holds import HoldDecision, decide_hold, decide_settlement
 from telbill.domain.tariffs import Direction, Service
 from telbill.domain.usage import UsageEvent
 from telbill.errors import (
@@ -290,20 +290,54 @@ _UPDATE_SESSIONS = (
 )
 
 
-def insert_with_ids(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> list[int]:
-    """Insert `rows` into `table` in one statement; their ids in the rows' order."""
-    if not rows:
-        return []
-    if len(rows) == 1:
-        return [int(conn.execute(table.insert().returning(table.c.id), rows[0]).scalar_one())]
-    if conn.dialect.name != "sqlite":
-        statement = table.insert().returning(table.c.id, sort_by_parameter_order=True)
-        return [int(i) for i in conn.execute(statement, list(rows)).scalars()]
-    # SQLite: the transaction holds the write lock (BEGIN IMMEDIATE) and rowids are
-    # max(rowid) + 1, so one executemany gets consecutive ids (see `ledger_store`).
-    conn.execute(table.insert(), list(rows))
-    last = int(conn.execute(select(func.max(table.c.id))).scalar_one())
-    return list(range(last - len(rows) + 1, last + 1))
+_HOLD_COLUMNS = (
+    "account_id", "unit", "amount", "service", "direction", "expires_at", "details",
+    "created_at",
+)  # fmt: skip
+_LINE_COLUMNS = ("hold_id", "ledger_account_id", "amount", "position")
+_SESSION_COLUMNS = (
+    "account_id", "payer_id", "state", "call_id", "direction", "from_number", "to_number",
+    "started_at", "hold_id", "package_hold_id", "max_seconds", "reported_seconds",
+    "last_update_at", "created_at",
+)  # fmt: skip
+_CHARGE_COLUMNS = (
+    "cdr_id", "leg", "revision", "account_id", "payer_id", "service", "direction",
+    "amount_micros", "currency", "unit", "billed_units", "package_units", "tariff",
+    "tariff_version", "prefix", "explanation", "usage", "usage_hash", "transaction_id",
+    "source", "occurred_at", "created_at", "cost_micros",
+)  # fmt: skip
+_RESOLUTION_COLUMNS = ("hold_id", "outcome", "settled_amount", "transaction_id", "created_at")
+_KEY_COLUMNS = ("scope", "key", "request_hash", "response", "created_at")
+
+
+def driver_rows(
+    conn: Connection, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """`rows` as tuples of `columns` in the driver's types (`adapters.db.bulk`): times as
+    the database stores them, mappings as JSON text."""
+    stamp = bulk.timestamp_param(conn)
+
+    def value(item: Any) -> Any:
+        if isinstance(item, datetime):
+            return stamp(item)
+        if isinstance(item, Mapping):
+            return bulk.json_text(dict(item))
+        return item
+
+    return [tuple(value(row[name]) for name in columns) for row in rows]
+
+
+def insert_with_ids(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]
+) -> list[int]:
+    """Insert `rows` into `table` in bulk; their new ids in the rows' order."""
+    return bulk.insert_with_ids(conn, table, columns, driver_rows(conn, rows, columns))
+
+
+def insert_all(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]
+) -> None:
+    bulk.insert_rows(conn, table, columns, driver_rows(conn, rows, columns))
 
 
 # ---------------------------------------------------------------------------- the batch
@@ -442,7 +476,7 @@ def _remember_keys(
     if not rows:
         return
     try:
-        conn.execute(idempotency_keys.insert(), rows[0] if len(rows) == 1 else rows)
+        insert_all(conn, idempotency_keys, _KEY_COLUMNS, rows)
     except IntegrityError as exc:  # another worker stored one first: start over, replay it
         raise RetryTransaction("an idempotency key was stored concurrently") from exc
 
@@ -619,8 +653,10 @@ def _end_all(
         payers = sorted({e.row.payer_id for e in beyond})
         batch.book.load(ledger_store.load_buckets(conn, payers))
     if batch.resolutions:
-        conn.execute(
-            hold_resolutions.insert(),
+        insert_all(
+            conn,
+            hold_resolutions,
+            _RESOLUTION_COLUMNS,
             [
                 {"hold_id": hold_id, "outcome": HoldOutcome.SETTLED.value,
                  "settled_amount": settled,
@@ -644,7 +680,7 @@ def _end_all(
                 + (" (hard cut-off: capped at the hold)" if hard else "")
             )
         charge_rows.append(row)
-    charge_ids = insert_with_ids(conn, charges, charge_rows)
+    charge_ids = insert_with_ids(conn, charges, _CHARGE_COLUMNS, charge_rows)
     conn.execute(
         _UPDATE_SESSIONS,
         [{"session_id": end.row.id, **end.values} for end in decided],
@@ -800,15 +836,11 @@ def _authorize_one(
     except (CallClassNotAllowed, NoRate) as no:
         return _refusal(no.code, no.message, currency)
     cap = _cap(ctx)
-    # A local extension without a rate, or a call whose longest length costs nothing (a
-    # free incoming call): always allowed, nothing held (issue 17, rule 1).
-    free = found is None or cost_micros(event, cap, ctx) == 0
     payer = batch.fresh(ctx.payer)
     direction = event.direction.value
     buckets = batch.book.of(payer.id)
-    if free:
-        max_seconds, package_seconds, money = cap, 0, 0
-    else:
+    decision = None
+    if found is not None:  # a local extension without a rate is free (rating's rule)
         decision = decide_hold(
             money_available=spendable(buckets, unit=currency, service=VOICE,
                                       direction=direction, now=now, floor=payer.floor_micros),
@@ -819,14 +851,20 @@ def _authorize_one(
                 from_micros(micros), event, ctx.index, ctx.plan.plan),
             cost_micros=lambda seconds: cost_micros(event, seconds, ctx),
         )  # fmt: skip
-        if decision is None:
-            return _refusal(
-                "insufficient_balance",
-                f"the wallet of {_name(ctx, payer)} cannot pay for one second of this call",
-                currency,
-            )
-        max_seconds = decision.max_seconds
-        package_seconds, money = decision.package_seconds, decision.money_micros
+    # A call whose longest length costs nothing (a free incoming call) is always allowed and
+    # holds nothing, whatever other calls hold (issue 17, rule 1). Priced only when no money
+    # would be held: a call that holds money is not free.
+    if decision is None or decision.money_micros == 0:
+        if found is None or cost_micros(event, cap, ctx) == 0:
+            decision = HoldDecision(cap, 0, 0)
+    if decision is None:
+        return _refusal(
+            "insufficient_balance",
+            f"the wallet of {_name(ctx, payer)} cannot pay for one second of this call",
+            currency,
+        )
+    max_seconds = decision.max_seconds
+    package_seconds, money = decision.package_seconds, decision.money_micros
     expires_at = now + timedelta(seconds=max_seconds) + HOLD_GRACE
     details = {"subject_account_id": ctx.leaf.id, "purpose": "session"}
     placed: list[tuple[str, dict[str, Any], tuple[HoldLine, ...]]] = []
@@ -885,7 +923,7 @@ def _authorize_all(
         return
     conn = batch.conn
     placed = [(a, column, row, lines) for a in allowed for column, row, lines in a.holds]
-    hold_ids = insert_with_ids(conn, holds, [row for _, _, row, _ in placed])
+    hold_ids = insert_with_ids(conn, holds, _HOLD_COLUMNS, [row for _, _, row, _ in placed])
     line_rows = []
     for (owner, column, _, lines), hold_id in zip(placed, hold_ids, strict=True):
         owner.session[column] = hold_id
@@ -894,9 +932,8 @@ def _authorize_all(
              "amount": line.amount, "position": line.position}
             for line in lines
         ]  # fmt: skip
-    if line_rows:
-        conn.execute(hold_lines.insert(), line_rows[0] if len(line_rows) == 1 else line_rows)
-    session_ids = insert_with_ids(conn, sessions, [a.session for a in allowed])
+    insert_all(conn, hold_lines, _LINE_COLUMNS, line_rows)
+    session_ids = insert_with_ids(conn, sessions, _SESSION_COLUMNS, [a.session for a in allowed])
     for decided, session_id in zip(allowed, session_ids, strict=True):
         decided.answer["session_id"] = session_id
         outcomes[decided.index] = responses[decided.index] = decided.answer

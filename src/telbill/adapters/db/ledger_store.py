@@ -324,47 +324,24 @@ def insert_entries(conn: Connection, entries: Sequence[JournalEntry], now: datet
         return []
     for entry in entries:
         assert_balanced(entry.postings)  # again, at the storage boundary: always on
-    if conn.dialect.name != "sqlite":
-        rows = [
-            {
-                "kind": e.kind,
-                "account_id": e.account_id,
-                "subject_account_id": e.subject_account_id,
-                "idempotency_key": e.idempotency_key,
-                "memo": e.memo,
-                "details": dict(e.details) or None,
-                "created_at": now,
-            }
+    created_at = bulk.timestamp_param(conn)(now)
+    ids = bulk.insert_with_ids(
+        conn,
+        transactions,
+        _TRANSACTION_COLUMNS,
+        [
+            (
+                e.kind,
+                e.account_id,
+                e.subject_account_id,
+                e.idempotency_key,
+                e.memo,
+                bulk.json_text(dict(e.details)) if e.details else None,
+                created_at,
+            )
             for e in entries
-        ]
-        statement = transactions.insert().returning(
-            transactions.c.id, sort_by_parameter_order=len(rows) > 1
-        )
-        ids = [int(i) for i in conn.execute(statement, rows).scalars()]
-    else:
-        # The transaction holds SQLite's write lock (BEGIN IMMEDIATE) and rowids are
-        # max(rowid) + 1, so one executemany gets consecutive ids. (With RETURNING and a
-        # guaranteed order, SQLAlchemy would insert row by row on SQLite.)
-        created_at = bulk.timestamp_param(conn)(now)
-        bulk.insert_rows(
-            conn,
-            transactions,
-            _TRANSACTION_COLUMNS,
-            [
-                (
-                    e.kind,
-                    e.account_id,
-                    e.subject_account_id,
-                    e.idempotency_key,
-                    e.memo,
-                    bulk.json_text(dict(e.details)) if e.details else None,
-                    created_at,
-                )
-                for e in entries
-            ],  # fmt: skip
-        )
-        last = int(conn.execute(select(func.max(transactions.c.id))).scalar_one())
-        ids = list(range(last - len(entries) + 1, last + 1))
+        ],
+    )
     bulk.insert_rows(
         conn,
         postings,
