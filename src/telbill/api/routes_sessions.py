@@ -8,8 +8,13 @@ Each route exists twice, with one implementation behind both:
   switch sends: ``Authorization: Bearer``, ``Idempotency-Key`` and a JSON body. No
   dependency solving per request: the key comes from the per-process key cache (valid for
   `services.auth.KEY_CACHE_TTL_S`, a revoked key dropped at once in the revoking process),
-  the body is validated by its pydantic model straight from the bytes, the blocking work
-  runs in one thread-pool hop, and the answer is encoded in one pass.
+  the body is validated by its pydantic model straight from the bytes, and the answer is
+  encoded in one pass.
+
+Authorisations and ends wait on the event loop, not in threads: `AsyncGroupCommit` hands
+everything queued to one worker thread, which checks each caller's scope, prepares and
+decides them in one batch (`services.session_batch`). Interim updates (rarer) run in one
+thread-pool hop each.
 
 Both check the same things in the same order (401, 429, the key's 400, then the body's 422)
 and answer the same bodies. A refused authorisation is an answer (200, ``allowed: false``
@@ -18,6 +23,7 @@ with its reason), not an error: the switch needs the reason to play the right an
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from collections.abc import Callable
@@ -41,6 +47,7 @@ from telbill.services import charging
 from telbill.services import sessions as sessions_service
 from telbill.services.auth import Action, authenticate, authorize, cached_principal
 from telbill.services.plans import TariffCache
+from telbill.services.session_batch import AsyncGroupCommit, AuthorizeRequest, EndRequest
 
 realtime_router = APIRouter(tags=["charging"])
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -102,19 +109,32 @@ async def _in_thread(work: Callable[[], Any]) -> Response:
     return _flat_json(await to_thread.run_sync(work))
 
 
-def _authorize_work(request: Request, call: KeyedCall, body: AuthorizeIn) -> Callable[[], Any]:
+def _engine(request: Request, db: Database) -> AsyncGroupCommit:
+    """The app's batcher on this worker's event loop."""
+    engine: AsyncGroupCommit | None = getattr(request.app.state, "session_engine", None)
+    loop = asyncio.get_running_loop()
+    if engine is None or engine.loop is not loop:  # a test client may run a loop per request
+        engine = request.app.state.session_engine = AsyncGroupCommit(db, loop)
+    return engine
+
+
+async def _authorize(request: Request, call: KeyedCall, body: AuthorizeIn) -> Response:
     db, clock, principal, key = call.db, call.clock, call.principal, call.key
     cache = tariff_cache(request, db)
 
-    def work() -> sessions_service.Authorization:
+    def prepare() -> AuthorizeRequest:
         authorize(db, principal, body.account_id, Action.REALTIME)
-        return sessions_service.authorize(
+        return sessions_service.prepare_authorize(
             db, cache, account_id=body.account_id, to_number=body.to, idempotency_key=key,
             clock=clock, direction=body.direction, from_number=body.from_, at=body.at,
             call_id=body.call_id, within=principal.account_id,
         )  # fmt: skip
 
-    return work
+    def finish(prepared: AuthorizeRequest, answer: dict[str, Any]) -> Response:
+        return _flat_json(sessions_service.authorization_of(db, prepared, answer))
+
+    response: Response = await _engine(request, db).submit(prepare, finish)
+    return response
 
 
 def _update_work(
@@ -142,18 +162,22 @@ def _update_work(
     return work
 
 
-def _end_work(request: Request, call: KeyedCall, session_id: int, body: EndIn) -> Callable[[], Any]:
+async def _end(request: Request, call: KeyedCall, session_id: int, body: EndIn) -> Response:
     db, clock, principal, key = call.db, call.clock, call.principal, call.key
     cache = tariff_cache(request, db)
 
-    def work() -> sessions_service.SessionView:
-        return sessions_service.end_session(
+    def prepare() -> EndRequest:
+        return sessions_service.prepare_end(
             db, cache, session_id, idempotency_key=key, clock=clock,
             duration_s=body.duration_s, answer_at=body.answer, end_at=body.end,
             check=lambda account_id: authorize(db, principal, account_id, Action.REALTIME),
         )  # fmt: skip
 
-    return work
+    def finish(_: EndRequest, view: sessions_service.SessionView) -> Response:
+        return _flat_json(view)
+
+    response: Response = await _engine(request, db).submit(prepare, finish)
+    return response
 
 
 # ---------------------------------------------------------------------------- documented
@@ -164,7 +188,7 @@ def _end_work(request: Request, call: KeyedCall, session_id: int, body: EndIn) -
     response_model=dict[str, Any],
 )  # fmt: skip
 async def authorize_session(body: AuthorizeIn, request: Request, call: KeyedCallDep) -> Response:
-    return await _in_thread(_authorize_work(request, call, body))
+    return await _authorize(request, call, body)
 
 
 @realtime_router.post(
@@ -184,7 +208,7 @@ async def update_session(
 async def end_session(
     session_id: int, body: EndIn, request: Request, call: KeyedCallDep
 ) -> Response:
-    return await _in_thread(_end_work(request, call, session_id, body))
+    return await _end(request, call, session_id, body)
 
 
 # ---------------------------------------------------------------------------- lean
@@ -220,7 +244,7 @@ def _body(model: type[ModelT], raw: bytes) -> ModelT:
 async def _lean_authorize(request: Request) -> Response:
     call = await _lean_call(request)
     body = _body(AuthorizeIn, await request.body())
-    return await _in_thread(_authorize_work(request, call, body))
+    return await _authorize(request, call, body)
 
 
 async def _lean_update(request: Request) -> Response:
@@ -234,7 +258,7 @@ async def _lean_end(request: Request) -> Response:
     call = await _lean_call(request)
     body = _body(EndIn, await request.body())
     session_id: int = request.path_params["session_id"]
-    return await _in_thread(_end_work(request, call, session_id, body))
+    return await _end(request, call, session_id, body)
 
 
 class _LeanRoute(Route):

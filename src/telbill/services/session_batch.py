@@ -33,13 +33,15 @@ funded wallet.
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from anyio import to_thread
 from sqlalchemy import Connection, Engine, Table, bindparam, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
@@ -178,6 +180,26 @@ class GroupCommit:
         self._lead(db, waiter)
         return waiter.result()
 
+    def submit_all(self, db: Database, requests: Sequence[Request]) -> list[Any]:
+        """Run `requests` (in order, in as few batches as the limit allows); one outcome
+        each, an answer or the error (not raised)."""
+        waiters = [_Waiter(request) for request in requests]
+        if not waiters:
+            return []
+        with self._lock:
+            self._queue.extend(waiters)
+            lead = not self._leading
+            self._leading = True
+        if lead:
+            self._lead(db, waiters[-1])
+        else:
+            for waiter in waiters:
+                waiter.wake.wait()
+                if not waiter.done:  # handed the lead: run until the last one is done
+                    self._lead(db, waiters[-1])
+                    break
+        return [waiter.outcome for waiter in waiters]
+
     def _lead(self, db: Database, own: _Waiter) -> None:
         try:
             while not own.done:
@@ -220,6 +242,74 @@ def _run_alone(db: Database, request: Request) -> Any:
         return db.run(lambda conn: run_batch(conn, [request]))[0]
     except Exception as failed:
         return failed
+
+
+class AsyncGroupCommit:
+    """Group commit for an event loop (the API): requests wait on the loop, not in threads;
+    one worker thread takes everything queued, prepares each request (`prepare`: checks and
+    context, which may read), decides them in the process's `GroupCommit`, and finishes
+    each answer (`finish`). One thread hop per batch instead of one per request."""
+
+    def __init__(self, db: Database, loop: asyncio.AbstractEventLoop) -> None:
+        self._db = db
+        self.loop = loop  # the loop its requests wait on
+        self._queue: list[_Queued] = []
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def submit(
+        self, prepare: Callable[[], Request], finish: Callable[[Any, Any], Any]
+    ) -> Any:
+        """The finished answer of one request, or its error raised."""
+        future: asyncio.Future[Any] = self.loop.create_future()
+        self._queue.append(_Queued(prepare, finish, future))
+        if self._drainer is None:
+            self._drainer = self.loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch = self._queue[:MAX_BATCH]
+                del self._queue[:MAX_BATCH]
+                try:
+                    outcomes = await to_thread.run_sync(self._run, batch)
+                except BaseException as failed:  # never leave a request waiting
+                    outcomes = [failed] * len(batch)
+                for queued, outcome in zip(batch, outcomes, strict=True):
+                    if queued.future.done():  # its caller went away
+                        continue
+                    if isinstance(outcome, BaseException):
+                        queued.future.set_exception(outcome)
+                    else:
+                        queued.future.set_result(outcome)
+        finally:
+            self._drainer = None
+
+    def _run(self, batch: Sequence[_Queued]) -> list[Any]:
+        outcomes: list[Any] = [None] * len(batch)
+        prepared: list[tuple[int, Request]] = []
+        for index, queued in enumerate(batch):
+            try:
+                prepared.append((index, queued.prepare()))
+            except Exception as failed:
+                outcomes[index] = failed
+        decided = group_commit(self._db).submit_all(self._db, [request for _, request in prepared])
+        for (index, request), outcome in zip(prepared, decided, strict=True):
+            if isinstance(outcome, BaseException):
+                outcomes[index] = outcome
+                continue
+            try:
+                outcomes[index] = batch[index].finish(request, outcome)
+            except Exception as failed:
+                outcomes[index] = failed
+        return outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    prepare: Callable[[], Request]
+    finish: Callable[[Any, Any], Any]
+    future: asyncio.Future[Any]
 
 
 _engines: WeakKeyDictionary[Engine, GroupCommit] = WeakKeyDictionary()
@@ -941,6 +1031,7 @@ def _authorize_all(
 
 __all__ = [
     "MAX_BATCH",
+    "AsyncGroupCommit",
     "AuthorizeRequest",
     "EndRequest",
     "GroupCommit",
