@@ -202,9 +202,10 @@ def profile_services(app: Any, user_id: int, pairs: int) -> None:
     pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
 
 
-def service_cpu(url: str, pairs: int = 300) -> dict[str, float]:
+def service_cpu(url: str, pairs: int = 300, threads: int = 1) -> dict[str, float]:
     """CPU milliseconds per authorize+end pair of the service calls alone (no HTTP), in this
-    process, one thread: `time.process_time`, so a loaded machine changes it little."""
+    process: `time.process_time`, so a loaded machine changes it little. `threads` callers
+    at once (the batch engine decides what arrives together in one transaction)."""
     from telbill.adapters.db.engine import Database
     from telbill.services import sessions
     from telbill.services.clock import SystemClock
@@ -228,8 +229,14 @@ def service_cpu(url: str, pairs: int = 300) -> dict[str, float]:
     for n in range(20):  # warm-up: caches as in a running server
         pair(n)
     started, cpu = time.perf_counter(), time.process_time()
-    for n in range(20, 20 + pairs):
-        pair(n)
+    if threads == 1:
+        for n in range(20, 20 + pairs):
+            pair(n)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(pair, range(20, 20 + pairs)))
     result = {
         "cpu_ms_per_pair": (time.process_time() - cpu) * 1000 / pairs,
         "wall_ms_per_pair": (time.perf_counter() - started) * 1000 / pairs,
@@ -238,10 +245,10 @@ def service_cpu(url: str, pairs: int = 300) -> dict[str, float]:
     return result
 
 
-def _service_cpu_in(src: Path, url: str) -> dict[str, float]:
+def _service_cpu_in(src: Path, url: str, threads: int) -> dict[str, float]:
     """`service_cpu` with the code of `src`, in a fresh process."""
     out = subprocess.run(
-        [sys.executable, __file__, "--service-cpu-json", url],
+        [sys.executable, __file__, "--service-cpu-json", url, "--service-threads", str(threads)],
         env={**os.environ, "TELBILL_BENCH_SRC": str(src), "PYTHONPATH": str(src)},
         check=True, capture_output=True, text=True,
     )  # fmt: skip
@@ -522,6 +529,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile the counted pairs.")
     parser.add_argument("--count-json", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--service-cpu-json", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--service-threads", type=int, default=1,
+                        help="--service-cpu: this many threads calling at once.")  # fmt: skip
     parser.add_argument(
         "--service-cpu", action="store_true",
         help="Only the CPU per pair of the service calls (no HTTP), each tree in turn.",
@@ -537,7 +546,7 @@ def main() -> None:
         print(json.dumps(count_statements(args.count_json)))
         return
     if args.service_cpu_json:
-        print(json.dumps(service_cpu(args.service_cpu_json)))
+        print(json.dumps(service_cpu(args.service_cpu_json, threads=args.service_threads)))
         return
     pairs = args.pairs or (200 if args.quick else 1_000)
     server_args = ["--loop", "asyncio", "--http", "h11"] if args.plain_http else []
@@ -563,13 +572,14 @@ def main() -> None:
                 for label, src in trees * 2:
                     schema, url = make_url(f"cpu-{label.replace(' ', '-')}-{uuid.uuid4().hex[:6]}")
                     try:
-                        cpu_r = _service_cpu_in(src, url)
+                        cpu_r = _service_cpu_in(src, url, args.service_threads)
                     finally:
                         if schema:
                             drop_schema(schema)
                     print(f"  {db_name:10} {label:9}: service calls {cpu_r['cpu_ms_per_pair']:.2f} "
-                          f"ms CPU per pair, {cpu_r['wall_ms_per_pair']:.2f} ms wall "
-                          "(one thread, no HTTP)")  # fmt: skip
+                          f"ms CPU per pair, {1000 / cpu_r['wall_ms_per_pair']:,.0f} pairs/s "
+                          f"({args.service_threads} thread(s), no HTTP) | load "
+                          f"{os.getloadavg()[0]:.2f}")  # fmt: skip
                 continue
             runs = [("trivial", SRC)] if not args.no_trivial else []
             runs += trees
