@@ -37,7 +37,9 @@ when its balance is above zero again (see `services.suspension`).
 
 Per-request cost: which account pays for an account and with which plan is remembered per
 process for a few seconds (`services.session_context`). Statuses, balances and holds are
-always read in the request's transaction, under the wallet's lock.
+always read in the transaction, under the wallet's lock. Authorisations and ends are decided
+in batches, many requests in one transaction (`services.session_batch`), with the rules
+above applied request after request; interim updates and the sweep run one at a time.
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ from telbill.services.suspension import enforce_zero_balance
 from telbill.services.wallets import DebitRequest, debit_many_in
 
 # A hold outlives its call by this much, so the sweeper settles it before it expires.
-HOLD_GRACE = timedelta(minutes=15)
+HOLD_GRACE = session_batch.HOLD_GRACE
 DEFAULT_SWEEP_TIMEOUT_S = 120
 # An interim update this close to `max_seconds` extends the hold (if the wallet affords it).
 EXTEND_WITHIN_S = 60
@@ -99,7 +101,6 @@ ACTIVE, ENDED = "active", "ended"
 
 _SELECT_SESSION = select(sessions).where(sessions.c.id == bindparam("session_id"))
 _LOCK_SESSION = _SELECT_SESSION.with_for_update()
-_INSERT_SESSION = sessions.insert().returning(sessions.c.id)
 _INSERT_CHARGE = charges.insert().returning(charges.c.id)
 _UPDATE_SESSION = update(sessions).where(sessions.c.id == bindparam("session_id"))
 
