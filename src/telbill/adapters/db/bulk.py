@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Table, func, select
 from sqlalchemy.exc import DBAPIError
 
 
@@ -108,7 +108,7 @@ def insert_with_ids(
         return []
     if conn.dialect.name == "sqlite":
         insert_rows(conn, table, columns, rows)
-        last = int(conn.exec_driver_sql(f"SELECT max(id) FROM {table.name}").scalar_one())  # noqa: S608
+        last = int(conn.execute(select(func.max(table.c.id))).scalar_one())
         return list(range(last - len(rows) + 1, last + 1))
     ids = sorted(
         int(i)
