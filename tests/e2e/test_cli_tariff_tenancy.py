@@ -111,6 +111,12 @@ def test_with_provider_no_plan_command_uses_or_changes_another_providers_catalog
     for args in refused:
         code, _, err = run(*args)
         assert code == 1 and err.startswith("error: "), (args, err)
+    code, out, _ = run("plan", "list", "--provider", b)
+    assert code == 0 and json.loads(out) == []
+    code, out, _ = run("plan", "list", "--provider", world["a"])
+    assert code == 0 and [(p["name"], p["shared"]) for p in json.loads(out)] == [
+        ("standard", False)
+    ]
     # A's customer is still priced with A's tariff.
     db = Database(os.environ["TELBILL_DATABASE_URL"])
     try:
