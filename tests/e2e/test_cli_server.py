@@ -150,3 +150,23 @@ def test_the_demo_posts_real_cdrs_so_reports_counters_and_margin_show_them(tmp_p
     assert json.loads(counters.stdout)["calls"] > 0
     # The demo's own CLI lines name the virtual environment's telbill, runnable as printed.
     assert f"TELBILL_DATABASE_URL={url} .venv/bin/telbill balance" in result.stdout
+
+
+def test_serve_passes_the_worker_health_check_timeout_to_uvicorn(tmp_path, monkeypatch):
+    import uvicorn
+
+    from telbill.cli.server import DEFAULT_WORKER_HEALTHCHECK_S
+
+    monkeypatch.setenv("TELBILL_DATABASE_URL", f"sqlite:///{tmp_path / 'hc.db'}")
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    for flags in ([], ["--timeout-worker-healthcheck", "90"]):
+        result = runner.invoke(app, ["serve", "--tick-every", "0", "--workers", "4", *flags])
+        assert result.exit_code == 0, result.output
+    assert [call["timeout_worker_healthcheck"] for call in calls] == [
+        DEFAULT_WORKER_HEALTHCHECK_S,
+        90,
+    ]
+    assert DEFAULT_WORKER_HEALTHCHECK_S > 5  # uvicorn's own default killed busy workers
+    refused = runner.invoke(app, ["serve", "--timeout-worker-healthcheck", "0"])
+    assert refused.exit_code != 0 and len(calls) == 2

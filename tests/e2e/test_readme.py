@@ -53,7 +53,7 @@ def test_every_command_block_of_the_readme_runs_as_written(tmp_path: Path) -> No
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,  # ~45 s on a quiet machine; CLI start-up dominates under load
     )
     out = done.stdout
     assert done.returncode == 0, f"{out[-3000:]}\n{done.stderr[-3000:]}"
@@ -64,5 +64,5 @@ def test_every_command_block_of_the_readme_runs_as_written(tmp_path: Path) -> No
     assert "calls of account 3 in 2026-11" in out
     assert '"allowed":true' in out.replace(" ", "")  # the API's authorisation
     assert '"charged": "0.122500"' in out  # 75 s at 0.09/min + 0.01, settled exactly
-    assert "the ledger adds up" in out or "ok" in out.lower()
+    assert "ledger reconciles:" in out
     assert (tmp_path / "rated.csv").read_text().count("\n") == 9

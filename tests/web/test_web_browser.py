@@ -59,14 +59,24 @@ def paid(world: WebWorld, who: str) -> Decimal:
 
 
 def top_up_in_browser(page, base: str, world: WebWorld) -> None:  # type: ignore[no-untyped-def]
+    """The customer asks (a bank transfer books nothing), the provider confirms: booked."""
     log_in(page, base, world.keys["alpha"])
-    assert page.url.endswith(f"/accounts/{world.ids['alpha']}/balance")
+    alpha = world.ids["alpha"]
+    assert page.url.endswith(f"/accounts/{alpha}/balance")
     before = paid(world, "alpha")
     page.get_by_label("Amount").fill("12.34")
     page.get_by_label("Bank transfer reference").fill("BT-browser")
-    page.get_by_role("button", name="Record payment").click()
-    page.get_by_text("Payment recorded").wait_for()
+    page.get_by_role("button", name="Send request").click()
+    page.get_by_text("Top-up request sent").wait_for()
+    assert paid(world, "alpha") == before
+    assert "pending" in page.locator("#topup-requests").inner_text()
+    page.get_by_role("button", name="Log out").click()
+    log_in(page, base, world.keys["acme"])
+    page.get_by_role("link", name="Top-up requests").click()
+    page.get_by_role("button", name="Confirm").first.click()
+    page.get_by_text("Payment confirmed").wait_for()
     assert paid(world, "alpha") == before + Decimal("12.34")
+    page.goto(f"{base}/accounts/{alpha}/balance")
     shown = page.locator("#paid-balance").inner_text()
     assert shown == f"{before + Decimal('12.34'):,.2f} USD"
     assert "bank-transfer:BT-browser" in page.locator("#latest-receipts").inner_text()

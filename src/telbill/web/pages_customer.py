@@ -27,10 +27,12 @@ from telbill.services import (
     campaigns,
     notifications,
     numbers,
+    payments,
     plans,
     receipts,
     reports,
     subscriptions,
+    top_up_requests,
 )
 from telbill.services import balances as balances_service
 from telbill.services import thresholds as thresholds_service
@@ -119,7 +121,10 @@ def balance_page(
         packages=packages,
         thresholds=thresholds_service.get_settings(db, account_id),
         providers=payment_providers.available(),
-        can_top_up=may(principal, Action.TOP_UP),
+        # Booking money is a provider's (docs/security.md); a customer asks for it.
+        can_top_up=may(principal, Action.BOOK_PAYMENT) and principal.account_id != account_id,
+        can_request_top_up=may(principal, Action.REQUEST_TOP_UP),
+        top_up_requests=top_up_requests.list_requests(db, principal, account_id, limit=5),
         can_manage=may(principal, Action.MANAGE_NOTIFICATIONS),
         recent=queries.receipts_page(db, account_id, limit=5).items,
     )
@@ -153,7 +158,9 @@ def top_up(
     reference: FormText = "",
     idem: OptionalFormText = None,
 ) -> RedirectResponse:
-    authorize(db, session.principal, account_id, Action.TOP_UP)
+    # A payment received, recorded by whoever may book money into this wallet (a provider
+    # admin above it); a customer's transfer is a request instead (pages_payments.py).
+    payments.authorize_booking(db, session.principal, account_id)
     payment_providers.get(provider).top_up(
         db, account_id, amount.strip(), reference=reference,
         idempotency_key=form_key(session, idem), clock=clock,

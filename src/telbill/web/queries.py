@@ -351,9 +351,14 @@ def children_page(
     db: Database, parent_id: int, *, cursor: str | None = None, limit: int = 50
 ) -> Page[AccountRow]:
     """Direct children of an account, by id (the tree is browsed one level at a time)."""
+    query = sa.select(t.accounts).where(t.accounts.c.parent_id == parent_id)
+    return _accounts_page(db, query, cursor, limit)
+
+
+def _accounts_page(db: Database, query: Any, cursor: str | None, limit: int) -> Page[AccountRow]:
+    """A page of the accounts `query` selects, by id, after `cursor`."""
     limit = _limit(limit)
     after = _id_cursor(cursor)
-    query = sa.select(t.accounts).where(t.accounts.c.parent_id == parent_id)
     if after is not None:
         query = query.where(t.accounts.c.id > after)
     query = query.order_by(t.accounts.c.id).limit(limit + 1)
@@ -379,8 +384,6 @@ def search_accounts(
 ) -> Page[AccountRow]:
     """Accounts anywhere below `root_id` whose name contains `text` (any case) or whose id
     is `text`, optionally of one kind and status; by id."""
-    limit = _limit(limit)
-    after = _id_cursor(cursor)
     tree = subtree(root_id)
     query = sa.select(t.accounts).where(
         t.accounts.c.id.in_(sa.select(tree.c.id)), t.accounts.c.id != root_id
@@ -400,32 +403,18 @@ def search_accounts(
         if status not in ACCOUNT_STATUSES:
             raise InvalidInput(f"status must be one of {', '.join(ACCOUNT_STATUSES)}")
         query = query.where(t.accounts.c.status == status)
-    if after is not None:
-        query = query.where(t.accounts.c.id > after)
-    query = query.order_by(t.accounts.c.id).limit(limit + 1)
-    with db.engine.connect() as conn:
-        rows = conn.execute(query).all()
-        items = _account_rows(conn, rows[:limit])
-    return Page(items, str(items[-1].id) if len(rows) > limit else None)
+    return _accounts_page(db, query, cursor, limit)
 
 
 def suspended_page(
     db: Database, root_id: int, *, cursor: str | None = None, limit: int = 50
 ) -> Page[AccountRow]:
     """Suspended accounts below `root_id`, by id."""
-    limit = _limit(limit)
-    after = _id_cursor(cursor)
     tree = subtree(root_id)
     query = sa.select(t.accounts).where(
         t.accounts.c.id.in_(sa.select(tree.c.id)), t.accounts.c.status == "suspended"
     )
-    if after is not None:
-        query = query.where(t.accounts.c.id > after)
-    query = query.order_by(t.accounts.c.id).limit(limit + 1)
-    with db.engine.connect() as conn:
-        rows = conn.execute(query).all()
-        items = _account_rows(conn, rows[:limit])
-    return Page(items, str(items[-1].id) if len(rows) > limit else None)
+    return _accounts_page(db, query, cursor, limit)
 
 
 # ------------------------------------------------------------------------------- inventory
