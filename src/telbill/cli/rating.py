@@ -284,12 +284,16 @@ def rate_command(
         1, "--workers", min=1, help="Processes rating parts of a native file (more cores)."
     ),
     database: str | None = DatabaseOption,
+    provider: int | None = typer.Option(
+        None, "--provider", help="Provider account id: its catalogue (default: the operator's)."
+    ),
 ) -> None:
     """Rate a CDR file offline into a CSV (no balance is touched). Bad rows get `error`.
 
     Each call is priced by the tariff version in force at its start.
     """
     from telbill.services.cdr_rate_files import rate_cdr_file_workers
+    from telbill.services.tariffs import provider_viewer
 
     with _errors_as_exit():
         if not cdr_file.exists():
@@ -300,11 +304,13 @@ def rate_command(
             console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty(),
         )  # fmt: skip
         try:
+            viewer = provider_viewer(db, provider)
             with progress:
                 task = progress.add_task("rate", total=cdr_input_size(cdr_file))
                 totals = rate_cdr_file_workers(
                     db, tariff, cdr_file, out, workers=workers, fmt=fmt, timezone=timezone,
                     chunk_size=chunk_size, progress=lambda n: progress.advance(task, n),
+                    viewer=viewer,
                 )  # fmt: skip
         finally:
             db.dispose()
