@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench install chromium
+.PHONY: demo test lint bench install chromium fuzz
 
 $(BIN)/telbill: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -31,3 +31,12 @@ chromium:
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py
+
+# Generated-input tests with fresh random seeds and larger budgets (`make test` and CI run
+# them derandomised: tests/conftest.py). A failure prints its seed: pin it as an example.
+FUZZ_EXAMPLES ?= 500
+FUZZ_SCHEMATHESIS_EXAMPLES ?= 50
+fuzz: install
+	CI= TELBILL_HYPOTHESIS_PROFILE=fuzz TELBILL_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
+		TELBILL_SCHEMATHESIS_EXAMPLES=$(FUZZ_SCHEMATHESIS_EXAMPLES) \
+		$(BIN)/pytest -n 2 --dist loadgroup -m fuzz -p no:cacheprovider

@@ -22,6 +22,7 @@ from telbill.api.problems import PROBLEM_RESPONSES, install_problem_handlers, pr
 from telbill.api.ratelimit import limiter_from_env
 from telbill.api.routes_charging import realtime_router
 from telbill.api.schemas import document_required_idempotency_key
+from telbill.api.text_guard import install_text_guard
 from telbill.services.clock import Clock, SystemClock
 
 API_PREFIX = "/v1"
@@ -65,6 +66,7 @@ def create_app(database_url_: str | None = None, *, clock: Clock | None = None) 
     app.state.clock = clock or SystemClock()
     app.state.rate_limiter = limiter_from_env()  # per API key, per worker process
     install_problem_handlers(app)
+    install_text_guard(app)  # inside the body limit: it sees only bodies under the limit
     install_body_limit(app)
     document_required_idempotency_key(app)
 

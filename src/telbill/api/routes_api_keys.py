@@ -8,6 +8,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, PrincipalDep
+from telbill.api.types import Code, Instant
 from telbill.services.auth import ApiKey, create_api_key_as, list_api_keys
 
 router = APIRouter(tags=["api keys"])
@@ -17,8 +18,8 @@ class ApiKeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    role: str = Field(description="provider_admin, org_admin, user or switch")
-    expires_at: datetime | None = Field(
+    role: Code = Field(description="provider_admin, org_admin, user or switch")
+    expires_at: Instant | None = Field(
         default=None, description="Optional: the key is refused (401) from this time on"
     )
 

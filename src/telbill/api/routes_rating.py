@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from telbill.api.deps import DbDep, IdempotencyKeyDep, PrincipalDep
+from telbill.api.types import Instant
 from telbill.domain.sms import segment_sms
 from telbill.domain.tariffs import Direction, Service
 from telbill.services.auth import Principal
@@ -38,7 +39,8 @@ class QuoteBody(BaseModel):
     direction: Direction = Direction.OUTBOUND
     duration: int | None = Field(None, ge=0, description="Call seconds (default 60).")
     text: str | None = Field(None, max_length=10_000, description="SMS text.")
-    at: datetime | None = None
+    at: Instant | None = None
+    units: int | None = Field(None, ge=0, description="Data bytes or generic units.")
 
 
 class SegmentsBody(BaseModel):
@@ -59,6 +61,7 @@ def _quote(db: DbDep, principal: Principal, body: QuoteBody) -> dict[str, Any]:
         from_number=body.from_,
         duration_s=body.duration,
         text=body.text,
+        units=body.units,
     )
     index = load_tariff_index(db, body.tariff, at=at, viewer=viewer_of(db, principal))
     return quote_summary(quote(request, index))
@@ -75,11 +78,12 @@ def get_quote(
     direction: Direction = Direction.OUTBOUND,
     duration: Annotated[int | None, Query(ge=0)] = None,
     text: Annotated[str | None, Query(max_length=2_000)] = None,
-    at: datetime | None = None,
+    at: Instant | None = None,
+    units: Annotated[int | None, Query(ge=0)] = None,
 ) -> dict[str, Any]:
     body = QuoteBody(
         tariff=tariff, to=to, **{"from": from_}, service=service, direction=direction,
-        duration=duration, text=text, at=at,
+        duration=duration, text=text, at=at, units=units,
     )  # fmt: skip
     return _quote(db, principal, body)
 

@@ -30,6 +30,7 @@ from telbill.cli.common import (
     open_db,
     print_json,
 )
+from telbill.cli.files import input_path
 from telbill.errors import InvalidInput
 from telbill.services import campaigns, charging, plans, rerating, sessions
 from telbill.services.cdr_workers import post_cdr_file
@@ -86,7 +87,7 @@ def post_command(
     ),
     chunk_size: int = typer.Option(charging.DEFAULT_CHUNK_SIZE, "--chunk-size", min=1),
     workers: int = typer.Option(
-        1, "--workers", min=1, help="File: processes posting its chunks (round robin)."
+        1, "--workers", min=1, max=64, help="File: processes posting its chunks (round robin)."
     ),
     timezone: str | None = typer.Option(None, "--timezone", help="Zone of naive times."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -115,6 +116,7 @@ def post_command(
     else:
         if cdr_file is None:
             raise InvalidInput("give a CDR file or --stream")
+        input_path(cdr_file, folder_ok=True)
         progress = Progress(
             TextColumn("posting"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
             console=console, disable=quiet or as_json or workers > 1, transient=True,

@@ -57,6 +57,7 @@ from telbill.adapters.db.tables import accounts
 from telbill.adapters.formats.cdr_columns import CdrBlock, NativeColumnsReader
 from telbill.domain.batch import BatchRater, CdrColumns
 from telbill.domain.batch import Status as BatchStatus
+from telbill.domain.inputs import printable, printable_value
 from telbill.domain.money import CALL_TIME, from_micros, to_micros
 from telbill.domain.numbers import normalize_number
 from telbill.domain.rating import Charge, Explanation, Leg, Payer, explain_text, rate_event
@@ -95,6 +96,8 @@ from telbill.services.usage_debits import (
 )
 
 DEFAULT_CHUNK_SIZE = 5_000
+MAX_QUARANTINED_TEXT = 1_000  # characters kept of each column of a quarantined row
+MAX_PROBLEMS = 1_000  # bad records listed in a PostSummary (all are counted and quarantined)
 _EXPLANATION_FIELDS = tuple(f.name for f in dataclasses.fields(Explanation))
 
 
@@ -108,6 +111,8 @@ class PostSummary:
     quarantined: int = 0
     refused: int = 0
     charged: dict[str, Decimal] = field(default_factory=dict)
+    # The first MAX_PROBLEMS records quarantined or refused: {"line", "cdr_id", "reason"}.
+    problems: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, other: PostSummary) -> None:
         self.records += other.records
@@ -115,6 +120,7 @@ class PostSummary:
         self.duplicates += other.duplicates
         self.quarantined += other.quarantined
         self.refused += other.refused
+        self.problems.extend(other.problems[: max(0, MAX_PROBLEMS - len(self.problems))])
         for currency, amount in other.charged.items():
             self.charged[currency] = self.charged.get(currency, Decimal(0)) + amount
 
@@ -674,11 +680,13 @@ def quarantine_rows(
         {
             "account_id": (owner := item.account_id if item.account_id is not None else poster),
             "provider_id": None if owner is None else provider_of(conn, owner, providers),
-            "source": source[:200],
+            "source": printable(source[:200]),
             "line": item.line,
-            "cdr_id": item.cdr_id,
-            "reason": item.reason,
-            "raw": dict(item.raw),
+            "cdr_id": None if item.cdr_id is None else printable(item.cdr_id[:200]),
+            "reason": printable_value(item.reason, MAX_QUARANTINED_TEXT),
+            # What cannot be stored or encoded (NUL, a lone surrogate) is kept as an escape;
+            # a huge column is cut (the reason says why the row was refused).
+            "raw": printable_value(dict(item.raw), MAX_QUARANTINED_TEXT),
             "status": "open",
             "dedupe_key": _dedupe_key(source, item, owner),
             "created_at": now,
@@ -1053,6 +1061,11 @@ def post_chunk(
             providers=resolver.providers,
         )  # fmt: skip
         summary.quarantined -= len(refused)
+        summary.problems = [
+            {"line": item.line, "cdr_id": None if item.cdr_id is None else printable(item.cdr_id),
+             "reason": printable_value(item.reason, MAX_QUARANTINED_TEXT)}
+            for item in sorted([*bad, *refused], key=lambda item: item.line or 0)[:MAX_PROBLEMS]
+        ]  # fmt: skip
         summary.records = len(records) + (0 if fast is None else len(fast))
         return summary
 
@@ -1170,9 +1183,11 @@ class QuarantinedCdr:
 
 
 def _quarantined(row: Any) -> QuarantinedCdr:
+    # printable: a row stored before the rules of `quarantine_rows` may hold a lone surrogate
+    # in its JSON (issue 15 finding 4: it broke the listing for good).
     return QuarantinedCdr(
         id=row.id, source=row.source, line=row.line, cdr_id=row.cdr_id, reason=row.reason,
-        raw=dict(row.raw), status=row.status, created_at=row.created_at,
+        raw=printable_value(dict(row.raw)), status=row.status, created_at=row.created_at,
         account_id=row.account_id, provider_id=row.provider_id,
     )  # fmt: skip
 
