@@ -17,6 +17,7 @@ from telbill import __version__
 from telbill.adapters.db.engine import Database, database_url, make_engine
 from telbill.adapters.db.readiness import not_ready_reason
 from telbill.api.body_limit import install_body_limit
+from telbill.api.docs import install_offline_docs
 from telbill.api.problems import PROBLEM_RESPONSES, install_problem_handlers, problem_response
 from telbill.api.ratelimit import limiter_from_env
 from telbill.api.routes_charging import realtime_router
@@ -37,6 +38,7 @@ ROUTER_MODULES = (
     "telbill.api.routes_notifications",
     "telbill.api.routes_reports",
     "telbill.api.routes_invoices",
+    "telbill.api.routes_tariffs",
     "telbill.api.routes_payments",
 )
 
@@ -56,6 +58,8 @@ def create_app(database_url_: str | None = None, *, clock: Clock | None = None) 
             "Errors are RFC 9457 problem details (`application/problem+json`)."
         ),
         responses=PROBLEM_RESPONSES,
+        docs_url=None,  # served offline below (api/docs.py)
+        redoc_url=None,
     )
     app.state.db = Database(make_engine(url))
     app.state.clock = clock or SystemClock()
@@ -87,6 +91,7 @@ def create_app(database_url_: str | None = None, *, clock: Clock | None = None) 
     from telbill.web import install as install_dashboard
 
     install_dashboard(app)
+    install_offline_docs(app)
     return app
 
 

@@ -1,7 +1,9 @@
 """Rating endpoints: quote a call or a message, segment an SMS text.
 
-Pure pricing: nothing is stored and no balance moves. Any authenticated key may quote
-(tariffs are price lists, not account data). ``GET /v1/quote`` takes query parameters;
+Pure pricing: nothing is stored and no balance moves. Any authenticated key may quote with
+the tariffs of its own provider and the operator's shared retail ones, never another
+provider's; carrier cost decks only with a provider admin key (`tariffs.viewer_of`): any
+other tariff name is a 404, like a missing one. ``GET /v1/quote`` takes query parameters;
 ``POST /v1/quote`` takes the same fields as JSON (for long texts) and, like every POST of
 this API, an ``Idempotency-Key``. No matching rate is a ``no_rate`` problem (422).
 """
@@ -17,7 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from telbill.api.deps import DbDep, IdempotencyKeyDep, PrincipalDep
 from telbill.domain.sms import segment_sms
 from telbill.domain.tariffs import Direction, Service
+from telbill.services.auth import Principal
 from telbill.services.quotes import QuoteRequest, load_tariff_index, quote, quote_summary
+from telbill.services.tariffs import viewer_of
 
 router = APIRouter(tags=["rating"])
 
@@ -43,7 +47,7 @@ class SegmentsBody(BaseModel):
     text: str = Field(max_length=10_000)
 
 
-def _quote(db: DbDep, body: QuoteBody) -> dict[str, Any]:
+def _quote(db: DbDep, principal: Principal, body: QuoteBody) -> dict[str, Any]:
     at = body.at or datetime.now(UTC)
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
@@ -56,7 +60,8 @@ def _quote(db: DbDep, body: QuoteBody) -> dict[str, Any]:
         duration_s=body.duration,
         text=body.text,
     )
-    return quote_summary(quote(request, load_tariff_index(db, body.tariff, at=at)))
+    index = load_tariff_index(db, body.tariff, at=at, viewer=viewer_of(db, principal))
+    return quote_summary(quote(request, index))
 
 
 @router.get("/quote", summary="Price a call or a message, with its breakdown")
@@ -76,14 +81,14 @@ def get_quote(
         tariff=tariff, to=to, **{"from": from_}, service=service, direction=direction,
         duration=duration, text=text, at=at,
     )  # fmt: skip
-    return _quote(db, body)
+    return _quote(db, principal, body)
 
 
 @router.post("/quote", summary="Price a call or a message (JSON body), with its breakdown")
 def post_quote(
     db: DbDep, principal: PrincipalDep, _key: IdempotencyKeyDep, body: QuoteBody
 ) -> dict[str, Any]:
-    return _quote(db, body)
+    return _quote(db, principal, body)
 
 
 @router.post("/sms/segments", summary="Encoding and segments of an SMS text")

@@ -331,6 +331,8 @@ def campaign_stop(campaign_id: int, database: DatabaseOption = None) -> None:
 
 # ---------------------------------------------------------------------------- plans, charges
 
+PROVIDER_HELP = "Provider account id: act in its catalogue (default: the operator's)."
+
 
 @plan_app.command("create")
 @handle_errors
@@ -349,13 +351,14 @@ def plan_create(
         None, "--cost-tariff", help="Fixed pricing: the carrier's cost tariff (for margin)."
     ),
     database: DatabaseOption = None,
+    provider: int | None = typer.Option(None, "--provider", help=PROVIDER_HELP),
 ) -> None:
-    """Create a charging plan."""
+    """Create a charging plan (in the operator's catalogue, or --provider's)."""
     record = plans.create_plan(
         open_db(database), name, tariff=tariff, clock=SystemClock(), pricing=pricing,
         markup_percent=markup, min_margin=min_margin,
         allowed_call_classes=None if classes is None else [c.strip() for c in classes.split(",")],
-        cut_off=cut_off, max_call_s=max_call, cost_tariff=cost_tariff,
+        cut_off=cut_off, max_call_s=max_call, cost_tariff=cost_tariff, owner=provider,
     )  # fmt: skip
     print_json(record)
 
@@ -367,12 +370,17 @@ def plan_cost_tariff(
     tariff: str | None = typer.Option(None, "--tariff", help="The carrier's cost tariff."),
     clear: bool = typer.Option(False, "--clear", help="Forget the cost tariff."),
     database: DatabaseOption = None,
+    provider: int | None = typer.Option(None, "--provider", help=PROVIDER_HELP),
 ) -> None:
     """Set (or clear) the carrier cost tariff of a fixed-price plan: charges posted from
     then on record their cost, for margin."""
     if (tariff is None) == (not clear):
         raise InvalidInput("give either --tariff NAME or --clear")
-    print_json(plans.set_cost_tariff(open_db(database), name, None if clear else tariff))
+    print_json(
+        plans.set_cost_tariff(
+            open_db(database), name, None if clear else tariff, provider=provider
+        )
+    )
 
 
 @plan_app.command("assign")
@@ -381,9 +389,11 @@ def plan_assign(
     account: int = typer.Option(..., "--account"),
     plan: str = typer.Option(..., "--plan"),
     database: DatabaseOption = None,
+    provider: int | None = typer.Option(None, "--provider", help=PROVIDER_HELP),
 ) -> None:
-    """Make an account (and the accounts under it) use a plan."""
-    plans.assign_plan(open_db(database), account, plan, clock=SystemClock())
+    """Make an account (and the accounts under it) use a plan of its provider's catalogue
+    or of the operator's (--provider: only an account of that provider)."""
+    plans.assign_plan(open_db(database), account, plan, clock=SystemClock(), provider=provider)
     console.print(f"account {account} now uses plan {plan}", highlight=False)
 
 

@@ -83,11 +83,16 @@ def _errors_as_exit() -> Iterator[None]:
         handle_errors(_reraise)(exc)
 
 
-def _tariff_index(name: str, database: str | None, at: datetime | None = None) -> Any:
-    """Load tariff `name` (the version in force `at`, else the newest) as a rate index."""
+def _tariff_index(
+    name: str, database: str | None, at: datetime | None = None, provider: int | None = None
+) -> Any:
+    """Load tariff `name` (the version in force `at`, else the newest) as a rate index, from
+    the catalogue of `provider` (its own and the operator's shared; None: the operator's)."""
+    from telbill.services.tariffs import provider_viewer
+
     db = open_db(database)
     try:
-        return load_tariff_index(db, name, at=at)
+        return load_tariff_index(db, name, at=at, viewer=provider_viewer(db, provider))
     finally:
         db.dispose()
 
@@ -145,11 +150,14 @@ def quote_command(
     at: str | None = AtOption,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     database: str | None = DatabaseOption,
+    provider: int | None = typer.Option(
+        None, "--provider", help="Provider account id: its catalogue (default: the operator's)."
+    ),
 ) -> None:
     """Price a call or a message and show the breakdown. Exit 3 when no rate matches."""
     with _errors_as_exit():
         request = _quote_request(to, from_, service, direction, duration, text, at)
-        rated = quote(request, _tariff_index(tariff, database, request.at))
+        rated = quote(request, _tariff_index(tariff, database, request.at, provider))
         summary = quote_summary(rated)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))

@@ -164,6 +164,9 @@ def admin_create_key(
         str, typer.Option(help="provider_admin, org_admin, user or switch.")
     ] = Role.PROVIDER_ADMIN.value,
     name: Annotated[str, typer.Option(help="A label for the key.")] = "admin",
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the key (for scripts).")
+    ] = False,
     expires_at: Annotated[
         str | None,
         typer.Option(
@@ -180,6 +183,9 @@ def admin_create_key(
         open_db(database), account_id=account, role=role, name=name, clock=SystemClock(),
         expires_at=_aware_time(expires_at, "--expires-at") if expires_at else None,
     )  # fmt: skip
+    if quiet:
+        typer.echo(created.secret)
+        return
     table = Table(show_header=False, box=None)
     table.add_row("key id", str(created.key.id))
     table.add_row("role", created.key.role.value)

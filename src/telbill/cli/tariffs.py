@@ -2,7 +2,8 @@
 
 Thin: parse options, stream the file through a format reader into the tariff service, render.
 A deck with any bad row is reported line by line and nothing is imported (exit 1) unless
-`--skip-bad`.
+`--skip-bad`. `--provider ID` acts in that provider's catalogue (its own tariffs and the
+operator's shared retail ones); without it, in the operator's.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from telbill.services.tariffs import (
     list_tariffs,
     list_versions,
     load_tariff,
+    provider_viewer,
 )
 
 tariff_app = typer.Typer(help="Import, list, show and compare tariffs (rate decks).")
@@ -60,6 +62,17 @@ def _db() -> Database:
     url = database_url()
     migrate(url)
     return Database(url)
+
+
+def _provider_option() -> Any:
+    return typer.Option(
+        None, "--provider", help="Provider account id: its catalogue (default: the operator's)."
+    )
+
+
+def _viewer(db: Database, provider: int | None) -> Any:
+    """The catalogue `--provider` names (the operator's without it)."""
+    return _guard(lambda: provider_viewer(db, provider))
 
 
 def _fail(message: str) -> typer.Exit:
@@ -134,8 +147,12 @@ def import_command(
     effective_from: str = typer.Option(None, "--effective-from", help="ISO date/time."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Import the good rows anyway."),
     as_json: bool = typer.Option(False, "--json"),
+    provider: int = _provider_option(),
+    cost: bool = typer.Option(False, "--cost", help="A carrier cost deck (provider admins only)."),
 ) -> None:
     """Import a rate deck as a new version of a tariff."""
+    owner = _viewer(_db(), provider).provider
+    purpose = "cost" if cost else "retail"
     try:
         if file_format not in FORMATS:
             raise _fail(f"--format must be one of {', '.join(FORMATS)}")
@@ -158,12 +175,14 @@ def import_command(
         )
         source = TariffSource(str(file), _sha256(file), file_format)
         if file_format == "cgrates":
-            results = _import_cgrates(file, name, settings, source, since, skip_bad)
+            results = _import_cgrates(
+                file, name, settings, source, since, skip_bad, owner, purpose
+            )
         else:
             results = [
                 _import_csv(
                     file, name, file_format, column_map, defaults, settings, source, since,
-                    skip_bad,
+                    skip_bad, owner, purpose,
                 )
             ]
     except BadTariffRows as exc:
@@ -211,6 +230,8 @@ def _import_csv(
     source: TariffSource,
     since: datetime | None,
     skip_bad: bool,
+    owner: int | None = None,
+    purpose: str = "retail",
 ) -> ImportResult:
     mapping = parse_column_pairs(column_map, "--map")
     default_values = parse_column_pairs(defaults, "--default")
@@ -238,6 +259,8 @@ def _import_csv(
             now=datetime.now(UTC),
             effective_from=since,
             skip_bad=skip_bad,
+            owner=owner,
+            purpose=purpose,
         )
 
 
@@ -248,6 +271,8 @@ def _import_cgrates(
     source: TariffSource,
     since: datetime | None,
     skip_bad: bool,
+    owner: int | None = None,
+    purpose: str = "retail",
 ) -> list[ImportResult]:
     plan = read_cgrates_folder(folder, timezone=settings.timezone)
     if plan.errors and not skip_bad:
@@ -271,6 +296,8 @@ def _import_cgrates(
             now=datetime.now(UTC),
             effective_from=since,
             skip_bad=skip_bad,
+            owner=owner,
+            purpose=purpose,
         )
         results.append(result)
     if plan.errors:
@@ -294,6 +321,8 @@ def _version_json(v: TariffVersion) -> dict[str, Any]:
         "rows": v.row_count,
         "created_at": v.created_at.isoformat(),
         "effective_from": v.effective_from.isoformat() if v.effective_from else None,
+        "owner": v.owner_id,
+        "purpose": v.purpose,
         "settings": {
             "default_increment": str(v.settings.default_increment),
             "timezone": v.settings.timezone,
@@ -372,9 +401,13 @@ def _guard(fn: Any) -> Any:
 
 
 @tariff_app.command("list")
-def list_command(as_json: bool = typer.Option(False, "--json")) -> None:
+def list_command(
+    as_json: bool = typer.Option(False, "--json"), provider: int = _provider_option()
+) -> None:
     """Every tariff with its newest version."""
-    versions = _guard(lambda: list_tariffs(_db()))
+    db = _db()
+    viewer = _viewer(db, provider)
+    versions = _guard(lambda: list_tariffs(db, viewer))
     if as_json:
         typer.echo(json.dumps([_version_json(v) for v in versions]))
         return
@@ -394,9 +427,13 @@ def list_command(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @tariff_app.command("versions")
-def versions_command(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
+def versions_command(
+    name: str, as_json: bool = typer.Option(False, "--json"), provider: int = _provider_option()
+) -> None:
     """Every version of a tariff, oldest first."""
-    versions = _guard(lambda: list_versions(_db(), name))
+    db = _db()
+    viewer = _viewer(db, provider)
+    versions = _guard(lambda: list_versions(db, name, viewer))
     if as_json:
         typer.echo(json.dumps([_version_json(v) for v in versions]))
         return
@@ -422,11 +459,13 @@ def show_command(
     prefix: str = typer.Option(None, "--prefix", help="Only rows whose prefix starts so."),
     limit: int = typer.Option(50, "--limit", help="Rows to show; 0 shows all."),
     as_json: bool = typer.Option(False, "--json"),
+    provider: int = _provider_option(),
 ) -> None:
     """A tariff's settings and rates."""
     db = _db()
-    tariff = _guard(lambda: load_tariff(db, name, version))
-    meta = _guard(lambda: list_versions(db, name))
+    viewer = _viewer(db, provider)
+    tariff = _guard(lambda: load_tariff(db, name, version, viewer=viewer))
+    meta = _guard(lambda: list_versions(db, name, viewer))
     info = next(v for v in meta if v.version == tariff.version)
     rows = [r for r in tariff.rows if not prefix or r.prefix.startswith(prefix)]
     shown = rows if limit == 0 else rows[:limit]
@@ -452,15 +491,17 @@ def diff_command(
     from_version: int = typer.Option(None, "--from", help="Default: the one before --to."),
     to_version: int = typer.Option(None, "--to", help="Default: the newest."),
     as_json: bool = typer.Option(False, "--json"),
+    provider: int = _provider_option(),
 ) -> None:
     """Rates added, removed and changed between two versions of a tariff."""
     db = _db()
-    versions = [v.version for v in _guard(lambda: list_versions(db, name))]
+    viewer = _viewer(db, provider)
+    versions = [v.version for v in _guard(lambda: list_versions(db, name, viewer))]
     to_v = to_version if to_version is not None else versions[-1]
     from_v = from_version if from_version is not None else to_v - 1
     if from_v < 1:
         raise _fail(f"{name} has only version {to_v}: nothing to compare")
-    diff = _guard(lambda: diff_versions(db, name, from_v, to_v))
+    diff = _guard(lambda: diff_versions(db, name, from_v, to_v, viewer))
     if as_json:
         payload = {
             "name": name,

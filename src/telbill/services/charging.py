@@ -76,8 +76,15 @@ from telbill.services.charging_columns import (
 from telbill.services.clock import Clock
 from telbill.services.events import emit
 from telbill.services.number_payers import number_owner_payer
-from telbill.services.plans import PlanRecord, TariffCache, get_plan_by_id, plan_for
+from telbill.services.plans import (
+    PlanRecord,
+    TariffCache,
+    TariffRef,
+    get_plan_by_id,
+    plan_for,
+)
 from telbill.services.suspension import enforce_zero_balance
+from telbill.services.tariffs import owner_at
 from telbill.services.usage_debits import (
     UsageBatch,
     UsageLeg,
@@ -466,16 +473,16 @@ def _rate_chunk(
     # plan; what it does not price on its fast path is rated one by one with `rate_event`.
     legs: list[list[_Leg] | None] = [None] * len(found)
     versions: list[int | None] = [None] * len(found)
-    groups: dict[tuple[str, int, int], list[int]] = {}
+    groups: dict[tuple[TariffRef, int, int], list[int]] = {}
     voice, outbound = Service.VOICE, Direction.OUTBOUND
     for position, (event, leaf) in enumerate(found):
         plan = resolver.plan(leaf.id)
         try:
-            version = versions[position] = cache.version_at(plan.tariff, event.start)
+            version = versions[position] = cache.version_at(plan.tariff_ref, event.start)
         except TelbillError:
             continue  # reported by the per-event path
         if event.service is voice and event.direction is outbound:
-            groups.setdefault((plan.tariff, version, plan.id), []).append(position)
+            groups.setdefault((plan.tariff_ref, version, plan.id), []).append(position)
     chunk_columns = _ChunkColumns([event for event, _ in found])
     for (tariff, version, _), members in groups.items():
         plan = resolver.plan(found[members[0]][1].id)
@@ -490,9 +497,9 @@ def _rate_chunk(
             plan = resolver.plan(leaf.id)
             known = versions[position]
             index = (
-                cache.at(plan.tariff, event.start)
+                cache.at(plan.tariff_ref, event.start)
                 if known is None
-                else cache.index(plan.tariff, known)
+                else cache.index(plan.tariff_ref, known)
             )
             priced = legs[position]
             owner_pays = False
@@ -564,7 +571,9 @@ def _record_costs(cache: TariffCache, rated: Sequence[_Rated], columns: _ChunkCo
     the prices (`services.charge_costs`), from the columns the prices were rated from."""
     costed = [item for item in rated if item.legs and item.plan.plan.cost_tariff_name]
     requests = [
-        CostRequest(item.event, item.plan.plan, item.legs[0].currency, item.legs)
+        CostRequest(
+            item.event, item.plan.plan, item.legs[0].currency, item.legs, item.plan.scope
+        )
         for item in costed
     ]
     costs = leg_cost_micros(cache, requests, columns=columns)
@@ -1437,8 +1446,12 @@ def get_charge(db: Database, charge_id: int, *, cache: TariffCache | None = None
                 )
             ).scalar_one()  # fmt: skip
         plan = get_plan_by_id(conn, int(view.explanation["plan_id"]))
+        # The tariff it was rated with: its provider's own, else the operator's, as they
+        # stood when the charge was made.
+        provider = load_account(conn, row.account_id).provider_id
+        owner = owner_at(conn, row.tariff, provider, row.created_at)
     # Outside the transaction: compiling the tariff reads it on its own connection.
-    index = (cache or TariffCache(db)).index(row.tariff, row.tariff_version)
+    index = (cache or TariffCache(db)).index((owner, row.tariff), row.tariff_version)
     rated = rate_event(usage_from_json(usage), index, plan.plan, labels=False)
     charge = next(c for c in rated.charges if c.leg.value == row.leg)
     explanation = _package_note(

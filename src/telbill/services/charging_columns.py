@@ -154,7 +154,7 @@ def rate_columns(
             slow |= mine  # the margin: costs are recorded by the per-event path
             continue
         try:
-            versions = cache._versions_of(plan.tariff)
+            versions = cache._versions_of(plan.tariff_ref)
         except TelbillError:
             slow |= mine
             continue
@@ -167,7 +167,7 @@ def rate_columns(
         slow |= mine & (assigned < 0)
         for version in np.unique(assigned[mine & (assigned >= 0)]).tolist():
             in_version = mine & (assigned == version)
-            index = cache.index(plan.tariff, version)
+            index = cache.index(plan.tariff_ref, version)
             if index.currency not in currency_codes:
                 slow |= in_version
                 continue
@@ -177,7 +177,7 @@ def rate_columns(
             if not rows.shape[0]:
                 continue
             rater = cache.batch_rater(
-                plan.tariff, version, plan, Service.VOICE, Direction.OUTBOUND
+                plan.tariff_ref, version, plan, Service.VOICE, Direction.OUTBOUND
             )
             result = rater.rate(
                 CdrColumns(

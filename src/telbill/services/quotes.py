@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from telbill.adapters.db.engine import Database
 from telbill.domain.lookup import TariffIndex, compile_tariff
@@ -27,6 +27,9 @@ from telbill.domain.rating import Charge, RatedEvent, explain_text, rate_event
 from telbill.domain.tariffs import Direction, Service
 from telbill.domain.usage import UsageEvent
 from telbill.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from telbill.services.tariffs import Viewer
 
 DEFAULT_QUOTE_DURATION_S = 60
 MESSAGE_SERVICES = frozenset({Service.SMS, Service.MMS})
@@ -85,22 +88,27 @@ _INDEX_CACHE_SIZE = 8
 
 
 def load_tariff_index(
-    db: Database, name: str, *, at: datetime | None = None, version: int | None = None
+    db: Database,
+    name: str,
+    *,
+    at: datetime | None = None,
+    version: int | None = None,
+    viewer: Viewer | None = None,
 ) -> TariffIndex:
-    """The compiled index of tariff `name`: `version`, else the version in force `at`, else
-    the newest.
+    """The compiled index of tariff `name` as `viewer` sees it (default: the operator's
+    catalogue): `version`, else the version in force `at`, else the newest.
 
-    Raises NotFound when there is no such tariff.
+    Raises NotFound when there is no such tariff (or not one `viewer` may see).
     """
-    from telbill.services.tariffs import get_version, load_tariff
+    from telbill.services.tariffs import OPERATOR, Viewer, get_version, load_tariff
 
-    found = get_version(db, name, version, at=at)
+    found = get_version(db, name, version, at=at, viewer=viewer or OPERATOR)
     version = found.version
     # created_at tells a re-created database's "version 1" from the one cached before.
-    key = (str(db.engine.url), name, version, found.created_at.isoformat())
+    key = (str(db.engine.url), found.owner_id, name, version, found.created_at.isoformat())
     index = _INDEX_CACHE.pop(key, None)
     if index is None:
-        index = compile_tariff(load_tariff(db, name, version))
+        index = compile_tariff(load_tariff(db, name, version, viewer=Viewer.owner(found.owner_id)))
     _INDEX_CACHE[key] = index  # most recently used last
     while len(_INDEX_CACHE) > _INDEX_CACHE_SIZE:
         del _INDEX_CACHE[next(iter(_INDEX_CACHE))]

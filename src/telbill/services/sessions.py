@@ -747,7 +747,7 @@ def end_session(
     if answer_at is not None and end_at is None and duration_s is None:
         raise InvalidInput("an answered call needs its end time or its duration")
     first, ctx = _session_context(db, cache, session_id, check)
-    cost_index = cost_index_at(cache, ctx.plan.plan, first.started_at)
+    cost_index = cost_index_at(cache, ctx.plan.plan, first.started_at, scope=ctx.plan.scope)
     request = {"duration_s": duration_s, "answer": answer_at, "end": end_at}
 
     def work(conn: Connection) -> SessionView:
@@ -811,7 +811,7 @@ def sweep_sessions(
 
 def _sweep_one(db: Database, cache: TariffCache, session_id: int, *, clock: Clock) -> bool:
     first, ctx = _session_context(db, cache, session_id, None)
-    cost_index = cost_index_at(cache, ctx.plan.plan, first.started_at)
+    cost_index = cost_index_at(cache, ctx.plan.plan, first.started_at, scope=ctx.plan.scope)
 
     def work(conn: Connection) -> bool:
         row, locked = _locked_session(conn, first)

@@ -202,6 +202,8 @@ NOTICES = {
     "campaign": "Campaign updated.",
     "read": "Notifications marked read.",
     "imported": "Tariff imported.",
+    "account": "Account created.",
+    "package": "Package bought: its units are in the balance.",
 }
 
 
