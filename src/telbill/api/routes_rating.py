@@ -40,6 +40,7 @@ class QuoteBody(BaseModel):
     duration: int | None = Field(None, ge=0, description="Call seconds (default 60).")
     text: str | None = Field(None, max_length=10_000, description="SMS text.")
     at: Instant | None = None
+    units: int | None = Field(None, ge=0, description="Data bytes or generic units.")
 
 
 class SegmentsBody(BaseModel):
@@ -60,6 +61,7 @@ def _quote(db: DbDep, principal: Principal, body: QuoteBody) -> dict[str, Any]:
         from_number=body.from_,
         duration_s=body.duration,
         text=body.text,
+        units=body.units,
     )
     index = load_tariff_index(db, body.tariff, at=at, viewer=viewer_of(db, principal))
     return quote_summary(quote(request, index))
@@ -77,10 +79,11 @@ def get_quote(
     duration: Annotated[int | None, Query(ge=0)] = None,
     text: Annotated[str | None, Query(max_length=2_000)] = None,
     at: Instant | None = None,
+    units: Annotated[int | None, Query(ge=0)] = None,
 ) -> dict[str, Any]:
     body = QuoteBody(
         tariff=tariff, to=to, **{"from": from_}, service=service, direction=direction,
-        duration=duration, text=text, at=at,
+        duration=duration, text=text, at=at, units=units,
     )  # fmt: skip
     return _quote(db, principal, body)
 

@@ -404,35 +404,6 @@ def plan_create(
     print_json(record)
 
 
-@plan_app.command("list")
-@handle_errors
-def plan_list(
-    provider: int | None = typer.Option(None, "--provider", help=PROVIDER_HELP),
-    as_json: JsonOption = False,
-    database: DatabaseOption = None,
-) -> None:
-    """Charging plans (the operator's, and --provider's own): tariff, pricing, allowed call
-    classes, cut-off, maximum call."""
-    found = plans.list_plans(open_db(database), provider=provider)
-    if as_json:
-        print_json(found)
-        return
-    table = Table(title="charging plans")
-    for column in ("name", "tariff", "pricing", "classes", "cut-off", "max call", "cost tariff"):
-        table.add_column(column)
-    for record in found:
-        plan = record.plan
-        pricing = plan.pricing.value
-        if pricing == "relative":
-            pricing += f" +{plan.markup_percent}%"
-        classes = sorted(c.value for c in plan.allowed_call_classes)
-        table.add_row(
-            plan.name, plan.tariff, pricing, ", ".join(classes), plan.cut_off.value,
-            f"{record.max_call_s} s", plan.cost_tariff or "-",
-        )  # fmt: skip
-    console.print(table)
-
-
 @plan_app.command("cost-tariff")
 @handle_errors
 def plan_cost_tariff(
@@ -451,6 +422,28 @@ def plan_cost_tariff(
             open_db(database), name, None if clear else tariff, provider=provider
         )
     )
+
+
+@plan_app.command("list")
+@handle_errors
+def plan_list(
+    database: DatabaseOption = None,
+    provider: int | None = typer.Option(None, "--provider", help=PROVIDER_HELP),
+) -> None:
+    """The charging plans of the operator's catalogue, or those --provider may use (its own
+    and the operator's), as JSON."""
+    db = open_db(database)
+    if provider is not None:
+        from telbill.services.tariffs import provider_viewer
+
+        provider_viewer(db, provider)  # a provider account, or an error
+    print_json(
+        [
+            {"name": p.name, "tariff": p.tariff, "cost_tariff": p.plan.cost_tariff,
+             "pricing": p.plan.pricing.value, "shared": p.owner_id is None}
+            for p in plans.list_plans(db, provider=provider)
+        ]
+    )  # fmt: skip
 
 
 @plan_app.command("assign")

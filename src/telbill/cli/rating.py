@@ -128,6 +128,7 @@ def _quote_request(
     duration: int | None,
     text: str | None,
     at: str | None,
+    units: int | None = None,
 ) -> QuoteRequest:
     when = parse_timestamp(at, "--at") if at else datetime.now(UTC)
     return QuoteRequest(
@@ -138,6 +139,7 @@ def _quote_request(
         from_number=from_,
         duration_s=duration,
         text=text,
+        units=units,
     )
 
 
@@ -149,6 +151,7 @@ DirectionOption = typer.Option("outbound", "--direction", help="outbound or inbo
 DurationOption = typer.Option(None, "--duration", min=0, help="Call seconds (default 60).")
 TextOption = typer.Option(None, "--text", help="SMS text (default: one segment).")
 AtOption = typer.Option(None, "--at", help="Start time, ISO 8601 (default now; naive = UTC).")
+UnitsOption = typer.Option(None, "--units", min=0, help="Data bytes or generic units.")
 
 
 # --- quote ------------------------------------------------------------------------------
@@ -168,10 +171,11 @@ def quote_command(
     provider: int | None = typer.Option(
         None, "--provider", help="Provider account id: its catalogue (default: the operator's)."
     ),
+    units: int | None = UnitsOption,
 ) -> None:
     """Price a call or a message and show the breakdown. Exit 3 when no rate matches."""
     with _errors_as_exit():
-        request = _quote_request(to, from_, service, direction, duration, text, at)
+        request = _quote_request(to, from_, service, direction, duration, text, at, units)
         rated = quote(request, _quote_index(tariff, database, request, provider))
         summary = quote_summary(rated)
     if as_json:
@@ -199,12 +203,20 @@ def _quote_text(summary: dict[str, Any]) -> str:
             f"{summary['segments']} segment(s){encoding} at {summary['rate']} "
             f"{summary['rate_unit']}, connect fee {summary['connect_fee']}"
         )
+    elif summary.get("unit"):  # data bytes or generic units
+        lines.append(
+            f"{summary['billed_units']} {summary['unit']} billed at {summary['rate']} "
+            f"{summary['rate_unit']}, connect fee {summary['connect_fee']}"
+        )
     else:
         lines.append(
             f"{summary['duration_s']} s billed as {summary['billed_seconds']} s "
             f"(increment {summary['increment']}) at {summary['rate']} {summary['rate_unit']}, "
             f"connect fee {summary['connect_fee']}"
         )
+    if summary.get("parts"):
+        parts = " + ".join(f"{p['billed_s']} s at {p['rate']}" for p in summary["parts"])
+        lines.append(f"split at band changes: {parts} {summary['rate_unit']}")
     return "\n".join(lines)
 
 
@@ -269,6 +281,9 @@ def rate_command(
         1, "--workers", min=1, max=64, help="Processes rating parts of a native file (more cores)."
     ),
     database: str | None = DatabaseOption,
+    provider: int | None = typer.Option(
+        None, "--provider", help="Provider account id: its catalogue (default: the operator's)."
+    ),
 ) -> None:
     """Rate a CDR file offline into a CSV (no balance is touched). Bad rows get `error`.
 
@@ -279,6 +294,7 @@ def rate_command(
 
     from telbill.adapters.formats.cdrs import cdr_input_size
     from telbill.services.cdr_rate_files import rate_cdr_file_workers
+    from telbill.services.tariffs import provider_viewer
 
     with _errors_as_exit():
         input_path(cdr_file, folder_ok=True)
@@ -289,11 +305,13 @@ def rate_command(
             console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty(),
         )  # fmt: skip
         try:
+            viewer = provider_viewer(db, provider)
             with progress:
                 task = progress.add_task("rate", total=cdr_input_size(cdr_file))
                 totals = rate_cdr_file_workers(
                     db, tariff, cdr_file, out, workers=workers, fmt=fmt, timezone=timezone,
                     chunk_size=chunk_size, progress=lambda n: progress.advance(task, n),
+                    viewer=viewer,
                 )  # fmt: skip
         finally:
             db.dispose()

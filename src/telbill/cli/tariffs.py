@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,8 @@ from telbill.adapters.formats.tariff_fields import (
 )
 from telbill.adapters.formats.twilio import read_twilio_csv
 from telbill.cli.files import LimitedLines, input_path
-from telbill.domain.tariffs import Increment, RateRow, RowError, TariffSettings
-from telbill.errors import TelbillError
+from telbill.domain.tariffs import BAND_RULES, Increment, RateRow, RowError, TariffSettings
+from telbill.errors import InvalidInput, TelbillError
 from telbill.services.tariffs import (
     BadTariffRows,
     ImportResult,
@@ -152,13 +153,25 @@ def import_command(
     effective_from: str = typer.Option(None, "--effective-from", help="ISO date/time."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Import the good rows anyway."),
     as_json: bool = typer.Option(False, "--json"),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="CGRateS: report what the folder would import; write nothing."
+    ),
+    band_rule: str = typer.Option(
+        None,
+        "--band-rule",
+        help="A call crossing a time band: price_at_start (native default) or "
+        "split_at_band_change (CGRateS default).",
+    ),
     provider: int = _provider_option(),
     cost: bool = typer.Option(False, "--cost", help="A carrier cost deck (provider admins only)."),
 ) -> None:
     """Import a rate deck as a new version of a tariff."""
-    owner = _viewer(_db(), provider).provider
+    # A dry run reads the folder only: no database is opened.
+    owner = None if dry_run else _viewer(_db(), provider).provider
     purpose = "cost" if cost else "retail"
     try:
+        if dry_run and file_format != "cgrates":
+            raise _fail("--dry-run applies to --format cgrates")
         if file_format not in FORMATS:
             raise _fail(f"--format must be one of {', '.join(FORMATS)}")
         input_path(file, folder_ok=file_format == "cgrates")
@@ -172,15 +185,23 @@ def import_command(
             rounding=_rounding(rounding),
             max_call_s=max_call_length,
         )
+        if band_rule is not None:
+            if band_rule not in BAND_RULES:
+                raise _fail(f"--band-rule must be one of {', '.join(BAND_RULES)}")
+            settings = replace(settings, band_rule=band_rule)
         since = (
             parse_datetime(effective_from, "--effective-from", zone(timezone))
             if effective_from
             else None
         )
         source = TariffSource(str(file), _sha256(file), file_format)
+        if file_format == "cgrates" and dry_run:
+            _dry_run_cgrates(file, name, settings, skip_bad, as_json)
+            return
         if file_format == "cgrates":
             results = _import_cgrates(
-                file, name, settings, source, since, skip_bad, owner, purpose
+                file, name, settings, source, since, skip_bad, owner, purpose,
+                band_rule=band_rule,
             )
         else:
             results = [
@@ -279,7 +300,10 @@ def _import_cgrates(
     skip_bad: bool,
     owner: int | None = None,
     purpose: str = "retail",
+    *,
+    band_rule: str | None = None,
 ) -> list[ImportResult]:
+    """Import the folder's profiles; `band_rule`, when given, replaces CGRateS's split."""
     plan = read_cgrates_folder(folder, timezone=settings.timezone)
     if plan.errors and not skip_bad:
         raise BadTariffRows(plan.errors)
@@ -292,24 +316,85 @@ def _import_cgrates(
         raise _fail(f"no rating profiles in {folder}")
     db = _db()
     results = []
+    not_imported: list[RowError] = []
     for tariff_name in names:
-        result = import_tariff(
-            db,
-            tariff_name,
-            plan.tariffs[tariff_name],
-            plan.settings_for(tariff_name, settings),
-            source,
-            now=datetime.now(UTC),
-            effective_from=since,
-            skip_bad=skip_bad,
-            owner=owner,
-            purpose=purpose,
-        )
+        try:
+            result = import_tariff(
+                db,
+                tariff_name,
+                plan.tariffs[tariff_name],
+                plan.settings_for(tariff_name, settings, band_rule=band_rule),
+                source,
+                now=datetime.now(UTC),
+                effective_from=since,
+                skip_bad=skip_bad,
+                owner=owner,
+                purpose=purpose,
+            )
+        except InvalidInput as exc:
+            if not skip_bad:
+                raise
+            # --skip-bad: a profile with no good rows is listed, the others still import.
+            not_imported.append(
+                RowError(0, f"{tariff_name} not imported: {exc.message}", "RatingProfiles.csv")
+            )
+            continue
         results.append(result)
-    if plan.errors:
+    if not results:
+        raise BadTariffRows([*plan.errors, *not_imported])
+    skipped = (*plan.errors, *not_imported)
+    if skipped:
         first = results[0]
-        results[0] = ImportResult(first.version, tuple(plan.errors) + first.skipped)
+        results[0] = ImportResult(first.version, skipped + first.skipped)
     return results
+
+
+def _dry_run_cgrates(
+    folder: Path, name: str | None, settings: TariffSettings, skip_bad: bool, as_json: bool
+) -> None:
+    """What `import --format cgrates` would do with `folder`, without a database."""
+    plan = read_cgrates_folder(folder, timezone=settings.timezone)
+    names = sorted(plan.tariffs)
+    if name:
+        if name not in plan.tariffs:
+            raise _fail(f"no rating profile {name!r} in {folder}; found {', '.join(names)}")
+        names = [name]
+    refused = bool(plan.errors) and not skip_bad
+    importable = [n for n in names if plan.tariffs[n]]
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "tariffs": [
+                        {
+                            "name": n,
+                            "rows": len(plan.tariffs[n]),
+                            "number_match": plan.settings_for(n, settings).number_match,
+                        }
+                        for n in names
+                    ],
+                    "errors": [_error_json(e) for e in plan.errors],
+                    "would_import": [] if refused else importable,
+                }
+            )
+        )
+    else:
+        for error in plan.errors:
+            err.print(_error_line(error), markup=False, highlight=False, soft_wrap=True)
+        for tariff_name in names:
+            count = len(plan.tariffs[tariff_name])
+            verdict = "would import" if count and not refused else "would not import"
+            out.print(
+                f"{verdict} {tariff_name}: {count} rates", markup=False, highlight=False
+            )
+        if plan.errors:
+            err.print(
+                f"{len(plan.errors)} bad row(s)"
+                + ("" if skip_bad else ": nothing would be imported without --skip-bad"),
+                markup=False,
+            )
+    if refused:
+        raise typer.Exit(EXIT_ERROR)
 
 
 # --- rendering -----------------------------------------------------------------------------
@@ -335,6 +420,9 @@ def _version_json(v: TariffVersion) -> dict[str, Any]:
             "decimals": v.settings.decimals,
             "rounding": v.settings.rounding,
             "max_call_s": v.settings.max_call_s,
+            "number_match": v.settings.number_match,
+            "free_extensions": v.settings.free_extensions,
+            "band_rule": v.settings.band_rule,
         },
         "source": {"file": v.source.file, "sha256": v.source.sha256, "format": v.source.format},
     }

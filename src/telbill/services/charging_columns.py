@@ -168,7 +168,8 @@ def rate_columns(
         for version in np.unique(assigned[mine & (assigned >= 0)]).tolist():
             in_version = mine & (assigned == version)
             index = cache.index(plan.tariff_ref, version)
-            if index.currency not in currency_codes:
+            if index.currency not in currency_codes or index.exact:
+                # exact: numbers matched as given (CGRateS); digit columns cannot carry them
                 slow |= in_version
                 continue
             wrong = in_version & (row_currency != currency_codes.index(index.currency))

@@ -24,7 +24,7 @@ from telbill.domain.lookup import TariffIndex, compile_tariff
 from telbill.domain.money import format_amount
 from telbill.domain.numbers import rating_digits
 from telbill.domain.rating import Charge, RatedEvent, explain_text, rate_event
-from telbill.domain.tariffs import Direction, Service, Tariff
+from telbill.domain.tariffs import UNIT_SERVICES, Direction, Service, Tariff
 from telbill.domain.usage import UsageEvent
 from telbill.errors import InvalidInput
 
@@ -47,6 +47,7 @@ class QuoteRequest:
     from_number: str | None = None
     duration_s: int | None = None  # voice: default DEFAULT_QUOTE_DURATION_S
     text: str | None = None  # SMS: default one segment
+    units: int | None = None  # data: bytes, generic: units (default 0)
 
 
 def quote_event(request: QuoteRequest) -> UsageEvent:
@@ -64,6 +65,17 @@ def quote_event(request: QuoteRequest) -> UsageEvent:
             from_number=request.from_number,
             text=request.text,
             segments=None if request.text is not None else 1,
+        )
+    if request.service in UNIT_SERVICES:
+        return UsageEvent(
+            id="quote",
+            account="",
+            to_number=request.to_number,
+            start=request.at,
+            service=request.service,
+            direction=request.direction,
+            from_number=request.from_number,
+            units=request.units or 0,
         )
     duration = DEFAULT_QUOTE_DURATION_S if request.duration_s is None else request.duration_s
     if duration < 0:
@@ -201,6 +213,13 @@ def quote_summary(rated: RatedEvent) -> dict[str, Any]:
         "duration_s": e.duration_s,
         "billed_seconds": e.billed_seconds,
     }
+    if e.split:  # a call split at band changes: each part's billed seconds and rate
+        summary["parts"] = [
+            {"start_s": g.start_s, "billed_s": g.billed_s, "rate": str(g.rate)} for g in e.groups
+        ]
+    if main.service in UNIT_SERVICES:  # data bytes or generic units, and what was billed
+        summary["billed_units"] = main.billed_units
+        summary["unit"] = main.unit
     if main.service in MESSAGE_SERVICES:
         summary["segments"] = e.segments
         summary["encoding"] = e.encoding

@@ -19,13 +19,13 @@ from __future__ import annotations
 import decimal
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Connection, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from telbill.adapters.db.engine import Database, RetryTransaction
 from telbill.adapters.db.tariff_tables import (
@@ -37,6 +37,11 @@ from telbill.adapters.db.tariff_tables import (
 )
 from telbill.domain.money import MONEY_DECIMALS, validate_currency
 from telbill.domain.tariffs import (
+    BAND_RULES,
+    NUMBER_MATCH_DIGITS,
+    NUMBER_MATCHES,
+    PRICE_AT_START,
+    CalendarDays,
     Direction,
     Increment,
     NumberType,
@@ -194,14 +199,11 @@ def validate_settings(settings: TariffSettings) -> TariffSettings:
         raise InvalidInput(f"unknown rounding mode {settings.rounding!r} (e.g. ROUND_HALF_UP)")
     if settings.max_call_s < 1:
         raise InvalidInput("the maximum call length must be at least 1 second")
-    return TariffSettings(
-        currency=validate_currency(settings.currency),
-        default_increment=settings.default_increment,
-        timezone=settings.timezone,
-        decimals=settings.decimals,
-        rounding=settings.rounding,
-        max_call_s=settings.max_call_s,
-    )
+    if settings.number_match not in NUMBER_MATCHES:
+        raise InvalidInput(f"number_match must be one of {', '.join(NUMBER_MATCHES)}")
+    if settings.band_rule not in BAND_RULES:
+        raise InvalidInput(f"the band rule must be one of {', '.join(BAND_RULES)}")
+    return replace(settings, currency=validate_currency(settings.currency))
 
 
 def _settings_json(settings: TariffSettings) -> dict[str, Any]:
@@ -211,6 +213,9 @@ def _settings_json(settings: TariffSettings) -> dict[str, Any]:
         "decimals": settings.decimals,
         "rounding": settings.rounding,
         "max_call_s": settings.max_call_s,
+        "number_match": settings.number_match,
+        "free_extensions": settings.free_extensions,
+        "band_rule": settings.band_rule,
     }
 
 
@@ -222,6 +227,10 @@ def _settings_from(currency: str, data: dict[str, Any]) -> TariffSettings:
         decimals=int(data["decimals"]),
         rounding=data["rounding"],
         max_call_s=int(data["max_call_s"]),
+        # Versions stored before these settings existed keep the native behaviour.
+        number_match=str(data.get("number_match", NUMBER_MATCH_DIGITS)),
+        free_extensions=bool(data.get("free_extensions", True)),
+        band_rule=str(data.get("band_rule", PRICE_AT_START)),
     )
 
 
@@ -257,7 +266,17 @@ _ENUM_TEXT: dict[Service | Direction | NumberType, str] = {
     member: member.value for enum in (Service, Direction, NumberType) for member in enum
 }
 
-RATE_COLUMNS = ("tariff_id", *RATE_VALUE_COLUMNS, "tiers", "decimals", "rounding")
+RATE_COLUMNS = (
+    "tariff_id",
+    *RATE_VALUE_COLUMNS,
+    "tiers",
+    "decimals",
+    "rounding",
+    "calendar",
+    "max_cost_nanos",
+    "max_cost_strategy",
+    "rate_unit",
+)
 
 # A plain row as a reader's storage values, in RATE_VALUE_COLUMNS order (rates in nano-units,
 # enums, weekdays and hours as their stored texts): see `tariff_fields.RateValues`.
@@ -310,7 +329,29 @@ def _row_values(
         ),
         row.decimals,
         row.rounding,
+        _calendar_json(row.calendar),
+        to_nanos(row.max_cost, "max_cost") if row.max_cost is not None else None,
+        row.max_cost_strategy if row.max_cost is not None else None,
+        row.rate_unit,
     )
+
+
+def _calendar_json(calendar: CalendarDays | None) -> dict[str, list[int]] | None:
+    if calendar is None:
+        return None
+    fields = {
+        "years": calendar.years,
+        "months": calendar.months,
+        "month_days": calendar.month_days,
+    }
+    return {key: sorted(days) for key, days in fields.items() if days is not None}
+
+
+def _calendar_from(data: dict[str, list[int]]) -> CalendarDays:
+    def days(key: str) -> frozenset[int] | None:
+        return frozenset(int(d) for d in data[key]) if key in data else None
+
+    return CalendarDays(days("years"), days("months"), days("month_days"))
 
 
 _FROM_AT = RATE_VALUE_COLUMNS.index("effective_from")
@@ -367,15 +408,14 @@ def _bulk_insert(conn: Connection, values: list[tuple[Any, ...]]) -> None:
     columns = ", ".join(RATE_COLUMNS)
     driver = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
-        tiers_at = RATE_COLUMNS.index("tiers")
+        json_at = (RATE_COLUMNS.index("tiers"), RATE_COLUMNS.index("calendar"))
         with driver.cursor() as cursor:  # type: ignore[union-attr]
             with cursor.copy(f"COPY tariff_rates ({columns}) FROM STDIN") as copy:
                 for value in values:
-                    if value[tiers_at] is not None:
-                        value = (
-                            *value[:tiers_at],
-                            json.dumps(value[tiers_at]),
-                            *value[tiers_at + 1 :],
+                    if any(value[at] is not None for at in json_at):
+                        value = tuple(
+                            json.dumps(item) if at in json_at and item is not None else item
+                            for at, item in enumerate(value)
                         )
                     copy.write_row(value)
         return
@@ -471,7 +511,7 @@ class _RowDecoder:
         for (
             prefix, service, direction, number_type, weekdays, hours, eff_from, destination,
             rate_nanos, fee_nanos, first, nxt, min_s, free_s, eff_to, tiers, decimals,
-            rounding,
+            rounding, calendar, max_cost_nanos, max_cost_strategy, rate_unit,
         ) in records:
             rate = amounts.get(rate_nanos)
             if rate is None:
@@ -501,6 +541,10 @@ class _RowDecoder:
                     _tiers(tiers) if tiers else (),
                     decimals,
                     rounding,
+                    _calendar_from(calendar) if calendar is not None else None,
+                    from_nanos(max_cost_nanos) if max_cost_nanos is not None else None,
+                    max_cost_strategy,
+                    rate_unit,
                 )
             )
         return rows
@@ -509,7 +553,8 @@ class _RowDecoder:
 _RATE_ROW_FIELDS = (
     "prefix", "destination", "rate", "service", "direction", "number_type", "connect_fee",
     "increment", "min_seconds", "free_seconds", "effective_from", "effective_to", "weekdays",
-    "hours", "tiers", "decimals", "rounding",
+    "hours", "tiers", "decimals", "rounding", "calendar", "max_cost", "max_cost_strategy",
+    "rate_unit",
 )
 
 
@@ -745,8 +790,14 @@ def import_tariff(
             return result
     except RetryTransaction as exc:
         raise Conflict(f"tariff {name!r} was imported concurrently with this key; retry") from exc
+    except DataError as exc:
+        raise _too_long() from exc
     except IntegrityError as exc:
         raise Conflict(f"tariff {name!r} was changed by a concurrent import; retry") from exc
+    except Exception as exc:
+        if str(getattr(exc, "sqlstate", "") or "").startswith("22"):  # COPY's data exception
+            raise _too_long() from exc
+        raise
 
 
 def _import(
@@ -806,7 +857,7 @@ def _import(
         if all(type(item) is tuple for item in chunk):
             _insert_plain(conn, tariff_id, chunk)  # type: ignore[arg-type]
         else:
-            tail = (None, None, None)
+            tail = (None,) * (len(RATE_COLUMNS) - 1 - len(RATE_VALUE_COLUMNS))
             _bulk_insert(
                 conn,
                 [
@@ -826,6 +877,13 @@ def _import(
     conn.execute(update(tariffs).where(tariffs.c.id == tariff_id).values(row_count=count))
     stored = conn.execute(select(tariffs).where(tariffs.c.id == tariff_id)).one()
     return ImportResult(_version_from(stored), tuple(errors))
+
+
+def _too_long() -> InvalidInput:
+    return InvalidInput(
+        "a value does not fit its column (a prefix is at most 32 characters, a destination "
+        "200); nothing imported"
+    )
 
 
 def _replayed(conn: Connection, owner: int | None, stored: dict[str, Any]) -> ImportResult:

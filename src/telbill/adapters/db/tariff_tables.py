@@ -117,5 +117,13 @@ tariff_rates = Table(
     Column("tiers", JSON, nullable=True),
     Column("decimals", Integer, nullable=True),
     Column("rounding", String(20), nullable=True),
+    # CGRateS timings: {"years": [2026], "months": [1], "month_days": [1]} (a missing key:
+    # any); NULL: every day.
+    Column("calendar", JSON, nullable=True),
+    # CGRateS MaxCost: cap of a call's cost (nano-units) and "*free" or "*disconnect".
+    Column("max_cost_nanos", BigInteger, nullable=True),
+    Column("max_cost_strategy", String(16), nullable=True),
+    # Data and generic rows: the units (bytes) the rate is the price of.
+    Column("rate_unit", BigInteger, nullable=True),
     CheckConstraint("rate_nanos >= 0 AND connect_fee_nanos >= 0", name="money"),
 )

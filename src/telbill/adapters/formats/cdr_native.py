@@ -3,7 +3,7 @@
 Header (names case-insensitive, order free; line 1 is the header)::
 
     id, account, user, direction, from, to, start, answer, end | duration,
-    service, text | segments, [speech_seconds], [campaign]
+    service, text | segments, [speech_seconds], [campaign], [units]
 
 * Required: ``id``, ``to``, ``start``. ``account`` may be blank when the caller gives a
   default (offline rating needs none). ``direction`` defaults to outbound, ``service`` to voice.
@@ -15,6 +15,8 @@ Header (names case-insensitive, order free; line 1 is the header)::
   ``duration`` both given must agree.
 * SMS/MMS: ``text`` (segments are computed when rated) or ``segments`` (a positive count).
 * ``campaign`` (optional): id or name of the account's campaign that made the usage.
+* Data and generic usage (service ``data`` or ``generic``): ``units``, the bytes or units
+  used (a whole number, 0 or more).
 
 Every record gives a `UsageEvent` (with `line` and the raw columns in `raw`) or a
 `CdrRowError` with its 1-based line and reason; a bad row never stops the file.
@@ -41,13 +43,13 @@ from telbill.adapters.formats.cdr_common import (
     resolve_timezone,
     tolerant_rows,
 )
-from telbill.domain.tariffs import Service
+from telbill.domain.tariffs import UNIT_SERVICES, Service
 from telbill.domain.usage import UsageEvent
 from telbill.errors import InvalidInput
 
 NATIVE_COLUMNS = (
     "id", "account", "user", "direction", "from", "to", "start", "answer", "end",
-    "duration", "service", "text", "segments", "speech_seconds", "campaign",
+    "duration", "service", "text", "segments", "speech_seconds", "campaign", "units",
 )  # fmt: skip
 REQUIRED_COLUMNS = ("id", "to", "start")
 MESSAGE_SERVICES = frozenset({Service.SMS, Service.MMS})
@@ -175,7 +177,12 @@ def _event(
     answer: datetime | None = None
     end: datetime | None = None
     duration_s: int | None = None
-    if service in MESSAGE_SERVICES:
+    units: int | None = None
+    if service in UNIT_SERVICES:
+        if not get("units"):
+            raise InvalidInput(f"units is blank (the bytes or units of {service.value} usage)")
+        units = _units(get("units"))
+    elif service in MESSAGE_SERVICES:
         position = where["text"]
         text, segments = _message(get("segments"), fields[position] if position >= 0 else "")
     else:
@@ -199,7 +206,18 @@ def _event(
         campaign=get("campaign") or None,
         line=line,
         raw=raw,
+        units=units,
     )
+
+
+MAX_UNITS = 10**15  # a petabyte of data in one record is junk
+
+
+def _units(text: str) -> int:
+    """Bytes or units used: a whole number from 0 to MAX_UNITS."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 16 or int(text) > MAX_UNITS:
+        raise InvalidInput(f"units: expected a whole number from 0 to {MAX_UNITS}, got {text!r}")
+    return int(text)
 
 
 def _message(segments: str, raw_text: str) -> tuple[str | None, int | None]:
