@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "telbill.cli.notifications",
     "telbill.cli.reports",
     "telbill.cli.invoices",
+    "telbill.cli.switch",
 )
 
 
