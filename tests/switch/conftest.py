@@ -96,6 +96,8 @@ def build_catalogue(url: str) -> Catalogue:
     import_tariff(db, "voice", rows, TariffSettings(currency="USD"),
                   now=clock.now() - timedelta(days=1))  # fmt: skip
     plans.create_plan(db, "prepaid", tariff="voice", clock=clock, cut_off="hard")
+    # calls of at most 5 s: a wallet affording more is shared by concurrent calls
+    plans.create_plan(db, "prepaid-5s", tariff="voice", clock=clock, cut_off="hard", max_call_s=5)
     return Catalogue(db, provider.id)
 
 

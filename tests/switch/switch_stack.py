@@ -65,6 +65,7 @@ class Call:
     call_id: str
     caller: list[tuple[float, str, str, str]] = field(default_factory=list)  # (t, S/R, cseq, line)
     callee: list[tuple[float, str, str, str]] = field(default_factory=list)
+    messages: Path | None = None  # the caller's full SIP messages (every call of its run)
 
     def first(self, side: str, direction: str, start: str, cseq: str = "") -> float | None:
         rows = self.caller if side == "caller" else self.callee
@@ -290,7 +291,7 @@ class SwitchStack:
             "-s", to, "-set", "account", str(account_id), "-i", "127.0.0.1",
             "-p", str(free_port(socket.SOCK_DGRAM)), "-m", str(calls), "-r", f"{rate_per_s:g}",
             "-nostdin", "-timeout", f"{timeout_s}s", "-trace_shortmsg", "-shortmessage_file",
-            str(log),
+            str(log), "-trace_msg", "-message_file", str(log.with_suffix(".msg")),
         ]  # fmt: skip
         out = open(self.run_dir / f"{name}.out", "wb")  # noqa: SIM115 (the process keeps it)
         process = subprocess.Popen(
@@ -314,7 +315,10 @@ class SwitchStack:
         time.sleep(0.3)  # the callee's last 200 OK, telbill's end report
         mine = read_shortmsg(process.log)  # type: ignore[attr-defined]
         callee = read_shortmsg(self.callee_log)
-        return [Call(cid, rows, callee.get(cid, [])) for cid, rows in sorted(mine.items())]
+        messages = process.log.with_suffix(".msg")  # type: ignore[attr-defined]
+        return [
+            Call(cid, rows, callee.get(cid, []), messages) for cid, rows in sorted(mine.items())
+        ]
 
 
 def _udp_bound(port: int) -> bool:
