@@ -30,8 +30,14 @@ PACKAGES = "kamailio kamailio-utils-modules kamailio-extra-modules sip-tester"
 _BLOCK = re.compile(r"<!-- switch-test: (?P<name>[a-z]+) -->\n```bash\n(?P<body>.*?)```", re.S)
 
 
+MODULES = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules")
+MODULE_FILES = ("http_client.so", "jansson.so", "dialog.so", "jsonrpcs.so", "xhttp.so")
+
+
 def missing_tools() -> list[str]:
-    return [tool for tool in TOOLS if shutil.which(tool) is None]
+    """Programs and Kamailio modules the switch tests need that are not installed."""
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    return missing + [name for name in MODULE_FILES if not (MODULES / name).exists()]
 
 
 def doc_blocks(path: Path = DOC) -> dict[str, str]:
