@@ -270,7 +270,7 @@ class SwitchStack:
 
     def place_calls(
         self,
-        account_id: int,
+        account_id: int | list[int],
         to: str,
         *,
         calls: int = 1,
@@ -279,22 +279,29 @@ class SwitchStack:
         timeout_s: int = 60,
         background: bool = False,
     ) -> list[Call] | subprocess.Popen[bytes]:
-        """SIPp caller(s) from `account_id` to `to`: each call hangs up after
-        `hang_up_after_ms` unless the network sends BYE first. Returns each call's messages,
-        or (background) the SIPp process to `collect` later."""
+        """SIPp caller(s) from `account_id` (several: taken in turn) to `to`: each call hangs
+        up after `hang_up_after_ms` unless the network sends BYE first. Returns each call's
+        messages, or (background) the SIPp process to `collect` later."""
         self._callers += 1
         name = f"caller{self._callers}"
         scenario = self.run_dir / f"{name}.xml"
-        scenario.write_text(
-            (SCENARIOS / "caller.xml")
-            .read_text("utf-8")
-            .replace("HANG_UP_AFTER_MS", str(hang_up_after_ms)),
-            "utf-8",
-        )
+        text = (SCENARIOS / "caller.xml").read_text("utf-8")
+        text = text.replace("HANG_UP_AFTER_MS", str(hang_up_after_ms))
+        if isinstance(account_id, list):  # one account a line, in turn
+            accounts_file = self.run_dir / f"{name}_accounts.csv"
+            accounts_file.write_text("SEQUENTIAL\n" + "".join(f"{a};\n" for a in account_id))
+            text = text.replace("ACCOUNT_REF", "[field0]").replace(
+                '<Global variables="account"/>', ""
+            )
+            who = ["-inf", str(accounts_file)]
+        else:
+            text = text.replace("ACCOUNT_REF", "[$account]")
+            who = ["-set", "account", str(account_id)]
+        scenario.write_text(text, "utf-8")
         log = self.run_dir / f"{name}_msgs.log"
         command = [
             "sipp", "-sf", str(scenario), f"127.0.0.1:{self.env['SIP_PORT']}",
-            "-s", to, "-set", "account", str(account_id), "-i", "127.0.0.1",
+            "-s", to, *who, "-i", "127.0.0.1",
             "-p", str(free_port(socket.SOCK_DGRAM)), "-m", str(calls), "-r", f"{rate_per_s:g}",
             "-nostdin", "-timeout", f"{timeout_s}s", "-trace_shortmsg", "-shortmessage_file",
             str(log), "-trace_msg", "-message_file", str(log.with_suffix(".msg")),

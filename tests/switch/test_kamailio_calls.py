@@ -174,7 +174,10 @@ def test_a_wallet_emptied_by_a_cdr_disconnects_a_running_hard_cut_off_call_throu
     row = session_of(switch, call.call_id)
     answered = call.answered_at
     assert answered is not None and row.state == "ended"
-    assert abs(row.billed_seconds - (caller_bye - answered)) <= 1
+    # whole seconds, rounded down, from Kamailio's view of the answer (a loaded machine may
+    # see it a little after the caller did)
+    lasted = caller_bye - answered
+    assert lasted - 1.5 < row.billed_seconds <= lasted
     assert Decimal(row.charged_micros) / 1_000_000 == PER_SECOND * row.billed_seconds
     assert switch.catalogue.held(customer) == 0
 
