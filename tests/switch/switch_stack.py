@@ -141,6 +141,7 @@ class SwitchStack:
             "SIP_PORT": str(free_port(socket.SOCK_DGRAM)),
             "RPC_PORT": str(free_port()),
             "CALLEE_PORT": str(free_port(socket.SOCK_DGRAM)),
+            "UPDATE_EVERY": "2",
         }
         self.callee_log = run_dir / "callee_msgs.log"
         self._callers = 0
@@ -229,7 +230,7 @@ class SwitchStack:
         except (httpx.HTTPError, ValueError):
             return False
 
-    def _wait(self, ready: object, what: str, process: str, timeout_s: float = 30) -> None:
+    def _wait(self, ready: object, what: str, process: str, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if ready():  # type: ignore[operator]

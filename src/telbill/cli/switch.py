@@ -47,6 +47,12 @@ def kamailio_config(
         str, typer.Option(help="Where allowed calls go (SIP URI of the callee side).")
     ] = "sip:127.0.0.1:5070",
     timeout: Annotated[int, typer.Option(help="Seconds to wait for telbill.")] = 2,
+    update_every: Annotated[
+        int,
+        typer.Option(
+            help="Seconds between interim updates of a call (below telbill's sweep timeout, 120 s)."
+        ),
+    ] = 60,
     children: Annotated[int, typer.Option(help="Kamailio's UDP worker processes.")] = 4,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
@@ -59,6 +65,7 @@ def kamailio_config(
         KamailioSettings(
             telbill_url=telbill_url, api_key=api_key, listen=listen, rpc_listen=rpc_listen,
             rpc_allow=rpc_allow, next_hop=next_hop, timeout_s=timeout, children=children,
+            update_every_s=update_every,
         )
     )  # fmt: skip
     if output is None:

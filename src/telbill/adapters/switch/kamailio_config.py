@@ -31,6 +31,7 @@ class KamailioSettings:
     rpc_allow: str = "127.0.0.1"
     next_hop: str = "sip:127.0.0.1:5070"
     timeout_s: int = 2
+    update_every_s: int = 60
     children: int = 4
 
 
@@ -70,6 +71,8 @@ def defines(settings: KamailioSettings) -> dict[str, str]:
         raise InvalidInput(f"RPC allow must be an IP address, got {settings.rpc_allow!r}") from None
     if not 1 <= settings.timeout_s <= 30:
         raise InvalidInput("the telbill timeout must be 1..30 seconds")
+    if not 1 <= settings.update_every_s <= 3600:
+        raise InvalidInput("the interim update interval must be 1..3600 seconds")
     if not 1 <= settings.children <= 64:
         raise InvalidInput("children must be 1..64")
     return {
@@ -80,6 +83,7 @@ def defines(settings: KamailioSettings) -> dict[str, str]:
         "RPC_ALLOW": _quoted("RPC allow", settings.rpc_allow),
         "NEXT_HOP": _quoted("next hop", settings.next_hop),
         "TELBILL_TIMEOUT_S": str(settings.timeout_s),
+        "TELBILL_UPDATE_S": str(settings.update_every_s),
         "CHILDREN": str(settings.children),
     }
 
