@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -111,3 +111,22 @@ def test_a_switch_needs_an_http_rpc_url(db: Database) -> None:
     with pytest.raises(InvalidInput):
         switches.register_switch(db, provider, rpc_url="udp:127.0.0.1:5071", now=NOW)
     assert switches.list_switches(db, provider) == []
+
+
+def test_a_fresh_disconnect_is_pushed_once_and_the_cursor_waits_until_it_settles(
+    db: Database,
+) -> None:
+    provider, org = _tree(db, "acme")
+    switches.register_switch(db, provider, rpc_url="http://127.0.0.1:5071/RPC", now=NOW)
+    (registered,) = switches.list_switches(db, provider)
+    recording = RecordingSwitch()
+    _disconnect(db, org, "fresh")
+    switches.push_disconnects(db, lambda switch: recording, now=NOW)
+    switches.push_disconnects(db, lambda switch: recording, now=NOW)
+    assert recording.ended == ["fresh"]
+    (waiting,) = switches.list_switches(db, provider)
+    assert waiting.last_event_id == registered.last_event_id, "an earlier id may still commit"
+    later = NOW + timedelta(seconds=switches.SETTLE_S + 1)
+    switches.push_disconnects(db, lambda switch: recording, now=later)
+    (settled,) = switches.list_switches(db, provider)
+    assert settled.last_event_id > registered.last_event_id and recording.ended == ["fresh"]

@@ -6,12 +6,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from conftest import PER_SECOND, Switch
 from telbill.adapters.db.charging_tables import sessions
 
 CALLED = "15550001234"
+# one worker runs this module (make test: --dist loadgroup): two stacks at a time, not four
+pytestmark = pytest.mark.xdist_group("switch")
 
 
 def session_of(switch: Switch, call_id: str) -> Any:

@@ -9,8 +9,9 @@ hang the call up (Kamailio: ``dlg.end_dlg``, BYE to both legs). The switch then 
 end as for any call, with the real duration.
 
 Delivery is at least once: a switch's cursor (`last_event_id`) moves past an event once the
-switch acknowledged it (or no longer knew the call); an unreachable switch keeps its cursor
-and is tried again at the next push. `telbill serve` pushes every second; `telbill switch
+switch acknowledged it (or no longer knew the call) and the event is old enough that no
+earlier one can still commit; an unreachable switch keeps its cursor and is tried again at
+the next push. `telbill serve` pushes every second; `telbill switch
 push` does one round.
 """
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -33,6 +34,10 @@ from telbill.services.accounts import load_account
 
 DISCONNECT = "session.disconnect"
 MAX_EVENTS_PER_PUSH = 500
+# A transaction commits within this long of its events' time (their `occurred_at`).
+SETTLE_S = 30
+# Per switch: events this process pushed that its cursor has not passed yet.
+_pushed: dict[int, set[int]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,11 +168,25 @@ def kamailio_control(switch: SwitchEndpoint) -> SwitchControl:
 def push_disconnects(
     db: Database,
     control_for: Callable[[SwitchEndpoint], SwitchControl] = kamailio_control,
+    *,
+    now: datetime | None = None,
 ) -> PushReport:
-    """Send every pending session.disconnect event to the registered switches (one round)."""
+    """Send every pending session.disconnect event to the registered switches (one round).
+
+    A switch's cursor only moves past events older than `SETTLE_S` (`now`: the real time by
+    default): on PostgreSQL an event may commit after one with a higher id was read, and must
+    not be stepped over. Events pushed but not yet behind the cursor are remembered by this
+    process, so each is pushed once (another process may push it again: harmless).
+    """
     report = PushReport()
+    now = now or datetime.now(UTC)
     with db.read() as conn:
         up_to = conn.execute(select(func.coalesce(func.max(events.c.id), 0))).scalar_one()
+        settled = conn.execute(
+            select(func.coalesce(func.max(events.c.id), 0)).where(
+                events.c.occurred_at < now - timedelta(seconds=SETTLE_S)
+            )
+        ).scalar_one()
         switches = list(
             conn.execute(select(switch_endpoints).where(switch_endpoints.c.active.is_(True)))
         )
@@ -177,23 +196,27 @@ def push_disconnects(
             continue
         switch = _endpoint(row)
         control = control_for(switch)
-        reached = up_to
+        pushed = _pushed.setdefault(switch.id, set())
+        reached = min(up_to, settled)
         error: str | None = None
         for event in pending[row.id]:
             call_id = (event.payload or {}).get("call_id")
-            if not call_id:
+            if not call_id or event.id in pushed:
                 continue
             try:
                 report.calls_ended += control.end_call(str(call_id))
-                report.pushed += 1
             except Exception as exc:  # the switch is down or refuses: retry from this event
                 error = f"{type(exc).__name__}: {exc}"
                 report.errors.append(f"switch {switch.id}: {error}")
-                reached = event.id - 1
+                reached = min(reached, event.id - 1)
                 break
+            report.pushed += 1
+            pushed.add(event.id)
         if len(pending[row.id]) == MAX_EVENTS_PER_PUSH and error is None:
-            reached = pending[row.id][-1].id
-        _move_cursor(db, switch.id, reached, error)
+            reached = min(reached, pending[row.id][-1].id)
+        if reached > row.last_event_id or error != row.last_error:
+            _move_cursor(db, switch.id, reached, error)
+        pushed.difference_update({event_id for event_id in pushed if event_id <= reached})
     return report
 
 
