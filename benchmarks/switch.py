@@ -10,6 +10,8 @@ Targets, in one run: ``stub`` (a trivial ASGI app on the same uvicorn that answe
 and end at once: the switch loop's own limit), ``sqlite`` and ``postgresql`` (`telbill serve`,
 one worker, calls spread over `--wallets` prepaid wallets). Per rate: calls failed (no 200,
 or not ended cleanly), p50/p99 of INVITE-to-200 seen by the caller, and the load average.
+Also the API process's CPU time per call (authorize + end: /proc, so it holds on a loaded
+machine). A target's ramp stops at its first rate with a failed call (`--full-ramp`: not).
 Then, per target: the highest rate with no failed call, beside the stub's, and the p99 that
 telbill adds at `--compare-rate` over the stub's at that rate.
 
@@ -129,10 +131,20 @@ class Step:
     p50_ms: float
     p99_ms: float
     load: float
+    api_cpu_ms_per_call: float
 
 
-def measure(stack: SwitchStack, users: list[int], rate: int, seconds: int, hold_ms: int) -> Step:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of `pid` and its threads, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(
+    stack: SwitchStack, users: list[int], rate: int, seconds: int, hold_ms: int, api_pid: int
+) -> Step:
     total = rate * seconds
+    cpu_before = cpu_seconds(api_pid)
     calls = stack.place_calls(
         users, CALLED, calls=total, rate_per_s=rate, hang_up_after_ms=hold_ms,
         timeout_s=seconds + 60,
@@ -145,7 +157,8 @@ def measure(stack: SwitchStack, users: list[int], rate: int, seconds: int, hold_
     )
     p50 = statistics.median(delays) if delays else float("nan")
     p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))] if delays else float("nan")
-    return Step(rate, total, total - len(ok), p50, p99, os.getloadavg()[0])
+    cpu_ms = (cpu_seconds(api_pid) - cpu_before) * 1000 / max(total, 1)
+    return Step(rate, total, total - len(ok), p50, p99, os.getloadavg()[0], cpu_ms)
 
 
 def _clean(call: Call) -> bool:
@@ -178,16 +191,19 @@ def run_target(target: str, args: argparse.Namespace, work: Path) -> list[Step]:
             _wait_http(f"http://127.0.0.1:{port}/healthz")
         else:
             stack.start(register=False)
+        api_pid = (stub or stack.processes["serve"]).pid
         steps = []
         for rate in args.rates:
-            step = measure(stack, users, rate, args.seconds, args.hold_ms)
+            step = measure(stack, users, rate, args.seconds, args.hold_ms, api_pid)
             steps.append(step)
             print(
                 f"{target:10s} {rate:5d} calls/s: {step.calls:5d} calls, {step.failed:4d} failed, "
-                f"INVITE-to-200 p50 {step.p50_ms:7.1f} ms p99 {step.p99_ms:7.1f} ms "
-                f"(load {step.load:.1f})",
+                f"INVITE-to-200 p50 {step.p50_ms:7.1f} ms p99 {step.p99_ms:7.1f} ms, "
+                f"API CPU {step.api_cpu_ms_per_call:.2f} ms/call (load {step.load:.1f})",
                 flush=True,
             )
+            if step.failed and not args.full_ramp:
+                break  # past this target's limit
             time.sleep(2)  # let the previous step's calls drain
         return steps
     finally:
@@ -228,6 +244,9 @@ def main() -> None:
     parser.add_argument("--wallets", type=int, default=20)
     parser.add_argument("--compare-rate", type=int, default=100)
     parser.add_argument("--targets", nargs="+", default=["stub", "sqlite", "postgresql"])
+    parser.add_argument(
+        "--full-ramp", action="store_true", help="Go on after a rate with failed calls."
+    )
     parser.add_argument("--keep", type=Path, help="Keep the logs in this (new) folder.")
     parser.add_argument("--serve-stub", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
