@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from switch_world import PER_SECOND, Switch
 
-from conftest import PER_SECOND, Switch
 from telbill.adapters.db.charging_tables import sessions
 
 CALLED = "15550001234"

@@ -7,9 +7,9 @@ import subprocess
 from pathlib import Path
 
 from switch_stack import DOC, ROOT, doc_blocks
+from switch_world import require_switch_tools
 from typer.testing import CliRunner
 
-from conftest import require_switch_tools
 from telbill.adapters.switch.kamailio_config import template_text
 from telbill.cli.main import app
 
