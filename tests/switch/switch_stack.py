@@ -279,10 +279,12 @@ class SwitchStack:
         rate_per_s: float = 10,
         timeout_s: int = 60,
         background: bool = False,
+        call_id_format: str | None = None,
     ) -> list[Call] | subprocess.Popen[bytes]:
         """SIPp caller(s) from `account_id` (several: taken in turn) to `to`: each call hangs
         up after `hang_up_after_ms` unless the network sends BYE first. Returns each call's
-        messages, or (background) the SIPp process to `collect` later."""
+        messages, or (background) the SIPp process to `collect` later. `call_id_format`:
+        SIPp's -cid_str (default %u-%p@%s)."""
         self._callers += 1
         name = f"caller{self._callers}"
         scenario = self.run_dir / f"{name}.xml"
@@ -307,6 +309,8 @@ class SwitchStack:
             "-nostdin", "-timeout", f"{timeout_s}s", "-trace_shortmsg", "-shortmessage_file",
             str(log), "-trace_msg", "-message_file", str(log.with_suffix(".msg")),
         ]  # fmt: skip
+        if call_id_format:
+            command += ["-cid_str", call_id_format]
         out = open(self.run_dir / f"{name}.out", "wb")  # noqa: SIM115 (the process keeps it)
         process = subprocess.Popen(
             command, cwd=self.run_dir, stdout=out, stderr=subprocess.STDOUT,

@@ -238,3 +238,17 @@ def test_a_top_up_during_a_call_extends_it_through_kamailios_interim_update(
     assert ended.max_seconds > 5 and ended.billed_seconds >= 7
     assert Decimal(ended.charged_micros) / 1_000_000 == PER_SECOND * ended.billed_seconds
     assert switch.catalogue.held(customer) == 0
+
+
+def test_a_call_id_longer_than_telbills_idempotency_keys_is_authorised_and_settled(
+    switch: Switch,
+) -> None:
+    customer = switch.catalogue.new_customer("1.00")
+    long_id = "%u-%p-" + "c" * 150 + "@%s"  # telbill's keys: at most 120 characters
+    (call,) = switch.stack.place_calls(
+        customer.user_id, CALLED, hang_up_after_ms=1_000, call_id_format=long_id
+    )
+    assert len(call.call_id) > 150 and call.final_status == 200
+    row = session_of(switch, call.call_id)
+    assert row.state == "ended" and row.billed_seconds in (1, 2)
+    assert Decimal(row.charged_micros) / 1_000_000 == PER_SECOND * row.billed_seconds
