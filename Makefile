@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench install chromium switch-tools
+.PHONY: demo test lint bench install chromium fuzz switch-tools
 
 $(BIN)/telbill: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -43,3 +43,12 @@ switch-tools:
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq $(SWITCH_PACKAGES) >/dev/null; } || \
 		echo "$(SWITCH_PACKAGES) could not be installed: the switch tests will skip"
+
+# Generated-input tests with fresh random seeds and larger budgets (`make test` and CI run
+# them derandomised: tests/conftest.py). A failure prints its seed: pin it as an example.
+FUZZ_EXAMPLES ?= 500
+FUZZ_SCHEMATHESIS_EXAMPLES ?= 50
+fuzz: install
+	CI= TELBILL_HYPOTHESIS_PROFILE=fuzz TELBILL_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
+		TELBILL_SCHEMATHESIS_EXAMPLES=$(FUZZ_SCHEMATHESIS_EXAMPLES) \
+		$(BIN)/pytest -n 2 --dist loadgroup -m fuzz -p no:cacheprovider

@@ -148,9 +148,16 @@ def dashboard(url: str, db: Database, org_id: int) -> Iterator[Callable[[], None
 def measure(label: str, db: Database, org_id: int, rows: int, *, csv: bool = True) -> None:
     now = MONTH_START + timedelta(days=10)
     with db.transaction() as conn:
-        middle = conn.execute(
-            sa.select(charges.c.id).order_by(charges.c.id).offset(rows // 2).limit(1)
-        ).scalar_one()
+        middle, middle_at = conn.execute(
+            sa.select(charges.c.id, charges.c.occurred_at)
+            .order_by(charges.c.occurred_at, charges.c.id)
+            .offset(rows // 2)
+            .limit(1)
+        ).one()
+        if middle_at.tzinfo is None:
+            middle_at = middle_at.replace(tzinfo=UTC)
+        cursor = f"{(middle_at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)}"
+        cursor += f".{middle}"  # the report's cursor: call time (UTC microseconds) and id
         user_id, campaign_id = conn.execute(
             sa.select(charges.c.account_id, charges.c.campaign_id).where(charges.c.id == middle)
         ).one()
@@ -162,7 +169,7 @@ def measure(label: str, db: Database, org_id: int, rows: int, *, csv: bool = Tru
         ("call report of one user (totals + first page)",
          lambda: reports.call_report(db, user_id, "2026-03", limit=100)),
         (f"call report page after charge {middle:,} (cursor)",
-         lambda: reports.call_report(db, org_id, "2026-03", limit=100, cursor=str(middle))),
+         lambda: reports.call_report(db, org_id, "2026-03", limit=100, cursor=cursor)),
         ("period counters", lambda: counters.period_counters(db, org_id, now=now)),
         ("counters by campaign", lambda: counters.campaign_breakdown(db, org_id, now=now)),
         ("one campaign's counters", lambda: counters.campaign_counters(db, campaign_id, now=now)),

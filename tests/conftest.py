@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 import db_templates
 from db_templates import pg_database, require_postgres, sqlite_database
@@ -34,6 +35,25 @@ SHARED_DATA = Path(_SHARED_FROM_ENV) if _SHARED_FROM_ENV else next(
     Path(__file__).resolve().parents[1].parent / "shared" / "data",
 )
 ASTPP_DECK = SHARED_DATA / "astpp-outbound-rates.csv"
+
+# Generated-input tests (hypothesis, schemathesis):
+# - "ci" (selected by CI=true): derandomised, the same examples on every run and machine, no
+#   example database; a test's own max_examples is its fixed budget.
+# - "fuzz" (`make fuzz`): fresh random seeds and larger budgets (the fuzz suites also read
+#   TELBILL_FUZZ_EXAMPLES / TELBILL_SCHEMATHESIS_EXAMPLES). A failure prints its seed
+#   (`@seed(...)`) and blob: pin it as an `@example` or a regression test.
+# - "dev" (default elsewhere): hypothesis's usual random seeds with its example database.
+# TELBILL_HYPOTHESIS_PROFILE names one explicitly (it wins over CI).
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
+settings.register_profile(
+    "fuzz", derandomize=False, database=None, deadline=None, print_blob=True, max_examples=1_000
+)
+settings.register_profile("dev", deadline=None, print_blob=True)
+HYPOTHESIS_PROFILE = os.environ.get("TELBILL_HYPOTHESIS_PROFILE") or (
+    "ci" if os.environ.get("CI", "").lower() == "true" else "dev"
+)
+settings.load_profile(HYPOTHESIS_PROFILE)
+
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
@@ -76,3 +96,17 @@ def astpp_deck() -> Path:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Drop this process's test databases before it exits (xdist workers skip `atexit`)."""
     db_templates.finish_drops()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_tariff_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """`telbill quote`'s compiled-tariff cache goes to a folder of this run, not ~/.cache."""
+    folder = tmp_path_factory.mktemp("tariff-cache")
+    folder.chmod(0o700)
+    previous = os.environ.get("TELBILL_CACHE_DIR")
+    os.environ["TELBILL_CACHE_DIR"] = str(folder)
+    yield
+    if previous is None:
+        os.environ.pop("TELBILL_CACHE_DIR", None)
+    else:
+        os.environ["TELBILL_CACHE_DIR"] = previous

@@ -8,6 +8,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import sqlalchemy as sa
+
 from telbill.api.app import API_PREFIX
 
 ACCOUNT = "{account_id}"
@@ -57,6 +59,8 @@ CASES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("GET", "/v1/accounts/{account_id}/invoices"): None,
     ("GET", "/v1/accounts/{account_id}/reports/margin"): None,
     ("GET", "/v1/accounts/{account_id}/reports/margin.csv"): None,
+    ("POST", "/v1/accounts/{account_id}/topup-requests"): {"amount": "5.00", "reference": "TR-1"},
+    ("GET", "/v1/accounts/{account_id}/topup-requests"): None,
 }
 # Reads of the provider's own business (carrier cost, margin): provider admins only.
 PROVIDER_READS = {
@@ -91,6 +95,18 @@ CHARGING_ROUTES = {
     # A campaign's counters: its matrix is in test_api_reports.py.
     ("GET", "/v1/campaigns/{campaign_id}/counters"),
 }  # fmt: skip
+# Tariffs belong to a provider: their matrix is the "tariffs per provider" section below.
+TARIFF_ROUTES = {
+    ("GET", "/v1/tariffs"), ("POST", "/v1/tariffs"), ("GET", "/v1/tariffs/{name}/versions"),
+}  # fmt: skip
+# Top-up requests named by their own id, a provider's callback secret and the signed card
+# callback (no API key): their matrix is in test_role_matrix.py and test_api_payments.py.
+PAYMENT_ROUTES = {
+    ("POST", "/v1/topup-requests/{request_id}/confirm"),
+    ("POST", "/v1/topup-requests/{request_id}/reject"),
+    ("POST", "/v1/accounts/{account_id}/payment-callback-secret"),
+    ("POST", "/v1/payment-callbacks/{provider_id}"),
+}
 # Endpoints that read no account data (prices, SMS segmentation): any valid key, never anonymous.
 ANY_KEY_CASES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("GET", "/v1/quote"): None,
@@ -120,7 +136,13 @@ def call(world: Any, case: tuple[str, str], who: str | None, target: str) -> Any
 
 def test_every_endpoint_has_a_case(world):
     assert api_routes(world.client.app) == (
-        set(CASES) | set(ANY_KEY_CASES) | CHARGING_ROUTES | RECEIPT_ROUTES | set(INVOICE_CASES)
+        set(CASES)
+        | set(ANY_KEY_CASES)
+        | CHARGING_ROUTES
+        | RECEIPT_ROUTES
+        | set(INVOICE_CASES)
+        | PAYMENT_ROUTES
+        | TARIFF_ROUTES
     )
 
 
@@ -183,9 +205,10 @@ def test_user_key_cannot_see_its_organisation(world):
     assert response.status_code == 404
 
 
-def test_organisation_admin_cannot_move_money_other_than_paying_in(world):
+def test_organisation_admin_cannot_move_money_only_ask_for_a_top_up(world):
     before = world.snapshot()
     for case in [
+        ("POST", "/v1/accounts/{account_id}/topups"),
         ("POST", "/v1/accounts/{account_id}/adjustments"),
         ("POST", "/v1/accounts/{account_id}/refunds"),
         ("POST", "/v1/accounts/{account_id}/credit-grants"),
@@ -333,3 +356,234 @@ def test_quarantine_is_read_by_readers_and_reposted_by_posters_of_the_tenant(wor
         f"/v1/cdrs/quarantine/{row}/repost", json={}, headers=world.headers("alpha")
     )
     assert org_admin_reposts.status_code == 403
+
+
+# ------------------------------------------------------------------ tariffs per provider
+
+ACME_RETAIL = "prefix,destination,rate,increment\n44,United Kingdom,0.06,60/60\n1,USA,0.02,60/60\n"
+ACME_CARRIER = "prefix,destination,rate,increment\n44,UK via Carrier One,0.004,1/1\n"
+ZETA_RETAIL = "prefix,destination,rate,increment\n44,United Kingdom,9.99,60/60\n1,USA,0,60/60\n"
+
+
+def import_deck(world: Any, who: str, name: str, csv: str, **extra: Any) -> Any:
+    return world.client.post(
+        "/v1/tariffs", json={"name": name, "csv": csv, **extra}, headers=world.headers(who)
+    )
+
+
+def zeta_user(world: Any) -> str:
+    """A user key of a customer of Zeta (the competitor provider)."""
+    from telbill.services import accounts
+    from telbill.services.auth import Role, create_api_key
+
+    org = accounts.create_account(
+        world.db, kind="organisation", name="zorg", parent_id=world.ids["zeta"],
+        idempotency_key="zorg", clock=world.clock,
+    )  # fmt: skip
+    user = accounts.create_account(
+        world.db, kind="user", name="zed", parent_id=org.id, idempotency_key="zed",
+        clock=world.clock,
+    )  # fmt: skip
+    key = create_api_key(world.db, account_id=user.id, role=Role.USER, name="z", clock=world.clock)
+    assert key.secret is not None
+    world.keys["zeta_user"] = key.secret
+    world.ids["zeta_user"] = user.id
+    return "zeta_user"
+
+
+def acme_catalogue(world: Any) -> None:
+    """Acme's own "retail" (its customers' prices, USD) and "carrier" (its cost deck); Alpha
+    uses Acme's plan "standard"."""
+    from telbill.services import plans
+
+    assert import_deck(world, "acme", "retail", ACME_RETAIL).status_code == 201
+    made = import_deck(world, "acme", "carrier", ACME_CARRIER, purpose="cost")
+    assert made.status_code == 201, made.text
+    plans.create_plan(
+        world.db, "standard", tariff="retail", cost_tariff="carrier", clock=world.clock,
+        owner=world.ids["acme"],
+    )  # fmt: skip
+    plans.assign_plan(world.db, world.ids["alpha"], "standard", clock=world.clock)
+
+
+def charged_micros(world: Any, cdr_id: str) -> int:
+    from telbill.adapters.db.charging_tables import charges
+
+    with world.db.engine.connect() as conn:
+        return abs(
+            conn.execute(sa.select(charges.c.amount_micros).where(charges.c.cdr_id == cdr_id))
+            .scalar_one()
+        )  # fmt: skip
+
+
+def post_uk_call(world: Any, cdr_id: str, seconds: int = 60) -> None:
+    record = {"id": cdr_id, "account": "alice", "to": "+447700900123",
+              "start": "2026-03-01T09:00:00+00:00", "duration": str(seconds)}  # fmt: skip
+    posted = world.client.post(
+        "/v1/cdrs", json={"cdrs": [record]}, headers=world.headers("alpha_switch")
+    )
+    assert posted.status_code == 200 and posted.json()["posted"] == 1, posted.text
+
+
+def quote(world: Any, who: str, tariff: str) -> Any:
+    return world.client.get(
+        "/v1/quote", params={"tariff": tariff, "to": "+447700900123", "duration": 60},
+        headers=world.headers(who, idempotency_key=None),
+    )  # fmt: skip
+
+
+def tariff_names(world: Any, who: str) -> set[str]:
+    listed = world.client.get("/v1/tariffs", headers=world.headers(who, idempotency_key=None))
+    assert listed.status_code == 200, listed.text
+    return {t["name"] for t in listed.json()["tariffs"]}
+
+
+def test_another_provider_importing_a_tariff_of_the_same_name_does_not_change_our_prices(world):
+    acme_catalogue(world)
+    post_uk_call(world, "before")
+    imported = import_deck(world, "zeta", "retail", ZETA_RETAIL, currency="EUR")
+    assert imported.status_code == 201, imported.text
+    assert imported.json()["version"] == 1  # a tariff of its own, not version 2 of Acme's
+    post_uk_call(world, "after")
+    assert charged_micros(world, "before") == charged_micros(world, "after") == 60_000
+    # And Acme's "retail" is still the one Acme sees, at version 1.
+    listed = world.client.get("/v1/tariffs/retail/versions", headers=world.headers("acme"))
+    assert [v["version"] for v in listed.json()["versions"]] == [1]
+
+
+def test_keys_of_another_provider_never_read_or_quote_its_tariffs(world):
+    acme_catalogue(world)
+    import_deck(world, "zeta", "retail", ZETA_RETAIL, currency="EUR")
+    users = ("zeta", zeta_user(world))
+    before = world.snapshot()
+    for who in users:
+        own = quote(world, who, "retail")
+        assert own.status_code == 200, own.text
+        assert (own.json()["cost"], own.json()["currency"]) == ("9.990000", "EUR")  # Zeta's
+        hidden = quote(world, who, "carrier")
+        assert hidden.status_code == 404, hidden.text
+        assert hidden.json()["type"] == "https://telbill.dev/problems/not_found"
+        assert "Carrier One" not in hidden.text
+        assert tariff_names(world, who) == {"retail"}
+        for name in ("carrier", "nothing-like-it"):
+            versions = world.client.get(
+                f"/v1/tariffs/{name}/versions", headers=world.headers(who, idempotency_key=None)
+            )
+            assert versions.status_code == 404, (who, name, versions.text)
+    assert world.snapshot() == before
+
+
+def test_only_provider_admins_see_cost_decks(world):
+    acme_catalogue(world)
+    for who in ("alpha", "alice", "bob"):
+        assert quote(world, who, "carrier").status_code == 404, who
+        assert tariff_names(world, who) == {"retail"}, who
+        assert quote(world, who, "retail").json()["cost"] == "0.060000"
+    assert quote(world, "acme", "carrier").status_code == 200
+    assert tariff_names(world, "acme") == {"retail", "carrier"}
+
+
+def test_only_a_provider_admin_imports_and_only_into_its_own_catalogue(world):
+    acme_catalogue(world)
+    before = world.snapshot()
+    for who in ("alpha", "alice", "alpha_switch"):
+        refused = import_deck(world, who, "retail", ZETA_RETAIL)
+        assert refused.status_code == 403, (who, refused.text)
+    assert world.snapshot() == before
+    # A provider admin's import never lands in another catalogue: Zeta's "carrier" is its own.
+    made = import_deck(world, "zeta", "carrier", ZETA_RETAIL, currency="EUR")
+    assert made.status_code == 201 and made.json()["version"] == 1
+    assert quote(world, "acme", "carrier").json()["cost"] == "0.004000"
+
+
+def test_the_operators_retail_tariffs_are_shared_and_a_providers_own_name_wins(world):
+    import io
+
+    from telbill.adapters.formats.tariff_csv import read_tariff_csv
+    from telbill.domain.tariffs import TariffSettings
+    from telbill.services.tariffs import import_tariff
+
+    rows = (item.row for item in read_tariff_csv(io.StringIO(ACME_CARRIER)))
+    now = world.clock.now()
+    import_tariff(world.db, "wholesale", rows, TariffSettings(currency="USD"), now=now)
+    rows = (item.row for item in read_tariff_csv(io.StringIO(ACME_CARRIER)))
+    import_tariff(world.db, "opcost", rows, TariffSettings(currency="USD"), now=now, purpose="cost")
+    for who in ("zeta", "acme", "alice"):
+        assert quote(world, who, "wholesale").status_code == 200, who
+        assert quote(world, who, "opcost").status_code == 404, who  # the operator's own cost
+    import_deck(world, "zeta", "wholesale", ZETA_RETAIL, currency="EUR")
+    assert quote(world, "zeta", "wholesale").json()["currency"] == "EUR"
+    assert quote(world, "acme", "wholesale").json()["currency"] == "USD"
+
+
+def test_a_provider_lists_only_its_own_catalogue_of_plans_and_packages(world):
+    users = ("alpha", "alice", zeta_user(world))
+    for path, field_ in (("/v1/plans", "plans"), ("/v1/packages", "packages")):
+        acme = world.client.get(path, headers=world.headers("acme", idempotency_key=None))
+        zeta = world.client.get(path, headers=world.headers("zeta", idempotency_key=None))
+        assert acme.status_code == zeta.status_code == 200
+        assert acme.json()[field_] and zeta.json()[field_] == [], (path, zeta.text)
+        for who in users:
+            listed = world.client.get(path, headers=world.headers(who, idempotency_key=None))
+            assert listed.status_code == 403, (who, path, listed.text)
+    # What a customer of Zeta may buy comes from Zeta's catalogue only, never from Acme's.
+    for path in ("plans", "package-offers", "numbers/available"):
+        own = world.client.get(
+            f"/v1/accounts/{world.ids['zeta_user']}/{path}",
+            headers=world.headers("zeta_user", idempotency_key=None),
+        )
+        assert own.status_code == 200, (path, own.text)
+        assert not any(s in own.text for s in ("team", "sms100", "+1617555")), (path, own.text)
+        alice = world.client.get(
+            f"/v1/accounts/{world.ids['alice']}/{path}",
+            headers=world.headers("alice", idempotency_key=None),
+        )
+        assert alice.status_code == 200 and any(
+            s in alice.text for s in ("team", "sms100", "+1617555")
+        ), (path, alice.text)
+
+
+def test_a_provider_cannot_use_another_providers_charging_plan_or_tariff(world):
+    from telbill.errors import NotFound
+    from telbill.services import plans
+
+    acme_catalogue(world)
+    zeta = world.ids["zeta"]
+    for attempt in (
+        lambda: plans.create_plan(world.db, "z", tariff="retail", clock=world.clock, owner=zeta),
+        lambda: plans.assign_plan(world.db, world.ids["alpha"], "standard", clock=world.clock,
+                                  provider=zeta),
+        lambda: plans.set_cost_tariff(world.db, "standard", None, provider=zeta),
+    ):  # fmt: skip
+        before = world.snapshot()
+        try:
+            attempt()
+        except NotFound:
+            pass
+        else:
+            raise AssertionError("a provider reached another provider's catalogue")
+        assert world.snapshot() == before
+    assert [p.name for p in plans.list_plans(world.db, provider=zeta)] == []
+    assert [p.name for p in plans.list_plans(world.db, provider=world.ids["acme"])] == [
+        "standard"
+    ]
+
+
+def test_a_tariff_import_retried_with_its_key_imports_nothing_more(world):
+    body = {"name": "retail", "csv": ACME_RETAIL}
+    headers = world.headers("acme", idempotency_key="deck-1")
+    first = world.client.post("/v1/tariffs", json=body, headers=headers)
+    again = world.client.post("/v1/tariffs", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201, again.text
+    assert first.json() == again.json() and again.json()["version"] == 1
+    other = world.client.post(
+        "/v1/tariffs", json={**body, "csv": ZETA_RETAIL}, headers=headers
+    )  # the same key for another deck
+    assert other.status_code == 409, other.text
+    versions = world.client.get("/v1/tariffs/retail/versions", headers=world.headers("acme"))
+    assert [v["version"] for v in versions.json()["versions"]] == [1]
+    # The same key of another provider is another request.
+    zeta = world.client.post(
+        "/v1/tariffs", json=body, headers=world.headers("zeta", idempotency_key="deck-1")
+    )
+    assert zeta.status_code == 201 and zeta.json()["version"] == 1

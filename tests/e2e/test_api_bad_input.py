@@ -5,7 +5,7 @@ from __future__ import annotations
 PROBLEM = "application/problem+json"
 
 
-def post_topup(world, body, *, who="alpha", account="alpha", idempotency_key="auto"):
+def post_topup(world, body, *, who="acme", account="alpha", idempotency_key="auto"):
     return world.client.post(
         f"/v1/accounts/{world.ids.get(account, 987654)}/topups",
         json=body,
@@ -62,7 +62,10 @@ def test_missing_idempotency_key_is_400_and_writes_nothing(world):
 
 def test_every_post_endpoint_requires_an_idempotency_key(world):
     spec = world.client.get("/openapi.json").json()
-    posts = [p for p, ops in spec["paths"].items() if "post" in ops]
+    # A payment provider's signed callback carries its own key: the event id it signs.
+    posts = [
+        p for p, ops in spec["paths"].items() if "post" in ops and "payment-callbacks" not in p
+    ]
     assert posts
     for path in posts:
         response = world.client.post(

@@ -21,7 +21,7 @@ def test_top_up_returns_a_receipt_with_the_vat_it_contains(world):
     response = world.client.post(
         url(world, "alpha", "/topups"),
         json={"amount": "12.00", "payment_ref": "card-4242"},
-        headers=world.headers("alpha"),
+        headers=world.headers("acme"),
     )
     assert response.status_code == 201, response.text
     receipt = response.json()
@@ -45,7 +45,7 @@ def test_amounts_in_responses_are_decimal_strings_never_numbers(world):
 
 
 def test_replayed_top_up_returns_the_first_receipt_and_charges_once(world):
-    headers = world.headers("alpha", idempotency_key="payment-0001")
+    headers = world.headers("acme", idempotency_key="payment-0001")
     first = world.client.post(
         url(world, "alpha", "/topups"), json={"amount": "7.5"}, headers=headers
     )
@@ -59,7 +59,7 @@ def test_replayed_top_up_returns_the_first_receipt_and_charges_once(world):
 
 
 def test_same_idempotency_key_with_a_different_amount_is_a_conflict(world):
-    headers = world.headers("alpha", idempotency_key="payment-0002")
+    headers = world.headers("acme", idempotency_key="payment-0002")
     world.client.post(url(world, "alpha", "/topups"), json={"amount": "1"}, headers=headers)
     response = world.client.post(
         url(world, "alpha", "/topups"), json={"amount": "2"}, headers=headers
@@ -70,13 +70,13 @@ def test_same_idempotency_key_with_a_different_amount_is_a_conflict(world):
 
 def test_idempotency_keys_of_two_customers_never_collide(world):
     alpha = world.client.post(
-        url(world, "alpha", "/topups"),
-        json={"amount": "1"},
+        url(world, "alpha", "/topup-requests"),
+        json={"amount": "1", "reference": "A-1"},
         headers=world.headers("alpha", idempotency_key="same"),
     )
     bravo = world.client.post(
-        url(world, "bravo", "/topups"),
-        json={"amount": "2"},
+        url(world, "bravo", "/topup-requests"),
+        json={"amount": "2", "reference": "B-1"},
         headers=world.headers("bravo", idempotency_key="same"),
     )
     assert alpha.status_code == bravo.status_code == 201
@@ -166,7 +166,7 @@ def test_history_pages_newest_first_with_a_cursor(world):
         world.client.post(
             url(world, "alpha", "/topups"),
             json={"amount": str(n + 1)},
-            headers=world.headers("alpha"),
+            headers=world.headers("acme"),
         )
     seen = []
     cursor = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +17,7 @@ from telbill.adapters.db.tables import metadata
 from telbill.adapters.formats.tariff_csv import read_tariff_csv
 from telbill.api.app import API_PREFIX, create_app
 from telbill.api.routes_rating import router
-from telbill.domain.tariffs import RowError, TariffSettings
+from telbill.domain.tariffs import Increment, RateRow, RowError, Service, TariffSettings
 from telbill.services import accounts
 from telbill.services.auth import Role, create_api_key
 from telbill.services.clock import ManualClock
@@ -133,3 +134,20 @@ def test_rating_endpoints_need_a_key(api: Api) -> None:
         "/v1/sms/segments", json={"text": "x"}, headers={"Idempotency-Key": "k"}
     )
     assert response.status_code == 401
+
+
+def test_quote_of_data_bytes_is_priced_per_rate_unit(api: Api) -> None:
+    row = RateRow(
+        "", "Data", Decimal("0.1"), service=Service.DATA, increment=Increment(10240, 10240),
+        rate_unit=1_048_576,
+    )  # fmt: skip
+    import_tariff(api.db, "data", [row], TariffSettings(currency="GBP"), now=NOW)
+    response = api.client.get(
+        "/v1/quote",
+        params={"tariff": "data", "to": "+447911123456", "service": "data", "units": 1_000_000},
+        headers=api.headers(None),
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    # 98 x 10240 bytes x 0.1 / 1048576 = 0.095703125, rounded half up at 6 decimals
+    assert (body["cost"], body["billed_units"], body["unit"]) == ("0.095703", 1_003_520, "B:data")

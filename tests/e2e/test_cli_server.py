@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -129,3 +130,43 @@ def test_serve_passes_the_access_log_choice_to_uvicorn(tmp_path, monkeypatch):
         assert result.exit_code == 0, result.output
     assert [call["access_log"] for call in calls] == [True, False]
     assert all(call["factory"] and call["log_level"] == "info" for call in calls)
+
+
+def test_the_demo_posts_real_cdrs_so_reports_counters_and_margin_show_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["demo", "--no-serve"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "120 CDRs of the last month posted" in result.stdout
+    url = f"sqlite:///{tmp_path / 'telbill-demo.db'}"
+    acme = re.search(r"org_admin, account (\d+)", result.stdout)
+    assert acme
+    calls = runner.invoke(app, ["report", "calls", acme.group(1), "--database", url, "--json"])
+    assert calls.exit_code == 0, calls.output
+    assert json.loads(calls.stdout)["rows"], "the month's call report is empty"
+    counters = runner.invoke(
+        app, ["report", "counters", acme.group(1), "--database", url, "--json"]
+    )
+    assert counters.exit_code == 0, counters.output
+    assert json.loads(counters.stdout)["calls"] > 0
+    # The demo's own CLI lines name the virtual environment's telbill, runnable as printed.
+    assert f"TELBILL_DATABASE_URL={url} .venv/bin/telbill balance" in result.stdout
+
+
+def test_serve_passes_the_worker_health_check_timeout_to_uvicorn(tmp_path, monkeypatch):
+    import uvicorn
+
+    from telbill.cli.server import DEFAULT_WORKER_HEALTHCHECK_S
+
+    monkeypatch.setenv("TELBILL_DATABASE_URL", f"sqlite:///{tmp_path / 'hc.db'}")
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    for flags in ([], ["--timeout-worker-healthcheck", "90"]):
+        result = runner.invoke(app, ["serve", "--tick-every", "0", "--workers", "4", *flags])
+        assert result.exit_code == 0, result.output
+    assert [call["timeout_worker_healthcheck"] for call in calls] == [
+        DEFAULT_WORKER_HEALTHCHECK_S,
+        90,
+    ]
+    assert DEFAULT_WORKER_HEALTHCHECK_S > 5  # uvicorn's own default killed busy workers
+    refused = runner.invoke(app, ["serve", "--timeout-worker-healthcheck", "0"])
+    assert refused.exit_code != 0 and len(calls) == 2

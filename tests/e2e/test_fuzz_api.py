@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+pytestmark = pytest.mark.fuzz  # `make fuzz`: fresh seeds, larger budgets (tests/conftest.py)
 PROBLEM = "application/problem+json"
 API_FUZZ = settings(
     max_examples=int(os.environ.get("TELBILL_FUZZ_EXAMPLES", "40")),

@@ -37,6 +37,8 @@ from telbill.errors import TelbillError
 from telbill.services.charging import list_quarantine, post_cdrs
 from telbill.services.tariffs import import_tariff
 
+pytestmark = pytest.mark.fuzz  # `make fuzz`: fresh seeds, larger budgets (tests/conftest.py)
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from charging_support import START, build_world, cdr_line  # noqa: E402
 

@@ -104,13 +104,18 @@ def alembic(url: str, direction: str, revision: str) -> None:
     from alembic import command
     from alembic.config import Config
 
-    from telbill.adapters.db.engine import MIGRATIONS_DIR, make_engine, normalise_url
+    from telbill.adapters.db.engine import (
+        MIGRATIONS_DIR,
+        make_engine,
+        migration_connection,
+        normalise_url,
+    )
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     engine = make_engine(normalise_url(url))
     try:
-        with engine.begin() as conn:
+        with migration_connection(engine) as conn:
             config.attributes["connection"] = conn
             {"upgrade": command.upgrade, "downgrade": command.downgrade}[direction](
                 config, revision

@@ -94,7 +94,9 @@ def test_webhook_to_a_private_address_is_refused_unless_the_operator_allows_it(
     org = funded_org(db, clock, "1.00")
     monkeypatch.delenv("TELBILL_WEBHOOK_ALLOW_PRIVATE")
     for target in ["http://127.0.0.1:9/h", "https://localhost/h", "http://169.254.169.254/x",
-                   "https://[::1]:8443/h", "http://10.0.0.7/h"]:  # fmt: skip
+                   "https://[::1]:8443/h", "http://10.0.0.7/h", "http://127.1/h",
+                   "http://0x7f000001/h", "http://2130706433/h", "http://0/h",
+                   "http://localhost./h"]:  # fmt: skip
         with pytest.raises(InvalidInput, match="public address"):
             notifications.add_endpoint(db, org.id, kind="webhook", target=target, now=clock.now())
     assert notifications.list_endpoints(db, org.id) == []

@@ -161,3 +161,31 @@ def test_csv_read_in_small_batches_has_the_rows_of_the_pages(
     assert export.rows == len(rows) == len(paged) == 7  # 5 calls, 2 reratings (UK)
     assert rows == [dict(zip(reports.CSV_HEADER, reports.csv_row(r), strict=True)) for r in paged]
     assert [r["destination"] for r in rows[:2]] == ["United States", "United Kingdom"]
+
+
+def test_call_rows_are_in_call_time_order_whatever_order_they_were_posted(
+    world: World, tmp_path: Path
+) -> None:
+    # Posted newest first, in two files, with two calls at the same instant: the report
+    # (every page of it) and its CSV list them by call time, then by charge.
+    times = [START + timedelta(hours=h) for h in (5, 3, 3, 1, 4, 0, 2)]
+    post(world, tmp_path, [cdr_line(f"o{n}", "+15551234567", 10 + n, at=at)
+                           for n, at in enumerate(times[:4])])  # fmt: skip
+    post(world, tmp_path, [cdr_line(f"p{n}", "+15551234567", 30 + n, at=at)
+                           for n, at in enumerate(times[4:])])  # fmt: skip
+    pages, cursor = [], None
+    while True:
+        page = reports.call_report(world.db, world.org.id, "2026-03", limit=2, cursor=cursor)
+        pages.append(page.rows)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    rows = [row for page in pages for row in page]
+    assert [row.time for row in rows] == sorted(times)
+    same = [row.charge_id for row in rows if row.time == START + timedelta(hours=3)]
+    assert same == sorted(same) and len(same) == 2
+    exported = list(csv.reader(io.StringIO("".join(reports.call_csv_lines(
+        world.db, world.org.id, "2026-03")))))[1:]  # fmt: skip
+    assert [int(line[0]) for line in exported] == [row.charge_id for row in rows]
+    with pytest.raises(InvalidInput):
+        reports.call_report(world.db, world.org.id, "2026-03", cursor="12")

@@ -203,11 +203,11 @@ def test_settings_take_the_rounding_shared_by_all_rows(tmp_path: Path) -> None:
 def test_bad_folder_reports_every_bad_line_with_its_file() -> None:
     plan = read_cgrates_folder(DATA / "bad")
     found = {(e.source, e.line): e.reason for e in plan.errors}
-    assert "digits" in found[("Destinations.csv", 3)]
+    assert "not a destination" in found[("Destinations.csv", 3)]
     assert "decimal" in found[("Rates.csv", 6)]
     assert "per 7s" in found[("Rates.csv", 3)]
     assert "90s" in found[("Rates.csv", 4)]
-    assert "MaxCost" in found[("DestinationRates.csv", 5)]
+    assert "MaxCostStrategy" in found[("DestinationRates.csv", 5)]
     assert "RoundingMode" in found[("DestinationRates.csv", 6)]
     assert "DST_NONE" in found[("DestinationRates.csv", 7)]
     assert "Months" in found[("Timings.csv", 2)]

@@ -125,3 +125,44 @@ def test_a_real_local_receiver_is_refused_by_default_and_reached_when_allowed(
         assert Receiver.hits == [f"localhost:{server.server_port}"]
     finally:
         server.shutdown()
+
+
+# Every spelling of a loopback, unspecified or private address, and loopback names: refused
+# at registration by the very function every delivery applies (`webhooks.public_target`).
+OTHER_SPELLINGS = [
+    "http://127.1/h", "http://0x7f000001/h", "http://2130706433/h", "http://0/h",
+    "http://localhost./h", "https://LOCALHOST/h", "http://api.localhost/h",
+    "http://017700000001/h", "http://10.1/h", "http://192.168.1.1/h", "http://[::1]/h",
+    "http://[::ffff:7f00:1]/h", "http://169.254.169.254/latest/meta-data",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("url", OTHER_SPELLINGS)
+def test_registration_and_delivery_refuse_every_spelling_of_a_non_public_target(
+    monkeypatch: pytest.MonkeyPatch, url: str
+):
+    monkeypatch.delenv(webhooks.ALLOW_PRIVATE_ENV, raising=False)
+    problem = webhooks.target_problem(url)
+    assert problem is not None
+    seen: list[httpx.Request] = []
+    with pytest.raises(DeliveryFailed) as refused:
+        recording_sender(seen).send(url, "s" * 20, EVENT, timestamp=1)
+    assert seen == []
+    assert problem in str(refused.value)  # one rule, one reason
+
+
+def test_registration_accepts_what_delivery_accepts(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv(webhooks.ALLOW_PRIVATE_ENV, raising=False)
+    public = ["93.184.216.34"]
+    fake_dns(monkeypatch, {"hooks.example.com": public, "93.184.216.34": public})
+    assert webhooks.target_problem("https://hooks.example.com/in") is None
+    assert webhooks.target_problem("http://93.184.216.34/in") is None
+    fake_dns(monkeypatch, {})
+    assert "cannot resolve" in (webhooks.target_problem("https://hooks.example.com/in") or "")
+
+
+def test_the_operator_switch_lifts_the_rule_at_registration_as_at_delivery(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setenv(webhooks.ALLOW_PRIVATE_ENV, "1")
+    assert all(webhooks.target_problem(url) is None for url in OTHER_SPELLINGS)

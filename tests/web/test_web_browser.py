@@ -59,14 +59,24 @@ def paid(world: WebWorld, who: str) -> Decimal:
 
 
 def top_up_in_browser(page, base: str, world: WebWorld) -> None:  # type: ignore[no-untyped-def]
+    """The customer asks (a bank transfer books nothing), the provider confirms: booked."""
     log_in(page, base, world.keys["alpha"])
-    assert page.url.endswith(f"/accounts/{world.ids['alpha']}/balance")
+    alpha = world.ids["alpha"]
+    assert page.url.endswith(f"/accounts/{alpha}/balance")
     before = paid(world, "alpha")
     page.get_by_label("Amount").fill("12.34")
     page.get_by_label("Bank transfer reference").fill("BT-browser")
-    page.get_by_role("button", name="Record payment").click()
-    page.get_by_text("Payment recorded").wait_for()
+    page.get_by_role("button", name="Send request").click()
+    page.get_by_text("Top-up request sent").wait_for()
+    assert paid(world, "alpha") == before
+    assert "pending" in page.locator("#topup-requests").inner_text()
+    page.get_by_role("button", name="Log out").click()
+    log_in(page, base, world.keys["acme"])
+    page.get_by_role("link", name="Top-up requests").click()
+    page.get_by_role("button", name="Confirm").first.click()
+    page.get_by_text("Payment confirmed").wait_for()
     assert paid(world, "alpha") == before + Decimal("12.34")
+    page.goto(f"{base}/accounts/{alpha}/balance")
     shown = page.locator("#paid-balance").inner_text()
     assert shown == f"{before + Decimal('12.34'):,.2f} USD"
     assert "bank-transfer:BT-browser" in page.locator("#latest-receipts").inner_text()
@@ -155,3 +165,42 @@ def test_log_in_with_email_and_password(site, page):
     page.get_by_role("button", name="Log in with password").click()
     page.get_by_role("heading", name="Balance", exact=True).wait_for()
     assert "dana@alpha.example" in page.locator("header").inner_text()
+
+
+def test_the_api_documentation_renders_with_no_internet(site, page):
+    _, base = site
+    foreign: list[str] = []
+
+    def only_local(route):  # type: ignore[no-untyped-def]
+        if route.request.url.startswith(base):
+            route.continue_()
+        else:  # refused: the pages must draw without them (ReDoc's footer logo is an image)
+            if route.request.resource_type != "image":
+                foreign.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.goto(f"{base}/docs")
+    page.get_by_text("/v1/sessions/authorize").first.wait_for()  # Swagger UI drew the routes
+    page.goto(f"{base}/redoc")
+    page.get_by_text("Idempotency-Key").first.wait_for()  # ReDoc drew the document
+    assert foreign == []
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_the_login_card_holds_its_inputs_on_a_desktop_and_a_phone(site, browser, width):
+    _, base = site
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    try:
+        tab = context.new_page()
+        tab.goto(f"{base}/login")
+        card = tab.locator("section.card").bounding_box()
+        assert card is not None
+        assert card["width"] >= min(400, width - 40)  # not squeezed to its content
+        for field in ("#email", "#password", "#api_key"):
+            box = tab.locator(field).bounding_box()
+            assert box is not None
+            assert card["x"] <= box["x"] and box["x"] + box["width"] <= card["x"] + card["width"]
+            assert box["x"] + box["width"] <= width
+    finally:
+        context.close()

@@ -57,3 +57,30 @@ def test_campaigns_page_shows_the_seconds_billed_to_calls_naming_the_campaign(
     html = client.get(f"/accounts/{alpha}/campaigns").text
     assert before == "0:00"
     assert minutes_shown(html, "Spring outreach") == "2:15" == f"{billed // 60}:{billed % 60:02d}"
+
+
+def test_a_customer_buys_a_package_on_the_campaigns_page(web_world: WebWorld, client):
+    alpha = web_world.ids["alpha"]
+    csrf = log_in(client, web_world.keys["alpha"])
+    page = client.get(f"/accounts/{alpha}/campaigns").text
+    packages = page[page.index('id="packages"') :]
+    assert "SMS 100" in packages and "2.00 USD" in packages
+    before = re.search(r'id="package-left">Left: [^·]*· (\d+) SMS', page)
+    assert before is not None
+    form = {"csrf_token": csrf, "idem": "buy-sms100"}
+    bought = client.post(f"/accounts/{alpha}/packages/sms100/buy", data=form,
+                         follow_redirects=False)  # fmt: skip
+    assert bought.status_code == 303, bought.text
+    after = client.get(bought.headers["location"]).text
+    assert "Package bought" in after
+    left = re.search(r'id="package-left">Left: [^·]*· (\d+) SMS', after)
+    assert left is not None and int(left.group(1)) == int(before.group(1)) + 100
+    again = client.post(f"/accounts/{alpha}/packages/sms100/buy", data=form,
+                        follow_redirects=False)  # fmt: skip
+    assert again.status_code == 303
+    twice = client.get(f"/accounts/{alpha}/campaigns").text
+    assert re.search(r'id="package-left">Left: [^·]*· (\d+) SMS', twice).group(1) == left.group(1)
+    zeta_csrf = log_in(client, web_world.keys["zeta"])
+    foreign = client.post(f"/accounts/{alpha}/packages/sms100/buy",
+                          data={"csrf_token": zeta_csrf, "idem": "z"})  # fmt: skip
+    assert foreign.status_code == 404

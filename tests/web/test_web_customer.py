@@ -63,8 +63,8 @@ def test_balance_page_shows_paid_balance_held_and_a_daily_spend_chart(web_world,
     assert client.get(f"/accounts/{alpha}/spend.svg").status_code == 404
 
 
-def test_top_up_by_bank_transfer_records_the_payment_with_its_reference_once(web_world, client):
-    csrf = log_in(client, web_world.keys["alpha"])
+def test_a_provider_admin_records_a_bank_transfer_with_its_reference_once(web_world, client):
+    csrf = log_in(client, web_world.keys["acme"])
     alpha = web_world.ids["alpha"]
     before = paid(web_world, "alpha")
     fields = {"amount": "24.00", "provider": "bank_transfer", "reference": "BT-777",
@@ -87,13 +87,14 @@ def test_top_up_by_bank_transfer_records_the_payment_with_its_reference_once(web
 
 
 def test_a_bad_top_up_amount_is_a_readable_error_and_records_nothing(web_world, client):
-    csrf = log_in(client, web_world.keys["alpha"])
     before = paid(web_world, "alpha")
-    for amount in ("-5", "abc", "1e3"):
-        response = form_post(client, f"/accounts/{web_world.ids['alpha']}/topups", csrf,
-                             amount=amount, reference="x")  # fmt: skip
-        assert response.status_code in (400, 422), response.text
-        assert 'class="error"' in response.text
+    for who, form in (("acme", "topups"), ("alpha", "topup-requests")):
+        csrf = log_in(client, web_world.keys[who])
+        for amount in ("-5", "abc", "1e3"):
+            response = form_post(client, f"/accounts/{web_world.ids['alpha']}/{form}", csrf,
+                                 amount=amount, reference="x")  # fmt: skip
+            assert response.status_code in (400, 422), response.text
+            assert 'class="error"' in response.text
     assert paid(web_world, "alpha") == before
 
 

@@ -134,3 +134,19 @@ def test_plans_page_names_where_a_plans_cost_comes_from(april, client):
     html = client.get(f"/provider/{april.ids['acme']}/plans").text
     row = re.search(r"<tr><td>retail</td>.*?</tr>", html)
     assert row is not None and "<td>carrier</td>" in row.group(0)
+
+
+def test_the_revenue_page_exports_its_rows_as_csv_for_the_providers_admins_only(april, client):
+    acme = april.ids["acme"]
+    log_in(client, april.keys["acme"])
+    page = client.get(f"/provider/{acme}/revenue?month=2026-04").text
+    assert f'href="/provider/{acme}/revenue.csv?month=2026-04"' in page
+    exported = client.get(f"/provider/{acme}/revenue.csv?month=2026-04")
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("text/csv")
+    assert "revenue-" in exported.headers["content-disposition"]
+    header, *rows = exported.text.splitlines()
+    assert "revenue" in header and len(rows) == 1
+    assert rows[0].startswith("United States,1,voice,retail,USD,5,300,0.600000")
+    log_in(client, april.keys["alpha"])
+    assert client.get(f"/provider/{acme}/revenue.csv?month=2026-04").status_code == 404

@@ -45,6 +45,42 @@ def test_accounts_tree_is_browsed_one_level_at_a_time(web_world, client):
     assert zeta.status_code == 404
 
 
+def test_accounts_are_found_by_name_or_id_kind_and_status_in_the_whole_tree(web_world, client):
+    log_in(client, web_world.keys["acme"])
+    acme = web_world.ids["acme"]
+
+    def found(query: str) -> list[str]:
+        html = client.get(f"/provider/{acme}/accounts?{query}").text
+        table = html[html.index('id="accounts"') :]
+        return re.findall(r"<tr><td>\d+</td><td>(?:<a [^>]*>)?([^<]+)", table)
+
+    assert found("q=ALI") == ["alice"]  # any case, below its organisation
+    assert found(f"q={web_world.ids['bob']}") == ["bob"]
+    assert set(found("kind=user")) >= {"alice", "bob"} and "alpha" not in found("kind=user")
+    assert "zeta" not in found("q=e")  # another provider is never in the tree
+    assert client.get(f"/provider/{acme}/accounts?kind=provider").status_code == 422
+
+
+def test_a_provider_admin_creates_an_account_from_the_accounts_page(web_world, client):
+    csrf = log_in(client, web_world.keys["acme"])
+    acme, alpha = web_world.ids["acme"], web_world.ids["alpha"]
+    form = {"csrf_token": csrf, "name": "carol-web", "kind": "user", "parent": str(alpha),
+            "idem": "new-carol"}  # fmt: skip
+    created = client.post(f"/provider/{acme}/accounts", data=form, follow_redirects=False)
+    assert created.status_code == 303, created.text
+    page = client.get(created.headers["location"]).text
+    assert "Account created." in page and "carol-web" in page
+    again = client.post(f"/provider/{acme}/accounts", data=form, follow_redirects=False)
+    assert again.status_code == 303  # the same form twice creates one account
+    assert [a.name for a in accounts.list_subtree(web_world.db, alpha)].count("carol-web") == 1
+    no_csrf = client.post(f"/provider/{acme}/accounts", data={**form, "csrf_token": "x"})
+    assert no_csrf.status_code == 403
+    zeta_csrf = log_in(client, web_world.keys["zeta"])
+    foreign = client.post(f"/provider/{acme}/accounts",
+                          data={**form, "csrf_token": zeta_csrf, "idem": "z"})  # fmt: skip
+    assert foreign.status_code == 404
+
+
 def test_a_provider_admin_opens_a_customers_pages_but_not_a_competitors(web_world, client):
     log_in(client, web_world.keys["acme"])
     assert client.get(f"/accounts/{web_world.ids['alpha']}/usage").status_code == 200
@@ -98,7 +134,8 @@ def test_tariff_import_streams_progress_then_versions_and_diff(web_world, client
         )
         assert response.status_code == 200 and 'id="import-done"' in response.text
         assert "<progress" in response.text
-    assert [v.version for v in tariffs.list_versions(web_world.db, "europe")] == [1, 2]
+    mine = tariffs.Viewer.owner(acme)  # the import went into Acme's own catalogue
+    assert [v.version for v in tariffs.list_versions(web_world.db, "europe", mine)] == [1, 2]
     html = client.get(f"/provider/{acme}/tariffs/europe?from=1&to=2").text
     assert re.search(r'id="diff-summary">1 added · 1 removed · 1 changed', html)
     assert "Spain" in html and "France" in html
@@ -113,7 +150,8 @@ def test_a_deck_with_a_bad_row_imports_nothing_and_names_the_line(web_world, cli
         files={"file": ("bad.csv", b"prefix,destination,rate\n1,US,0.01\n44,UK,cheap\n")},
     )
     assert 'id="import-failed"' in response.text and "line 3" in response.text
-    assert "broken" not in [t.name for t in tariffs.list_tariffs(web_world.db)]
+    viewer = tariffs.Viewer(acme)
+    assert "broken" not in [t.name for t in tariffs.list_tariffs(web_world.db, viewer)]
 
 
 def test_tariff_import_needs_csrf_and_a_provider_admin(web_world, client):
@@ -127,5 +165,64 @@ def test_tariff_import_needs_csrf_and_a_provider_admin(web_world, client):
     denied = client.post(f"/provider/{web_world.ids['alpha']}/tariffs/import",
                          data={"name": "org", "csrf_token": csrf}, files=files)  # fmt: skip
     assert denied.status_code == 403
-    names = [t.name for t in tariffs.list_tariffs(web_world.db)]
+    names = [t.name for t in tariffs.list_tariffs(web_world.db, tariffs.Viewer(acme))]
     assert "nocsrf" not in names and "org" not in names
+
+
+# ------------------------------------------------------------------ tariffs per provider
+
+
+def upload(client, csrf: str, provider: int, name: str, deck: str, **fields: str):
+    return client.post(
+        f"/provider/{provider}/tariffs/import",
+        data={"csrf_token": csrf, "name": name, "currency": "EUR", **fields},
+        files={"file": (f"{name}.csv", deck.encode(), "text/csv")},
+    )
+
+
+def test_a_competitor_uploading_a_tariff_named_retail_does_not_change_our_prices(
+    web_world, client
+):
+    alpha, zeta = web_world.ids["alpha"], web_world.ids["zeta"]
+    log_in(client, web_world.keys["alpha"])
+    before = client.get(f"/accounts/{alpha}/rates?to=%2B447700900123").text
+    assert re.search(r'id="price">0\.3', before)
+    csrf = log_in(client, web_world.keys["zeta"])
+    deck = "prefix,destination,rate\n44,United Kingdom,9.99\n1,United States,0\n"
+    done = upload(client, csrf, zeta, "retail", deck)
+    assert 'id="import-done"' in done.text and "version 1" in done.text  # its own tariff
+    log_in(client, web_world.keys["alpha"])
+    after = client.get(f"/accounts/{alpha}/rates?to=%2B447700900123").text
+    assert re.search(r'id="price">0\.3', after) and "9.99" not in after
+    shared = tariffs.get_version(web_world.db, "retail")  # the operator's, untouched
+    assert (shared.version, shared.currency) == (1, "USD")
+
+
+def test_a_provider_never_lists_or_opens_a_competitors_tariffs(web_world, client):
+    acme, zeta = web_world.ids["acme"], web_world.ids["zeta"]
+    csrf = log_in(client, web_world.keys["zeta"])
+    deck = "prefix,destination,rate\n33,Zeta France,0.02\n"
+    assert 'id="import-done"' in upload(client, csrf, zeta, "zeta-secret", deck).text
+    cost = upload(client, csrf, zeta, "zeta-carrier", deck, purpose="cost")
+    assert 'id="import-done"' in cost.text
+    listed = client.get(f"/provider/{zeta}/tariffs").text
+    assert "zeta-secret" in listed and "zeta-carrier" in listed and "cost deck" in listed
+    assert "retail" in listed  # the operator's shared retail tariff
+    log_in(client, web_world.keys["acme"])
+    page = client.get(f"/provider/{acme}/tariffs").text
+    assert "zeta-secret" not in page and "zeta-carrier" not in page
+    for name in ("zeta-secret", "zeta-carrier"):
+        opened = client.get(f"/provider/{acme}/tariffs/{name}")
+        assert opened.status_code == 404 and "Zeta France" not in opened.text
+        assert client.get(f"/provider/{zeta}/tariffs/{name}").status_code == 404
+
+
+def test_an_upload_into_another_providers_catalogue_is_refused_and_changes_nothing(
+    web_world, client
+):
+    acme = web_world.ids["acme"]
+    csrf = log_in(client, web_world.keys["zeta"])
+    before = tariffs.list_tariffs(web_world.db, tariffs.Viewer(acme))
+    refused = upload(client, csrf, acme, "retail", "prefix,destination,rate\n44,UK,9.99\n")
+    assert refused.status_code == 404
+    assert tariffs.list_tariffs(web_world.db, tariffs.Viewer(acme)) == before

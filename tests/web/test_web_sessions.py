@@ -106,7 +106,7 @@ def test_log_in_returns_to_the_page_asked_for_but_never_to_another_site(web_worl
 
 
 def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(web_world, client):
-    csrf = log_in(client, web_world.keys["alpha"])
+    csrf = log_in(client, web_world.keys["acme"])
     alpha = web_world.ids["alpha"]
     before = paid(web_world, "alpha")
     form = {"amount": "10.00", "provider": "bank_transfer", "reference": "TR-1"}
@@ -177,3 +177,46 @@ def test_pages_forbid_framing_scripts_and_other_sites_assets(web_world, client):
         assert "default-src 'self'" in policy and headers["x-frame-options"] == "DENY"
         assert headers["x-content-type-options"] == "nosniff"
         log_in(client, web_world.keys["alpha"])
+
+
+def test_over_https_the_session_cookie_has_the_host_prefix_secure_path_and_no_domain(
+    web_world, client
+):
+    client.base_url = "https://testserver"
+    token = LOGIN_TOKEN.search(client.get("/login").text).group(1)
+    response = client.post(
+        "/login",
+        data={"api_key": web_world.keys["alpha"], "login_token": token},
+        follow_redirects=False,
+    )
+    (cookie,) = [c for c in response.headers.get_list("set-cookie") if "telbill_session=" in c]
+    assert cookie.startswith("__Host-telbill_session=")
+    attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")[1:]}
+    assert {"secure", "httponly", "path"} <= attributes and "domain" not in attributes
+    assert "Path=/;" in cookie or cookie.rstrip().endswith("Path=/")
+    home = f"/accounts/{web_world.ids['alpha']}/balance"
+    assert client.get(home, follow_redirects=False).status_code == 200
+    # Over https a session cookie without the prefix (planted by a sibling subdomain) is
+    # not read.
+    stolen = client.cookies.get("__Host-telbill_session")
+    client.cookies.clear()
+    client.cookies.set("telbill_session", stolen)
+    assert client.get(home, follow_redirects=False).status_code == 303
+
+
+def test_secure_cookies_forced_by_the_operator_use_the_host_prefix_too(
+    web_world, client, monkeypatch
+):
+    monkeypatch.setenv("TELBILL_SECURE_COOKIES", "1")
+    client.base_url = "https://testserver"
+    cookie_name = log_in_cookie_name(client, web_world.keys["alpha"])
+    assert cookie_name == "__Host-telbill_session"
+
+
+def log_in_cookie_name(client, key: str) -> str:
+    token = LOGIN_TOKEN.search(client.get("/login").text).group(1)
+    response = client.post(
+        "/login", data={"api_key": key, "login_token": token}, follow_redirects=False
+    )
+    (cookie,) = [c for c in response.headers.get_list("set-cookie") if "telbill_session=" in c]
+    return cookie.split("=", 1)[0]

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import importlib
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from telbill import __version__
 from telbill.adapters.db.engine import Database, database_url, make_engine
+from telbill.adapters.db.readiness import not_ready_reason
 from telbill.api.body_limit import install_body_limit
-from telbill.api.problems import PROBLEM_RESPONSES, install_problem_handlers
+from telbill.api.docs import install_offline_docs
+from telbill.api.problems import PROBLEM_RESPONSES, install_problem_handlers, problem_response
 from telbill.api.ratelimit import limiter_from_env
 from telbill.api.routes_charging import realtime_router
 from telbill.api.schemas import document_required_idempotency_key
+from telbill.api.text_guard import install_text_guard
 from telbill.services.clock import Clock, SystemClock
 
 API_PREFIX = "/v1"
@@ -35,6 +39,8 @@ ROUTER_MODULES = (
     "telbill.api.routes_notifications",
     "telbill.api.routes_reports",
     "telbill.api.routes_invoices",
+    "telbill.api.routes_tariffs",
+    "telbill.api.routes_payments",
 )
 
 
@@ -53,11 +59,14 @@ def create_app(database_url_: str | None = None, *, clock: Clock | None = None) 
             "Errors are RFC 9457 problem details (`application/problem+json`)."
         ),
         responses=PROBLEM_RESPONSES,
+        docs_url=None,  # served offline below (api/docs.py)
+        redoc_url=None,
     )
     app.state.db = Database(make_engine(url))
     app.state.clock = clock or SystemClock()
     app.state.rate_limiter = limiter_from_env()  # per API key, per worker process
     install_problem_handlers(app)
+    install_text_guard(app)  # inside the body limit: it sees only bodies under the limit
     install_body_limit(app)
     document_required_idempotency_key(app)
 
@@ -67,6 +76,15 @@ def create_app(database_url_: str | None = None, *, clock: Clock | None = None) 
     async def healthz() -> dict[str, str]:  # async: no thread-pool hop
         return {"status": "ok"}
 
+    @app.get("/readyz", include_in_schema=False, response_model=None)
+    def readyz(request: Request) -> dict[str, str] | JSONResponse:
+        """Ready to serve: the database answers and its schema is at the newest revision;
+        a 503 problem otherwise (`/healthz` stays a liveness check, without the database)."""
+        reason = not_ready_reason(app.state.db.engine)
+        if reason is None:
+            return {"status": "ready"}
+        return problem_response(request, status=503, code="not_ready", detail=reason)
+
     app.include_router(realtime_router, prefix=API_PREFIX)
     for name in ROUTER_MODULES:
         router: APIRouter = importlib.import_module(name).router
@@ -75,6 +93,7 @@ def create_app(database_url_: str | None = None, *, clock: Clock | None = None) 
     from telbill.web import install as install_dashboard
 
     install_dashboard(app)
+    install_offline_docs(app)
     return app
 
 

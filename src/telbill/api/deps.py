@@ -50,9 +50,10 @@ async def get_principal(
         raise Unauthenticated("missing or malformed Authorization: Bearer <api key> header")
     secret = credentials.credentials.strip()
     db: Database = request.app.state.db
-    principal = cached_principal(db, secret)
+    clock: Clock = request.app.state.clock
+    principal = cached_principal(db, secret, clock)
     if principal is None:
-        principal = await run_in_threadpool(authenticate, db, secret)
+        principal = await run_in_threadpool(authenticate, db, secret, clock)
     limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
     if limiter is not None:
         limiter.check(principal.key_id)

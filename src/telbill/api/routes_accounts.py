@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, PrincipalDep
 from telbill.api.schemas import AmountIn, AmountOut
+from telbill.api.types import Code, Currency, TimezoneName
 from telbill.services import accounts as accounts_service
 from telbill.services.accounts import Account
 from telbill.services.auth import Action, authorize, check_account_settings
@@ -22,13 +23,15 @@ class AccountCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: str = Field(description="organisation (under a provider) or user", examples=["user"])
+    kind: Code = Field(description="organisation (under a provider) or user", examples=["user"])
     name: str = Field(min_length=1, max_length=200)
-    currency: str | None = Field(default=None, description="ISO 4217; default: the parent's")
-    timezone: str | None = Field(default=None, description="IANA name; default: the parent's")
-    billing_mode: str | None = Field(default=None, description="prepaid or postpaid")
+    currency: Currency | None = Field(default=None, description="ISO 4217; default: the parent's")
+    timezone: TimezoneName | None = Field(
+        default=None, description="IANA name; default: the parent's"
+    )
+    billing_mode: Code | None = Field(default=None, description="prepaid or postpaid")
     credit_limit: AmountIn | None = Field(default=None, description="postpaid only")
-    vat_country: str | None = None
+    vat_country: Code | None = None
     vat_rate: AmountIn | None = Field(default=None, description='fraction: "0.2" for 20%')
     has_wallet: bool | None = Field(
         default=None, description="default: organisations yes, users are charged to the parent"

@@ -8,6 +8,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, PrincipalDep
+from telbill.api.types import Code, Instant
 from telbill.services.auth import ApiKey, create_api_key_as, list_api_keys
 
 router = APIRouter(tags=["api keys"])
@@ -17,7 +18,10 @@ class ApiKeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    role: str = Field(description="provider_admin, org_admin, user or switch")
+    role: Code = Field(description="provider_admin, org_admin, user or switch")
+    expires_at: Instant | None = Field(
+        default=None, description="Optional: the key is refused (401) from this time on"
+    )
 
 
 class ApiKeyOut(BaseModel):
@@ -28,6 +32,10 @@ class ApiKeyOut(BaseModel):
     key_prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None = Field(description="null: the key does not expire")
+    last_used_at: datetime | None = Field(
+        description="Last time the key was accepted, to the minute; null: never used"
+    )
 
 
 class CreatedApiKeyOut(ApiKeyOut):
@@ -49,6 +57,8 @@ def _key_fields(key: ApiKey) -> dict[str, object]:
         "key_prefix": key.key_prefix,
         "created_at": key.created_at,
         "revoked_at": key.revoked_at,
+        "expires_at": key.expires_at,
+        "last_used_at": key.last_used_at,
     }
 
 
@@ -72,6 +82,7 @@ def create_key(
         account_id=account_id,
         role=body.role,
         name=body.name,
+        expires_at=body.expires_at,
         idempotency_key=idempotency_key,
         clock=clock,
     )

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from telbill.adapters.formats.inventory_csv import read_inventory_text
 from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, PrincipalDep
 from telbill.api.schemas import AmountIn, plain_json
+from telbill.api.types import Code
 from telbill.errors import InvalidInput, PermissionDenied
 from telbill.services import numbers, subscriptions
 from telbill.services.auth import ROLE_ACTIONS, Action, Principal, authorize
@@ -57,7 +58,7 @@ class PackageIn(BaseModel):
 
     code: str = Field(min_length=1, max_length=64)
     name: str | None = Field(default=None, max_length=200)
-    unit: str = Field(description="s:call, s:speech or msg:sms")
+    unit: Code = Field(description="s:call, s:speech or msg:sms")
     amount: AmountIn = Field(description="Seconds or messages")
     price: AmountIn
     validity_days: int | None = Field(default=None, ge=1, le=3660)
@@ -152,7 +153,10 @@ def import_numbers(
     idempotency_key: IdempotencyKeyDep,
 ) -> JSONResponse:
     provider_id = _own_provider(principal)
-    rows, errors = read_inventory_text(body.csv)
+    try:
+        rows, errors = read_inventory_text(body.csv)
+    except InvalidInput as exc:
+        raise InvalidInput(f"csv: {exc.message}") from None
     bad = [{"line": error.line, "reason": error.reason} for error in errors]
     if errors and not body.skip_bad:
         shown = "; ".join(f"line {e['line']}: {e['reason']}" for e in bad[:MAX_SHOWN])

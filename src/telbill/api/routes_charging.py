@@ -9,12 +9,10 @@ the switch needs the reason to play the right announcement.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Iterator
+from datetime import UTC
 from typing import Annotated, Any, Literal
 
 from anyio import to_thread
@@ -22,9 +20,12 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from telbill.adapters.db.engine import Database
-from telbill.adapters.formats.cdr_native import NATIVE_COLUMNS, read_native_cdrs
+from telbill.adapters.formats.cdr_common import CdrRowError
+from telbill.adapters.formats.cdr_native import NATIVE_COLUMNS, NativeLayout
 from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, KeyedCallDep, PrincipalDep
 from telbill.api.schemas import plain_json
+from telbill.api.types import Instant
+from telbill.domain.usage import UsageEvent
 from telbill.errors import InvalidInput
 from telbill.services import campaigns as campaigns_service
 from telbill.services import charging
@@ -75,24 +76,44 @@ def post_cdrs(
     unknown = {name for record in body.cdrs for name in record} - set(NATIVE_COLUMNS)
     if unknown:
         raise InvalidInput(f"unknown CDR field(s): {', '.join(sorted(unknown))}")
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=NATIVE_COLUMNS)
-    writer.writeheader()
-    writer.writerows(body.cdrs)
-    text.seek(0)
 
     def compute() -> dict[str, Any]:
-        records = read_native_cdrs(text, default_account=str(principal.account_id))
+        records = _batch_records(body.cdrs, default_account=str(principal.account_id))
         summary = charging.post_cdrs(
             db, records, clock=clock, source=f"{body.source}", cache=_cache(request, db),
             within=principal.account_id,
         )  # fmt: skip
         result: dict[str, Any] = plain_json(summary)
+        # Each bad CDR is quarantined on its own, the others post: the answer names each by
+        # its index in `cdrs` (the quarantine's line is index + FIRST_ITEM_LINE).
+        result["bad_items"] = [
+            {"index": None if problem["line"] is None else problem["line"] - FIRST_ITEM_LINE,
+             "id": problem["cdr_id"],
+             "reason": problem["reason"]}
+            for problem in result.pop("problems")
+        ]  # fmt: skip
         return result
 
     return charging.run_once(
         db, scope="api.cdrs", key=key, request=body.model_dump(), compute=compute, clock=clock
     )
+
+
+# A batch's CDRs are numbered as the lines of a native CSV file with a header (line 1) and
+# one line per CDR: the quarantine's `line` of `cdrs[i]` is i + 2.
+FIRST_ITEM_LINE = 2
+_BATCH_LAYOUT = NativeLayout.of(NATIVE_COLUMNS)
+
+
+def _batch_records(
+    items: list[dict[str, str]], *, default_account: str
+) -> Iterator[UsageEvent | CdrRowError]:
+    """The record (or the error) of each CDR of a batch, read one by one: a bad one is an
+    error with its line, never an exception for the batch."""
+    for index, item in enumerate(items):
+        fields = [item.get(name, "") for name in NATIVE_COLUMNS]
+        if any(value.strip() for value in fields):
+            yield _BATCH_LAYOUT.record(fields, index + FIRST_ITEM_LINE, default_account, UTC)
 
 
 @router.get("/cdrs/quarantine", summary="CDR rows that could not be posted, with line and reason")
@@ -159,7 +180,7 @@ class AuthorizeIn(BaseModel):
     to: str = Field(min_length=1, max_length=40)
     from_: str | None = Field(default=None, alias="from", max_length=40)
     direction: Literal["outbound", "inbound"] = "outbound"
-    at: datetime | None = None
+    at: Instant | None = None
     call_id: str | None = Field(default=None, max_length=200)
 
 
@@ -173,8 +194,8 @@ class EndIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     duration_s: int | None = Field(default=None, ge=0)
-    answer: datetime | None = None
-    end: datetime | None = None
+    answer: Instant | None = None
+    end: Instant | None = None
 
 
 # Real-time calls: the blocking work (authorisation, the service) in one thread-pool hop,

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from telbill.adapters.db.engine import Database
 from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, PrincipalDep
 from telbill.api.schemas import AmountIn, AmountOut
+from telbill.api.types import Code
 from telbill.errors import NotFound
 from telbill.services import invoice_documents, invoice_payments
 from telbill.services import invoices as invoice_service
@@ -71,7 +72,7 @@ class PaymentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: AmountIn
-    method: str = Field(description="bank_transfer or direct_debit")
+    method: Code = Field(description="bank_transfer or direct_debit")
     reference: str | None = Field(default=None, max_length=200)
 
 

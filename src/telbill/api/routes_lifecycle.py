@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from telbill.api import routes_catalogue
 from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, PrincipalDep
 from telbill.api.schemas import AmountIn, plain_json
+from telbill.api.types import MAX_CODE, MAX_NAME, Number
 from telbill.services import accounts, numbers, subscriptions
 from telbill.services.auth import Action, authorize
 
@@ -32,7 +33,7 @@ def _json(value: Any, code: int = status.HTTP_200_OK) -> JSONResponse:
 class BuyNumberIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    number: str = Field(description="E.164, e.g. +16175550100")
+    number: Number = Field(description="E.164, e.g. +16175550100")
 
 
 class AddOnIn(BaseModel):
@@ -88,9 +89,9 @@ def search_numbers(
     db: DbDep,
     principal: PrincipalDep,
     country: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
-    number_type: Annotated[str | None, Query(alias="type")] = None,
-    area_code: str | None = None,
-    locality: str | None = None,
+    number_type: Annotated[str | None, Query(alias="type", max_length=MAX_CODE)] = None,
+    area_code: Annotated[str | None, Query(max_length=MAX_CODE)] = None,
+    locality: Annotated[str | None, Query(max_length=MAX_NAME)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> JSONResponse:
     authorize(db, principal, account_id, Action.READ)

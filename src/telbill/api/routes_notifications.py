@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, PrincipalDep
 from telbill.api.schemas import AmountIn, AmountOut
+from telbill.api.types import Code
 from telbill.errors import NotFound
 from telbill.services import notifications, receipts, thresholds
 from telbill.services.auth import Action, authorize
@@ -73,7 +74,9 @@ class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(min_length=8, max_length=500)
-    event_types: list[str] | None = Field(default=None, description="null: every event type")
+    event_types: list[Code] | None = Field(
+        default=None, max_length=100, description="null: every event type"
+    )
     secret: str | None = Field(
         default=None, min_length=16, max_length=200, description="Generated when omitted"
     )

@@ -1,7 +1,9 @@
 """Rating endpoints: quote a call or a message, segment an SMS text.
 
-Pure pricing: nothing is stored and no balance moves. Any authenticated key may quote
-(tariffs are price lists, not account data). ``GET /v1/quote`` takes query parameters;
+Pure pricing: nothing is stored and no balance moves. Any authenticated key may quote with
+the tariffs of its own provider and the operator's shared retail ones, never another
+provider's; carrier cost decks only with a provider admin key (`tariffs.viewer_of`): any
+other tariff name is a 404, like a missing one. ``GET /v1/quote`` takes query parameters;
 ``POST /v1/quote`` takes the same fields as JSON (for long texts) and, like every POST of
 this API, an ``Idempotency-Key``. No matching rate is a ``no_rate`` problem (422).
 """
@@ -15,9 +17,12 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from telbill.api.deps import DbDep, IdempotencyKeyDep, PrincipalDep
+from telbill.api.types import Instant
 from telbill.domain.sms import segment_sms
 from telbill.domain.tariffs import Direction, Service
+from telbill.services.auth import Principal
 from telbill.services.quotes import QuoteRequest, load_tariff_index, quote, quote_summary
+from telbill.services.tariffs import viewer_of
 
 router = APIRouter(tags=["rating"])
 
@@ -34,7 +39,8 @@ class QuoteBody(BaseModel):
     direction: Direction = Direction.OUTBOUND
     duration: int | None = Field(None, ge=0, description="Call seconds (default 60).")
     text: str | None = Field(None, max_length=10_000, description="SMS text.")
-    at: datetime | None = None
+    at: Instant | None = None
+    units: int | None = Field(None, ge=0, description="Data bytes or generic units.")
 
 
 class SegmentsBody(BaseModel):
@@ -43,7 +49,7 @@ class SegmentsBody(BaseModel):
     text: str = Field(max_length=10_000)
 
 
-def _quote(db: DbDep, body: QuoteBody) -> dict[str, Any]:
+def _quote(db: DbDep, principal: Principal, body: QuoteBody) -> dict[str, Any]:
     at = body.at or datetime.now(UTC)
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
@@ -55,8 +61,10 @@ def _quote(db: DbDep, body: QuoteBody) -> dict[str, Any]:
         from_number=body.from_,
         duration_s=body.duration,
         text=body.text,
+        units=body.units,
     )
-    return quote_summary(quote(request, load_tariff_index(db, body.tariff, at=at)))
+    index = load_tariff_index(db, body.tariff, at=at, viewer=viewer_of(db, principal))
+    return quote_summary(quote(request, index))
 
 
 @router.get("/quote", summary="Price a call or a message, with its breakdown")
@@ -70,20 +78,21 @@ def get_quote(
     direction: Direction = Direction.OUTBOUND,
     duration: Annotated[int | None, Query(ge=0)] = None,
     text: Annotated[str | None, Query(max_length=2_000)] = None,
-    at: datetime | None = None,
+    at: Instant | None = None,
+    units: Annotated[int | None, Query(ge=0)] = None,
 ) -> dict[str, Any]:
     body = QuoteBody(
         tariff=tariff, to=to, **{"from": from_}, service=service, direction=direction,
-        duration=duration, text=text, at=at,
+        duration=duration, text=text, at=at, units=units,
     )  # fmt: skip
-    return _quote(db, body)
+    return _quote(db, principal, body)
 
 
 @router.post("/quote", summary="Price a call or a message (JSON body), with its breakdown")
 def post_quote(
     db: DbDep, principal: PrincipalDep, _key: IdempotencyKeyDep, body: QuoteBody
 ) -> dict[str, Any]:
-    return _quote(db, body)
+    return _quote(db, principal, body)
 
 
 @router.post("/sms/segments", summary="Encoding and segments of an SMS text")

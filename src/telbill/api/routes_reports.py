@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from telbill.api.deps import ClockDep, DbDep, PrincipalDep
 from telbill.api.schemas import AmountOut
+from telbill.api.types import Month
 from telbill.errors import NotFound
 from telbill.services import counters as counters_service
 from telbill.services import margin, reports
@@ -30,8 +31,8 @@ from telbill.services.auth import Action, authorize
 router = APIRouter(tags=["reports"])
 
 MonthQuery = Annotated[
-    str | None,
-    Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM in the account's timezone; "
+    Month | None,
+    Query(description="YYYY-MM in the account's timezone; "
           "default: the current month"),
 ]  # fmt: skip
 
@@ -172,7 +173,9 @@ def get_call_report(
     clock: ClockDep,
     principal: PrincipalDep,
     month: MonthQuery = None,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="next_cursor of the previous page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=reports.MAX_PAGE)] = 100,
 ) -> CallReportOut:
     authorize(db, principal, account_id, Action.READ)

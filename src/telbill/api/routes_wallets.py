@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, PrincipalDep
 from telbill.api.schemas import AmountIn, AmountOut
+from telbill.api.types import Code, Currency, Instant
 from telbill.services import balances as balances_service
 from telbill.services import payments, wallets
 from telbill.services.auth import Action, authorize, check_wallet_visible
@@ -23,7 +24,7 @@ class TopUpIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: AmountIn = Field(description="Gross amount paid, VAT included")
-    currency: str | None = Field(default=None, description="Must be the wallet's currency")
+    currency: Currency | None = Field(default=None, description="Must be the wallet's currency")
     payment_ref: str | None = Field(default=None, max_length=200)
     memo: str | None = Field(default=None, max_length=500)
 
@@ -33,7 +34,7 @@ class AdjustmentIn(BaseModel):
 
     amount: AmountIn = Field(description="Signed: positive credits, negative debits")
     reason: str = Field(min_length=1, max_length=500)
-    currency: str | None = None
+    currency: Currency | None = None
 
 
 class RefundIn(BaseModel):
@@ -41,21 +42,21 @@ class RefundIn(BaseModel):
 
     amount: AmountIn
     reason: str = Field(min_length=1, max_length=500)
-    currency: str | None = None
+    currency: Currency | None = None
 
 
 class GrantIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: str = Field(description="trial, free, incoming, outgoing or package")
+    kind: Code = Field(description="trial, free, incoming, outgoing or package")
     amount: AmountIn
-    unit: str | None = Field(
+    unit: Code | None = Field(
         default=None, description="Packages: s:<counter> or msg:<counter>; else the currency"
     )
-    expires_at: datetime | None = None
+    expires_at: Instant | None = None
     priority: int | None = Field(default=None, ge=0)
-    service: str | None = None
-    direction: str | None = None
+    service: Code | None = None
+    direction: Code | None = None
     label: str | None = Field(default=None, max_length=200)
 
 
@@ -153,7 +154,7 @@ def transaction_out(tx: Transaction) -> TransactionOut:
     "/accounts/{account_id}/topups",
     status_code=status.HTTP_201_CREATED,
     response_model=ReceiptOut,
-    summary="Top up the paid balance; returns the receipt",
+    summary="Book a payment received into the paid balance (provider admins); the receipt",
 )
 def create_top_up(
     account_id: int,
@@ -163,7 +164,9 @@ def create_top_up(
     principal: PrincipalDep,
     idempotency_key: IdempotencyKeyDep,
 ) -> ReceiptOut:
-    authorize(db, principal, account_id, Action.TOP_UP)
+    # Money enters a wallet only from a trusted source: a provider admin above the wallet
+    # (a customer asks with POST /topup-requests; cards come through the signed callback).
+    payments.authorize_booking(db, principal, account_id)
     receipt = payments.record_top_up(
         db,
         account_id,

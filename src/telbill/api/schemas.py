@@ -6,7 +6,8 @@ refused with a validation problem, because a client's float has already lost exa
 
 from __future__ import annotations
 
-from decimal import Decimal
+import re
+from decimal import ROUND_DOWN, Decimal
 from typing import Annotated, Any
 
 from fastapi import FastAPI
@@ -20,13 +21,29 @@ from telbill.jsonable import to_jsonable
 AMOUNT_PATTERN = r"^[+-]?(\d+(\.\d*)?|\.\d+)$"
 
 
+# Strict: no spaces, no newline, no exponent, at most MAX_AMOUNT_CHARS characters, and a
+# magnitude whose micro-units fit the 64-bit integers of storage.
+MAX_AMOUNT_CHARS = 32
+MAX_AMOUNT = (Decimal(2**63 - 1) / 10**6).quantize(Decimal("0.000001"), rounding=ROUND_DOWN)
+_STRICT_AMOUNT = re.compile(AMOUNT_PATTERN[1:-1])
+
+
 def _parse_amount_string(value: Any) -> Decimal:
     if not isinstance(value, str):
         raise ValueError('amounts are decimal strings such as "12.50", not JSON numbers')
+    if len(value) > MAX_AMOUNT_CHARS:
+        raise ValueError(f"an amount has at most {MAX_AMOUNT_CHARS} characters")
+    if _STRICT_AMOUNT.fullmatch(value) is None:
+        raise ValueError(
+            f"not a decimal number: {value!r} (digits and one point, no spaces or exponent)"
+        )
     try:
-        return parse_amount(value)
+        amount = parse_amount(value)
     except InvalidInput as exc:
         raise ValueError(exc.message) from None
+    if abs(amount) > MAX_AMOUNT:
+        raise ValueError(f"out of range: an amount is at most {MAX_AMOUNT} in magnitude")
+    return amount
 
 
 def _format_decimal(value: Decimal) -> str:
@@ -36,7 +53,14 @@ def _format_decimal(value: Decimal) -> str:
 AmountIn = Annotated[
     Decimal,
     BeforeValidator(_parse_amount_string),
-    WithJsonSchema({"type": "string", "pattern": AMOUNT_PATTERN, "examples": ["10.00"]}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": AMOUNT_PATTERN,
+            "maxLength": MAX_AMOUNT_CHARS,
+            "examples": ["10.00"],
+        }
+    ),  # fmt: skip
 ]
 AmountOut = Annotated[
     Decimal,
@@ -81,6 +105,7 @@ def document_required_idempotency_key(app: FastAPI) -> None:
 
 __all__ = [
     "AMOUNT_PATTERN",
+    "MAX_AMOUNT",
     "AmountIn",
     "AmountOut",
     "document_required_idempotency_key",

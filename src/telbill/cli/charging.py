@@ -30,6 +30,7 @@ from telbill.cli.common import (
     open_db,
     print_json,
 )
+from telbill.cli.files import input_path
 from telbill.errors import InvalidInput
 from telbill.services import campaigns, charging, plans, rerating, sessions
 from telbill.services.cdr_workers import post_cdr_file
@@ -86,7 +87,7 @@ def post_command(
     ),
     chunk_size: int = typer.Option(charging.DEFAULT_CHUNK_SIZE, "--chunk-size", min=1),
     workers: int = typer.Option(
-        1, "--workers", min=1, help="File: processes posting its chunks (round robin)."
+        1, "--workers", min=1, max=64, help="File: processes posting its chunks (round robin)."
     ),
     timezone: str | None = typer.Option(None, "--timezone", help="Zone of naive times."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -115,6 +116,7 @@ def post_command(
     else:
         if cdr_file is None:
             raise InvalidInput("give a CDR file or --stream")
+        input_path(cdr_file, folder_ok=True)
         progress = Progress(
             TextColumn("posting"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
             console=console, disable=quiet or as_json or workers > 1, transient=True,
@@ -331,6 +333,8 @@ def campaign_stop(campaign_id: int, database: DatabaseOption = None) -> None:
 
 # ---------------------------------------------------------------------------- plans, charges
 
+PROVIDER_HELP = "Provider account id: act in its catalogue (default: the operator's)."
+
 
 @plan_app.command("create")
 @handle_errors
@@ -349,13 +353,14 @@ def plan_create(
         None, "--cost-tariff", help="Fixed pricing: the carrier's cost tariff (for margin)."
     ),
     database: DatabaseOption = None,
+    provider: int | None = typer.Option(None, "--provider", help=PROVIDER_HELP),
 ) -> None:
-    """Create a charging plan."""
+    """Create a charging plan (in the operator's catalogue, or --provider's)."""
     record = plans.create_plan(
         open_db(database), name, tariff=tariff, clock=SystemClock(), pricing=pricing,
         markup_percent=markup, min_margin=min_margin,
         allowed_call_classes=None if classes is None else [c.strip() for c in classes.split(",")],
-        cut_off=cut_off, max_call_s=max_call, cost_tariff=cost_tariff,
+        cut_off=cut_off, max_call_s=max_call, cost_tariff=cost_tariff, owner=provider,
     )  # fmt: skip
     print_json(record)
 
@@ -367,12 +372,17 @@ def plan_cost_tariff(
     tariff: str | None = typer.Option(None, "--tariff", help="The carrier's cost tariff."),
     clear: bool = typer.Option(False, "--clear", help="Forget the cost tariff."),
     database: DatabaseOption = None,
+    provider: int | None = typer.Option(None, "--provider", help=PROVIDER_HELP),
 ) -> None:
     """Set (or clear) the carrier cost tariff of a fixed-price plan: charges posted from
     then on record their cost, for margin."""
     if (tariff is None) == (not clear):
         raise InvalidInput("give either --tariff NAME or --clear")
-    print_json(plans.set_cost_tariff(open_db(database), name, None if clear else tariff))
+    print_json(
+        plans.set_cost_tariff(
+            open_db(database), name, None if clear else tariff, provider=provider
+        )
+    )
 
 
 @plan_app.command("assign")
@@ -381,9 +391,11 @@ def plan_assign(
     account: int = typer.Option(..., "--account"),
     plan: str = typer.Option(..., "--plan"),
     database: DatabaseOption = None,
+    provider: int | None = typer.Option(None, "--provider", help=PROVIDER_HELP),
 ) -> None:
-    """Make an account (and the accounts under it) use a plan."""
-    plans.assign_plan(open_db(database), account, plan, clock=SystemClock())
+    """Make an account (and the accounts under it) use a plan of its provider's catalogue
+    or of the operator's (--provider: only an account of that provider)."""
+    plans.assign_plan(open_db(database), account, plan, clock=SystemClock(), provider=provider)
     console.print(f"account {account} now uses plan {plan}", highlight=False)
 
 

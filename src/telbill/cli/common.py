@@ -10,21 +10,44 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
-from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
-from telbill.adapters.db.engine import Database, database_url
+from telbill.cli.boundary import debugging, describe, one_line
 from telbill.errors import TelbillError
 from telbill.jsonable import to_jsonable
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from telbill.adapters.db.engine import Database
+
+    console: Console  # made on first use, see `__getattr__`
+    err_console: Console
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-console = Console()
-err_console = Console(stderr=True)
+
+_CONSOLES: dict[str, Console] = {}
+
+
+def _console(name: str) -> Console:
+    """`console` (stdout) or `err_console` (stderr), made on first use: commands that print
+    no table never import Rich."""
+    if name not in _CONSOLES:
+        from rich.console import Console
+
+        _CONSOLES[name] = Console(stderr=name == "err_console")
+    return _CONSOLES[name]
+
+
+def __getattr__(name: str) -> Any:  # `from telbill.cli.common import console` (PEP 562)
+    if name in ("console", "err_console"):
+        return _console(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 DatabaseOption = Annotated[
     str | None,
@@ -40,31 +63,41 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 def fail(message: str) -> typer.Exit:
     """Print one line on stderr and return the Exit to raise (exit code 1)."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    _console("err_console").print(
+        f"[bold red]error:[/] {escape(one_line(message))}", highlight=False, soft_wrap=True
+    )
     return typer.Exit(code=1)
 
 
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn expected failures into one stderr line and exit code 1."""
+    """Turn expected failures (telbill's and the database's) into one stderr line and exit
+    code 1; anything else goes on to the boundary of `cli.main` (which does the same)."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except TelbillError as exc:
-            raise fail(f"{exc.message} ({exc.code})") from None
-        except (OperationalError, ProgrammingError) as exc:
-            text = str(exc.orig).splitlines()[0] if exc.orig else str(exc).splitlines()[0]
-            if "no such table" in text or "does not exist" in text:
-                raise fail(f"database is not initialised ({text}); run `telbill init`") from None
-            raise fail(f"database error: {text}") from None
-        except SQLAlchemyError as exc:
-            raise fail(f"database error: {str(exc).splitlines()[0]}") from None
+        except Exception as exc:
+            if debugging() or not expected_error(exc):
+                raise
+            raise fail(describe(exc)) from None
 
     return wrapper
 
 
+def expected_error(exc: BaseException) -> bool:
+    """True for telbill's own errors and the database's (reported without a traceback)."""
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    return isinstance(exc, TelbillError) or (
+        sa_exc is not None and isinstance(exc, sa_exc.SQLAlchemyError)
+    )
+
+
 def open_db(url: str | None) -> Database:
+    from telbill.adapters.db.engine import Database, database_url
+
     return Database(url or database_url())
 
 

@@ -29,8 +29,10 @@ SEED_STEPS: tuple[str, ...] = (
     "telbill.cli.demo:seed_accounts",
     "telbill.cli.demo:seed_api_keys",
     "telbill.cli.demo:seed_money",
-    "telbill.cli.demo:seed_usage",
     "telbill.cli.demo_rating:seed_tariffs",
+    "telbill.cli.demo_calls:seed_plans",
+    "telbill.cli.demo_calls:seed_calls",
+    "telbill.cli.demo:seed_usage",
     "telbill.cli.demo_rating:seed_quotes",
     "telbill.cli.invoices:seed_invoice_preview",
 )
@@ -44,6 +46,7 @@ class DemoContext:
     clock: Clock
     accounts: dict[str, int] = field(default_factory=dict)
     api_keys: dict[str, tuple[str, int, str]] = field(default_factory=dict)
+    tariffs: list[str] = field(default_factory=list)
     log: list[tuple[str, str]] = field(default_factory=list)
     _keys: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -144,28 +147,18 @@ def seed_money(ctx: DemoContext) -> None:
 
 
 def seed_usage(ctx: DemoContext) -> None:
-    calls = (
-        ("alice", "0.84", "voice", "outbound", None, "call to +44 20 7946 0000, 7 min"),
-        ("bob", "2.10", "voice", "outbound", None, "call to +1 212 555 0100, 14 min"),
-        ("alice", "0.05", "sms", "outbound", None, "SMS, 1 segment"),
-        ("alice", "180", "voice", "outbound", "s:call", "3 min from the call-time package"),
-        ("voicebot-1", "0.36", "voice", "inbound", None, "inbound call, 12 min"),
-        ("voicebot-1", "0.72", "speech", None, None, "speech recognition, 6 min"),
+    """Usage that is not a call: a speech-recognition fee debited by the voice-bot platform."""
+    tx = wallets.debit(
+        ctx.db,
+        ctx.accounts["voicebot-1"],
+        "0.72",
+        service="speech",
+        memo="speech recognition, 6 min",
+        idempotency_key=ctx.key("usage"),
+        clock=ctx.clock,
     )
-    for who, amount, service, direction, unit, memo in calls:
-        tx = wallets.debit(
-            ctx.db,
-            ctx.accounts[who],
-            amount,
-            service=service,
-            direction=direction,
-            unit=unit,
-            memo=memo,
-            idempotency_key=ctx.key("usage"),
-            clock=ctx.clock,
-        )
-        change = ", ".join(f"{v:f} {u}" for u, v in tx.changes.items())
-        ctx.report("usage", f"{who}: {memo} -> {change}")
+    change = ", ".join(f"{v:f} {u}" for u, v in tx.changes.items())
+    ctx.report("usage", f"voicebot-1: speech recognition, 6 min -> {change}")
 
 
 def _resolve(name: str) -> Callable[[DemoContext], None]:
@@ -227,7 +220,9 @@ def _print(ctx: DemoContext, url: str, host: str, port: int, seconds: float, ok:
     console.print(
         f"\nAPI:  {base}/v1   docs: {base}/docs\n"
         f'try:  curl -H "Authorization: Bearer {admin}" {base}/v1/accounts/{acme}/balances\n'
-        f"CLI:  TELBILL_DATABASE_URL={url} telbill balance {acme}",
+        f"CLI:  TELBILL_DATABASE_URL={url} .venv/bin/telbill balance {acme}\n"
+        f"      TELBILL_DATABASE_URL={url} .venv/bin/telbill report calls {acme} "
+        f"--month {ctx.clock.now():%Y-%m}",
         soft_wrap=True,
     )
 

@@ -37,7 +37,7 @@ RETAIL_CSV = """prefix,destination,service,direction,rate,connect_fee,increment,
 1,United States and Canada,voice,outbound,0.0150,0,60/60,0
 1212,United States - New York,voice,outbound,0.0120,0,60/60,0
 44,United Kingdom,voice,outbound,0.0300,0,1/1,0
-447,United Kingdom - Mobile,voice,outbound,0.0900,0.01,1/1,30
+447,United Kingdom - Mobile,voice,outbound,0.4500,0.01,1/1,30
 49,Germany,voice,outbound,0.0250,0,30/6,0
 1,United States and Canada,sms,outbound,0.0079,0,1/1,0
 44,United Kingdom,sms,outbound,0.0400,0,1/1,0
@@ -72,8 +72,9 @@ def seed_tariffs(ctx: DemoContext) -> None:
         _rows(read_tariff_csv(io.StringIO(RETAIL_CSV), source="retail.csv")),
         TariffSettings(currency="USD", default_increment=Increment(60, 60)),
         tariffs.TariffSource(file="retail.csv", format="native"),
-        now=now - timedelta(days=1),
+        now=now - timedelta(days=40),
     )
+    ctx.tariffs.append("retail")
     ctx.report("tariffs", f"retail v{retail.version.version}: {retail.version.row_count} rows")
     deck = demo_deck()
     if deck is None:
@@ -86,8 +87,9 @@ def seed_tariffs(ctx: DemoContext) -> None:
             _rows(read_tariff_csv(handle, column_map=ASTPP_MAP, source=deck.name)),
             TariffSettings(currency="USD", default_increment=Increment(6, 6)),
             tariffs.TariffSource(file=deck.name, format="native"),
-            now=now - timedelta(days=1),
+            now=now - timedelta(days=40),
         )
+    ctx.tariffs.append("carrier-astpp")
     ctx.report(
         "tariffs",
         f"carrier-astpp v{carrier.version.version}: {carrier.version.row_count:,} prefixes "

@@ -2,7 +2,8 @@
 
 ``telbill invoice run ACCOUNT --month 2026-03`` issues (or shows, unchanged) a month's
 invoice; ``telbill invoice run --all`` runs the month-end job (last month, every account,
-once); ``invoice list ACCOUNT``, ``invoice show ID``, ``invoice pdf ID --out FILE``;
+once); ``invoice preview ACCOUNT`` shows this month so far;
+``invoice list ACCOUNT``, ``invoice show ID``, ``invoice pdf ID --out FILE``;
 ``invoice pay ID AMOUNT --method bank_transfer|direct_debit`` records a payment of a
 postpaid invoice; ``invoice credit-note ID --line "text=amount" --reason ...`` issues a
 credit note; ``invoice settings ACCOUNT [--terms-days N] [--email ADDRESS | --no-email]``.
@@ -103,6 +104,50 @@ def run_command(
         print_json(invoice)
         return
     _print_invoice(invoice)
+
+
+@invoice_app.command("preview")
+@handle_errors
+def preview_command(
+    account_id: Annotated[int, typer.Argument(help="Billing account id.")],
+    json_output: JsonOption = False,
+    database: DatabaseOption = None,
+) -> None:
+    """What this month's invoice says so far (nothing is issued)."""
+    draft = invoice_service.preview_month_to_date(
+        open_db(database), account_id, clock=SystemClock()
+    )
+    if json_output:
+        print_json(
+            {
+                "lines": [
+                    {
+                        "section": line.section,
+                        "description": line.description,
+                        "direction": line.direction,
+                        "quantity": line.quantity,
+                        "billed_units": line.billed_units,
+                        "amount": format_amount(from_micros(line.amount_micros)),
+                    }
+                    for line in draft.lines
+                ],
+                "total": format_amount(from_micros(draft.total_micros)),
+            }
+        )
+        return
+    table = Table(title=f"account {account_id}: this month so far (VAT included)")
+    for name in ("section", "description", "direction", "qty", "amount"):
+        table.add_column(name, justify="right" if name in ("qty", "amount") else "left")
+    for line in draft.lines:
+        table.add_row(
+            line.section, line.description, line.direction or "", str(line.quantity),
+            format_amount(from_micros(line.amount_micros)),
+        )  # fmt: skip
+    console.print(table)
+    console.print(
+        f"total so far {format_amount(from_micros(draft.total_micros))}; the invoice is issued "
+        "after the month ends (`telbill tick` or `telbill invoice run --all`)"
+    )
 
 
 @invoice_app.command("list")

@@ -28,6 +28,7 @@ from telbill.cli.common import (
     open_db,
     print_json,
 )
+from telbill.cli.files import LimitedLines, input_path
 from telbill.errors import InvalidInput
 from telbill.services import numbers, scheduler, subscriptions
 from telbill.services.clock import SystemClock
@@ -77,8 +78,8 @@ def import_command(
 ) -> None:
     """Import a number inventory (bad rows are reported by line; nothing written unless
     --skip-bad)."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows, errors = read_inventory(handle)
+    with input_path(path).open(newline="", encoding="utf-8") as handle:
+        rows, errors = read_inventory(LimitedLines(handle, str(path)))
     for error in errors:
         err_console.print(f"line {error.line}: {error.reason}", highlight=False)
     if errors and not skip_bad:

@@ -1,4 +1,4 @@
-"""CLI commands of the rating area: quote, sms segments, rate (offline), explain.
+"""CLI commands of the rating area: quote, rate (offline), explain (`sms` is in cli/sms.py).
 
 Thin: parse, load the tariff, call the rating services, render. Errors end with one readable
 line on stderr and a non-zero exit: 3 when no rate matches (so scripts can tell "not
@@ -9,6 +9,7 @@ priced" from a failure), 1 for any other telbill error. Tariffs are read from th
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,28 +18,27 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 
 from telbill.adapters.formats.cdr_common import CDR_FORMATS, parse_timestamp
-from telbill.adapters.formats.cdrs import cdr_input_size
-from telbill.cli.common import fail, handle_errors, open_db
+from telbill.cli.common import expected_error, fail, handle_errors, open_db
+from telbill.cli.files import input_path, output_path
 from telbill.domain.money import format_amount
-from telbill.domain.sms import segment_sms
 from telbill.domain.tariffs import Direction, Service
-from telbill.errors import InvalidInput, NoRate, TelbillError
-from telbill.services.cdr_rating import (
-    DEFAULT_CHUNK_SIZE,
-)
+from telbill.errors import InvalidInput, NoRate
 from telbill.services.quotes import (
     QuoteRequest,
+    cached_quote_index,
     load_tariff_index,
     quote,
     quote_summary,
+    remember_quote_index,
     render_explanation,
 )
+
+# Imports stay light (no SQLAlchemy, numpy or Rich at import): `quote` answers from the
+# compiled-tariff cache without them; `rate` imports its pipeline when it runs.
+DEFAULT_DATABASE_URL = "sqlite:///telbill.db"  # as adapters.db.engine (a test keeps them equal)
+DEFAULT_CHUNK_SIZE = 5_000  # as services.cdr_rating (a test keeps them equal)
 
 EXIT_ERROR = 1
 EXIT_NO_RATE = 3
@@ -52,15 +52,12 @@ DatabaseOption = typer.Option(
     show_default=False,
 )
 
-sms_app = typer.Typer(help="SMS tools.", no_args_is_help=True)
-
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
     app.command("quote")(quote_command)
     app.command("rate")(rate_command)
     app.command("explain")(explain_command)
-    app.add_typer(sms_app, name="sms")
 
 
 # --- plumbing ---------------------------------------------------------------------------
@@ -79,17 +76,40 @@ def _errors_as_exit() -> Iterator[None]:
     except NoRate as exc:
         fail(f"{exc.message} ({exc.code})")
         raise typer.Exit(EXIT_NO_RATE) from None
-    except (TelbillError, SQLAlchemyError) as exc:
+    except Exception as exc:
+        if not expected_error(exc):
+            raise
         handle_errors(_reraise)(exc)
 
 
-def _tariff_index(name: str, database: str | None, at: datetime | None = None) -> Any:
-    """Load tariff `name` (the version in force `at`, else the newest) as a rate index."""
+def _tariff_index(
+    name: str, database: str | None, at: datetime | None = None, provider: int | None = None
+) -> Any:
+    """Load tariff `name` (the version in force `at`, else the newest) as a rate index, from
+    the catalogue of `provider` (its own and the operator's shared; None: the operator's)."""
+    from telbill.services.tariffs import provider_viewer
+
     db = open_db(database)
     try:
-        return load_tariff_index(db, name, at=at)
+        return load_tariff_index(db, name, at=at, viewer=provider_viewer(db, provider))
     finally:
         db.dispose()
+
+
+def _quote_index(
+    name: str, database: str | None, request: QuoteRequest, provider: int | None = None
+) -> Any:
+    """The index that prices `request`: from the on-disk compiled-tariff cache when it holds
+    the version in force (no SQLAlchemy, no deck loaded), else loaded, compiled and cached.
+    The cache holds the operator's catalogue; a `provider`'s view is always read."""
+    if provider is not None:
+        return _tariff_index(name, database, request.at, provider)
+    url = database or os.environ.get("TELBILL_DATABASE_URL") or DEFAULT_DATABASE_URL
+    index = cached_quote_index(url, name, request)
+    if index is None:
+        index = _tariff_index(name, database, request.at)
+        remember_quote_index(url, name, request, index)
+    return index
 
 
 def _parse_choice(kind: type[Service] | type[Direction], value: str, option: str) -> Any:
@@ -108,6 +128,7 @@ def _quote_request(
     duration: int | None,
     text: str | None,
     at: str | None,
+    units: int | None = None,
 ) -> QuoteRequest:
     when = parse_timestamp(at, "--at") if at else datetime.now(UTC)
     return QuoteRequest(
@@ -118,6 +139,7 @@ def _quote_request(
         from_number=from_,
         duration_s=duration,
         text=text,
+        units=units,
     )
 
 
@@ -129,6 +151,7 @@ DirectionOption = typer.Option("outbound", "--direction", help="outbound or inbo
 DurationOption = typer.Option(None, "--duration", min=0, help="Call seconds (default 60).")
 TextOption = typer.Option(None, "--text", help="SMS text (default: one segment).")
 AtOption = typer.Option(None, "--at", help="Start time, ISO 8601 (default now; naive = UTC).")
+UnitsOption = typer.Option(None, "--units", min=0, help="Data bytes or generic units.")
 
 
 # --- quote ------------------------------------------------------------------------------
@@ -145,11 +168,15 @@ def quote_command(
     at: str | None = AtOption,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     database: str | None = DatabaseOption,
+    provider: int | None = typer.Option(
+        None, "--provider", help="Provider account id: its catalogue (default: the operator's)."
+    ),
+    units: int | None = UnitsOption,
 ) -> None:
     """Price a call or a message and show the breakdown. Exit 3 when no rate matches."""
     with _errors_as_exit():
-        request = _quote_request(to, from_, service, direction, duration, text, at)
-        rated = quote(request, _tariff_index(tariff, database, request.at))
+        request = _quote_request(to, from_, service, direction, duration, text, at, units)
+        rated = quote(request, _quote_index(tariff, database, request, provider))
         summary = quote_summary(rated)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
@@ -176,12 +203,20 @@ def _quote_text(summary: dict[str, Any]) -> str:
             f"{summary['segments']} segment(s){encoding} at {summary['rate']} "
             f"{summary['rate_unit']}, connect fee {summary['connect_fee']}"
         )
+    elif summary.get("unit"):  # data bytes or generic units
+        lines.append(
+            f"{summary['billed_units']} {summary['unit']} billed at {summary['rate']} "
+            f"{summary['rate_unit']}, connect fee {summary['connect_fee']}"
+        )
     else:
         lines.append(
             f"{summary['duration_s']} s billed as {summary['billed_seconds']} s "
             f"(increment {summary['increment']}) at {summary['rate']} {summary['rate_unit']}, "
             f"connect fee {summary['connect_fee']}"
         )
+    if summary.get("parts"):
+        parts = " + ".join(f"{p['billed_s']} s at {p['rate']}" for p in summary["parts"])
+        lines.append(f"split at band changes: {parts} {summary['rate_unit']}")
     return "\n".join(lines)
 
 
@@ -212,11 +247,12 @@ def explain_command(
             if not tariff or not to:
                 raise InvalidInput("give --tariff and --to (or --charge-json FILE)")
             request = _quote_request(to, from_, service, direction, duration, text, at)
-            charges = list(quote(request, _tariff_index(tariff, database, request.at)).charges)
+            charges = list(quote(request, _quote_index(tariff, database, request)).charges)
         typer.echo("\n\n".join(render_explanation(charge) for charge in charges))
 
 
 def _stored_charges(path: Path) -> list[Any]:
+    input_path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -227,37 +263,6 @@ def _stored_charges(path: Path) -> list[Any]:
     if not items or not all(isinstance(item, dict) for item in items):
         raise InvalidInput(f"{path}: expected a charge object or a list of them")
     return items
-
-
-# --- sms segments -----------------------------------------------------------------------
-
-
-@sms_app.command("segments")
-def sms_segments_command(
-    text: str = typer.Argument(..., help="The message text."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-) -> None:
-    """Encoding (GSM-7 or UCS-2), segment count and characters per segment of a text."""
-    result = segment_sms(text)
-    data = {
-        "encoding": result.encoding,
-        "segments": result.segments,
-        "chars_per_segment": result.chars_per_segment,
-        "units": result.units,
-        "characters": result.characters,
-        "parts": list(result.parts),
-    }
-    if as_json:
-        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
-        return
-    typer.echo(
-        f"{result.encoding}: {result.segments} segment(s), "
-        f"{result.chars_per_segment} per segment, {result.units} units"
-    )
-    table = Table("segment", "units", "text")
-    for number, part in enumerate(result.parts, start=1):
-        table.add_row(str(number), str(segment_sms(part).units), repr(part))
-    Console().print(table)
 
 
 # --- rate -------------------------------------------------------------------------------
@@ -273,7 +278,7 @@ def rate_command(
     ),
     chunk_size: int = typer.Option(DEFAULT_CHUNK_SIZE, "--chunk-size", min=1),
     workers: int = typer.Option(
-        1, "--workers", min=1, help="Processes rating parts of a native file (more cores)."
+        1, "--workers", min=1, max=64, help="Processes rating parts of a native file (more cores)."
     ),
     database: str | None = DatabaseOption,
 ) -> None:
@@ -281,11 +286,15 @@ def rate_command(
 
     Each call is priced by the tariff version in force at its start.
     """
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from telbill.adapters.formats.cdrs import cdr_input_size
     from telbill.services.cdr_rate_files import rate_cdr_file_workers
 
     with _errors_as_exit():
-        if not cdr_file.exists():
-            raise InvalidInput(f"CDR file not found: {cdr_file}")
+        input_path(cdr_file, folder_ok=True)
+        output_path(out)
         db = open_db(database)
         progress = Progress(
             TextColumn("rating"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),

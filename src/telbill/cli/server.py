@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -20,10 +21,14 @@ from telbill.cli.common import (
     open_db,
     print_json,
 )
+from telbill.errors import InvalidInput
 from telbill.services.auth import Role, create_api_key, revoke_api_key
 from telbill.services.clock import SystemClock
 
 DEMO_DATABASE_FILE = "telbill-demo.db"
+# How long uvicorn's supervisor waits for a worker to answer its health check (issue 15:
+# its default of 5 s killed 8 workers of a loaded 2-core machine that were only busy).
+DEFAULT_WORKER_HEALTHCHECK_S = 30
 
 admin_app = typer.Typer(help="Operator commands (bootstrap API keys).", no_args_is_help=True)
 
@@ -67,6 +72,15 @@ def serve(
             "loaded 2-core machine): --no-access-log for a switch's real-time traffic."
         ),
     ] = True,
+    timeout_worker_healthcheck: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Seconds the supervisor waits for a worker's health-check answer before it "
+            "kills and restarts the worker (with --workers > 1). uvicorn's own 5 s kills busy "
+            "workers on a loaded machine.",
+        ),
+    ] = DEFAULT_WORKER_HEALTHCHECK_S,
     database: DatabaseOption = None,
     push_every: Annotated[
         float,
@@ -91,7 +105,10 @@ def serve(
         from telbill.cli.switch import start_disconnect_pusher
 
         start_disconnect_pusher(push_every)
-    run_server(host=host, port=port, workers=workers, access_log=access_log)
+    run_server(
+        host=host, port=port, workers=workers, access_log=access_log,
+        timeout_worker_healthcheck=timeout_worker_healthcheck,
+    )  # fmt: skip
 
 
 def start_scheduler(every_s: float) -> threading.Event:
@@ -121,7 +138,14 @@ def start_scheduler(every_s: float) -> threading.Event:
     return stop
 
 
-def run_server(*, host: str, port: int, workers: int, access_log: bool = True) -> None:
+def run_server(
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    access_log: bool = True,
+    timeout_worker_healthcheck: int | None = None,
+) -> None:
     """uvicorn on the API. Its "auto" loop and HTTP parser are uvloop and httptools, which
     telbill depends on (C parser and event loop; the pure-Python fallbacks asyncio + h11 cost
     more CPU per request)."""
@@ -140,6 +164,7 @@ def run_server(*, host: str, port: int, workers: int, access_log: bool = True) -
         workers=workers,
         log_level="info",
         access_log=access_log,
+        timeout_worker_healthcheck=timeout_worker_healthcheck or DEFAULT_WORKER_HEALTHCHECK_S,
     )
 
 
@@ -151,6 +176,15 @@ def admin_create_key(
         str, typer.Option(help="provider_admin, org_admin, user or switch.")
     ] = Role.PROVIDER_ADMIN.value,
     name: Annotated[str, typer.Option(help="A label for the key.")] = "admin",
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the key (for scripts).")
+    ] = False,
+    expires_at: Annotated[
+        str | None,
+        typer.Option(
+            "--expires-at", help="Refuse the key from this time on (ISO 8601 with offset)."
+        ),
+    ] = None,
     database: DatabaseOption = None,
 ) -> None:
     """Create an API key directly in the database (bootstrap the first provider admin).
@@ -158,8 +192,12 @@ def admin_create_key(
     The key is printed once; only its hash is stored.
     """
     created = create_api_key(
-        open_db(database), account_id=account, role=role, name=name, clock=SystemClock()
-    )
+        open_db(database), account_id=account, role=role, name=name, clock=SystemClock(),
+        expires_at=_aware_time(expires_at, "--expires-at") if expires_at else None,
+    )  # fmt: skip
+    if quiet:
+        typer.echo(created.secret)
+        return
     table = Table(show_header=False, box=None)
     table.add_row("key id", str(created.key.id))
     table.add_row("role", created.key.role.value)
@@ -167,6 +205,42 @@ def admin_create_key(
     table.add_row("api key", f"[bold]{created.secret}[/]")
     console.print(table)
     console.print("[yellow]Store the key now: it is not shown again.[/]")
+
+
+def _aware_time(text: str, option: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(f"{option} must be an ISO 8601 time, got {text!r}") from None
+    if moment.tzinfo is None:
+        raise InvalidInput(f"{option} needs its UTC offset (for example 2027-01-01T00:00Z)")
+    return moment
+
+
+@admin_app.command("list-keys")
+@handle_errors
+def admin_list_keys(
+    account: Annotated[int, typer.Option("--account", help="Account id the keys belong to.")],
+    as_json: JsonOption = False,
+    database: DatabaseOption = None,
+) -> None:
+    """List an account's API keys: role, created, expiry, last used, revoked (no secrets)."""
+    from telbill.services.auth import list_account_keys
+
+    keys = list_account_keys(open_db(database), account)
+    if as_json:
+        print_json(keys)
+        return
+
+    def when(moment: datetime | None) -> str:
+        return moment.isoformat(timespec="seconds") if moment else ""
+
+    table = Table("id", "name", "role", "prefix", "created", "expires", "last used", "revoked")
+    for key in keys:
+        table.add_row(str(key.id), key.name, key.role.value, key.key_prefix,
+                      when(key.created_at), when(key.expires_at), when(key.last_used_at),
+                      when(key.revoked_at))  # fmt: skip
+    console.print(table)
 
 
 @admin_app.command("revoke-key")

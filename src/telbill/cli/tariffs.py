@@ -2,7 +2,8 @@
 
 Thin: parse options, stream the file through a format reader into the tariff service, render.
 A deck with any bad row is reported line by line and nothing is imported (exit 1) unless
-`--skip-bad`.
+`--skip-bad`. `--provider ID` acts in that provider's catalogue (its own tariffs and the
+operator's shared retail ones); without it, in the operator's.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -29,8 +31,9 @@ from telbill.adapters.formats.tariff_fields import (
     zone,
 )
 from telbill.adapters.formats.twilio import read_twilio_csv
-from telbill.domain.tariffs import Increment, RateRow, RowError, TariffSettings
-from telbill.errors import TelbillError
+from telbill.cli.files import LimitedLines, input_path
+from telbill.domain.tariffs import BAND_RULES, Increment, RateRow, RowError, TariffSettings
+from telbill.errors import InvalidInput, TelbillError
 from telbill.services.tariffs import (
     BadTariffRows,
     ImportResult,
@@ -41,6 +44,7 @@ from telbill.services.tariffs import (
     list_tariffs,
     list_versions,
     load_tariff,
+    provider_viewer,
 )
 
 tariff_app = typer.Typer(help="Import, list, show and compare tariffs (rate decks).")
@@ -60,6 +64,17 @@ def _db() -> Database:
     url = database_url()
     migrate(url)
     return Database(url)
+
+
+def _provider_option() -> Any:
+    return typer.Option(
+        None, "--provider", help="Provider account id: its catalogue (default: the operator's)."
+    )
+
+
+def _viewer(db: Database, provider: int | None) -> Any:
+    """The catalogue `--provider` names (the operator's without it)."""
+    return _guard(lambda: provider_viewer(db, provider))
 
 
 def _fail(message: str) -> typer.Exit:
@@ -82,7 +97,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _counting_lines(handle: TextIO, progress: Progress, task: Any) -> Iterator[str]:
+def _counting_lines(handle: TextIO | LimitedLines, progress: Progress, task: Any) -> Iterator[str]:
     """Yield the file's lines, advancing the progress bar by their size every ~1 MB (read a
     batch of lines at a time: no per-line bookkeeping on a million-line deck)."""
     while lines := handle.readlines(1 << 20):
@@ -134,13 +149,28 @@ def import_command(
     effective_from: str = typer.Option(None, "--effective-from", help="ISO date/time."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Import the good rows anyway."),
     as_json: bool = typer.Option(False, "--json"),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="CGRateS: report what the folder would import; write nothing."
+    ),
+    band_rule: str = typer.Option(
+        None,
+        "--band-rule",
+        help="A call crossing a time band: price_at_start (native default) or "
+        "split_at_band_change (CGRateS default).",
+    ),
+    provider: int = _provider_option(),
+    cost: bool = typer.Option(False, "--cost", help="A carrier cost deck (provider admins only)."),
 ) -> None:
     """Import a rate deck as a new version of a tariff."""
+    # A dry run reads the folder only: no database is opened.
+    owner = None if dry_run else _viewer(_db(), provider).provider
+    purpose = "cost" if cost else "retail"
     try:
+        if dry_run and file_format != "cgrates":
+            raise _fail("--dry-run applies to --format cgrates")
         if file_format not in FORMATS:
             raise _fail(f"--format must be one of {', '.join(FORMATS)}")
-        if not file.exists():
-            raise _fail(f"{file} does not exist")
+        input_path(file, folder_ok=file_format == "cgrates")
         if file_format != "cgrates" and not name:
             raise _fail("--name is required")
         settings = TariffSettings(
@@ -151,19 +181,29 @@ def import_command(
             rounding=_rounding(rounding),
             max_call_s=max_call_length,
         )
+        if band_rule is not None:
+            if band_rule not in BAND_RULES:
+                raise _fail(f"--band-rule must be one of {', '.join(BAND_RULES)}")
+            settings = replace(settings, band_rule=band_rule)
         since = (
             parse_datetime(effective_from, "--effective-from", zone(timezone))
             if effective_from
             else None
         )
         source = TariffSource(str(file), _sha256(file), file_format)
+        if file_format == "cgrates" and dry_run:
+            _dry_run_cgrates(file, name, settings, skip_bad, as_json)
+            return
         if file_format == "cgrates":
-            results = _import_cgrates(file, name, settings, source, since, skip_bad)
+            results = _import_cgrates(
+                file, name, settings, source, since, skip_bad, owner, purpose,
+                band_rule=band_rule,
+            )
         else:
             results = [
                 _import_csv(
                     file, name, file_format, column_map, defaults, settings, source, since,
-                    skip_bad,
+                    skip_bad, owner, purpose,
                 )
             ]
     except BadTariffRows as exc:
@@ -211,6 +251,8 @@ def _import_csv(
     source: TariffSource,
     since: datetime | None,
     skip_bad: bool,
+    owner: int | None = None,
+    purpose: str = "retail",
 ) -> ImportResult:
     mapping = parse_column_pairs(column_map, "--map")
     default_values = parse_column_pairs(defaults, "--default")
@@ -222,7 +264,7 @@ def _import_csv(
         _progress() as progress,
     ):
         task = progress.add_task(f"importing {file.name}", total=max(file.stat().st_size, 1))
-        lines = _counting_lines(handle, progress, task)
+        lines = _counting_lines(LimitedLines(handle, str(file)), progress, task)
         if file_format == "twilio":
             items = read_twilio_csv(lines, defaults=default_values, source="")
         else:
@@ -238,6 +280,8 @@ def _import_csv(
             now=datetime.now(UTC),
             effective_from=since,
             skip_bad=skip_bad,
+            owner=owner,
+            purpose=purpose,
         )
 
 
@@ -248,7 +292,12 @@ def _import_cgrates(
     source: TariffSource,
     since: datetime | None,
     skip_bad: bool,
+    owner: int | None = None,
+    purpose: str = "retail",
+    *,
+    band_rule: str | None = None,
 ) -> list[ImportResult]:
+    """Import the folder's profiles; `band_rule`, when given, replaces CGRateS's split."""
     plan = read_cgrates_folder(folder, timezone=settings.timezone)
     if plan.errors and not skip_bad:
         raise BadTariffRows(plan.errors)
@@ -261,22 +310,85 @@ def _import_cgrates(
         raise _fail(f"no rating profiles in {folder}")
     db = _db()
     results = []
+    not_imported: list[RowError] = []
     for tariff_name in names:
-        result = import_tariff(
-            db,
-            tariff_name,
-            plan.tariffs[tariff_name],
-            plan.settings_for(tariff_name, settings),
-            source,
-            now=datetime.now(UTC),
-            effective_from=since,
-            skip_bad=skip_bad,
-        )
+        try:
+            result = import_tariff(
+                db,
+                tariff_name,
+                plan.tariffs[tariff_name],
+                plan.settings_for(tariff_name, settings, band_rule=band_rule),
+                source,
+                now=datetime.now(UTC),
+                effective_from=since,
+                skip_bad=skip_bad,
+                owner=owner,
+                purpose=purpose,
+            )
+        except InvalidInput as exc:
+            if not skip_bad:
+                raise
+            # --skip-bad: a profile with no good rows is listed, the others still import.
+            not_imported.append(
+                RowError(0, f"{tariff_name} not imported: {exc.message}", "RatingProfiles.csv")
+            )
+            continue
         results.append(result)
-    if plan.errors:
+    if not results:
+        raise BadTariffRows([*plan.errors, *not_imported])
+    skipped = (*plan.errors, *not_imported)
+    if skipped:
         first = results[0]
-        results[0] = ImportResult(first.version, tuple(plan.errors) + first.skipped)
+        results[0] = ImportResult(first.version, skipped + first.skipped)
     return results
+
+
+def _dry_run_cgrates(
+    folder: Path, name: str | None, settings: TariffSettings, skip_bad: bool, as_json: bool
+) -> None:
+    """What `import --format cgrates` would do with `folder`, without a database."""
+    plan = read_cgrates_folder(folder, timezone=settings.timezone)
+    names = sorted(plan.tariffs)
+    if name:
+        if name not in plan.tariffs:
+            raise _fail(f"no rating profile {name!r} in {folder}; found {', '.join(names)}")
+        names = [name]
+    refused = bool(plan.errors) and not skip_bad
+    importable = [n for n in names if plan.tariffs[n]]
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "tariffs": [
+                        {
+                            "name": n,
+                            "rows": len(plan.tariffs[n]),
+                            "number_match": plan.settings_for(n, settings).number_match,
+                        }
+                        for n in names
+                    ],
+                    "errors": [_error_json(e) for e in plan.errors],
+                    "would_import": [] if refused else importable,
+                }
+            )
+        )
+    else:
+        for error in plan.errors:
+            err.print(_error_line(error), markup=False, highlight=False, soft_wrap=True)
+        for tariff_name in names:
+            count = len(plan.tariffs[tariff_name])
+            verdict = "would import" if count and not refused else "would not import"
+            out.print(
+                f"{verdict} {tariff_name}: {count} rates", markup=False, highlight=False
+            )
+        if plan.errors:
+            err.print(
+                f"{len(plan.errors)} bad row(s)"
+                + ("" if skip_bad else ": nothing would be imported without --skip-bad"),
+                markup=False,
+            )
+    if refused:
+        raise typer.Exit(EXIT_ERROR)
 
 
 # --- rendering -----------------------------------------------------------------------------
@@ -294,12 +406,17 @@ def _version_json(v: TariffVersion) -> dict[str, Any]:
         "rows": v.row_count,
         "created_at": v.created_at.isoformat(),
         "effective_from": v.effective_from.isoformat() if v.effective_from else None,
+        "owner": v.owner_id,
+        "purpose": v.purpose,
         "settings": {
             "default_increment": str(v.settings.default_increment),
             "timezone": v.settings.timezone,
             "decimals": v.settings.decimals,
             "rounding": v.settings.rounding,
             "max_call_s": v.settings.max_call_s,
+            "number_match": v.settings.number_match,
+            "free_extensions": v.settings.free_extensions,
+            "band_rule": v.settings.band_rule,
         },
         "source": {"file": v.source.file, "sha256": v.source.sha256, "format": v.source.format},
     }
@@ -372,9 +489,13 @@ def _guard(fn: Any) -> Any:
 
 
 @tariff_app.command("list")
-def list_command(as_json: bool = typer.Option(False, "--json")) -> None:
+def list_command(
+    as_json: bool = typer.Option(False, "--json"), provider: int = _provider_option()
+) -> None:
     """Every tariff with its newest version."""
-    versions = _guard(lambda: list_tariffs(_db()))
+    db = _db()
+    viewer = _viewer(db, provider)
+    versions = _guard(lambda: list_tariffs(db, viewer))
     if as_json:
         typer.echo(json.dumps([_version_json(v) for v in versions]))
         return
@@ -394,9 +515,13 @@ def list_command(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @tariff_app.command("versions")
-def versions_command(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
+def versions_command(
+    name: str, as_json: bool = typer.Option(False, "--json"), provider: int = _provider_option()
+) -> None:
     """Every version of a tariff, oldest first."""
-    versions = _guard(lambda: list_versions(_db(), name))
+    db = _db()
+    viewer = _viewer(db, provider)
+    versions = _guard(lambda: list_versions(db, name, viewer))
     if as_json:
         typer.echo(json.dumps([_version_json(v) for v in versions]))
         return
@@ -422,11 +547,13 @@ def show_command(
     prefix: str = typer.Option(None, "--prefix", help="Only rows whose prefix starts so."),
     limit: int = typer.Option(50, "--limit", help="Rows to show; 0 shows all."),
     as_json: bool = typer.Option(False, "--json"),
+    provider: int = _provider_option(),
 ) -> None:
     """A tariff's settings and rates."""
     db = _db()
-    tariff = _guard(lambda: load_tariff(db, name, version))
-    meta = _guard(lambda: list_versions(db, name))
+    viewer = _viewer(db, provider)
+    tariff = _guard(lambda: load_tariff(db, name, version, viewer=viewer))
+    meta = _guard(lambda: list_versions(db, name, viewer))
     info = next(v for v in meta if v.version == tariff.version)
     rows = [r for r in tariff.rows if not prefix or r.prefix.startswith(prefix)]
     shown = rows if limit == 0 else rows[:limit]
@@ -452,15 +579,17 @@ def diff_command(
     from_version: int = typer.Option(None, "--from", help="Default: the one before --to."),
     to_version: int = typer.Option(None, "--to", help="Default: the newest."),
     as_json: bool = typer.Option(False, "--json"),
+    provider: int = _provider_option(),
 ) -> None:
     """Rates added, removed and changed between two versions of a tariff."""
     db = _db()
-    versions = [v.version for v in _guard(lambda: list_versions(db, name))]
+    viewer = _viewer(db, provider)
+    versions = [v.version for v in _guard(lambda: list_versions(db, name, viewer))]
     to_v = to_version if to_version is not None else versions[-1]
     from_v = from_version if from_version is not None else to_v - 1
     if from_v < 1:
         raise _fail(f"{name} has only version {to_v}: nothing to compare")
-    diff = _guard(lambda: diff_versions(db, name, from_v, to_v))
+    diff = _guard(lambda: diff_versions(db, name, from_v, to_v, viewer))
     if as_json:
         payload = {
             "name": name,

@@ -8,11 +8,12 @@ How it works:
   flattened into sorted breakpoints, each owning the longest prefix that covers it: a longest
   prefix match of a million numbers is one `numpy.searchsorted`.
 * A prefix is on the fast path when it has exactly one row (of any number type), with no
-  time band and a non-negative rate. Its rate and connect fee become integers at a fixed
-  decimal scale S (the most decimals of any such row), so cost = (rate x billed + connect x 60)
-  / (60 x 10^S) is an exact rational, rounded once with integer arithmetic per the row's
-  decimals and rounding mode (the tariff's unless the row overrides them, as CGRateS rows
-  do). An effective-dated row is checked per CDR against its start.
+  time band (weekdays, hours, calendar days), no MaxCost and a non-negative rate. Its rate
+  and connect fee become integers at a fixed decimal scale S (the most decimals of any such
+  row), so cost = (rate x billed + connect x 60) / (60 x 10^S) is an exact rational,
+  rounded once with integer arithmetic per the row's decimals and rounding mode (the
+  tariff's unless the row overrides them, as CGRateS rows do). An effective-dated row is
+  checked per CDR against its start.
 * Rate groups (`RateTier`) are vectorised too: each entry carries up to T tier starts, rates
   and increments (missing tiers start "never"); the group a call ends in gives its rounding,
   and the billed stretch [0, billed) is cut at the tier starts, each piece times its group's
@@ -224,7 +225,11 @@ class BatchRater:
         settings = self.index.tariff.settings
         rows = self.index.tariff.rows
         by_prefix: dict[str, list[int]] = {}
-        for kind in NumberType:
+        if self.index.exact:
+            # Prefixes matched as given (CGRateS's ``+49``, ``voicemail``) are not digit
+            # intervals: every CDR takes the per-event path, its digits looked up as given.
+            self.all_fallback = True
+        for kind in NumberType if not self.index.exact else ():
             table = self.index.table(self.service, self.direction, kind)
             for by_text in table.values():
                 for prefix, positions in by_text.items():
@@ -336,6 +341,7 @@ class BatchRater:
     def _is_simple(self, row: RateRow) -> bool:
         return (
             not is_banded(row)
+            and row.max_cost is None  # a capped cost goes through rate_event
             and row.rate >= 0
             and row.connect_fee >= 0
             and row.rate.is_finite()

@@ -16,21 +16,39 @@ Rules, in order:
    wrapping midnight when start > end; start == end is the whole day) are read in the
    tariff's timezone at the event's start. The weekday is the local day of the start
    (a Friday 22:00-06:00 band does not cover Saturday 02:00 unless Saturday is listed).
-   At one prefix, a banded row that matches beats an unbanded one.
+   Calendar days (`CalendarDays`: years, months, month days) are read the same way.
+   At one prefix, a row bound to calendar days that matches beats one that is not, and the
+   narrower days beat the wider (`CalendarDays.specificity`); then a banded row beats an
+   unbanded one.
 5. Remaining ties: the latest ``effective_from`` wins, then the earlier row in the file.
+6. The key looked up (`TariffIndex.key_of`): a tariff matching "digits" (native decks) looks
+   up the number's rating digits (``+44 20``, ``0044 20`` and ``4420`` are one number); one
+   matching "exact" (CGRateS) looks up the number as given, without surrounding spaces, so
+   ``+49`` and ``49`` are different prefixes and a named destination (``voicemail``) is a
+   prefix like any other.
+7. Band changes (`TariffIndex.band_changes`): the instants during a call at which the row
+   pricing it may change are the local midnights (weekdays, calendar days) and the edges of
+   the rows' hours; a tariff with no banded row has none. Effective dates do not split a
+   call: the rows in force at its start price all of it.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from telbill.domain.increments import TimedPrice, check_tiers, validate_rounding
 from telbill.domain.money import MONEY_DECIMALS, validate_currency
+from telbill.domain.numbers import rating_digits
 from telbill.domain.tariffs import (
+    BAND_RULES,
+    MAX_COST_STRATEGIES,
+    NUMBER_MATCH_EXACT,
+    NUMBER_MATCHES,
+    UNIT_SERVICES,
     Direction,
     NumberType,
     RateRow,
@@ -42,6 +60,8 @@ from telbill.errors import InvalidInput, NoRate
 
 _NUMBER_TYPE_ORDER = tuple(NumberType)
 _EPOCH_MIN = datetime.min.replace(tzinfo=ZoneInfo("UTC"))
+_ANY_DAY = (0, 0)  # the calendar specificity of a row bound to no calendar days
+MAX_EXACT_KEY = 64  # characters of a number matched as given (CGRateS destinations)
 
 # prefix length -> prefix -> row positions in the tariff, for one number type
 _Table = dict[int, dict[str, tuple[int, ...]]]
@@ -72,8 +92,11 @@ def in_force(row: RateRow, at: datetime) -> bool:
 
 
 def in_band(row: RateRow, local: datetime) -> bool:
-    """True when the local time `local` is inside the row's weekdays and hours."""
+    """True when the local time `local` is inside the row's calendar days, weekdays and
+    hours."""
     if row.weekdays is not None and local.isoweekday() not in row.weekdays:
+        return False
+    if row.calendar is not None and not row.calendar.covers(local.date()):
         return False
     if row.hours is None:
         return True
@@ -87,11 +110,29 @@ def in_band(row: RateRow, local: datetime) -> bool:
 
 
 def is_banded(row: RateRow) -> bool:
-    return row.weekdays is not None or row.hours is not None
+    return row.weekdays is not None or row.hours is not None or row.calendar is not None
+
+
+def exact_key(number: str) -> str:
+    """A number matched as given (rule 6): printable, no inner spaces, at most 64 characters."""
+    if not isinstance(number, str):
+        raise InvalidInput(f"phone number must be text: {number!r}")
+    key = number.strip()
+    if (
+        not key
+        or len(key) > MAX_EXACT_KEY
+        or not key.isprintable()
+        or any(c.isspace() for c in key)
+    ):
+        raise InvalidInput(f"not a destination: {number!r}")
+    return key
 
 
 def _check_row(row: RateRow, position: int, settings: TariffSettings) -> None:
-    if row.prefix and not (row.prefix.isascii() and row.prefix.isdigit()):
+    if settings.number_match == NUMBER_MATCH_EXACT:
+        if row.prefix and exact_key(row.prefix) != row.prefix:
+            raise InvalidInput(f"row {position + 1}: bad prefix {row.prefix!r}")
+    elif row.prefix and not (row.prefix.isascii() and row.prefix.isdigit()):
         raise InvalidInput(f"row {position + 1}: prefix must be digits, got {row.prefix!r}")
     for bound in (row.effective_from, row.effective_to):
         if bound is not None and bound.tzinfo is None:
@@ -100,6 +141,22 @@ def _check_row(row: RateRow, position: int, settings: TariffSettings) -> None:
         raise InvalidInput(f"row {position + 1}: hours must be two times")
     if row.min_seconds < 0 or row.free_seconds < 0:
         raise InvalidInput(f"row {position + 1}: min_seconds and free_seconds must be >= 0")
+    if (row.service in UNIT_SERVICES) != (row.rate_unit is not None) or (
+        row.rate_unit is not None and row.rate_unit < 1
+    ):
+        raise InvalidInput(
+            f"row {position + 1}: a data or generic row needs a rate unit of at least 1, "
+            "and only those rows have one"
+        )
+    if row.max_cost is not None and (
+        not row.max_cost.is_finite()
+        or row.max_cost <= 0
+        or row.max_cost_strategy not in MAX_COST_STRATEGIES
+    ):
+        raise InvalidInput(
+            f"row {position + 1}: max_cost must be positive with a strategy of "
+            f"{', '.join(MAX_COST_STRATEGIES)}"
+        )
     if row.decimals is not None and not 0 <= row.decimals <= MONEY_DECIMALS:
         raise InvalidInput(
             f"row {position + 1}: decimals must be between 0 and {MONEY_DECIMALS}, "
@@ -117,7 +174,9 @@ def _check_row(row: RateRow, position: int, settings: TariffSettings) -> None:
 class TariffIndex:
     """Immutable lookup structure compiled from a `Tariff` (see module rules)."""
 
-    __slots__ = ("tariff", "zone", "rounding", "_tables", "_lengths", "_prices")
+    __slots__ = (
+        "tariff", "zone", "rounding", "exact", "band_edges", "_tables", "_lengths", "_prices",
+    )
 
     def __init__(self, tariff: Tariff) -> None:
         self.tariff = tariff
@@ -131,6 +190,23 @@ class TariffIndex:
             )
         if settings.max_call_s < 1:
             raise InvalidInput(f"max_call_s must be positive, got {settings.max_call_s}")
+        if settings.number_match not in NUMBER_MATCHES:
+            raise InvalidInput(
+                f"number_match must be one of {', '.join(NUMBER_MATCHES)}, "
+                f"got {settings.number_match!r}"
+            )
+        self.exact = settings.number_match == NUMBER_MATCH_EXACT
+        if settings.band_rule not in BAND_RULES:
+            raise InvalidInput(
+                f"band_rule must be one of {', '.join(BAND_RULES)}, got {settings.band_rule!r}"
+            )
+        edges: set[time] = set()
+        for row in tariff.rows:
+            if is_banded(row):
+                edges.add(time(0))
+                if row.hours is not None:
+                    edges.update(row.hours)
+        self.band_edges = tuple(sorted(edges))
         building: dict[tuple[Service, Direction, NumberType], dict[int, dict[str, list[int]]]]
         building = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
         for position, row in enumerate(tariff.rows):
@@ -158,6 +234,27 @@ class TariffIndex:
     @property
     def currency(self) -> str:
         return self.tariff.settings.currency
+
+    def band_changes(self, start: datetime, end: datetime) -> list[datetime]:
+        """The instants in (start, end) where the row pricing a call may change (rule 7), in
+        order, timezone-aware; [] for a tariff without banded rows."""
+        if not self.band_edges or end <= start:
+            return []
+        local = start.astimezone(self.zone)
+        day = local.date()
+        found: list[datetime] = []
+        while True:
+            for edge in self.band_edges:
+                moment = datetime.combine(day, edge, tzinfo=self.zone)
+                if moment >= end:
+                    return found
+                if moment > start:
+                    found.append(moment)
+            day += timedelta(days=1)
+
+    def key_of(self, number: str) -> str:
+        """The text this tariff's prefixes match for `number` (rule 6); InvalidInput for junk."""
+        return exact_key(number) if self.exact else rating_digits(number)
 
     def table(
         self, service: Service, direction: Direction, number_type: NumberType
@@ -266,15 +363,16 @@ class TariffIndex:
         self, positions: tuple[int, ...], at: datetime, local: datetime
     ) -> RateMatch | None:
         best: RateMatch | None = None
-        best_key: tuple[bool, datetime] | None = None
+        best_key: tuple[tuple[int, int], bool, datetime] | None = None
         rows = self.tariff.rows
         for position in positions:
             row = rows[position]
             if not in_force(row, at) or not in_band(row, local):
                 continue
-            key = (is_banded(row), row.effective_from or _EPOCH_MIN)
+            calendar = row.calendar.specificity if row.calendar is not None else _ANY_DAY
+            key = (calendar, is_banded(row), row.effective_from or _EPOCH_MIN)
             if best_key is None or key > best_key:
-                best, best_key = RateMatch(row, position, key[0]), key
+                best, best_key = RateMatch(row, position, key[1]), key
         return best
 
 
@@ -283,4 +381,12 @@ def compile_tariff(tariff: Tariff) -> TariffIndex:
     return TariffIndex(tariff)
 
 
-__all__ = ["RateMatch", "TariffIndex", "compile_tariff", "in_band", "in_force", "is_banded"]
+__all__ = [
+    "RateMatch",
+    "TariffIndex",
+    "compile_tariff",
+    "exact_key",
+    "in_band",
+    "in_force",
+    "is_banded",
+]

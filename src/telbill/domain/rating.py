@@ -15,13 +15,24 @@ Rules (each has a named test in tests/unit/test_rating_*.py):
   number's owner (`Payer.NUMBER_OWNER`).
 * SMS outbound = segments x rate of the destination (+ connect fee once); inbound = the
   inbound row's rate per message, whatever its segments.
+* Data (bytes) and generic units (CGRateS *data / *generic): the event's `units` rounded up
+  to the row's increment (first/next, in units), cost = rate x billed units / the row's
+  `rate_unit` + connect fee, capped at its MaxCost; counters ``B:data`` and ``u:generic``.
 * No matching row: NoRate. A plan may refuse the call's class: CallClassNotAllowed. A call
-  to a local extension with no matching row is free.
+  to a local extension with no matching row is free when the tariff says short numbers are
+  free extensions (`TariffSettings.free_extensions`, the default of native decks); otherwise
+  (CGRateS imports) it is NoRate like any other number.
+* The number is looked up as the tariff matches numbers (`TariffIndex.key_of`): rating
+  digits, or the number as given for a tariff matching "exact" (CGRateS).
 * A plan priced relative to cost applies its markup to the exact cost; each charge is then
   rounded once with the decimals and rounding mode of its row (CGRateS rounds per
   destination rate), or the tariff's when the row sets none.
 * A row with rate groups (`RateTier`) prices each group's seconds at its own rate; the
   explanation lists every group's billed seconds and rate.
+* A call crossing a time-band boundary is priced wholly by the row of its start, unless the
+  tariff's `band_rule` is ``split_at_band_change`` (CGRateS imports): then by parts, each
+  billing block by the row in force when it starts (`domain/increments.py`, "Band
+  splitting"), and the explanation lists the parts.
 """
 
 from __future__ import annotations
@@ -38,7 +49,12 @@ from telbill.domain.increments import (
     TimedPrice,
     billed_groups,
     billed_seconds,
+    billed_units,
+    disconnect_after_s,
     max_affordable_seconds,
+    split_cost,
+    split_groups,
+    uncapped_cost,
     unrounded_cost,
 )
 from telbill.domain.lookup import RateMatch, TariffIndex
@@ -53,7 +69,14 @@ from telbill.domain.money import (
 from telbill.domain.numbers import country_of, number_labels, rating_digits
 from telbill.domain.plans import CallClass, ChargingPlan, Pricing
 from telbill.domain.sms import segment_sms
-from telbill.domain.tariffs import Direction, Increment, NumberType, Service
+from telbill.domain.tariffs import (
+    SPLIT_AT_BAND_CHANGE,
+    UNIT_SERVICES,
+    Direction,
+    Increment,
+    NumberType,
+    Service,
+)
 from telbill.domain.usage import UsageEvent
 from telbill.errors import InvalidInput
 
@@ -112,6 +135,9 @@ class Explanation:
     effective_from: datetime | None = None
     banded: bool = False
     note: str | None = None
+    max_cost: Decimal | None = None  # the row's MaxCost when it capped this charge
+    max_cost_strategy: str | None = None
+    split: bool = False  # `groups` are the parts of a call split at band changes
 
     def __post_init__(self) -> None:
         # A stored explanation comes back from JSON (services/quotes.py) with `groups` as a
@@ -203,9 +229,19 @@ def call_duration_s(event: UsageEvent) -> int:
     return math.ceil(seconds)
 
 
-def classify_call(event: UsageEvent) -> CallClass:
+def _plain_digits(number: str) -> str | None:
+    """The number's rating digits, or None when it is not a phone number (a named
+    destination of a tariff matching numbers as given)."""
+    try:
+        return rating_digits(number)
+    except InvalidInput:
+        return None
+
+
+def classify_call(event: UsageEvent, index: TariffIndex | None = None) -> CallClass:
     """The event's call class: as given by the switch, else inbound -> incoming, a short
-    dialled number -> local extension, anything else -> public network."""
+    dialled number -> local extension, anything else -> public network. A named destination
+    (not a phone number) of a tariff matching numbers as given is public network."""
     if event.call_class:
         try:
             return CallClass(event.call_class)
@@ -213,7 +249,14 @@ def classify_call(event: UsageEvent) -> CallClass:
             raise InvalidInput(f"unknown call class {event.call_class!r}") from exc
     if event.direction is Direction.INBOUND:
         return CallClass.INCOMING
-    if len(rating_digits(event.to_number)) <= EXTENSION_MAX_DIGITS:
+    if index is not None and index.exact:
+        digits = _plain_digits(event.to_number)
+        if digits is None:
+            index.key_of(event.to_number)  # junk still raises InvalidInput
+            return CallClass.PUBLIC_NETWORK
+    else:
+        digits = rating_digits(event.to_number)
+    if len(digits) <= EXTENSION_MAX_DIGITS:
         return CallClass.LOCAL_EXTENSION
     return CallClass.PUBLIC_NETWORK
 
@@ -237,8 +280,9 @@ def _base_explanation(
     plan: ChargingPlan | None,
     labels: bool,
 ) -> Explanation:
-    public = len(digits) > EXTENSION_MAX_DIGITS
-    full = number_labels(digits) if public and labels else None
+    plain = _plain_digits(digits) if index.exact else digits
+    public = plain is not None and len(plain) > EXTENSION_MAX_DIGITS
+    full = number_labels(plain) if plain is not None and public and labels else None
     settings = index.tariff.settings
     explanation = Explanation(
         tariff=index.name,
@@ -247,8 +291,10 @@ def _base_explanation(
         service=service,
         direction=direction,
         leg=leg,
-        to_number="+" + digits if public else digits,
-        country=(full.country if full else country_of(digits)) if public else None,
+        to_number=digits if index.exact or not public else "+" + digits,
+        country=(
+            (full.country if full else country_of(plain)) if plain is not None and public else None
+        ),
         number_label=full.number_type if full else None,
         decimals=settings.decimals,
         rounding=index.rounding,
@@ -277,14 +323,37 @@ def _base_explanation(
     return explanation
 
 
-def _payer(direction: Direction, match: RateMatch | None, digits: str) -> Payer:
+def _payer(direction: Direction, match: RateMatch | None, key: str) -> Payer:
     if direction is not Direction.INBOUND:
         return Payer.ACCOUNT
     if match is not None and match.row.number_type is NumberType.TOLL_FREE:
         return Payer.NUMBER_OWNER
+    digits = _plain_digits(key) or ""
     if len(digits) > EXTENSION_MAX_DIGITS and number_labels(digits).number_type == "toll_free":
         return Payer.NUMBER_OWNER
     return Payer.ACCOUNT
+
+
+def _band_parts(
+    index: TariffIndex,
+    key: str,
+    service: Service,
+    direction: Direction,
+    start: datetime,
+    duration_s: int,
+    first: RateMatch,
+) -> tuple[tuple[int, TimedPrice], ...]:
+    """(offset from the start, price) of each part of a call of `duration_s` seconds: one
+    part unless the tariff splits at band changes and the row changes during the call."""
+    parts = [(0, first)]
+    if index.tariff.settings.band_rule == SPLIT_AT_BAND_CHANGE and duration_s > 0:
+        end = start + timedelta(seconds=min(duration_s, index.tariff.settings.max_call_s))
+        for moment in index.band_changes(start, end):
+            found = index.find(key, service=service, direction=direction, at=moment)
+            if found is not None and found.position != parts[-1][1].position:
+                offset = math.ceil((moment - start).total_seconds())
+                parts.append((offset, found))
+    return tuple((offset, index.price_of(match)) for offset, match in parts)
 
 
 def _timed_charge(
@@ -301,7 +370,7 @@ def _timed_charge(
     labels: bool,
     allow_free_extension: bool = False,
 ) -> Charge:
-    digits = rating_digits(number)
+    digits = index.key_of(number)
     if duration_s <= 0:
         match = index.find(digits, service=service, direction=direction, at=event.start)
         note = "unanswered: nothing to bill" if service is Service.VOICE else "no usage"
@@ -310,7 +379,7 @@ def _timed_charge(
             event.id, event.account, leg, service, direction, Decimal(0), index.currency,
             unit, 0, _payer(direction, match, digits), replace(base, note=note),
         )
-    if allow_free_extension:
+    if allow_free_extension and index.tariff.settings.free_extensions:
         found = index.find(digits, service=service, direction=direction, at=event.start)
         if found is None:
             base = _base_explanation(
@@ -325,8 +394,19 @@ def _timed_charge(
     else:
         match = index.lookup(digits, service=service, direction=direction, at=event.start)
     price = index.price_of(match)
-    seconds = billed_seconds(duration_s, price)
-    exact = unrounded_cost(duration_s, price)
+    parts = _band_parts(index, digits, service, direction, event.start, duration_s, match)
+    if len(parts) > 1:
+        groups = split_groups(duration_s, parts)
+        seconds = sum(group.billed_s for group in groups)
+        exact = split_cost(duration_s, parts)
+        with localcontext(DECIMAL_CONTEXT):
+            whole = sum((g.rate * g.billed_s for g in groups), Decimal(0)) / 60
+        capped = price.max_cost is not None and exact < whole + price.connect_fee
+    else:
+        groups = billed_groups(duration_s, price) if price.tiers else ()
+        seconds = billed_seconds(duration_s, price)
+        exact = unrounded_cost(duration_s, price)
+        capped = price.max_cost is not None and exact < uncapped_cost(duration_s, price)
     amount = _apply_plan(exact, price.decimals, price.rounding, plan)
     base = _base_explanation(index, event, leg, service, direction, digits, match, plan, labels)
     explanation = replace(
@@ -337,9 +417,12 @@ def _timed_charge(
         free_seconds=price.free_seconds,
         min_seconds=price.min_seconds,
         billed_seconds=seconds,
-        groups=billed_groups(duration_s, price) if price.tiers else (),
+        groups=groups,
+        split=len(parts) > 1,
         unrounded=exact,
         cost=round_money(exact, price.decimals, price.rounding),
+        max_cost=price.max_cost if capped else None,
+        max_cost_strategy=price.max_cost_strategy if capped else None,
     )
     return Charge(
         event.id, event.account, leg, service, direction, amount, index.currency, unit,
@@ -350,7 +433,7 @@ def _timed_charge(
 def _message_charge(
     event: UsageEvent, index: TariffIndex, plan: ChargingPlan | None, labels: bool
 ) -> Charge:
-    digits = rating_digits(event.to_number)
+    digits = index.key_of(event.to_number)
     encoding: str | None = None
     if event.segments is not None:
         if event.segments < 1:
@@ -387,6 +470,51 @@ def _message_charge(
     )
 
 
+UNIT_COUNTERS = {Service.DATA: "B:data", Service.GENERIC: "u:generic"}
+
+
+def _unit_charge(
+    event: UsageEvent, index: TariffIndex, plan: ChargingPlan | None, labels: bool
+) -> Charge:
+    if event.units is None or event.units < 0:
+        raise InvalidInput(
+            f"event {event.id}: a {event.service.value} event needs its units (0 or more)"
+        )
+    key = index.key_of(event.to_number)
+    match = index.lookup(key, service=event.service, direction=event.direction, at=event.start)
+    row = match.row
+    rate_unit = row.rate_unit or 1
+    increment = row.increment or Increment(1, 1)
+    billed = billed_units(event.units, increment)
+    with localcontext(DECIMAL_CONTEXT):
+        exact = row.rate * billed / rate_unit + row.connect_fee if billed else Decimal(0)
+    capped = row.max_cost is not None and exact > row.max_cost
+    if capped and row.max_cost is not None:
+        exact = row.max_cost
+    decimals, rounding = index.rounding_of(match.position)
+    amount = _apply_plan(exact, decimals, rounding, plan)
+    what = "bytes" if event.service is Service.DATA else "units"
+    base = _base_explanation(
+        index, event, Leg.OTHER, event.service, event.direction, key, match, plan, labels
+    )
+    explanation = replace(
+        base,
+        rate_unit=f"per {rate_unit} {what}",
+        unrounded=exact,
+        cost=round_money(exact, decimals, rounding),
+        max_cost=row.max_cost if capped else None,
+        max_cost_strategy=row.max_cost_strategy if capped else None,
+        note=(
+            f"{event.units} {what} billed as {billed} (increment {increment}): "
+            f"cost = {row.rate} x {billed} / {rate_unit} + {row.connect_fee}"
+        ),
+    )
+    return Charge(
+        event.id, event.account, Leg.OTHER, event.service, event.direction, amount,
+        index.currency, UNIT_COUNTERS[event.service], billed, Payer.ACCOUNT, explanation,
+    )
+
+
 def _speech_charge(
     event: UsageEvent, index: TariffIndex, plan: ChargingPlan | None, seconds: int, labels: bool
 ) -> Charge:
@@ -416,7 +544,7 @@ def rate_event(
         raise InvalidInput(f"event {event.id}: start must be timezone-aware")
     charges: list[Charge] = []
     if event.service in (Service.VOICE, Service.FAX):
-        call_class = classify_call(event)
+        call_class = classify_call(event, index)
         if plan is not None:
             plan.check_call_class(call_class)
         charges.append(
@@ -435,6 +563,8 @@ def rate_event(
         charges.append(_speech_charge(event, index, plan, seconds, labels))
     elif event.service in (Service.SMS, Service.MMS):
         charges.append(_message_charge(event, index, plan, labels))
+    elif event.service in UNIT_SERVICES:
+        charges.append(_unit_charge(event, index, plan, labels))
     else:
         raise InvalidInput(
             f"event {event.id}: {event.service.value} is priced by its own service, "
@@ -485,17 +615,25 @@ def max_affordable_call_seconds(
     """Longest call (seconds, capped at the tariff maximum) whose charge is <= `available`,
     for real-time authorisation. Raises NoRate / CallClassNotAllowed like `rate_event`."""
     if plan is not None:
-        plan.check_call_class(classify_call(event))
-    match = index.lookup(
-        rating_digits(event.to_number), service=event.service, direction=event.direction,
-        at=event.start,
-    )
+        plan.check_call_class(classify_call(event, index))
+    key = index.key_of(event.to_number)
+    match = index.lookup(key, service=event.service, direction=event.direction, at=event.start)
     price: TimedPrice = index.price_of(match)
-    return max_affordable_seconds(
+    parts = _band_parts(
+        index, key, event.service, event.direction, event.start, price.max_call_s, match
+    )
+    affordable = max_affordable_seconds(
         available,
         price,
-        lambda s: _apply_plan(unrounded_cost(s, price), price.decimals, price.rounding, plan),
+        lambda s: _apply_plan(
+            split_cost(s, parts) if len(parts) > 1 else unrounded_cost(s, price),
+            price.decimals,
+            price.rounding,
+            plan,
+        ),
     )
+    disconnect = disconnect_after_s(price)
+    return affordable if disconnect is None else min(affordable, disconnect)
 
 
 def explain_text(charge: Charge) -> str:
@@ -520,9 +658,10 @@ def explain_text(charge: Charge) -> str:
             f"increment {e.increment}, minimum {e.min_seconds} s -> billed {e.billed_seconds} s"
         )
         if e.groups:
+            what = "band part" if e.split else "rate group"
             for group in e.groups:
                 lines.append(
-                    f"  rate group from {group.start_s} s: {group.billed_s} s at {group.rate} "
+                    f"  {what} from {group.start_s} s: {group.billed_s} s at {group.rate} "
                     f"per minute (increment {group.increment})"
                 )
             products = " + ".join(f"{g.rate} x {g.billed_s}" for g in e.groups) or "0"
@@ -532,6 +671,15 @@ def explain_text(charge: Charge) -> str:
         else:
             lines.append(
                 f"  cost = {e.rate} x {e.billed_seconds} / 60 + {e.connect_fee} = {e.unrounded}"
+            )
+        if e.max_cost is not None:
+            lines.append(
+                f"  capped at MaxCost {e.max_cost} ({e.max_cost_strategy}): "
+                + (
+                    "the rest of the call is free"
+                    if e.max_cost_strategy == "*free"
+                    else "the call is cut when its cost reaches it"
+                )
             )
     if e.segments is not None:
         lines.append(

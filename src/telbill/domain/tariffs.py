@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import date, datetime, time
 from decimal import Decimal
 from enum import StrEnum
 
@@ -24,6 +24,8 @@ class Service(StrEnum):
     FAX = "fax"
     SPEECH = "speech"  # speech recognition / synthesis seconds, their own counter
     RECURRING = "recurring"  # subscription and add-on fees
+    DATA = "data"  # bytes; the rate is per `RateRow.rate_unit` bytes (CGRateS *data)
+    GENERIC = "generic"  # plain units; the rate is per `RateRow.rate_unit` units
 
 
 class Direction(StrEnum):
@@ -95,6 +97,54 @@ class RateTier:
 
 
 DEFAULT_MAX_CALL_S = 3600
+MAX_COST_FREE = "*free"  # past MaxCost the rest of the call is free
+MAX_COST_DISCONNECT = "*disconnect"  # the call is cut when its cost reaches MaxCost
+MAX_COST_STRATEGIES = (MAX_COST_FREE, MAX_COST_DISCONNECT)
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarDays:
+    """Calendar days a row is limited to (CGRateS timings' Years, Months and MonthDays),
+    read in the tariff's timezone at the moment priced; None in a field means any."""
+
+    years: frozenset[int] | None = None
+    months: frozenset[int] | None = None
+    month_days: frozenset[int] | None = None
+
+    def covers(self, day: date) -> bool:
+        return (
+            (self.years is None or day.year in self.years)
+            and (self.months is None or day.month in self.months)
+            and (self.month_days is None or day.day in self.month_days)
+        )
+
+    @property
+    def specificity(self) -> tuple[int, int]:
+        """How narrow the days are, to choose between two rows whose days both match: more
+        fields bound first, then fewer values in them (the intersection of two calendars is
+        always at least as narrow as either)."""
+        bound = [f for f in (self.years, self.months, self.month_days) if f is not None]
+        return len(bound), -sum(len(f) for f in bound)
+
+    def intersect(self, other: CalendarDays) -> CalendarDays | None:
+        """The days both cover, or None when they share none."""
+        fields: list[frozenset[int] | None] = []
+        for mine, theirs in (
+            (self.years, other.years),
+            (self.months, other.months),
+            (self.month_days, other.month_days),
+        ):
+            both = theirs if mine is None else mine if theirs is None else mine & theirs
+            if both is not None and not both:
+                return None
+            fields.append(both)
+        return CalendarDays(*fields)
+NUMBER_MATCH_DIGITS = "digits"
+NUMBER_MATCH_EXACT = "exact"
+NUMBER_MATCHES = (NUMBER_MATCH_DIGITS, NUMBER_MATCH_EXACT)
+PRICE_AT_START = "price_at_start"  # a call is priced wholly by the band of its start
+SPLIT_AT_BAND_CHANGE = "split_at_band_change"  # each part by its own band (CGRateS)
+BAND_RULES = (PRICE_AT_START, SPLIT_AT_BAND_CHANGE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +177,19 @@ class RateRow:
     # the tariff's `decimals` / `rounding` settings.
     decimals: int | None = None
     rounding: str | None = None
+    # Calendar days the row is limited to (with `weekdays`/`hours`, part of its time band).
+    calendar: CalendarDays | None = None
+    # The call's cost is capped at `max_cost` (connect fee included); the strategy says what
+    # happens past it: MAX_COST_FREE (the rest is free) or MAX_COST_DISCONNECT (sessions are
+    # authorised only until the cost reaches it). None: no cap.
+    max_cost: Decimal | None = None
+    max_cost_strategy: str | None = None
+    # Data and generic rows: how many units (bytes) `rate` is the price of; their increment
+    # (first/next) counts units too. None for every other service.
+    rate_unit: int | None = None
+
+
+UNIT_SERVICES = (Service.DATA, Service.GENERIC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +202,17 @@ class TariffSettings:
     decimals: int = 6
     rounding: str = "ROUND_HALF_UP"  # a decimal module rounding constant name
     max_call_s: int = DEFAULT_MAX_CALL_S
+    # How a dialled number meets the prefixes: "digits" (native decks: ``+44 20...``,
+    # ``0044...`` and ``4420...`` are one number, prefixes are digits) or "exact" (CGRateS:
+    # the number as given, so ``+49`` and ``49`` differ and named destinations such as
+    # ``voicemail`` match).
+    number_match: str = NUMBER_MATCH_DIGITS
+    # A call to a short number (an extension) that no row prices is free when True (native
+    # decks); when False it is "no rate" like any other unmatched number (CGRateS).
+    free_extensions: bool = True
+    # A call crossing a time-band boundary: PRICE_AT_START (native decks) or
+    # SPLIT_AT_BAND_CHANGE (CGRateS; see `domain/increments.py`, "Band splitting").
+    band_rule: str = PRICE_AT_START
 
 
 @dataclass(frozen=True, slots=True)

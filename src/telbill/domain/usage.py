@@ -53,3 +53,5 @@ class UsageEvent:
     call_class: str | None = None
     # The campaign (auto-dialer / voice-bot run, by id or name) that made the usage, if any.
     campaign: str | None = None
+    # Data: bytes used; generic: units used (services DATA and GENERIC).
+    units: int | None = None

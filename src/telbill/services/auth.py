@@ -7,10 +7,13 @@ once, when it is created.
 
 Roles, each bound to one account:
 
-* ``provider_admin``: everything on its account's subtree.
-* ``org_admin``: read its organisation's subtree, create accounts and keys in it, top up,
-  manage its notification thresholds and endpoints.
-  Adjustments, refunds and credit grants are the provider's business.
+* ``provider_admin``: everything on its account's subtree; it books payments (manual
+  top-ups, confirming a customer's top-up request) into the accounts below it, never into
+  its own (that is for its own provider, or the operator).
+* ``org_admin``: read its organisation's subtree, create accounts and keys in it, spend its
+  balance (numbers, plans, packages, campaigns), ask for a top-up (a pending request its
+  provider confirms), manage its notification thresholds and endpoints.
+  Booking payments, adjustments, refunds and credit grants are the provider's business.
 * ``user``: read its own account (balances, history), nothing else.
 * ``switch``: only the real-time and CDR actions of its subtree.
 
@@ -34,7 +37,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -66,7 +69,13 @@ class Role(StrEnum):
 class Action(StrEnum):
     READ = "read"
     CREATE_ACCOUNT = "create_account"
+    # Spend the account's balance on purchases (numbers, plans, packages, campaigns). Its
+    # name is historical: booking money into a wallet is `BOOK_PAYMENT`.
     TOP_UP = "top_up"
+    # Book money received into a wallet (manual top-up, confirm a top-up request).
+    BOOK_PAYMENT = "book_payment"
+    # Ask the provider to book a payment the customer says it made (a pending request).
+    REQUEST_TOP_UP = "request_top_up"
     ADJUST = "adjust"
     REFUND = "refund"
     GRANT_CREDIT = "grant_credit"
@@ -86,6 +95,7 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
             Action.READ,
             Action.CREATE_ACCOUNT,
             Action.TOP_UP,
+            Action.REQUEST_TOP_UP,
             Action.CREATE_API_KEY,
             Action.MANAGE_NOTIFICATIONS,
         }
@@ -119,6 +129,8 @@ class Principal:
     role: Role
     account_id: int
     name: str
+    # The key's end of life (None: no expiry); a cached principal is refused after it.
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +144,8 @@ class ApiKey:
     key_prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -172,11 +186,19 @@ def _row_to_key(row: sa.Row[tuple[object, ...]]) -> ApiKey:
         key_prefix=str(m["key_prefix"]),
         created_at=m["created_at"],
         revoked_at=m["revoked_at"],
+        expires_at=m["expires_at"],
+        last_used_at=m["last_used_at"],
     )
 
 
 def insert_api_key(
-    conn: Connection, *, account_id: int, role: Role, name: str, clock: Clock
+    conn: Connection,
+    *,
+    account_id: int,
+    role: Role,
+    name: str,
+    clock: Clock,
+    expires_at: datetime | None = None,
 ) -> CreatedApiKey:
     """Store a new key for `account_id` inside the caller's transaction."""
     account = conn.execute(
@@ -193,8 +215,10 @@ def insert_api_key(
     name = name.strip()
     if not name or len(name) > 200:
         raise InvalidInput("key name must be 1 to 200 characters")
-    secret = generate_key()
     created_at = clock.now()
+    if expires_at is not None and (expires_at.tzinfo is None or expires_at <= created_at):
+        raise InvalidInput("expires_at must be a time in the future, with its UTC offset")
+    secret = generate_key()
     key_id = conn.execute(
         t.api_keys.insert()
         .values(
@@ -205,6 +229,7 @@ def insert_api_key(
             account_id=account_id,
             created_at=created_at,
             revoked_at=None,
+            expires_at=expires_at,
         )
         .returning(t.api_keys.c.id)
     ).scalar_one()
@@ -216,12 +241,19 @@ def insert_api_key(
         key_prefix=secret[:KEY_PREFIX_LENGTH],
         created_at=created_at,
         revoked_at=None,
+        expires_at=expires_at,
     )
     return CreatedApiKey(key=key, secret=secret)
 
 
 def create_api_key(
-    db: Database, *, account_id: int, role: Role | str, name: str, clock: Clock
+    db: Database,
+    *,
+    account_id: int,
+    role: Role | str,
+    name: str,
+    clock: Clock,
+    expires_at: datetime | None = None,
 ) -> CreatedApiKey:
     """Create a key bound to `account_id` with `role` (its own transaction).
 
@@ -230,7 +262,9 @@ def create_api_key(
     """
     role = parse_role(role) if isinstance(role, str) else role
     return db.run(
-        lambda conn: insert_api_key(conn, account_id=account_id, role=role, name=name, clock=clock)
+        lambda conn: insert_api_key(
+            conn, account_id=account_id, role=role, name=name, clock=clock, expires_at=expires_at
+        )
     )
 
 
@@ -243,10 +277,13 @@ def create_api_key_as(
     name: str,
     idempotency_key: str,
     clock: Clock,
+    expires_at: datetime | None = None,
 ) -> CreatedApiKey:
     """Create a key on behalf of an API caller: in its scope, never a stronger role."""
     role = parse_role(role) if isinstance(role, str) else role
-    request = {"account_id": account_id, "role": role.value, "name": name}
+    request: dict[str, Any] = {"account_id": account_id, "role": role.value, "name": name}
+    if expires_at is not None:
+        request["expires_at"] = expires_at.isoformat()
 
     def _create(conn: Connection) -> CreatedApiKey:
         check_access(conn, principal, account_id, Action.CREATE_API_KEY)
@@ -255,7 +292,10 @@ def create_api_key_as(
         created: list[CreatedApiKey] = []
 
         def perform() -> dict[str, Any]:
-            new = insert_api_key(conn, account_id=account_id, role=role, name=name, clock=clock)
+            new = insert_api_key(
+                conn, account_id=account_id, role=role, name=name, clock=clock,
+                expires_at=expires_at,
+            )  # fmt: skip
             created.append(new)
             return {"key_id": new.key.id}
 
@@ -330,23 +370,48 @@ def _forget_key(engine: Engine, key_id: int) -> None:
             del cache.keys[hashed]
 
 
-def cached_principal(db: Database, secret: str) -> Principal | None:
+def _now(clock: Clock | None) -> datetime:
+    return clock.now() if clock is not None else datetime.now(UTC)
+
+
+def _live(principal: Principal, clock: Clock | None) -> bool:
+    return principal.expires_at is None or principal.expires_at > _now(clock)
+
+
+def cached_principal(db: Database, secret: str, clock: Clock | None = None) -> Principal | None:
     """The principal of a key this process found valid less than `KEY_CACHE_TTL_S` ago, or
     None (then `authenticate` decides). Never touches the database."""
     cached = _cache_of(db.engine).keys.get(hash_key(secret))
-    if cached is not None and cached[1] > time.monotonic():
+    if cached is not None and cached[1] > time.monotonic() and _live(cached[0], clock):
         return cached[0]
     return None
 
 
-def authenticate(db: Database, secret: str) -> Principal:
-    """The principal of a presented key, or Unauthenticated (unknown, malformed, revoked)."""
+# `last_used_at` is written when a key is read from the database (at most once per
+# `KEY_CACHE_TTL_S` per process) and only when the stored time is older than this: a busy
+# key costs one small UPDATE a minute, not one per request.
+LAST_USED_STEP_S = 60
+
+
+def _touch(db: Database, key_id: int, last_used_at: datetime | None, now: datetime) -> None:
+    if last_used_at is not None and (now - last_used_at).total_seconds() < LAST_USED_STEP_S:
+        return
+    db.run(
+        lambda conn: conn.execute(
+            sa.update(t.api_keys).where(t.api_keys.c.id == key_id).values(last_used_at=now)
+        )
+    )
+
+
+def authenticate(db: Database, secret: str, clock: Clock | None = None) -> Principal:
+    """The principal of a presented key, or Unauthenticated (unknown, malformed, revoked,
+    expired). `clock` decides expiry and the last-used time (default: the system's)."""
     if not secret.startswith(KEY_TOKEN_PREFIX) or len(secret) < KEY_PREFIX_LENGTH + 8:
         raise Unauthenticated("invalid API key")
     presented = hash_key(secret)
     cache = _cache_of(db.engine)
     cached = cache.keys.get(presented)
-    if cached is not None and cached[1] > time.monotonic():
+    if cached is not None and cached[1] > time.monotonic() and _live(cached[0], clock):
         return cached[0]
     with db.read() as conn:
         rows = conn.execute(
@@ -359,12 +424,17 @@ def authenticate(db: Database, secret: str) -> Principal:
             match = row
     if match is None or match.revoked_at is not None:
         raise Unauthenticated("invalid API key")
+    now = _now(clock)
+    if match.expires_at is not None and match.expires_at <= now:
+        raise Unauthenticated("this API key has expired")
     principal = Principal(
         key_id=int(match.id),
         role=Role(match.role),
         account_id=int(match.account_id),
         name=str(match.name),
+        expires_at=match.expires_at,
     )
+    _touch(db, principal.key_id, match.last_used_at, now)
     with cache.lock:
         cache.keys[presented] = (principal, time.monotonic() + KEY_CACHE_TTL_S)
     return principal
@@ -487,6 +557,17 @@ def authorize_global(db: Database, principal: Principal, action: Action) -> None
         ).scalar()
     if parent is not None:
         raise PermissionDenied(f"only an admin of a top-level provider may {action.value}")
+
+
+def list_account_keys(db: Database, account_id: int) -> list[ApiKey]:
+    """Keys bound to `account_id`, for the operator (``telbill admin list-keys``)."""
+    with db.read() as conn:
+        rows = conn.execute(
+            sa.select(t.api_keys)
+            .where(t.api_keys.c.account_id == account_id)
+            .order_by(t.api_keys.c.id)
+        ).all()
+    return [_row_to_key(row) for row in rows]
 
 
 def list_api_keys(db: Database, principal: Principal, account_id: int) -> list[ApiKey]:
@@ -695,7 +776,7 @@ def start_web_session(
 
     Unauthenticated for a bad key; PermissionDenied for a ``switch`` key (machines only).
     """
-    principal = authenticate(db, secret.strip())
+    principal = authenticate(db, secret.strip(), clock)
     if principal.role not in WEB_ROLES:
         raise PermissionDenied("a switch key cannot log in to the dashboard")
     return _insert_web_session(db, principal, user_id=None, clock=clock, ttl_s=ttl_s)
@@ -738,13 +819,17 @@ def load_web_session(db: Database, token: str, *, clock: Clock) -> WebSession:
                 sa.func.coalesce(keys.c.account_id, users.c.account_id).label("account_id"),
                 sa.func.coalesce(keys.c.name, users.c.email).label("name"),
                 sa.func.coalesce(keys.c.revoked_at, users.c.disabled_at).label("ended_at"),
+                keys.c.expires_at.label("key_expires_at"),
             )
             .outerjoin(keys, keys.c.id == web_sessions.c.api_key_id)
             .outerjoin(users, users.c.id == web_sessions.c.user_id)
             .where(web_sessions.c.token_hash == hash_key(token))
         ).first()  # fmt: skip
-    if row is None or row.ended_at is not None or row.expires_at <= clock.now():
+    now = clock.now()
+    if row is None or row.ended_at is not None or row.expires_at <= now:
         raise Unauthenticated("not logged in, or the session has expired")
+    if row.key_expires_at is not None and row.key_expires_at <= now:
+        raise Unauthenticated("the API key of this session has expired")
     principal = Principal(
         key_id=int(row.key_id or 0),
         role=Role(row.role),
@@ -805,6 +890,7 @@ __all__ = [
     "generate_key",
     "hash_key",
     "in_scope",
+    "list_account_keys",
     "list_api_keys",
     "revoke_api_key",
 ]

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -44,6 +44,9 @@ from telbill.adapters.formats.cdrs import read_cdr_file
 from telbill.domain.batch import CdrColumns, Status
 from telbill.domain.tariffs import Direction
 from telbill.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from telbill.services.tariffs import Viewer
 from telbill.services.cdr_rating import (
     DEFAULT_CHUNK_SIZE,
     MICROS,
@@ -61,18 +64,24 @@ Progress = Callable[[int], None]
 _DIRECTIONS = {0: Direction.OUTBOUND, INBOUND: Direction.INBOUND}
 
 
-def versioned_rater(db: Database, name: str, *, use_batch: bool = True) -> VersionedRater:
-    """The rater of tariff `name`: each call priced by the version in force at its start."""
+def versioned_rater(
+    db: Database, name: str, *, use_batch: bool = True, viewer: Viewer | None = None
+) -> VersionedRater:
+    """The rater of tariff `name` as `viewer` sees it (default: the operator's catalogue):
+    each call priced by the version in force at its start."""
     from telbill.services.quotes import load_tariff_index
-    from telbill.services.tariffs import list_versions
+    from telbill.services.tariffs import OPERATOR, Viewer, list_versions
+
+    found_versions = list_versions(db, name, viewer or OPERATOR)
+    exact = Viewer.owner(found_versions[0].owner_id)
 
     def loader(version: int) -> Callable[[], Any]:
-        return lambda: load_tariff_index(db, name, version=version)
+        return lambda: load_tariff_index(db, name, version=version, viewer=exact)
 
     return VersionedRater(
         [
             VersionSpec(found.version, found.effective_from, loader(found.version))
-            for found in list_versions(db, name)
+            for found in found_versions
         ],
         use_batch=use_batch,
     )

@@ -126,6 +126,10 @@ class OfflineRater:
     def _rate_batch(
         self, direction: Direction, items: list[tuple[int, UsageEvent, int]]
     ) -> Iterator[tuple[int, RatedRecord]]:
+        if self.index.exact:  # numbers matched as given: digit columns cannot carry them
+            for position, event, _ in items:
+                yield position, self._rate_one(event)
+            return
         rater = self._batch.get(direction)
         if rater is None:
             rater = compile_batch(self.index, service=Service.VOICE, direction=direction)

@@ -25,7 +25,7 @@ from telbill.domain.rating import Charge, Leg
 from telbill.domain.tariffs import Direction, Service
 from telbill.domain.usage import UsageEvent
 from telbill.errors import TelbillError
-from telbill.services.plans import TariffCache
+from telbill.services.plans import TariffCache, TariffRef
 
 
 class PricedLeg(Protocol):
@@ -46,16 +46,20 @@ class CostRequest:
     plan: ChargingPlan
     currency: str
     legs: Sequence[PricedLeg]
+    scope: int | None = None  # the customer's provider, whose catalogue names the tariff
 
 
-def cost_index_at(cache: TariffCache, plan: ChargingPlan, at: datetime) -> TariffIndex | None:
+def cost_index_at(
+    cache: TariffCache, plan: ChargingPlan, at: datetime, *, scope: int | None = None
+) -> TariffIndex | None:
     """The plan's cost tariff in the version in force at `at` (None: no cost tariff, or
-    none in force then). Reads the database: call it outside a writing transaction."""
+    none in force then), in the catalogue of the customer's provider `scope`. Reads the
+    database: call it outside a writing transaction."""
     name = plan.cost_tariff_name
     if name is None or plan.pricing is Pricing.RELATIVE:
         return None  # a markup plan's charges carry their cost
     try:
-        return cache.at(name, at)
+        return cache.at((scope, name), at)
     except TelbillError:
         return None
 
@@ -68,19 +72,20 @@ def leg_cost_micros(
     `columns`: the batch column builder (`CdrColumns`); the charging service passes its
     own so that one switch sends prices and costs through the same path."""
     out: list[list[int | None] | None] = [None] * len(requests)
-    groups: dict[tuple[str, int], list[int]] = {}
-    single: list[tuple[int, str, int]] = []
+    groups: dict[tuple[TariffRef, int], list[int]] = {}
+    single: list[tuple[int, TariffRef, int]] = []
     call = Leg.CALL.value
     for i, request in enumerate(requests):
-        name = request.plan.cost_tariff_name
+        cost_name = request.plan.cost_tariff_name
         charges = [leg.charge for leg in request.legs]
-        if name is None:
+        if cost_name is None:
             out[i] = [None] * len(charges)
             continue
         if request.plan.pricing is Pricing.RELATIVE and all(c is not None for c in charges):
             out[i] = [to_micros(c.explanation.cost) for c in charges if c is not None]
             continue
         try:
+            name = (request.scope, cost_name)
             version = cache.version_at(name, request.event.start)
         except TelbillError:
             out[i] = [None] * len(charges)

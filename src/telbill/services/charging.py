@@ -57,6 +57,7 @@ from telbill.adapters.db.tables import accounts
 from telbill.adapters.formats.cdr_columns import CdrBlock, NativeColumnsReader
 from telbill.domain.batch import BatchRater, CdrColumns
 from telbill.domain.batch import Status as BatchStatus
+from telbill.domain.inputs import printable, printable_value
 from telbill.domain.money import CALL_TIME, from_micros, to_micros
 from telbill.domain.numbers import normalize_number
 from telbill.domain.rating import Charge, Explanation, Leg, Payer, explain_text, rate_event
@@ -76,8 +77,15 @@ from telbill.services.charging_columns import (
 from telbill.services.clock import Clock
 from telbill.services.events import emit
 from telbill.services.number_payers import number_owner_payer
-from telbill.services.plans import PlanRecord, TariffCache, get_plan_by_id, plan_for
+from telbill.services.plans import (
+    PlanRecord,
+    TariffCache,
+    TariffRef,
+    get_plan_by_id,
+    plan_for,
+)
 from telbill.services.suspension import enforce_zero_balance
+from telbill.services.tariffs import owner_at
 from telbill.services.usage_debits import (
     UsageBatch,
     UsageLeg,
@@ -88,6 +96,8 @@ from telbill.services.usage_debits import (
 )
 
 DEFAULT_CHUNK_SIZE = 5_000
+MAX_QUARANTINED_TEXT = 1_000  # characters kept of each column of a quarantined row
+MAX_PROBLEMS = 1_000  # bad records listed in a PostSummary (all are counted and quarantined)
 _EXPLANATION_FIELDS = tuple(f.name for f in dataclasses.fields(Explanation))
 
 
@@ -101,6 +111,8 @@ class PostSummary:
     quarantined: int = 0
     refused: int = 0
     charged: dict[str, Decimal] = field(default_factory=dict)
+    # The first MAX_PROBLEMS records quarantined or refused: {"line", "cdr_id", "reason"}.
+    problems: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, other: PostSummary) -> None:
         self.records += other.records
@@ -108,6 +120,7 @@ class PostSummary:
         self.duplicates += other.duplicates
         self.quarantined += other.quarantined
         self.refused += other.refused
+        self.problems.extend(other.problems[: max(0, MAX_PROBLEMS - len(self.problems))])
         for currency, amount in other.charged.items():
             self.charged[currency] = self.charged.get(currency, Decimal(0)) + amount
 
@@ -466,16 +479,16 @@ def _rate_chunk(
     # plan; what it does not price on its fast path is rated one by one with `rate_event`.
     legs: list[list[_Leg] | None] = [None] * len(found)
     versions: list[int | None] = [None] * len(found)
-    groups: dict[tuple[str, int, int], list[int]] = {}
+    groups: dict[tuple[TariffRef, int, int], list[int]] = {}
     voice, outbound = Service.VOICE, Direction.OUTBOUND
     for position, (event, leaf) in enumerate(found):
         plan = resolver.plan(leaf.id)
         try:
-            version = versions[position] = cache.version_at(plan.tariff, event.start)
+            version = versions[position] = cache.version_at(plan.tariff_ref, event.start)
         except TelbillError:
             continue  # reported by the per-event path
         if event.service is voice and event.direction is outbound:
-            groups.setdefault((plan.tariff, version, plan.id), []).append(position)
+            groups.setdefault((plan.tariff_ref, version, plan.id), []).append(position)
     chunk_columns = _ChunkColumns([event for event, _ in found])
     for (tariff, version, _), members in groups.items():
         plan = resolver.plan(found[members[0]][1].id)
@@ -490,9 +503,9 @@ def _rate_chunk(
             plan = resolver.plan(leaf.id)
             known = versions[position]
             index = (
-                cache.at(plan.tariff, event.start)
+                cache.at(plan.tariff_ref, event.start)
                 if known is None
-                else cache.index(plan.tariff, known)
+                else cache.index(plan.tariff_ref, known)
             )
             priced = legs[position]
             owner_pays = False
@@ -564,7 +577,9 @@ def _record_costs(cache: TariffCache, rated: Sequence[_Rated], columns: _ChunkCo
     the prices (`services.charge_costs`), from the columns the prices were rated from."""
     costed = [item for item in rated if item.legs and item.plan.plan.cost_tariff_name]
     requests = [
-        CostRequest(item.event, item.plan.plan, item.legs[0].currency, item.legs)
+        CostRequest(
+            item.event, item.plan.plan, item.legs[0].currency, item.legs, item.plan.scope
+        )
         for item in costed
     ]
     costs = leg_cost_micros(cache, requests, columns=columns)
@@ -665,11 +680,13 @@ def quarantine_rows(
         {
             "account_id": (owner := item.account_id if item.account_id is not None else poster),
             "provider_id": None if owner is None else provider_of(conn, owner, providers),
-            "source": source[:200],
+            "source": printable(source[:200]),
             "line": item.line,
-            "cdr_id": item.cdr_id,
-            "reason": item.reason,
-            "raw": dict(item.raw),
+            "cdr_id": None if item.cdr_id is None else printable(item.cdr_id[:200]),
+            "reason": printable_value(item.reason, MAX_QUARANTINED_TEXT),
+            # What cannot be stored or encoded (NUL, a lone surrogate) is kept as an escape;
+            # a huge column is cut (the reason says why the row was refused).
+            "raw": printable_value(dict(item.raw), MAX_QUARANTINED_TEXT),
             "status": "open",
             "dedupe_key": _dedupe_key(source, item, owner),
             "created_at": now,
@@ -1044,6 +1061,11 @@ def post_chunk(
             providers=resolver.providers,
         )  # fmt: skip
         summary.quarantined -= len(refused)
+        summary.problems = [
+            {"line": item.line, "cdr_id": None if item.cdr_id is None else printable(item.cdr_id),
+             "reason": printable_value(item.reason, MAX_QUARANTINED_TEXT)}
+            for item in sorted([*bad, *refused], key=lambda item: item.line or 0)[:MAX_PROBLEMS]
+        ]  # fmt: skip
         summary.records = len(records) + (0 if fast is None else len(fast))
         return summary
 
@@ -1161,9 +1183,11 @@ class QuarantinedCdr:
 
 
 def _quarantined(row: Any) -> QuarantinedCdr:
+    # printable: a row stored before the rules of `quarantine_rows` may hold a lone surrogate
+    # in its JSON (issue 15 finding 4: it broke the listing for good).
     return QuarantinedCdr(
         id=row.id, source=row.source, line=row.line, cdr_id=row.cdr_id, reason=row.reason,
-        raw=dict(row.raw), status=row.status, created_at=row.created_at,
+        raw=printable_value(dict(row.raw)), status=row.status, created_at=row.created_at,
         account_id=row.account_id, provider_id=row.provider_id,
     )  # fmt: skip
 
@@ -1437,8 +1461,12 @@ def get_charge(db: Database, charge_id: int, *, cache: TariffCache | None = None
                 )
             ).scalar_one()  # fmt: skip
         plan = get_plan_by_id(conn, int(view.explanation["plan_id"]))
+        # The tariff it was rated with: its provider's own, else the operator's, as they
+        # stood when the charge was made.
+        provider = load_account(conn, row.account_id).provider_id
+        owner = owner_at(conn, row.tariff, provider, row.created_at)
     # Outside the transaction: compiling the tariff reads it on its own connection.
-    index = (cache or TariffCache(db)).index(row.tariff, row.tariff_version)
+    index = (cache or TariffCache(db)).index((owner, row.tariff), row.tariff_version)
     rated = rate_event(usage_from_json(usage), index, plan.plan, labels=False)
     charge = next(c for c in rated.charges if c.leg.value == row.leg)
     explanation = _package_note(

@@ -154,7 +154,7 @@ def rate_columns(
             slow |= mine  # the margin: costs are recorded by the per-event path
             continue
         try:
-            versions = cache._versions_of(plan.tariff)
+            versions = cache._versions_of(plan.tariff_ref)
         except TelbillError:
             slow |= mine
             continue
@@ -167,8 +167,9 @@ def rate_columns(
         slow |= mine & (assigned < 0)
         for version in np.unique(assigned[mine & (assigned >= 0)]).tolist():
             in_version = mine & (assigned == version)
-            index = cache.index(plan.tariff, version)
-            if index.currency not in currency_codes:
+            index = cache.index(plan.tariff_ref, version)
+            if index.currency not in currency_codes or index.exact:
+                # exact: numbers matched as given (CGRateS); digit columns cannot carry them
                 slow |= in_version
                 continue
             wrong = in_version & (row_currency != currency_codes.index(index.currency))
@@ -177,7 +178,7 @@ def rate_columns(
             if not rows.shape[0]:
                 continue
             rater = cache.batch_rater(
-                plan.tariff, version, plan, Service.VOICE, Direction.OUTBOUND
+                plan.tariff_ref, version, plan, Service.VOICE, Direction.OUTBOUND
             )
             result = rater.rate(
                 CdrColumns(

@@ -103,7 +103,9 @@ def build_draft(conn: Connection, account: Account, start: datetime, end: dateti
     flows = _ledger_flows(conn, account, start, end)
     _refuse_other_currencies(conn, account, start, end)
     groups = _usage_groups(conn, account, start, end)
-    names = _destination_names(conn, [g for g in groups if g.service == "voice"])
+    names = _destination_names(
+        conn, [g for g in groups if g.service == "voice"], account.provider_id
+    )
     split = _split_flows(flows)
     itemised = _itemised_rows(conn, [account.id], start, end, split.itemised_codes)
     return _assemble(split, groups, names, itemised)
@@ -135,9 +137,16 @@ def build_drafts(
             if g.currency != by_id[g.payer_id].currency:
                 other_currencies[g.payer_id].add(str(g.currency))
             groups[g.payer_id].append(g)
-    names = _destination_names(
-        conn, [g for found in groups.values() for g in found if g.service == "voice"]
-    )
+    providers = {account.provider_id for account in accounts}
+    names = {
+        provider: _destination_names(
+            conn,
+            [g for i, found in groups.items() if by_id[i].provider_id == provider
+             for g in found if g.service == "voice"],
+            provider,
+        )  # fmt: skip
+        for provider in providers
+    }
     splits = {i: _split_flows(flows[i]) for i in ids if i not in other_currencies}
     codes = {code for split in splits.values() for code in split.itemised_codes}
     itemised: dict[int, list[Any]] = defaultdict(list)
@@ -151,7 +160,7 @@ def build_drafts(
         if i in other_currencies:
             drafts[i] = _refusal(by_id[i], other_currencies[i])
         else:
-            drafts[i] = _assemble(splits[i], groups[i], names, itemised[i])
+            drafts[i] = _assemble(splits[i], groups[i], names[by_id[i].provider_id], itemised[i])
     return drafts
 
 
@@ -238,7 +247,11 @@ def _flows_query(account_ids: Sequence[int], start: datetime, end: datetime) -> 
             transactions.c.account_id.in_(account_ids),
             transactions.c.created_at >= start,
             transactions.c.created_at < end,
-            ledger_accounts.c.account_id.is_(None),
+            # System accounts, written so that no index can serve it: the plan must start
+            # from the accounts' transactions (a few per account), not from every posting
+            # to a system account (all of the month's, of every customer: quadratic over a
+            # month-end run in batches).
+            func.coalesce(ledger_accounts.c.account_id, 0) == 0,
         )
         .group_by(transactions.c.account_id, transactions.c.kind, ledger_accounts.c.code)
     )  # fmt: skip
@@ -370,10 +383,16 @@ def _usage_description(service: str, destination: str | None, prefix: str | None
     return "SMS" if service == "sms" else service
 
 
-def _destination_names(conn: Connection, groups: Iterable[Any]) -> dict[tuple[Any, Any, Any], str]:
-    """Destination names of the (tariff, version, prefix) of the month's call groups."""
+def _destination_names(
+    conn: Connection, groups: Iterable[Any], provider: int
+) -> dict[tuple[Any, Any, Any], str]:
+    """Destination names of the (tariff, version, prefix) of the month's call groups of
+    customers of `provider` (from its tariffs, else the operator's)."""
     found = destination_names(
-        conn, {(g.tariff, g.tariff_version, g.prefix, "voice") for g in groups}, by=("service",)
+        conn,
+        {(g.tariff, g.tariff_version, g.prefix, "voice") for g in groups},
+        by=("service",),
+        provider=provider,
     )
     return {key[:3]: name for key, name in found.items()}
 

@@ -133,7 +133,10 @@ def margin_by_destination(
     )
     with db.engine.connect() as conn:
         grouped = conn.execute(query).all()
-        names = destination_names(conn, {tuple(r[:4]) for r in grouped}, by=("service",))
+        provider = load_account(conn, account_id).provider_id  # names from its tariffs
+        names = destination_names(
+            conn, {tuple(r[:4]) for r in grouped}, by=("service",), provider=provider
+        )
     merged: dict[tuple[Any, ...], list[int]] = {}
     for tariff, version, prefix, service, currency, *sums in grouped:
         name = names.get((tariff, version, prefix, service))

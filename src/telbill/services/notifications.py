@@ -173,17 +173,15 @@ def _check_target(kind: str, target: str) -> str:
     if kind == "webhook":
         if not target.startswith(("https://", "http://")) or len(target) > 500:
             raise InvalidInput("a webhook URL must start with https:// (or http://)")
-        from telbill.adapters.notify.webhooks import (
-            ALLOW_PRIVATE_ENV,
-            literal_target_problem,
-            private_targets_allowed,
-        )
+        from telbill.adapters.notify.webhooks import ALLOW_PRIVATE_ENV, target_problem
 
         try:
-            problem = literal_target_problem(target)
+            # The rule of every delivery (`webhooks.public_target`), so what is accepted
+            # here is what the sender will reach.
+            problem = target_problem(target)
         except Exception as exc:  # httpx.InvalidURL and friends: any unparsable URL
             raise InvalidInput(f"not a valid webhook URL: {exc}") from exc
-        if problem is not None and not private_targets_allowed():
+        if problem is not None:
             raise InvalidInput(
                 f"a webhook must reach a public address: {problem} "
                 f"(the operator may set {ALLOW_PRIVATE_ENV}=1)"

@@ -5,6 +5,12 @@ An account uses the plan assigned to it, else the one of its nearest ancestor (a
 assigns one plan to an organisation and every user under it inherits it). Tariffs are
 compiled once per process and version (`TariffCache`), and the version in force at the
 usage's start is chosen.
+
+Plans belong to a provider (`owner_id`; None: the operator's catalogue), names unique per
+owner. A provider names its own plans or the operator's; an account may only be given a plan
+of its own provider or of the operator. A plan's tariff (and cost tariff) is a name looked up
+in the catalogue of the customer's provider: its own tariff of that name, else the
+operator's (`PlanRecord.scope`, `TariffRef`), never another provider's.
 """
 
 from __future__ import annotations
@@ -13,10 +19,11 @@ import threading
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from time import monotonic
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, or_, select, update
 
 from telbill.adapters.db.charging_tables import account_plans, charging_plans
 from telbill.adapters.db.engine import Database
@@ -35,18 +42,27 @@ from telbill.domain.tariffs import Direction, Service
 from telbill.errors import InvalidInput, NotFound
 from telbill.services.accounts import load_account
 from telbill.services.clock import Clock
-from telbill.services.tariffs import load_tariff
+from telbill.services.tariffs import Viewer, load_tariff, resolve_owner
 
 DEFAULT_MAX_CALL_S = 3600
+
+# A tariff name as seen by the customers of a provider (None: the operator's catalogue).
+TariffRef = tuple[int | None, str]
 
 
 @dataclass(frozen=True, slots=True)
 class PlanRecord:
-    """A stored plan: the domain plan plus the charging limits kept beside it."""
+    """A stored plan: the domain plan plus the charging limits kept beside it.
+
+    `owner_id`: the provider whose catalogue holds it (None: the operator's). `scope`: the
+    provider of the account it was looked up for, whose catalogue its tariff names are
+    looked up in (None: the operator's)."""
 
     id: int
     plan: ChargingPlan
     max_call_s: int
+    owner_id: int | None = None
+    scope: int | None = None
 
     @property
     def name(self) -> str:
@@ -55,6 +71,15 @@ class PlanRecord:
     @property
     def tariff(self) -> str:
         return self.plan.tariff
+
+    @property
+    def tariff_ref(self) -> TariffRef:
+        return (self.scope, self.plan.tariff)
+
+    @property
+    def cost_ref(self) -> TariffRef | None:
+        name = self.plan.cost_tariff_name
+        return None if name is None else (self.scope, name)
 
 
 def _record(row: Any) -> PlanRecord:
@@ -72,7 +97,14 @@ def _record(row: Any) -> PlanRecord:
             cost_tariff=row.cost_tariff,
         ),
         max_call_s=row.max_call_s,
+        owner_id=row.owner_id,
+        scope=row.owner_id,
     )
+
+
+def _plan_owned_by(owner: int | None) -> ColumnElement[bool]:
+    column = charging_plans.c.owner_id
+    return column.is_(None) if owner is None else column == owner
 
 
 def _choice(enum: Any, value: object, field: str) -> Any:
@@ -96,11 +128,14 @@ def create_plan(
     cut_off: str = "hard",
     max_call_s: int = DEFAULT_MAX_CALL_S,
     cost_tariff: str | None = None,
+    owner: int | None = None,
 ) -> PlanRecord:
-    """Store a new plan (its name is unique). Raises InvalidInput for a bad field.
+    """Store a new plan in `owner`'s catalogue (None: the operator's; names are unique per
+    owner). Raises InvalidInput for a bad field.
 
     `cost_tariff`: a fixed-price plan's carrier cost tariff (an imported tariff in the
-    plan tariff's currency), so that its charges record their cost (margin)."""
+    plan tariff's currency), so that its charges record their cost (margin). A provider's
+    plan may name only tariffs it sees (its own, the operator's retail ones)."""
     if not name or not name.strip():
         raise InvalidInput("a plan needs a name")
     if not tariff or not tariff.strip():
@@ -123,9 +158,13 @@ def create_plan(
         cost_tariff=_cost_tariff_name(cost_tariff),
     )
     with db.transaction() as conn:
-        _check_cost_tariff(conn, plan)
+        if owner is not None:
+            _check_provider(conn, owner)
+        _check_cost_tariff(conn, plan, owner)
         if conn.execute(
-            select(charging_plans.c.id).where(charging_plans.c.name == plan.name)
+            select(charging_plans.c.id).where(
+                charging_plans.c.name == plan.name, _plan_owned_by(owner)
+            )
         ).first():
             raise InvalidInput(f"a plan named {plan.name!r} already exists")
         plan_id = conn.execute(
@@ -141,10 +180,19 @@ def create_plan(
                 max_call_s=max_call_s,
                 created_at=clock.now(),
                 cost_tariff=plan.cost_tariff,
+                owner_id=owner,
             )
             .returning(charging_plans.c.id)
         ).scalar_one()
-    return PlanRecord(id=int(plan_id), plan=plan, max_call_s=max_call_s)
+    return PlanRecord(
+        id=int(plan_id), plan=plan, max_call_s=max_call_s, owner_id=owner, scope=owner
+    )
+
+
+def _check_provider(conn: Connection, provider: int) -> None:
+    account = load_account(conn, provider)
+    if account.provider_id != account.id:
+        raise InvalidInput(f"account {provider} is not a provider")
 
 
 def _cost_tariff_name(name: str | None) -> str | None:
@@ -155,25 +203,35 @@ def _cost_tariff_name(name: str | None) -> str | None:
     return name.strip()
 
 
-def _currency_of(conn: Connection, tariff: str) -> str | None:
-    """The currency of the newest version of `tariff` (None: no such tariff imported)."""
+def _currency_of(conn: Connection, tariff: str, owner: int | None) -> str | None:
+    """The currency of the newest version of `tariff` as `owner`'s catalogue sees it (None:
+    no such tariff imported, or not one `owner` may use)."""
+    viewer = Viewer.owner(None) if owner is None else Viewer(owner)
+    try:
+        found = resolve_owner(conn, tariff, viewer)
+    except NotFound:
+        return None
+    column = tariffs.c.owner_id
     return conn.execute(
         select(tariffs.c.currency)
-        .where(tariffs.c.name == tariff)
+        .where(tariffs.c.name == tariff, column.is_(None) if found is None else column == found)
         .order_by(tariffs.c.version.desc())
         .limit(1)
     ).scalar()
 
 
-def _check_cost_tariff(conn: Connection, plan: ChargingPlan) -> None:
+def _check_cost_tariff(conn: Connection, plan: ChargingPlan, owner: int | None) -> None:
     """A cost tariff must be imported, in the currency of the plan's tariff (when that one is
-    imported already): a cost in another currency could not be subtracted from the price."""
+    imported already): a cost in another currency could not be subtracted from the price.
+    A provider's plan names only tariffs that provider sees."""
+    if owner is not None and _currency_of(conn, plan.tariff, owner) is None:
+        raise NotFound(f"no tariff named {plan.tariff!r}")  # import it first
     if plan.cost_tariff is None:
         return
-    cost_currency = _currency_of(conn, plan.cost_tariff)
+    cost_currency = _currency_of(conn, plan.cost_tariff, owner)
     if cost_currency is None:
         raise NotFound(f"no tariff named {plan.cost_tariff!r}")
-    price_currency = _currency_of(conn, plan.tariff)
+    price_currency = _currency_of(conn, plan.tariff, owner)
     if price_currency is not None and price_currency != cost_currency:
         raise InvalidInput(
             f"cost tariff {plan.cost_tariff!r} is in {cost_currency}, "
@@ -181,16 +239,22 @@ def _check_cost_tariff(conn: Connection, plan: ChargingPlan) -> None:
         )
 
 
-def set_cost_tariff(db: Database, plan_name: str, cost_tariff: str | None) -> PlanRecord:
-    """Set (or clear, with None) the carrier cost tariff of the fixed-price plan `plan_name`.
+def set_cost_tariff(
+    db: Database, plan_name: str, cost_tariff: str | None, *, provider: int | None = None
+) -> PlanRecord:
+    """Set (or clear, with None) the carrier cost tariff of the fixed-price plan `plan_name`
+    of `provider`'s catalogue (None: the operator's; a provider never changes the
+    operator's plans).
 
     Charges posted from then on record their cost; charges already posted keep theirs
     (a rerating records the cost difference). Other processes see the change when their
     plan caches expire (a CDR posting run reads plans once; sessions within seconds)."""
     with db.transaction() as conn:
-        record = get_plan(conn, plan_name)
+        record = get_plan(conn, plan_name, provider=provider)
+        if record.owner_id != provider:
+            raise NotFound(f"no charging plan named {plan_name!r}")
         plan = replace(record.plan, cost_tariff=_cost_tariff_name(cost_tariff))
-        _check_cost_tariff(conn, plan)
+        _check_cost_tariff(conn, plan, provider)
         conn.execute(
             update(charging_plans)
             .where(charging_plans.c.id == record.id)
@@ -199,11 +263,35 @@ def set_cost_tariff(db: Database, plan_name: str, cost_tariff: str | None) -> Pl
     return replace(record, plan=plan)
 
 
-def get_plan(conn: Connection, name: str) -> PlanRecord:
-    row = conn.execute(select(charging_plans).where(charging_plans.c.name == name)).first()
-    if row is None:
+def get_plan(conn: Connection, name: str, *, provider: int | None = None) -> PlanRecord:
+    """The plan `name` of `provider`'s catalogue, else the operator's (None: the operator's
+    only); another provider's plan is NotFound, like a missing one."""
+    owners = _plan_owned_by(None)
+    if provider is not None:
+        owners = or_(owners, charging_plans.c.owner_id == provider)
+    rows = conn.execute(select(charging_plans).where(charging_plans.c.name == name, owners)).all()
+    if not rows:
         raise NotFound(f"no charging plan named {name!r}")
-    return _record(row)
+    row = next((r for r in rows if r.owner_id is not None), rows[0])
+    return replace(_record(row), scope=provider)
+
+
+def list_plans(db: Database, *, provider: int | None = None) -> list[PlanRecord]:
+    """The charging plans `provider` may use: its own and the operator's (None: the
+    operator's), by name (its own before the operator's of the same name)."""
+    owners = _plan_owned_by(None)
+    if provider is not None:
+        owners = or_(owners, charging_plans.c.owner_id == provider)
+    with db.read() as conn:
+        rows = conn.execute(
+            select(charging_plans)
+            .where(owners)
+            .order_by(charging_plans.c.name, charging_plans.c.owner_id.is_(None))
+        ).all()
+    found: dict[str, PlanRecord] = {}
+    for row in rows:
+        found.setdefault(row.name, replace(_record(row), scope=provider))
+    return list(found.values())
 
 
 def get_plan_by_id(conn: Connection, plan_id: int) -> PlanRecord:
@@ -224,11 +312,23 @@ def assignment_changes(engine: Engine) -> int:
     return _assignment_changes.get(engine, 0)
 
 
-def assign_plan(db: Database, account_id: int, plan_name: str, *, clock: Clock) -> PlanRecord:
-    """Make `account_id` (and the accounts under it without their own) use `plan_name`."""
+def assign_plan(
+    db: Database,
+    account_id: int,
+    plan_name: str,
+    *,
+    clock: Clock,
+    provider: int | None = None,
+) -> PlanRecord:
+    """Make `account_id` (and the accounts under it without their own) use `plan_name`, a
+    plan of the account's provider or of the operator.
+
+    `provider`: the caller acts for that provider: an account outside it is NotFound."""
     with db.transaction() as conn:
-        load_account(conn, account_id)
-        record = get_plan(conn, plan_name)
+        account = load_account(conn, account_id)
+        if provider is not None and account.provider_id != provider:
+            raise NotFound(f"account {account_id} not found", account_id=account_id)
+        record = get_plan(conn, plan_name, provider=account.provider_id)
         conn.execute(account_plans.delete().where(account_plans.c.account_id == account_id))
         conn.execute(
             account_plans.insert().values(
@@ -240,76 +340,107 @@ def assign_plan(db: Database, account_id: int, plan_name: str, *, clock: Clock) 
 
 
 def plan_for(conn: Connection, account_id: int) -> PlanRecord:
-    """The plan `account_id` uses: its own assignment, else its nearest ancestor's."""
-    current: int | None = account_id
-    while current is not None:
+    """The plan `account_id` uses: its own assignment, else its nearest ancestor's; its
+    tariffs are looked up in the catalogue of the account's provider (`scope`)."""
+    account = leaf = load_account(conn, account_id)
+    while True:
         row = conn.execute(
             select(charging_plans)
             .join(account_plans, account_plans.c.plan_id == charging_plans.c.id)
-            .where(account_plans.c.account_id == current)
+            .where(account_plans.c.account_id == account.id)
         ).first()
         if row is not None:
-            return _record(row)
-        current = load_account(conn, current).parent_id
+            return replace(_record(row), scope=leaf.provider_id)
+        if account.parent_id is None:
+            break
+        account = load_account(conn, account.parent_id)
     raise NotFound(f"account {account_id} has no charging plan", account_id=account_id)
 
 
 class TariffCache:
-    """Compiled tariffs per (name, version), shared by the threads of one process.
+    """Compiled tariffs per (owner, name, version), shared by the threads of one process.
 
-    Versions are immutable, so a compiled index never goes stale; the list of versions of a
-    name is re-read at most every `refresh_s` seconds, so a newly imported version is seen.
+    A tariff is asked for by `TariffRef` (the customer's provider, the name; a bare name is
+    the operator's) and found as `plan.tariff_ref` says: the provider's own, else the
+    operator's. Versions are immutable, so a compiled index never goes stale; which owner a
+    reference names and the list of its versions are re-read at most every `refresh_s`
+    seconds, so a newly imported version (or a provider's own new tariff) is seen.
     """
 
     def __init__(self, db: Database, refresh_s: float = 5.0) -> None:
         self.db = db
         self.refresh_s = refresh_s
-        self._indexes: dict[tuple[str, int], TariffIndex] = {}
-        self._raters: dict[tuple[str, int, int, str, str], BatchRater] = {}
-        self._versions: dict[str, tuple[float, list[tuple[int, datetime | None]]]] = {}
+        self._indexes: dict[tuple[int | None, str, int], TariffIndex] = {}
+        self._raters: dict[tuple[int | None, str, int, int, str, str], BatchRater] = {}
+        # ref -> (read at, owner it names, its versions newest first, indexes by version)
+        self._versions: dict[TariffRef, _RefEntry] = {}
         self._lock = threading.Lock()
 
-    def _versions_of(self, name: str) -> list[tuple[int, datetime | None]]:
-        import time
-
-        now = time.monotonic()
-        cached = self._versions.get(name)
+    def _entry(self, ref: TariffRef | str) -> tuple[int | None, list[tuple[int, datetime | None]]]:
+        """The owner `ref` names and its versions, newest first (none: no such tariff)."""
+        key: TariffRef = (None, ref) if isinstance(ref, str) else ref
+        now = monotonic()
+        cached = self._versions.get(key)
         if cached is not None and now - cached[0] < self.refresh_s:
-            return cached[1]
+            return cached[1], cached[2]
+        return self._read(key, now)
+
+    def _read(
+        self, key: TariffRef, now: float
+    ) -> tuple[int | None, list[tuple[int, datetime | None]]]:
+        scope, name = key
         with self.db.read() as conn:
+            try:
+                owner = resolve_owner(conn, name, Viewer.rating(scope))
+            except NotFound:
+                owner = scope
+            column = tariffs.c.owner_id
             rows = conn.execute(
                 select(tariffs.c.version, tariffs.c.effective_from)
-                .where(tariffs.c.name == name)
+                .where(
+                    tariffs.c.name == name, column.is_(None) if owner is None else column == owner
+                )
                 .order_by(tariffs.c.version.desc())
             ).all()
         versions = [(int(r.version), _aware(r.effective_from)) for r in rows]
-        self._versions[name] = (now, versions)
-        return versions
+        self._versions[key] = (now, owner, versions, {})
+        return owner, versions
 
-    def version_at(self, name: str, at: datetime) -> int:
-        """The newest version of `name` in force at `at` (NotFound when none is)."""
-        for version, effective_from in self._versions_of(name):
+    def _versions_of(self, ref: TariffRef | str) -> list[tuple[int, datetime | None]]:
+        return self._entry(ref)[1]
+
+    def version_at(self, ref: TariffRef | str, at: datetime) -> int:
+        """The newest version of `ref` in force at `at` (NotFound when none is)."""
+        for version, effective_from in self._entry(ref)[1]:
             if effective_from is None or effective_from <= at:
                 return version
-        raise NotFound(f"no tariff {name!r} in force at {at.isoformat()}")
+        raise NotFound(f"no tariff {_ref(ref)[1]!r} in force at {at.isoformat()}")
 
-    def index(self, name: str, version: int) -> TariffIndex:
-        key = (name, version)
+    def index(self, ref: TariffRef | str, version: int) -> TariffIndex:
+        entry = self._versions.get((None, ref) if isinstance(ref, str) else ref)
+        if entry is not None:  # the hot path: this reference's version, compiled already
+            known = entry[3].get(version)
+            if known is not None:
+                return known
+        name = _ref(ref)[1]
+        key = (self._entry(ref)[0], name, version)
         found = self._indexes.get(key)
         if found is None:
             with self._lock:
                 found = self._indexes.get(key)
                 if found is None:
-                    found = compile_tariff(load_tariff(self.db, name, version))
+                    tariff = load_tariff(self.db, name, version, viewer=Viewer.owner(key[0]))
+                    found = compile_tariff(tariff)
                     self._indexes[key] = found
+        self._versions[_ref(ref)][3][version] = found
         return found
 
-    def at(self, name: str, at: datetime) -> TariffIndex:
-        return self.index(name, self.version_at(name, at))
+    def at(self, ref: TariffRef | str, at: datetime) -> TariffIndex:
+        return self.index(ref, self.version_at(ref, at))
 
     def batch_rater(
         self,
-        name: str,
+        ref: TariffRef | str,
         version: int,
         plan: PlanRecord | None,
         service: Service,
@@ -317,10 +448,12 @@ class TariffCache:
     ) -> BatchRater:
         """The numpy batch rater of a tariff version under a plan, or under none (a carrier
         cost), compiled once: tariff versions and plans' pricing never change."""
-        key = (name, version, 0 if plan is None else plan.id, service.value, direction.value)
+        owner, name = self._entry(ref)[0], _ref(ref)[1]
+        plan_id = 0 if plan is None else plan.id
+        key = (owner, name, version, plan_id, service.value, direction.value)
         found = self._raters.get(key)
         if found is None:
-            index = self.index(name, version)
+            index = self.index(ref, version)
             with self._lock:
                 found = self._raters.get(key)
                 if found is None:
@@ -330,6 +463,14 @@ class TariffCache:
                     )  # fmt: skip
                     self._raters[key] = found
         return found
+
+
+_RefEntry = tuple[float, int | None, list[tuple[int, datetime | None]], dict[int, TariffIndex]]
+
+
+def _ref(ref: TariffRef | str) -> TariffRef:
+    """A bare tariff name is the operator's."""
+    return (None, ref) if isinstance(ref, str) else ref
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -344,11 +485,13 @@ __all__ = [
     "DEFAULT_MAX_CALL_S",
     "PlanRecord",
     "TariffCache",
+    "TariffRef",
     "assign_plan",
     "assignment_changes",
     "create_plan",
     "get_plan",
     "get_plan_by_id",
+    "list_plans",
     "plan_for",
     "set_cost_tariff",
 ]

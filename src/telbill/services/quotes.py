@@ -18,15 +18,19 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from telbill.adapters.db.engine import Database
 from telbill.domain.lookup import TariffIndex, compile_tariff
 from telbill.domain.money import format_amount
+from telbill.domain.numbers import rating_digits
 from telbill.domain.rating import Charge, RatedEvent, explain_text, rate_event
-from telbill.domain.tariffs import Direction, Service
+from telbill.domain.tariffs import UNIT_SERVICES, Direction, Service, Tariff
 from telbill.domain.usage import UsageEvent
 from telbill.errors import InvalidInput
+
+if TYPE_CHECKING:  # SQLAlchemy stays unloaded on the cached quote path
+    from telbill.adapters.db.engine import Database
+    from telbill.services.tariffs import Viewer
 
 DEFAULT_QUOTE_DURATION_S = 60
 MESSAGE_SERVICES = frozenset({Service.SMS, Service.MMS})
@@ -43,6 +47,7 @@ class QuoteRequest:
     from_number: str | None = None
     duration_s: int | None = None  # voice: default DEFAULT_QUOTE_DURATION_S
     text: str | None = None  # SMS: default one segment
+    units: int | None = None  # data: bytes, generic: units (default 0)
 
 
 def quote_event(request: QuoteRequest) -> UsageEvent:
@@ -60,6 +65,17 @@ def quote_event(request: QuoteRequest) -> UsageEvent:
             from_number=request.from_number,
             text=request.text,
             segments=None if request.text is not None else 1,
+        )
+    if request.service in UNIT_SERVICES:
+        return UsageEvent(
+            id="quote",
+            account="",
+            to_number=request.to_number,
+            start=request.at,
+            service=request.service,
+            direction=request.direction,
+            from_number=request.from_number,
+            units=request.units or 0,
         )
     duration = DEFAULT_QUOTE_DURATION_S if request.duration_s is None else request.duration_s
     if duration < 0:
@@ -85,26 +101,86 @@ _INDEX_CACHE_SIZE = 8
 
 
 def load_tariff_index(
-    db: Database, name: str, *, at: datetime | None = None, version: int | None = None
+    db: Database,
+    name: str,
+    *,
+    at: datetime | None = None,
+    version: int | None = None,
+    viewer: Viewer | None = None,
 ) -> TariffIndex:
-    """The compiled index of tariff `name`: `version`, else the version in force `at`, else
-    the newest.
+    """The compiled index of tariff `name` as `viewer` sees it (default: the operator's
+    catalogue): `version`, else the version in force `at`, else the newest.
 
-    Raises NotFound when there is no such tariff.
+    Raises NotFound when there is no such tariff (or not one `viewer` may see).
     """
-    from telbill.services.tariffs import get_version, load_tariff
+    from telbill.services.tariffs import OPERATOR, Viewer, get_version, load_tariff
 
-    found = get_version(db, name, version, at=at)
+    found = get_version(db, name, version, at=at, viewer=viewer or OPERATOR)
     version = found.version
     # created_at tells a re-created database's "version 1" from the one cached before.
-    key = (str(db.engine.url), name, version, found.created_at.isoformat())
+    key = (str(db.engine.url), found.owner_id, name, version, found.created_at.isoformat())
     index = _INDEX_CACHE.pop(key, None)
     if index is None:
-        index = compile_tariff(load_tariff(db, name, version))
+        index = compile_tariff(load_tariff(db, name, version, viewer=Viewer.owner(found.owner_id)))
     _INDEX_CACHE[key] = index  # most recently used last
     while len(_INDEX_CACHE) > _INDEX_CACHE_SIZE:
         del _INDEX_CACHE[next(iter(_INDEX_CACHE))]
     return index
+
+
+def cached_quote_index(url: str, name: str, request: QuoteRequest) -> TariffIndex | None:
+    """For a one-shot process: the index of the rows of tariff `name` (the version in force
+    at the request's time) that can price `request`, from the on-disk compiled-tariff cache
+    (`adapters.db.tariff_cache`); None when it is not cached (then `load_tariff_index` and
+    `remember_quote_index`).
+
+    Every lookup of a quote is by the digits of its numbers, and the rows kept are those
+    whose prefix starts those digits, in their order in the tariff: the index prices the
+    request exactly as the whole tariff's does.
+    """
+    from telbill.adapters.db.tariff_cache import read_slices, stamp_in_force
+
+    prefixes = _candidate_prefixes(request)
+    if prefixes is None or request.at.tzinfo is None:
+        return None
+    stamp = stamp_in_force(url, name, request.at)
+    if stamp is None:
+        return None
+    slices = read_slices(stamp, prefixes)
+    if slices is None:
+        return None
+    header = slices.header
+    rows = tuple(row for _, row in slices.rows)
+    tariff = Tariff(header["name"], header["settings"], rows, version=header["version"])
+    return compile_tariff(tariff)
+
+
+def remember_quote_index(url: str, name: str, request: QuoteRequest, index: TariffIndex) -> None:
+    """Store the tariff behind `index` in the on-disk cache (when its database allows it)."""
+    from telbill.adapters.db.tariff_cache import stamp_in_force, write_slices
+
+    if request.at.tzinfo is None:
+        return
+    stamp = stamp_in_force(url, name, request.at)
+    if stamp is None or stamp.version != index.version:
+        return
+    tariff = index.tariff
+    header = {"name": tariff.name, "settings": tariff.settings, "version": tariff.version}
+    write_slices(stamp, header, tariff.rows)
+
+
+def _candidate_prefixes(request: QuoteRequest) -> set[str] | None:
+    """Every prefix a lookup for `request` can match (None: a number rating would refuse)."""
+    prefixes = {""}
+    for number in (request.to_number, request.from_number):
+        if number is None:
+            continue
+        try:
+            digits = rating_digits(number)
+        except InvalidInput:
+            return None
+        prefixes.update(digits[:length] for length in range(1, len(digits) + 1))
+    return prefixes
 
 
 def quote(request: QuoteRequest, index: TariffIndex) -> RatedEvent:
@@ -137,6 +213,13 @@ def quote_summary(rated: RatedEvent) -> dict[str, Any]:
         "duration_s": e.duration_s,
         "billed_seconds": e.billed_seconds,
     }
+    if e.split:  # a call split at band changes: each part's billed seconds and rate
+        summary["parts"] = [
+            {"start_s": g.start_s, "billed_s": g.billed_s, "rate": str(g.rate)} for g in e.groups
+        ]
+    if main.service in UNIT_SERVICES:  # data bytes or generic units, and what was billed
+        summary["billed_units"] = main.billed_units
+        summary["unit"] = main.unit
     if main.service in MESSAGE_SERVICES:
         summary["segments"] = e.segments
         summary["encoding"] = e.encoding

@@ -23,12 +23,24 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Connection, Select, any_, case, cast, func, literal, select
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Select,
+    and_,
+    any_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from telbill.adapters.db.charging_tables import charges
@@ -208,8 +220,9 @@ class _Destinations:
     """Destination names of (tariff, version, prefix, service, direction), read once per
     key for a whole report (charges store the matched prefix, not its name)."""
 
-    def __init__(self) -> None:
+    def __init__(self, provider: int | None = None) -> None:
         self.names: dict[tuple[Any, ...], str | None] = {}
+        self.provider = provider  # the account's provider: names from its catalogue
 
     def load(self, conn: Connection, rows: list[Any]) -> None:
         keys = {
@@ -220,7 +233,9 @@ class _Destinations:
         if not keys:
             return
         self.names.update(dict.fromkeys(keys))
-        self.names.update(destination_names(conn, keys, by=("service", "direction")))
+        self.names.update(
+            destination_names(conn, keys, by=("service", "direction"), provider=self.provider)
+        )
 
 
 def _raw_rows(
@@ -258,22 +273,32 @@ def _call_row(raw: RawCallRow) -> CallRow:
     )  # fmt: skip
 
 
-def _parse_cursor(cursor: str | None) -> int:
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CURSOR = re.compile(r"(\d{1,17})\.(\d{1,19})")
+
+
+def _cursor_of(row: CallRow) -> str:
+    """The position after `row` in call-time order: its time (UTC microseconds) and id."""
+    return f"{(row.time - _EPOCH) // timedelta(microseconds=1)}.{row.charge_id}"
+
+
+def _parse_cursor(cursor: str | None) -> tuple[datetime, int] | None:
     if cursor is None:
-        return 0
-    if not isinstance(cursor, str) or not cursor.isdigit() or len(cursor) > 19:
+        return None
+    found = _CURSOR.fullmatch(cursor) if isinstance(cursor, str) else None
+    if found is None:
         raise InvalidInput(f"invalid cursor {cursor!r}")
-    return int(cursor)
+    return _EPOCH + timedelta(microseconds=int(found[1])), int(found[2])
 
 
 def call_report(
     db: Database, account_id: int, month: str, *, limit: int = 100, cursor: str | None = None
 ) -> CallReport:
     """Calls of `account_id` and its subtree in `month` (account's timezone), a page of rows
-    (oldest charge first) and the month's totals per currency."""
+    (in call-time order, oldest first) and the month's totals per currency."""
     if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}, got {limit!r}")
-    after_id = _parse_cursor(cursor)
+    after = _parse_cursor(cursor)
     with db.read() as conn:
         account = load_account(conn, account_id)
         start, end = month_bounds(month, account.timezone)
@@ -291,27 +316,38 @@ def call_report(
             CallTotal(str(c), int(n), int(s), from_micros(int(m)))
             for c, n, s, m in conn.execute(totals_query)
         )
-        ids = list(conn.execute(_ids_query(account_id, start, end, after_id).limit(limit + 1))
-                   .scalars())  # fmt: skip
+        ids = [row.id for row in conn.execute(
+            _ids_query(account_id, start, end, after).limit(limit + 1))]  # fmt: skip
         found = _rows_by_id(conn, ids[:limit])
-        rows = [_call_row(r) for r in _raw_rows(conn, found, tz, _Destinations())]
+        names = _Destinations(account.provider_id)
+        rows = [_call_row(r) for r in _raw_rows(conn, found, tz, names)]
     more = len(ids) > limit
     return CallReport(
         account_id=account_id, month=month, timezone=account.timezone, start=start, end=end,
         totals=totals, rows=tuple(rows),
-        next_cursor=str(rows[-1].charge_id) if more and rows else None,
+        next_cursor=_cursor_of(rows[-1]) if more and rows else None,
     )  # fmt: skip
 
 
 STREAM_BATCH = 5000
 
 
-def _ids_query(root_id: int, start: datetime, end: datetime, after_id: int = 0) -> Select[Any]:
-    """Charge ids of the calls of the month after `after_id`, in order: read from the
-    covering index alone (the rows, with their usage, are much wider), so finding a page
-    or sorting a month costs an index scan, not a sort of whole rows."""
-    query = _voice_in(select(charges.c.id), root_id, start, end).where(charges.c.id > after_id)
-    return query.order_by(charges.c.id)
+def _ids_query(
+    root_id: int, start: datetime, end: datetime, after: tuple[datetime, int] | None = None
+) -> Select[Any]:
+    """(time, id) of the calls of the month after the position `after`, in call-time order:
+    read from the covering index alone (the rows, with their usage, are much wider), so
+    finding a page or sorting a month costs an index scan, not a sort of whole rows."""
+    query = _voice_in(select(charges.c.occurred_at, charges.c.id), root_id, start, end)
+    if after is not None:
+        at, after_id = after
+        query = query.where(
+            or_(
+                charges.c.occurred_at > at,
+                and_(charges.c.occurred_at == at, charges.c.id > after_id),
+            )
+        )
+    return query.order_by(charges.c.occurred_at, charges.c.id)
 
 
 _ID_ARRAY = ARRAY(BigInteger)
@@ -325,7 +361,8 @@ def _rows_by_id(conn: Connection, ids: list[int]) -> list[Any]:
         wanted = charges.c.id == any_(cast(literal(ids, _ID_ARRAY), _ID_ARRAY))
     else:
         wanted = charges.c.id.in_(ids)
-    return list(conn.execute(select(*_ROW_COLUMNS).where(wanted).order_by(charges.c.id)))
+    rows = {row[0]: row for row in conn.execute(select(*_ROW_COLUMNS).where(wanted))}
+    return [rows[i] for i in ids]  # in the order asked (call time)
 
 
 def _stream(db: Database, account_id: int, month: str) -> Iterator[list[RawCallRow]]:
@@ -339,12 +376,12 @@ def _stream(db: Database, account_id: int, month: str) -> Iterator[list[RawCallR
         start, end = month_bounds(month, account.timezone)
         tz = ZoneInfo(account.timezone)
         yield []  # validated: the caller may start its response
-        destinations = _Destinations()
+        destinations = _Destinations(account.provider_id)
         ids = conn.execute(
             _ids_query(account_id, start, end).execution_options(yield_per=STREAM_BATCH)
         )
-        for chunk in ids.scalars().partitions():
-            batch = _rows_by_id(conn, list(chunk))
+        for chunk in ids.partitions():
+            batch = _rows_by_id(conn, [row.id for row in chunk])
             yield _raw_rows(conn, batch, tz, destinations)
 
 

@@ -97,10 +97,11 @@ def rerate(
         event = usage_from_json(data)
         plan = plans[leaf_id]
         try:
+            named = (plan.scope, tariff or plan.tariff)
             index = (
-                cache.index(tariff, cache.version_at(tariff, clock.now()))
+                cache.index(named, cache.version_at(named, clock.now()))
                 if tariff
-                else cache.at(plan.tariff, event.start)
+                else cache.at(plan.tariff_ref, event.start)
             )
             rated = rate_event(event, index, plan.plan)
         except TelbillError as exc:
@@ -117,7 +118,10 @@ def rerate(
             summary.unchanged += 1
             continue
         cost = charge_costs(
-            event, [charge], plan.plan, cost_index_at(cache, plan.plan, event.start)
+            event,
+            [charge],
+            plan.plan,
+            cost_index_at(cache, plan.plan, event.start, scope=plan.scope),
         )[0]
         plan_updates.append(
             (first, due - taken, charge, len(revisions), _cost_difference(cost, revisions))

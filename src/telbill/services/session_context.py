@@ -98,7 +98,7 @@ def context_for(db: Database, cache: TariffCache, account_id: int, at: datetime)
         with memo.lock:
             memo.entries[account_id] = entry
     _, _, leaf, payer, plan = entry
-    return SessionContext(leaf, payer, plan, cache.at(plan.tariff, at))
+    return SessionContext(leaf, payer, plan, cache.at(plan.tariff_ref, at))
 
 
 def payer_account(db: Database, payer_id: int) -> Account:
@@ -134,7 +134,7 @@ def context_rows(conn: Connection, account_id: int) -> tuple[Account, Account, P
     }
     for account in chain:
         if account.id in assigned:
-            plan = get_plan_by_id(conn, int(assigned[account.id]))
+            plan = replace(get_plan_by_id(conn, int(assigned[account.id])), scope=leaf.provider_id)
             break
     else:
         parent_id = chain[-1].parent_id

@@ -56,9 +56,9 @@ from telbill.adapters.db import ledger_store
 from telbill.adapters.db.charging_tables import charges, sessions
 from telbill.adapters.db.engine import Database
 from telbill.domain.costs import charge_costs
+from telbill.domain.increments import disconnect_after_s
 from telbill.domain.lookup import TariffIndex
 from telbill.domain.money import CALL_TIME, from_micros, to_micros
-from telbill.domain.numbers import rating_digits
 from telbill.domain.plans import CallClass, CutOffPolicy
 from telbill.domain.rating import (
     classify_call,
@@ -246,13 +246,16 @@ def _decide(
             "number_suspended", f"{event.to_number} is suspended for an unpaid renewal", currency
         )
     try:
-        call_class = classify_call(event)
+        call_class = classify_call(event, ctx.index)
         ctx.plan.plan.check_call_class(call_class)
-        digits = rating_digits(event.to_number)
+        digits = ctx.index.key_of(event.to_number)
         found = ctx.index.find(
             digits, service=Service.VOICE, direction=event.direction, at=event.start
         )
-        if found is None and call_class is not CallClass.LOCAL_EXTENSION:
+        free_extension = (
+            call_class is CallClass.LOCAL_EXTENSION and ctx.index.tariff.settings.free_extensions
+        )
+        if found is None and not free_extension:
             ctx.index.lookup(digits, service=Service.VOICE, direction=event.direction,
                              at=event.start)  # fmt: skip
     except (CallClassNotAllowed, NoRate) as refused:
@@ -270,6 +273,10 @@ def _decide(
         max_seconds = min(
             cap, package_seconds + _money_seconds(money_available, event, ctx, cap)
         )
+    if found is not None:  # a *disconnect MaxCost ends the call where its cost reaches it
+        disconnect = disconnect_after_s(ctx.index.price_of(found))
+        if disconnect is not None:
+            max_seconds = min(max_seconds, disconnect)
     if max_seconds <= 0:
         return _refusal(
             "insufficient_balance",
@@ -747,7 +754,7 @@ def end_session(
     if answer_at is not None and end_at is None and duration_s is None:
         raise InvalidInput("an answered call needs its end time or its duration")
     first, ctx = _session_context(db, cache, session_id, check)
-    cost_index = cost_index_at(cache, ctx.plan.plan, first.started_at)
+    cost_index = cost_index_at(cache, ctx.plan.plan, first.started_at, scope=ctx.plan.scope)
     request = {"duration_s": duration_s, "answer": answer_at, "end": end_at}
 
     def work(conn: Connection) -> SessionView:
@@ -811,7 +818,7 @@ def sweep_sessions(
 
 def _sweep_one(db: Database, cache: TariffCache, session_id: int, *, clock: Clock) -> bool:
     first, ctx = _session_context(db, cache, session_id, None)
-    cost_index = cost_index_at(cache, ctx.plan.plan, first.started_at)
+    cost_index = cost_index_at(cache, ctx.plan.plan, first.started_at, scope=ctx.plan.scope)
 
     def work(conn: Connection) -> bool:
         row, locked = _locked_session(conn, first)

@@ -7,6 +7,11 @@ input is read, and if any input row was bad the whole transaction is rolled back
 values (`RateValues`) instead of RateRows: those go to the driver as they are.
 Versions are never edited: a new deck under the same name becomes version N+1. The version in
 force at a moment is the newest one whose `effective_from` is not after it.
+
+Tariffs belong to a provider (`owner`; None: the operator's global catalogue) and names are
+unique per owner. Every read goes through a `Viewer`: a provider sees its own tariffs and
+the operator's retail ones (its own win on a shared name), never another provider's; a
+viewer without `costs` (org_admin and user keys) never sees a carrier cost deck.
 """
 
 from __future__ import annotations
@@ -14,15 +19,15 @@ from __future__ import annotations
 import decimal
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from telbill.adapters.db.engine import Database
+from telbill.adapters.db.engine import Database, RetryTransaction
 from telbill.adapters.db.tariff_tables import (
     NANOS_PER_UNIT,
     RATE_SCALE,
@@ -32,6 +37,11 @@ from telbill.adapters.db.tariff_tables import (
 )
 from telbill.domain.money import MONEY_DECIMALS, validate_currency
 from telbill.domain.tariffs import (
+    BAND_RULES,
+    NUMBER_MATCH_DIGITS,
+    NUMBER_MATCHES,
+    PRICE_AT_START,
+    CalendarDays,
     Direction,
     Increment,
     NumberType,
@@ -43,6 +53,10 @@ from telbill.domain.tariffs import (
     TariffSettings,
 )
 from telbill.errors import Conflict, InvalidInput, NotFound
+from telbill.services import idempotency
+
+if TYPE_CHECKING:
+    from telbill.services.auth import Principal
 
 INSERT_CHUNK = 50_000
 MAX_REPORTED_ERRORS = 10_000
@@ -57,6 +71,68 @@ class TariffSource:
     format: str = "native"
 
 
+PURPOSES = ("retail", "cost")
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Whose catalogue a read looks into.
+
+    `provider`: the provider account (None: the operator). `costs`: may see carrier cost
+    decks (provider admins and the operator). `fallback`: what of the operator's catalogue a
+    provider sees when it has no tariff of a name: "retail" (its shared price lists; people
+    and keys), "all" (rating a customer: an operator plan may price with an operator cost
+    deck) or "none" (exactly the provider's own)."""
+
+    provider: int | None = None
+    costs: bool = True
+    fallback: str = "retail"
+
+    @classmethod
+    def owner(cls, owner: int | None) -> Viewer:
+        """Exactly the catalogue of `owner` (None: the operator's)."""
+        return cls(owner, True, "none")
+
+    @classmethod
+    def rating(cls, provider: int | None) -> Viewer:
+        """The tariffs a customer of `provider` is rated with."""
+        return cls(provider, True, "all")
+
+
+OPERATOR = Viewer()
+
+
+def provider_viewer(db: Database, provider: int | None) -> Viewer:
+    """What the admin of `provider` sees (None: the operator, who sees its own catalogue);
+    NotFound unless `provider` is a provider account."""
+    if provider is None:
+        return OPERATOR
+    from telbill.adapters.db.tables import accounts
+
+    with db.read() as conn:
+        found = conn.execute(
+            select(accounts.c.provider_id).where(accounts.c.id == provider)
+        ).scalar()
+    if found != provider:
+        raise NotFound(f"no provider {provider}")
+    return Viewer(provider, costs=True)
+
+
+def viewer_of(db: Database, principal: Principal) -> Viewer:
+    """What an API key sees: the tariffs of its account's provider (and the operator's shared
+    retail ones); carrier cost decks only with a provider admin key."""
+    from telbill.adapters.db.tables import accounts
+    from telbill.services.auth import Role
+
+    with db.read() as conn:
+        provider = conn.execute(
+            select(accounts.c.provider_id).where(accounts.c.id == principal.account_id)
+        ).scalar()
+    if provider is None:
+        raise NotFound(f"account {principal.account_id} not found")
+    return Viewer(int(provider), costs=principal.role is Role.PROVIDER_ADMIN)
+
+
 @dataclass(frozen=True, slots=True)
 class TariffVersion:
     name: str
@@ -67,6 +143,8 @@ class TariffVersion:
     effective_from: datetime | None
     row_count: int
     source: TariffSource
+    owner_id: int | None = None
+    purpose: str = "retail"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,14 +199,11 @@ def validate_settings(settings: TariffSettings) -> TariffSettings:
         raise InvalidInput(f"unknown rounding mode {settings.rounding!r} (e.g. ROUND_HALF_UP)")
     if settings.max_call_s < 1:
         raise InvalidInput("the maximum call length must be at least 1 second")
-    return TariffSettings(
-        currency=validate_currency(settings.currency),
-        default_increment=settings.default_increment,
-        timezone=settings.timezone,
-        decimals=settings.decimals,
-        rounding=settings.rounding,
-        max_call_s=settings.max_call_s,
-    )
+    if settings.number_match not in NUMBER_MATCHES:
+        raise InvalidInput(f"number_match must be one of {', '.join(NUMBER_MATCHES)}")
+    if settings.band_rule not in BAND_RULES:
+        raise InvalidInput(f"the band rule must be one of {', '.join(BAND_RULES)}")
+    return replace(settings, currency=validate_currency(settings.currency))
 
 
 def _settings_json(settings: TariffSettings) -> dict[str, Any]:
@@ -138,6 +213,9 @@ def _settings_json(settings: TariffSettings) -> dict[str, Any]:
         "decimals": settings.decimals,
         "rounding": settings.rounding,
         "max_call_s": settings.max_call_s,
+        "number_match": settings.number_match,
+        "free_extensions": settings.free_extensions,
+        "band_rule": settings.band_rule,
     }
 
 
@@ -149,6 +227,10 @@ def _settings_from(currency: str, data: dict[str, Any]) -> TariffSettings:
         decimals=int(data["decimals"]),
         rounding=data["rounding"],
         max_call_s=int(data["max_call_s"]),
+        # Versions stored before these settings existed keep the native behaviour.
+        number_match=str(data.get("number_match", NUMBER_MATCH_DIGITS)),
+        free_extensions=bool(data.get("free_extensions", True)),
+        band_rule=str(data.get("band_rule", PRICE_AT_START)),
     )
 
 
@@ -184,7 +266,17 @@ _ENUM_TEXT: dict[Service | Direction | NumberType, str] = {
     member: member.value for enum in (Service, Direction, NumberType) for member in enum
 }
 
-RATE_COLUMNS = ("tariff_id", *RATE_VALUE_COLUMNS, "tiers", "decimals", "rounding")
+RATE_COLUMNS = (
+    "tariff_id",
+    *RATE_VALUE_COLUMNS,
+    "tiers",
+    "decimals",
+    "rounding",
+    "calendar",
+    "max_cost_nanos",
+    "max_cost_strategy",
+    "rate_unit",
+)
 
 # A plain row as a reader's storage values, in RATE_VALUE_COLUMNS order (rates in nano-units,
 # enums, weekdays and hours as their stored texts): see `tariff_fields.RateValues`.
@@ -237,7 +329,29 @@ def _row_values(
         ),
         row.decimals,
         row.rounding,
+        _calendar_json(row.calendar),
+        to_nanos(row.max_cost, "max_cost") if row.max_cost is not None else None,
+        row.max_cost_strategy if row.max_cost is not None else None,
+        row.rate_unit,
     )
+
+
+def _calendar_json(calendar: CalendarDays | None) -> dict[str, list[int]] | None:
+    if calendar is None:
+        return None
+    fields = {
+        "years": calendar.years,
+        "months": calendar.months,
+        "month_days": calendar.month_days,
+    }
+    return {key: sorted(days) for key, days in fields.items() if days is not None}
+
+
+def _calendar_from(data: dict[str, list[int]]) -> CalendarDays:
+    def days(key: str) -> frozenset[int] | None:
+        return frozenset(int(d) for d in data[key]) if key in data else None
+
+    return CalendarDays(days("years"), days("months"), days("month_days"))
 
 
 _FROM_AT = RATE_VALUE_COLUMNS.index("effective_from")
@@ -294,15 +408,14 @@ def _bulk_insert(conn: Connection, values: list[tuple[Any, ...]]) -> None:
     columns = ", ".join(RATE_COLUMNS)
     driver = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
-        tiers_at = RATE_COLUMNS.index("tiers")
+        json_at = (RATE_COLUMNS.index("tiers"), RATE_COLUMNS.index("calendar"))
         with driver.cursor() as cursor:  # type: ignore[union-attr]
             with cursor.copy(f"COPY tariff_rates ({columns}) FROM STDIN") as copy:
                 for value in values:
-                    if value[tiers_at] is not None:
-                        value = (
-                            *value[:tiers_at],
-                            json.dumps(value[tiers_at]),
-                            *value[tiers_at + 1 :],
+                    if any(value[at] is not None for at in json_at):
+                        value = tuple(
+                            json.dumps(item) if at in json_at and item is not None else item
+                            for at, item in enumerate(value)
                         )
                     copy.write_row(value)
         return
@@ -398,7 +511,7 @@ class _RowDecoder:
         for (
             prefix, service, direction, number_type, weekdays, hours, eff_from, destination,
             rate_nanos, fee_nanos, first, nxt, min_s, free_s, eff_to, tiers, decimals,
-            rounding,
+            rounding, calendar, max_cost_nanos, max_cost_strategy, rate_unit,
         ) in records:
             rate = amounts.get(rate_nanos)
             if rate is None:
@@ -428,6 +541,10 @@ class _RowDecoder:
                     _tiers(tiers) if tiers else (),
                     decimals,
                     rounding,
+                    _calendar_from(calendar) if calendar is not None else None,
+                    from_nanos(max_cost_nanos) if max_cost_nanos is not None else None,
+                    max_cost_strategy,
+                    rate_unit,
                 )
             )
         return rows
@@ -436,7 +553,8 @@ class _RowDecoder:
 _RATE_ROW_FIELDS = (
     "prefix", "destination", "rate", "service", "direction", "number_type", "connect_fee",
     "increment", "min_seconds", "free_seconds", "effective_from", "effective_to", "weekdays",
-    "hours", "tiers", "decimals", "rounding",
+    "hours", "tiers", "decimals", "rounding", "calendar", "max_cost", "max_cost_strategy",
+    "rate_unit",
 )
 
 
@@ -538,7 +656,70 @@ def _version_from(record: Any) -> TariffVersion:
         effective_from=record.effective_from,
         row_count=record.row_count,
         source=TariffSource(record.source_file, record.source_sha256, record.source_format),
+        owner_id=record.owner_id,
+        purpose=record.purpose,
     )
+
+
+def owned_by(owner: int | None) -> ColumnElement[bool]:
+    """The tariffs of `owner` (None: the operator's)."""
+    return tariffs.c.owner_id.is_(None) if owner is None else tariffs.c.owner_id == owner
+
+
+def resolve_owner(conn: Connection, name: str, viewer: Viewer) -> int | None:
+    """The owner of the tariff `name` that `viewer` sees (None: the operator's), or NotFound.
+
+    The viewer's own tariff wins over the operator's of the same name; the purpose of a
+    name is that of its newest version."""
+    candidates = owned_by(viewer.provider)
+    if viewer.provider is not None and viewer.fallback != "none":
+        candidates = or_(candidates, tariffs.c.owner_id.is_(None))
+    newest: dict[int | None, str] = {}
+    for owner, purpose in conn.execute(
+        select(tariffs.c.owner_id, tariffs.c.purpose)
+        .where(tariffs.c.name == name, candidates)
+        .order_by(tariffs.c.version.desc())
+    ):
+        newest.setdefault(None if owner is None else int(owner), purpose)
+    own = newest.get(viewer.provider)
+    if own is not None and (viewer.costs or own == "retail"):
+        return viewer.provider
+    if viewer.provider is not None and None in newest:
+        shared = newest[None]
+        if viewer.fallback == "all" or (shared == "retail" and viewer.fallback == "retail"):
+            return None
+    raise NotFound(f"no tariff {name!r}")
+
+
+def owner_at(conn: Connection, name: str, provider: int | None, at: datetime) -> int | None:
+    """The owner of the tariff `name` that rating gave a customer of `provider` at `at`: the
+    provider's own if it had imported one by then, else the operator's (None). For explaining
+    a charge after its provider imported a tariff named like the operator's one."""
+    if provider is None:
+        return None
+    own = conn.execute(
+        select(tariffs.c.id)
+        .where(
+            tariffs.c.name == name,
+            tariffs.c.owner_id == provider,
+            tariffs.c.created_at <= at,
+        )
+        .limit(1)
+    ).first()
+    return provider if own is not None else None
+
+
+def _visible(viewer: Viewer) -> ColumnElement[bool]:
+    """Rows of the tariffs `viewer` may list (before own-over-shared names are settled)."""
+    own = owned_by(viewer.provider)
+    if not viewer.costs:
+        own = own & (tariffs.c.purpose == "retail")
+    if viewer.provider is None or viewer.fallback == "none":
+        return own
+    shared = tariffs.c.owner_id.is_(None)
+    if viewer.fallback == "retail":
+        shared = shared & (tariffs.c.purpose == "retail")
+    return or_(own, shared)
 
 
 # --- use cases ---------------------------------------------------------------------------
@@ -555,8 +736,11 @@ def import_tariff(
     effective_from: datetime | None = None,
     skip_bad: bool = False,
     on_progress: Callable[[int], None] | None = None,
+    owner: int | None = None,
+    purpose: str = "retail",
+    idempotency_key: str | None = None,
 ) -> ImportResult:
-    """Store `rows` as a new version of tariff `name` and return it.
+    """Store `rows` as a new version of tariff `name` of `owner`'s catalogue and return it.
 
     Args:
         rows: the reader's stream of RateRows or, faster, of plain rows as storage values
@@ -566,7 +750,14 @@ def import_tariff(
         now: the clock's time (creation stamp of the version).
         effective_from: when this version takes over from the previous one.
         on_progress: called with the number of rows read so far, once per chunk.
+        owner: the provider whose catalogue gets it (None: the operator's); another
+            owner's tariff of the same name is a different tariff, never touched.
+        purpose: "retail" (a price list) or "cost" (a carrier cost deck).
+        idempotency_key: the same key again (same name, owner, settings and file sha256)
+            returns the first import's version and imports nothing.
     """
+    if purpose not in PURPOSES:
+        raise InvalidInput(f"a tariff's purpose is one of {', '.join(PURPOSES)}, got {purpose!r}")
     name = name.strip()
     if not name or len(name) > 200:
         raise InvalidInput("a tariff name is 1 to 200 characters")
@@ -574,11 +765,31 @@ def import_tariff(
     source = source or TariffSource()
     if effective_from is not None and effective_from.tzinfo is None:
         raise InvalidInput("effective_from must carry a timezone")
+    request = {
+        "name": name, "owner": owner, "purpose": purpose, "settings": _settings_json(settings),
+        "currency": settings.currency, "sha256": source.sha256, "skip_bad": skip_bad,
+        "effective_from": effective_from,
+    }  # fmt: skip
+    scope, hashed = f"tariff.import:{owner or 0}", idempotency.request_hash(request)
     try:
         with db.transaction() as conn:
-            return _import(
-                conn, name, rows, settings, source, now, effective_from, skip_bad, on_progress
-            )
+            if idempotency_key is not None:
+                stored = idempotency.check(conn, scope, idempotency_key, hashed)
+                if stored is not None:
+                    return _replayed(conn, owner, stored)
+            result = _import(
+                conn, name, rows, settings, source, now, effective_from, skip_bad, on_progress,
+                owner, purpose,
+            )  # fmt: skip
+            if idempotency_key is not None:
+                response = {
+                    "name": name, "version": result.version.version,
+                    "skipped": [[e.line, e.reason, e.source] for e in result.skipped],
+                }  # fmt: skip
+                idempotency.remember(conn, scope, idempotency_key, hashed, response, now)
+            return result
+    except RetryTransaction as exc:
+        raise Conflict(f"tariff {name!r} was imported concurrently with this key; retry") from exc
     except IntegrityError as exc:
         raise Conflict(f"tariff {name!r} was changed by a concurrent import; retry") from exc
 
@@ -593,10 +804,12 @@ def _import(
     effective_from: datetime | None,
     skip_bad: bool,
     on_progress: Callable[[int], None] | None,
+    owner: int | None,
+    purpose: str,
 ) -> ImportResult:
     last = conn.execute(
-        select(tariffs.c.version, tariffs.c.currency)
-        .where(tariffs.c.name == name)
+        select(tariffs.c.version, tariffs.c.currency, tariffs.c.purpose)
+        .where(tariffs.c.name == name, owned_by(owner))
         .order_by(tariffs.c.version.desc())
         .limit(1)
     ).first()
@@ -604,6 +817,11 @@ def _import(
         raise Conflict(
             f"tariff {name!r} is priced in {last.currency}; a new version cannot switch to "
             f"{settings.currency} (import it under another name)"
+        )
+    if last is not None and last.purpose != purpose:
+        raise Conflict(
+            f"tariff {name!r} is a {last.purpose} tariff; a new version cannot be a {purpose} "
+            "one (import it under another name)"
         )
     version = (last.version if last is not None else 0) + 1
     tariff_id = conn.execute(
@@ -619,6 +837,8 @@ def _import(
             source_format=source.format,
             source_file=source.file[-500:],
             source_sha256=source.sha256,
+            owner_id=owner,
+            purpose=purpose,
         )
         .returning(tariffs.c.id)
     ).scalar_one()
@@ -631,7 +851,7 @@ def _import(
         if all(type(item) is tuple for item in chunk):
             _insert_plain(conn, tariff_id, chunk)  # type: ignore[arg-type]
         else:
-            tail = (None, None, None)
+            tail = (None,) * (len(RATE_COLUMNS) - 1 - len(RATE_VALUE_COLUMNS))
             _bulk_insert(
                 conn,
                 [
@@ -653,6 +873,19 @@ def _import(
     return ImportResult(_version_from(stored), tuple(errors))
 
 
+def _replayed(conn: Connection, owner: int | None, stored: dict[str, Any]) -> ImportResult:
+    """The result of the import an idempotency key was first used for."""
+    record = conn.execute(
+        select(tariffs).where(
+            tariffs.c.name == stored["name"],
+            tariffs.c.version == stored["version"],
+            owned_by(owner),
+        )
+    ).one()
+    skipped = tuple(RowError(line, reason, source) for line, reason, source in stored["skipped"])
+    return ImportResult(_version_from(record), skipped)
+
+
 def _chunks(
     rows: Iterable[RateRow | RateValues | RowError], errors: list[RowError]
 ) -> Iterator[list[RateRow | RateValues]]:
@@ -672,8 +905,11 @@ def _chunks(
         yield chunk
 
 
-def _version_row(conn: Connection, name: str, version: int | None, at: datetime | None) -> Any:
-    query = select(tariffs).where(tariffs.c.name == name)
+def _version_row(
+    conn: Connection, name: str, version: int | None, at: datetime | None, viewer: Viewer
+) -> Any:
+    owner = resolve_owner(conn, name, viewer)
+    query = select(tariffs).where(tariffs.c.name == name, owned_by(owner))
     if version is not None:
         query = query.where(tariffs.c.version == version)
     elif at is not None:
@@ -689,19 +925,29 @@ def _version_row(conn: Connection, name: str, version: int | None, at: datetime 
 
 
 def get_version(
-    db: Database, name: str, version: int | None = None, *, at: datetime | None = None
+    db: Database,
+    name: str,
+    version: int | None = None,
+    *,
+    at: datetime | None = None,
+    viewer: Viewer = OPERATOR,
 ) -> TariffVersion:
     """One version's metadata: `version`, else the one in force `at`, else the newest."""
     with db.transaction() as conn:
-        return _version_from(_version_row(conn, name, version, at))
+        return _version_from(_version_row(conn, name, version, at, viewer))
 
 
 def load_tariff(
-    db: Database, name: str, version: int | None = None, *, at: datetime | None = None
+    db: Database,
+    name: str,
+    version: int | None = None,
+    *,
+    at: datetime | None = None,
+    viewer: Viewer = OPERATOR,
 ) -> Tariff:
     """The whole tariff (settings and rows) of `version`, else in force `at`, else newest."""
     with db.transaction() as conn:
-        record = _version_row(conn, name, version, at)
+        record = _version_row(conn, name, version, at, viewer)
         decoder = _RowDecoder()
         decoded: list[RateRow] = []
         for chunk in _fetch_rates(conn, record.id):
@@ -715,41 +961,58 @@ def load_tariff(
     )
 
 
-def list_tariffs(db: Database) -> list[TariffVersion]:
-    """The newest version of every tariff, by name."""
+def list_tariffs(db: Database, viewer: Viewer = OPERATOR) -> list[TariffVersion]:
+    """The newest version of every tariff `viewer` sees, by name (its own before the
+    operator's of the same name, which it then does not see)."""
+    owner_key = func.coalesce(tariffs.c.owner_id, 0)
     newest = (
-        select(tariffs.c.name, func.max(tariffs.c.version).label("version"))
-        .group_by(tariffs.c.name)
+        select(
+            owner_key.label("owner_key"),
+            tariffs.c.name,
+            func.max(tariffs.c.version).label("version"),
+        )
+        .where(_visible(viewer))
+        .group_by(owner_key, tariffs.c.name)
         .subquery()
     )
     query = (
         select(tariffs)
         .join(
             newest,
-            (tariffs.c.name == newest.c.name) & (tariffs.c.version == newest.c.version),
+            (func.coalesce(tariffs.c.owner_id, 0) == newest.c.owner_key)
+            & (tariffs.c.name == newest.c.name)
+            & (tariffs.c.version == newest.c.version),
         )
-        .order_by(tariffs.c.name)
+        .order_by(tariffs.c.name, tariffs.c.owner_id.is_(None))
     )
     with db.transaction() as conn:
-        return [_version_from(r) for r in conn.execute(query)]
+        found: dict[str, TariffVersion] = {}
+        for record in conn.execute(query):
+            found.setdefault(record.name, _version_from(record))
+    return list(found.values())
 
 
-def list_versions(db: Database, name: str) -> list[TariffVersion]:
+def list_versions(db: Database, name: str, viewer: Viewer = OPERATOR) -> list[TariffVersion]:
     """Every version of tariff `name`, oldest first (NotFound when there is none)."""
     with db.transaction() as conn:
+        owner = resolve_owner(conn, name, viewer)
         records = conn.execute(
-            select(tariffs).where(tariffs.c.name == name).order_by(tariffs.c.version)
+            select(tariffs)
+            .where(tariffs.c.name == name, owned_by(owner))
+            .order_by(tariffs.c.version)
         ).all()
     if not records:
         raise NotFound(f"no tariff {name!r}")
     return [_version_from(r) for r in records]
 
 
-def diff_versions(db: Database, name: str, from_version: int, to_version: int) -> TariffDiff:
+def diff_versions(
+    db: Database, name: str, from_version: int, to_version: int, viewer: Viewer = OPERATOR
+) -> TariffDiff:
     """Rows added, removed and changed between two versions, keyed by prefix, service,
     direction, number type, band and effective_from."""
-    before = {_key(r): r for r in load_tariff(db, name, from_version).rows}
-    after = {_key(r): r for r in load_tariff(db, name, to_version).rows}
+    before = {_key(r): r for r in load_tariff(db, name, from_version, viewer=viewer).rows}
+    after = {_key(r): r for r in load_tariff(db, name, to_version, viewer=viewer).rows}
     added = tuple(row for key, row in after.items() if key not in before)
     removed = tuple(row for key, row in before.items() if key not in after)
     changed = tuple(
@@ -777,31 +1040,54 @@ _NAME_BATCH = 500
 
 
 def destination_names(
-    conn: Connection, keys: Iterable[tuple[Any, ...]], by: Sequence[str] = ()
+    conn: Connection,
+    keys: Iterable[tuple[Any, ...]],
+    by: Sequence[str] = (),
+    *,
+    provider: int | None = None,
 ) -> dict[tuple[Any, ...], str]:
     """Destination names of charges, which store the matched prefix, not its name.
 
     `keys`: (tariff name, version, prefix, *values of the rate columns `by`), e.g.
     ``by=("service",)`` names a prefix's calls and its SMS apart ("United Kingdom", "UK
     SMS"). Where several rates of a key carry names, the smallest is taken. Keys without a
-    tariff or prefix, or with no named rate, are absent from the answer."""
+    tariff or prefix, or with no named rate, are absent from the answer.
+
+    `provider`: the charges are of that provider's customers: names come from its own
+    tariffs, else the operator's, never another provider's (None: any owner's)."""
     wanted = {k for k in keys if k[0] is not None and k[2] is not None}
     if not wanted:
         return {}
     extra = [tariff_rates.c[name] for name in by]
     found: dict[tuple[Any, ...], str] = {}
     prefixes = sorted({k[2] for k in wanted})
+    scope = (
+        or_(tariffs.c.owner_id.is_(None), tariffs.c.owner_id == provider)
+        if provider is not None
+        else tariffs.c.id.is_not(None)
+    )
+    own: set[tuple[Any, ...]] = set()
     for start in range(0, len(prefixes), _NAME_BATCH):
         query = (
-            select(tariffs.c.name, tariffs.c.version, tariff_rates.c.prefix, *extra,
-                   func.min(tariff_rates.c.destination))
+            select(tariffs.c.owner_id, tariffs.c.name, tariffs.c.version, tariff_rates.c.prefix,
+                   *extra, func.min(tariff_rates.c.destination))
             .join(tariffs, tariffs.c.id == tariff_rates.c.tariff_id)
-            .where(tariffs.c.name.in_({k[0] for k in wanted}),
+            .where(tariffs.c.name.in_({k[0] for k in wanted}), scope,
                    tariff_rates.c.prefix.in_(prefixes[start : start + _NAME_BATCH]),
                    *(column.in_({k[3 + n] for k in wanted}) for n, column in enumerate(extra)))
-            .group_by(tariffs.c.name, tariffs.c.version, tariff_rates.c.prefix, *extra)
+            .group_by(tariffs.c.owner_id, tariffs.c.name, tariffs.c.version,
+                      tariff_rates.c.prefix, *extra)
         )  # fmt: skip
-        for *key, destination in conn.execute(query):
-            if tuple(key) in wanted and destination:
-                found[tuple(key)] = str(destination)
+        for owner, *key, destination in conn.execute(query):
+            key_ = tuple(key)
+            if key_ not in wanted or not destination:
+                continue
+            mine = provider is not None and owner == provider
+            if key_ in own and not mine:
+                continue  # the provider's own tariff names it
+            if mine:
+                own.add(key_)
+                found[key_] = str(destination)
+            else:
+                found[key_] = min(found.get(key_, str(destination)), str(destination))
     return found

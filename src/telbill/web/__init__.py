@@ -14,9 +14,9 @@ from telbill.web.core import STATIC_DIR
 
 def install(app: FastAPI) -> None:
     """Serve the dashboard from `app` (pages at /, assets at /static)."""
-    from telbill.web import pages_auth, pages_customer, pages_provider
+    from telbill.web import pages_auth, pages_customer, pages_payments, pages_provider
 
-    for module in (pages_auth, pages_customer, pages_provider):
+    for module in (pages_auth, pages_customer, pages_provider, pages_payments):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

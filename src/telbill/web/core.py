@@ -43,6 +43,9 @@ HERE = Path(__file__).parent
 TEMPLATES_DIR = HERE / "templates"
 STATIC_DIR = HERE / "static"
 SESSION_COOKIE = "telbill_session"
+# The name over https: a browser accepts a `__Host-` cookie only with Secure, Path=/ and no
+# Domain, so no sibling subdomain (or plain-http page) can set or shadow the session cookie.
+HOST_SESSION_COOKIE = "__Host-" + SESSION_COOKIE
 LOGIN_CSRF_COOKIE = "telbill_login_csrf"
 # TELBILL_SECURE_COOKIES: "auto" (Secure when the request came over https), "1" or "0".
 SECURE_COOKIES_ENV = "TELBILL_SECURE_COOKIES"
@@ -109,12 +112,20 @@ def secure_cookies(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
+def session_cookie_name(request: Request) -> str:
+    """`HOST_SESSION_COOKIE` whenever cookies are Secure (https, or forced by
+    `SECURE_COOKIES_ENV`); the bare name only for a plain-http development server, where a
+    browser would drop a `__Host-` cookie. Only this one name is read: over https a cookie
+    without the prefix (planted by a subdomain) is ignored."""
+    return HOST_SESSION_COOKIE if secure_cookies(request) else SESSION_COOKIE
+
+
 def get_session(request: Request) -> WebSession:
     """The logged-in session of the request's cookie (Unauthenticated otherwise)."""
     cached = getattr(request.state, "web_session", None)
     if isinstance(cached, WebSession):
         return cached
-    token = request.cookies.get(SESSION_COOKIE, "")
+    token = request.cookies.get(session_cookie_name(request), "")
     session = load_web_session(get_db(request), token, clock=get_clock(request))
     request.state.web_session = session
     return session
@@ -191,6 +202,8 @@ NOTICES = {
     "campaign": "Campaign updated.",
     "read": "Notifications marked read.",
     "imported": "Tariff imported.",
+    "account": "Account created.",
+    "package": "Package bought: its units are in the balance.",
 }
 
 
@@ -274,5 +287,6 @@ __all__ = [
     "render",
     "see_other",
     "secure_cookies",
+    "session_cookie_name",
     "templates",
 ]

@@ -19,7 +19,6 @@ from telbill.errors import PermissionDenied, Unauthenticated
 from telbill.services.auth import end_web_session, start_password_session, start_web_session
 from telbill.web.core import (
     LOGIN_CSRF_COOKIE,
-    SESSION_COOKIE,
     ClockDep,
     CsrfRejected,
     CsrfSessionDep,
@@ -29,6 +28,7 @@ from telbill.web.core import (
     home_path,
     render,
     secure_cookies,
+    session_cookie_name,
 )
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -98,9 +98,11 @@ def login(
         return _login_form(request, error=message, next_path=_safe_next(next_path), status=401)
     target = _safe_next(next_path) or home_path(session.principal)
     response = RedirectResponse(target, status_code=303)
+    # Host-only (no Domain), Path=/ and, over https, Secure with the `__Host-` prefix.
     response.set_cookie(
-        SESSION_COOKIE, token, httponly=True, samesite="lax", secure=secure_cookies(request),
-        path="/", max_age=int((session.expires_at - clock.now()).total_seconds()),
+        session_cookie_name(request), token, httponly=True, samesite="lax",
+        secure=secure_cookies(request), path="/",
+        max_age=int((session.expires_at - clock.now()).total_seconds()),
     )  # fmt: skip
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
@@ -108,9 +110,10 @@ def login(
 
 @router.post("/logout")
 def logout(request: Request, db: DbDep, session: CsrfSessionDep) -> Response:
-    end_web_session(db, request.cookies.get(SESSION_COOKIE, ""))
+    name = session_cookie_name(request)
+    end_web_session(db, request.cookies.get(name, ""))
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(name, path="/", secure=secure_cookies(request), httponly=True)
     return response
 
 

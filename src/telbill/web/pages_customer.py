@@ -22,11 +22,23 @@ from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from telbill.domain.rating import rate_event
 from telbill.domain.tariffs import Direction, Service
 from telbill.errors import InvalidInput, NoRate, NotFound
-from telbill.services import accounts, campaigns, notifications, numbers, plans, receipts, reports
+from telbill.services import (
+    accounts,
+    campaigns,
+    notifications,
+    numbers,
+    payments,
+    plans,
+    receipts,
+    reports,
+    subscriptions,
+    top_up_requests,
+)
 from telbill.services import balances as balances_service
 from telbill.services import thresholds as thresholds_service
 from telbill.services.auth import ROLE_ACTIONS, Action, Principal, authorize, check_wallet_visible
 from telbill.services.quotes import QuoteRequest, load_tariff_index, quote_event, quote_summary
+from telbill.services.tariffs import Viewer
 from telbill.web import payment_providers, queries
 from telbill.web.core import (
     ClockDep,
@@ -109,7 +121,10 @@ def balance_page(
         packages=packages,
         thresholds=thresholds_service.get_settings(db, account_id),
         providers=payment_providers.available(),
-        can_top_up=may(principal, Action.TOP_UP),
+        # Booking money is a provider's (docs/security.md); a customer asks for it.
+        can_top_up=may(principal, Action.BOOK_PAYMENT) and principal.account_id != account_id,
+        can_request_top_up=may(principal, Action.REQUEST_TOP_UP),
+        top_up_requests=top_up_requests.list_requests(db, principal, account_id, limit=5),
         can_manage=may(principal, Action.MANAGE_NOTIFICATIONS),
         recent=queries.receipts_page(db, account_id, limit=5).items,
     )
@@ -143,7 +158,9 @@ def top_up(
     reference: FormText = "",
     idem: OptionalFormText = None,
 ) -> RedirectResponse:
-    authorize(db, session.principal, account_id, Action.TOP_UP)
+    # A payment received, recorded by whoever may book money into this wallet (a provider
+    # admin above it); a customer's transfer is a request instead (pages_payments.py).
+    payments.authorize_booking(db, session.principal, account_id)
     payment_providers.get(provider).top_up(
         db, account_id, amount.strip(), reference=reference,
         idempotency_key=form_key(session, idem), clock=clock,
@@ -265,7 +282,7 @@ def calls_page(
     clock: ClockDep,
     session: SessionDep,
     month: Annotated[str | None, Query(max_length=7)] = None,
-    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    cursor: Annotated[str | None, Query(max_length=60)] = None,
 ) -> HTMLResponse:
     context = _base(db, session.principal, account_id, "calls")
     chosen = month or reports.current_month(db, account_id, now=clock.now())
@@ -366,15 +383,29 @@ def release_number(
 
 @router.get("/accounts/{account_id}/campaigns", response_class=HTMLResponse)
 def campaigns_page(
-    request: Request, account_id: int, db: DbDep, session: SessionDep,
+    request: Request, account_id: int, db: DbDep, clock: ClockDep, session: SessionDep,
     cursor: Annotated[str | None, Query(max_length=20)] = None,
 ) -> HTMLResponse:  # fmt: skip
     context = _base(db, session.principal, account_id, "campaigns")
     context.update(
         page=queries.campaigns_page(db, account_id, cursor=cursor),
         can_manage=may(session.principal, Action.TOP_UP),
+        packages=subscriptions.list_packages(db, account_id),
+        package_left=subscriptions.package_counters(db, account_id, clock=clock),
     )
     return render(request, "campaigns.html", context)
+
+
+@router.post("/accounts/{account_id}/packages/{code}/buy")
+def buy_package(
+    account_id: int, code: str, db: DbDep, clock: ClockDep, session: CsrfSessionDep,
+    idem: OptionalFormText = None,
+) -> RedirectResponse:  # fmt: skip
+    """Buy a minute or SMS package of the provider's catalogue, paid from the balance."""
+    authorize(db, session.principal, account_id, Action.TOP_UP)
+    subscriptions.buy_package(db, account_id, code, idempotency_key=form_key(session, idem),
+                              clock=clock)  # fmt: skip
+    return see_other(f"/accounts/{account_id}/campaigns", "package")
 
 
 @router.post("/accounts/{account_id}/campaigns/{campaign_id}/{action}")
@@ -507,8 +538,8 @@ def price_for(db: DbDep, account_id: int, to: str, service: str, at: datetime) -
         to_number=to.strip(), at=at, service=Service(service), direction=Direction.OUTBOUND,
         duration_s=60 if service == "voice" else None, text="x" if service == "sms" else None,
     )  # fmt: skip
-    rated = rate_event(quote_event(request), load_tariff_index(db, record.tariff, at=at),
-                       record.plan)  # fmt: skip
+    index = load_tariff_index(db, record.tariff, at=at, viewer=Viewer.rating(record.scope))
+    rated = rate_event(quote_event(request), index, record.plan)
     summary = quote_summary(rated)
     summary["plan"] = record.name
     return summary

@@ -3,7 +3,9 @@ versions, diff), number inventory, suspended accounts, revenue, cost and margin 
 destination and month.
 
 Every page checks `Action.GRANT_CREDIT` on the provider's account (the provider admin's
-right): an organisation admin gets a 403 page, another provider's id a 404 page.
+right): an organisation admin gets a 403 page, another provider's id a 404 page. Tariffs
+and plans are the provider's own catalogue plus the operator's shared retail tariffs and
+plans (`tariffs.Viewer`); an import goes into the provider's own catalogue only.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 
 from telbill.adapters.formats.tariff_csv import parse_column_pairs, read_tariff_csv
 from telbill.adapters.formats.tariff_fields import ParsedRow
@@ -29,9 +31,18 @@ from telbill.errors import InvalidInput, TelbillError
 from telbill.services import accounts, margin, reports
 from telbill.services import tariffs as tariffs_service
 from telbill.services.auth import Action, authorize
-from telbill.services.tariffs import BadTariffRows, TariffSource
+from telbill.services.tariffs import BadTariffRows, TariffSource, Viewer
 from telbill.web import queries
-from telbill.web.core import ClockDep, CsrfSessionDep, DbDep, PageRoute, SessionDep, render
+from telbill.web.core import (
+    ClockDep,
+    CsrfSessionDep,
+    DbDep,
+    PageRoute,
+    SessionDep,
+    form_key,
+    render,
+    see_other,
+)
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -49,18 +60,56 @@ def accounts_page(
     request: Request, provider_id: int, db: DbDep, session: SessionDep,
     parent: Annotated[int | None, Query(ge=1)] = None,
     cursor: Annotated[str | None, Query(max_length=20)] = None,
+    q: Annotated[str, Query(max_length=200)] = "",
+    kind: Annotated[str, Query(max_length=16)] = "",
+    status: Annotated[str, Query(max_length=16)] = "",
 ) -> HTMLResponse:  # fmt: skip
+    """The tree one level at a time, or a search of the whole tree (name or id, kind,
+    status), and a form to create an account under the level shown."""
     context = _provider(db, session, provider_id, "accounts")
+    searching = bool(q.strip() or kind or status)
+    context.update(q=q, kind=kind, status=status, searching=searching,
+                   kinds=queries.ACCOUNT_KINDS, statuses=queries.ACCOUNT_STATUSES)  # fmt: skip
     node_id = parent or provider_id
     authorize(db, session.principal, node_id, Action.READ)
     node = accounts.get_account(db, node_id)
     trail = [node]
     while trail[0].parent_id is not None and trail[0].id != provider_id:
         trail.insert(0, accounts.get_account(db, trail[0].parent_id))
-    context.update(
-        node=node, trail=trail, page_rows=queries.children_page(db, node_id, cursor=cursor)
-    )
+    rows = (
+        queries.search_accounts(db, provider_id, text=q, kind=kind or None,
+                                status=status or None, cursor=cursor)
+        if searching
+        else queries.children_page(db, node_id, cursor=cursor)
+    )  # fmt: skip
+    context.update(node=node, trail=trail, page_rows=rows)
     return render(request, "provider_accounts.html", context)
+
+
+@router.post("/provider/{provider_id}/accounts")
+def create_account_page(
+    provider_id: int,
+    db: DbDep,
+    clock: ClockDep,
+    session: CsrfSessionDep,
+    name: Annotated[str, Form(max_length=200)],
+    parent: Annotated[int, Form(ge=1)],
+    kind: Annotated[str, Form(max_length=16)] = "organisation",
+    billing_mode: Annotated[str, Form(max_length=16)] = "prepaid",
+    idem: Annotated[str | None, Form(max_length=80)] = None,
+) -> RedirectResponse:
+    """Create an organisation or a user under `parent` (in the provider's tree)."""
+    _provider(db, session, provider_id, "accounts")
+    authorize(db, session.principal, parent, Action.CREATE_ACCOUNT)
+    if kind not in queries.ACCOUNT_KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(queries.ACCOUNT_KINDS)}")
+    created = accounts.create_account(
+        db, kind=kind, name=name.strip(), parent_id=parent,
+        billing_mode=billing_mode if kind == "organisation" else None,
+        idempotency_key=form_key(session, idem), clock=clock,
+    )  # fmt: skip
+    return see_other(f"/provider/{provider_id}/accounts?parent={parent}&created={created.id}",
+                     "account")  # fmt: skip
 
 
 @router.get("/provider/{provider_id}/plans", response_class=HTMLResponse)
@@ -108,6 +157,22 @@ def revenue_page(
     return render(request, "provider_revenue.html", context)
 
 
+@router.get("/provider/{provider_id}/revenue.csv")
+def revenue_csv(
+    provider_id: int, db: DbDep, clock: ClockDep, session: SessionDep,
+    month: Annotated[str | None, Query(max_length=7)] = None,
+) -> StreamingResponse:  # fmt: skip
+    """The revenue page as CSV: the same rows as the API's margin report CSV."""
+    _provider(db, session, provider_id, "revenue")
+    chosen = month or reports.current_month(db, provider_id, now=clock.now())
+    report = margin.margin_report(db, provider_id, chosen)
+    return StreamingResponse(
+        margin.csv_lines(report), media_type="text/csv",
+        headers={"Content-Disposition":
+                 f'attachment; filename="revenue-{provider_id}-{chosen}.csv"'},
+    )  # fmt: skip
+
+
 # ---------------------------------------------------------------------------------- tariffs
 
 
@@ -116,7 +181,7 @@ def tariffs_page(
     request: Request, provider_id: int, db: DbDep, session: SessionDep
 ) -> HTMLResponse:
     context = _provider(db, session, provider_id, "tariffs")
-    context.update(tariffs=tariffs_service.list_tariffs(db))
+    context.update(tariffs=tariffs_service.list_tariffs(db, _viewer(provider_id)))
     return render(request, "provider_tariffs.html", context)
 
 
@@ -127,15 +192,21 @@ def tariff_versions_page(
     to_version: Annotated[int | None, Query(alias="to", ge=1)] = None,
 ) -> HTMLResponse:  # fmt: skip
     context = _provider(db, session, provider_id, "tariffs")
-    versions = tariffs_service.list_versions(db, name)
+    viewer = _viewer(provider_id)
+    versions = tariffs_service.list_versions(db, name, viewer)
     diff = None
     if from_version is not None and to_version is not None:
-        diff = tariffs_service.diff_versions(db, name, from_version, to_version)
+        diff = tariffs_service.diff_versions(db, name, from_version, to_version, viewer)
     context.update(
         name=name, versions=versions, diff=diff, max_rows=MAX_DIFF_ROWS,
         from_version=from_version, to_version=to_version,
     )  # fmt: skip
     return render(request, "provider_tariff_versions.html", context)
+
+
+def _viewer(provider_id: int) -> Viewer:
+    """What a provider admin sees: its own tariffs (cost decks too), the operator's retail."""
+    return Viewer(provider_id, costs=True)
 
 
 def _settings(currency: str, increment: str, timezone: str) -> TariffSettings:
@@ -174,11 +245,14 @@ def import_tariff_page(
     file_format: Annotated[str, Form(alias="format", max_length=8)] = "native",
     column_map: Annotated[str, Form(max_length=500)] = "",
     timezone: Annotated[str, Form(max_length=64)] = "UTC",
+    purpose: Annotated[str, Form(max_length=8)] = "retail",
 ) -> StreamingResponse:
     """Import an uploaded deck; the page streams its progress as the rows are stored."""
     authorize(db, session.principal, provider_id, Action.GRANT_CREDIT)
     if file_format not in {"native", "twilio"}:
         raise InvalidInput("format must be native or twilio")
+    if purpose not in tariffs_service.PURPOSES:
+        raise InvalidInput("purpose must be retail or cost")
     settings = _settings(currency, increment, timezone)
     mapping = parse_column_pairs(column_map or None, "column map")
     spooled = tempfile.NamedTemporaryFile(prefix="telbill-upload-", suffix=".csv", delete=False)
@@ -212,6 +286,7 @@ def import_tariff_page(
                 result = tariffs_service.import_tariff(
                     db, name, _rows(items), settings, source, now=clock.now(),
                     on_progress=lambda n: messages.put(("rows", n)),
+                    owner=provider_id, purpose=purpose,
                 )  # fmt: skip
             messages.put(("done", result.version))
         except BadTariffRows as exc:

@@ -1,10 +1,12 @@
 """Payment providers the dashboard's top-up form offers (pluggable).
 
-A provider turns a customer's "pay this much" into a recorded payment. Every provider ends
-in `services.payments.record_top_up` (receipt, VAT, resumed account, re-armed thresholds),
-so a card or PSP integration only adds how the money is collected. The built-in
-`ManualBankTransfer` records a transfer the customer says they have sent, with their bank
-reference on the receipt; an operator reconciles it against the bank statement.
+A provider turns a payment received into a recorded one. Every provider ends in
+`services.payments.record_top_up` (receipt, VAT, resumed account, re-armed thresholds). The
+form that uses them ("Record payment") is a provider admin's: money enters a wallet only
+from a trusted source (docs/security.md). The built-in `ManualBankTransfer` records a
+transfer that has arrived, with its bank reference on the receipt. A customer's own "I have
+paid" is a top-up request instead (`services.top_up_requests`), and a card payment is
+booked by the payment provider's signed callback (`services.card_payments`).
 
 Register another provider with `register(provider)`; `TELBILL_PAYMENT_PROVIDERS` (comma
 separated names) limits which ones the form shows (default: all registered).
@@ -37,7 +39,7 @@ class PaymentProvider(Protocol):
 
 @dataclass(frozen=True)
 class ManualBankTransfer:
-    """A bank transfer the customer has made: recorded at once with its reference."""
+    """A bank transfer that has arrived: recorded by the provider with its reference."""
 
     name: str = "bank_transfer"
     label: str = "Bank transfer (manual)"

@@ -351,9 +351,14 @@ def children_page(
     db: Database, parent_id: int, *, cursor: str | None = None, limit: int = 50
 ) -> Page[AccountRow]:
     """Direct children of an account, by id (the tree is browsed one level at a time)."""
+    query = sa.select(t.accounts).where(t.accounts.c.parent_id == parent_id)
+    return _accounts_page(db, query, cursor, limit)
+
+
+def _accounts_page(db: Database, query: Any, cursor: str | None, limit: int) -> Page[AccountRow]:
+    """A page of the accounts `query` selects, by id, after `cursor`."""
     limit = _limit(limit)
     after = _id_cursor(cursor)
-    query = sa.select(t.accounts).where(t.accounts.c.parent_id == parent_id)
     if after is not None:
         query = query.where(t.accounts.c.id > after)
     query = query.order_by(t.accounts.c.id).limit(limit + 1)
@@ -361,25 +366,55 @@ def children_page(
         rows = conn.execute(query).all()
         items = _account_rows(conn, rows[:limit])
     return Page(items, str(items[-1].id) if len(rows) > limit else None)
+
+
+ACCOUNT_KINDS = ("organisation", "user")
+ACCOUNT_STATUSES = ("active", "suspended", "closed")
+
+
+def search_accounts(
+    db: Database,
+    root_id: int,
+    *,
+    text: str = "",
+    kind: str | None = None,
+    status: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page[AccountRow]:
+    """Accounts anywhere below `root_id` whose name contains `text` (any case) or whose id
+    is `text`, optionally of one kind and status; by id."""
+    tree = subtree(root_id)
+    query = sa.select(t.accounts).where(
+        t.accounts.c.id.in_(sa.select(tree.c.id)), t.accounts.c.id != root_id
+    )
+    wanted = text.strip()
+    if wanted:
+        by_name = sa.func.lower(t.accounts.c.name).contains(wanted.lower(), autoescape=True)
+        query = query.where(
+            sa.or_(by_name, t.accounts.c.id == int(wanted)) if wanted.isdigit() and
+            len(wanted) < 19 else by_name
+        )  # fmt: skip
+    if kind:
+        if kind not in ACCOUNT_KINDS:
+            raise InvalidInput(f"kind must be one of {', '.join(ACCOUNT_KINDS)}")
+        query = query.where(t.accounts.c.kind == kind)
+    if status:
+        if status not in ACCOUNT_STATUSES:
+            raise InvalidInput(f"status must be one of {', '.join(ACCOUNT_STATUSES)}")
+        query = query.where(t.accounts.c.status == status)
+    return _accounts_page(db, query, cursor, limit)
 
 
 def suspended_page(
     db: Database, root_id: int, *, cursor: str | None = None, limit: int = 50
 ) -> Page[AccountRow]:
     """Suspended accounts below `root_id`, by id."""
-    limit = _limit(limit)
-    after = _id_cursor(cursor)
     tree = subtree(root_id)
     query = sa.select(t.accounts).where(
         t.accounts.c.id.in_(sa.select(tree.c.id)), t.accounts.c.status == "suspended"
     )
-    if after is not None:
-        query = query.where(t.accounts.c.id > after)
-    query = query.order_by(t.accounts.c.id).limit(limit + 1)
-    with db.engine.connect() as conn:
-        rows = conn.execute(query).all()
-        items = _account_rows(conn, rows[:limit])
-    return Page(items, str(items[-1].id) if len(rows) > limit else None)
+    return _accounts_page(db, query, cursor, limit)
 
 
 # ------------------------------------------------------------------------------- inventory
@@ -460,7 +495,7 @@ class Catalogue:
 
 
 def catalogue(db: Database, provider_id: int) -> Catalogue:
-    """What the provider sells: charging plans (shared by the installation), its subscription
+    """What the provider sells: charging plans (its own and the operator's), its subscription
     plans and its packages (small catalogues: read whole)."""
     from telbill.adapters.db.charging_tables import charging_plans
     from telbill.adapters.db.lifecycle_tables import packages, subscription_plans
@@ -468,7 +503,13 @@ def catalogue(db: Database, provider_id: int) -> Catalogue:
     with db.engine.connect() as conn:
         charging = [
             dict(r._mapping)
-            for r in conn.execute(sa.select(charging_plans).order_by(charging_plans.c.name))
+            for r in conn.execute(
+                sa.select(charging_plans)
+                .where(
+                    charging_plans.c.owner_id.is_(None) | (charging_plans.c.owner_id == provider_id)
+                )
+                .order_by(charging_plans.c.name)
+            )
         ]
         subs = [
             {**r._mapping, "monthly_fee": from_micros(int(r.monthly_fee_micros))}

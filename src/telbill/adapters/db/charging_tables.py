@@ -28,6 +28,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
 )
 
 from telbill.adapters.db.tables import Id, UTCDateTime, metadata
@@ -36,7 +37,7 @@ charging_plans = Table(
     "charging_plans",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("name", String(200), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
     Column("tariff", String(200), nullable=False),
     Column("pricing", String(16), nullable=False),
     # Decimal text (exact): "25" for 25 %; min margin in micro-units of the tariff currency.
@@ -49,9 +50,19 @@ charging_plans = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     # A fixed-price plan's carrier cost tariff (NULL: cost unknown), for margin (0015).
     Column("cost_tariff", String(200), nullable=True),
+    # The provider whose catalogue holds it (NULL: the operator's), 0017; names unique per owner.
+    Column("owner_id", Id, ForeignKey("accounts.id"), nullable=True),
     CheckConstraint("pricing IN ('fixed', 'relative')", name="pricing"),
     CheckConstraint("cut_off IN ('hard', 'soft')", name="cut_off"),
     CheckConstraint("max_call_s > 0", name="max_call_s"),
+)
+
+PLAN_OWNER_INDEX = "uq_charging_plans_owner_name"
+Index(
+    PLAN_OWNER_INDEX,
+    func.coalesce(charging_plans.c.owner_id, 0),
+    charging_plans.c.name,
+    unique=True,
 )
 
 account_plans = Table(

@@ -179,11 +179,33 @@ def migrate(url: str | None = None) -> None:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     engine = make_engine(url)
     try:
-        with engine.begin() as conn:
+        with migration_connection(engine) as conn:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
     finally:
         engine.dispose()
+
+
+@contextmanager
+def migration_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection in one transaction for Alembic. On SQLite foreign keys are not enforced
+    while it runs (a revision that copies a table others refer to drops and renames it, which
+    SQLite's enforcement refuses even when the ids come back: the documented way is to switch
+    it off) and every reference is checked before the commit (`PRAGMA foreign_key_check`)."""
+    with engine.connect() as conn:
+        sqlite = engine.dialect.name == "sqlite"
+        if sqlite:  # outside any transaction, or SQLite ignores it
+            conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+        try:
+            with conn.begin():
+                yield conn
+                if sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").first()
+                    if broken is not None:
+                        raise RuntimeError(f"migration left a broken reference: {tuple(broken)}")
+        finally:
+            if sqlite:
+                conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
 
 
 __all__ = [
@@ -193,5 +215,6 @@ __all__ = [
     "is_retryable",
     "make_engine",
     "migrate",
+    "migration_connection",
     "normalise_url",
 ]

@@ -238,6 +238,10 @@ api_keys = Table(
     _created_at(),
     Column("revoked_at", UTCDateTime(), nullable=True),
     CheckConstraint("role IN ('provider_admin', 'org_admin', 'user', 'switch')", name="role"),
+    # Optional end of the key's life (refused after it), and when it was last seen (to the
+    # minute: `services.auth.LAST_USED_STEP_S`). Revision 0018.
+    Column("expires_at", UTCDateTime(), nullable=True),
+    Column("last_used_at", UTCDateTime(), nullable=True),
 )
 
 Index("ix_transactions_account_id_id", transactions.c.account_id, transactions.c.id)

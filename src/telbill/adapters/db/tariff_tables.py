@@ -9,6 +9,11 @@ columns: carrier decks quote rates with more than the 6 decimals of a charge (e.
 per minute), and 9 decimals keep every such deck exact while staying an integer like every
 other amount telbill stores. Readers refuse rates with more than 9 decimals, so nothing is
 ever rounded on the way in; a rate of up to 9.2 billion per minute fits.
+
+Every tariff has an owner (0017): `owner_id` is the provider account whose catalogue it is
+in, NULL for the operator's own (global) catalogue. Names are unique per owner, so two
+providers each have their own `retail`; `purpose` says whether a deck is a retail price list
+or a carrier cost deck (visible to provider admins only).
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     ForeignKey,
+    Index,
     Integer,
     String,
     Table,
-    UniqueConstraint,
+    func,
 )
 
 from telbill.adapters.db.tables import Id, UTCDateTime, metadata
@@ -68,8 +74,21 @@ tariffs = Table(
     Column("source_format", String(16), nullable=False),
     Column("source_file", String(500), nullable=False),
     Column("source_sha256", String(64), nullable=False),
-    UniqueConstraint("name", "version"),
+    # The provider whose catalogue holds it (NULL: the operator's) and what it is (0017).
+    Column("owner_id", Id, ForeignKey("accounts.id"), nullable=True),
+    Column("purpose", String(8), nullable=False, default="retail", server_default="retail"),
     CheckConstraint("version >= 1", name="version"),
+    CheckConstraint("purpose IN ('retail', 'cost')", name="purpose"),
+)
+
+# Names are unique per owner (NULL, the operator, counts as one owner: hence the COALESCE).
+TARIFF_OWNER_INDEX = "uq_tariffs_owner_name_version"
+Index(
+    TARIFF_OWNER_INDEX,
+    func.coalesce(tariffs.c.owner_id, 0),
+    tariffs.c.name,
+    tariffs.c.version,
+    unique=True,
 )
 
 tariff_rates = Table(
@@ -98,5 +117,13 @@ tariff_rates = Table(
     Column("tiers", JSON, nullable=True),
     Column("decimals", Integer, nullable=True),
     Column("rounding", String(20), nullable=True),
+    # CGRateS timings: {"years": [2026], "months": [1], "month_days": [1]} (a missing key:
+    # any); NULL: every day.
+    Column("calendar", JSON, nullable=True),
+    # CGRateS MaxCost: cap of a call's cost (nano-units) and "*free" or "*disconnect".
+    Column("max_cost_nanos", BigInteger, nullable=True),
+    Column("max_cost_strategy", String(16), nullable=True),
+    # Data and generic rows: the units (bytes) the rate is the price of.
+    Column("rate_unit", BigInteger, nullable=True),
     CheckConstraint("rate_nanos >= 0 AND connect_fee_nanos >= 0", name="money"),
 )

@@ -19,14 +19,18 @@ from collections.abc import Iterable
 from datetime import tzinfo
 
 from telbill.adapters.formats.cdr_common import (
+    MAX_FOREIGN_FIELD,
     CdrRowError,
     CdrStream,
+    Unreadable,
     check_call_times,
+    check_columns,
     error_reason,
     parse_seconds,
     parse_timestamp,
     resolve_timezone,
     stable_id,
+    tolerant_rows,
 )
 from telbill.domain.tariffs import Direction
 from telbill.domain.usage import UsageEvent
@@ -73,9 +77,12 @@ def read_asterisk_csv(
     local_tz = resolve_timezone(timezone)
     reader = csv.reader(iter(lines))
     previous_end = 0
-    for fields in reader:
+    for fields in tolerant_rows(reader):
         line = previous_end + 1
         previous_end = reader.line_num
+        if isinstance(fields, Unreadable):
+            yield CdrRowError(line, fields.reason, raw={})
+            continue
         if not any(value.strip() for value in fields):
             continue
         raw = {
@@ -86,6 +93,7 @@ def read_asterisk_csv(
             yield CdrRowError(line, f"expected {expected} columns, got {len(fields)}", raw=raw)
             continue
         try:
+            check_columns(list(raw), list(raw.values()), limit=MAX_FOREIGN_FIELD)
             yield _event(raw, line, local_tz, direction, default_account)
         except (InvalidInput, ValueError) as exc:
             yield CdrRowError(line, error_reason(exc), raw=raw)

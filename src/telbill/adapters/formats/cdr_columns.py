@@ -43,8 +43,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from telbill.adapters.formats.cdr_common import CdrRecord, CdrRowError, resolve_timezone
+from telbill.adapters.formats.cdr_common import (
+    FIELD_LIMITS,
+    MAX_CDR_FIELD,
+    CdrRecord,
+    CdrRowError,
+    resolve_timezone,
+)
 from telbill.adapters.formats.cdr_native import NativeLayout, read_native_cdrs
+from telbill.domain.inputs import EARLIEST, LATEST
 
 I64 = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
@@ -52,6 +59,8 @@ BLOCK_BYTES = 8 << 20
 _MAX_NUMBER_DIGITS = 15  # `numbers.MAX_DIGITS`
 _MAX_SECONDS = 10**9  # `cdr_common.MAX_SECONDS`
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EARLIEST_S = int((EARLIEST - _EPOCH).total_seconds())  # `inputs.check_instant`
+_LATEST_S = int((LATEST - _EPOCH).total_seconds())
 
 OUTBOUND, INBOUND = 0, 1
 
@@ -153,7 +162,7 @@ class NativeColumnsReader:
         InvalidInput for a header without the required columns."""
         with self.path.open("rb") as handle:
             first = handle.readline()
-            text = first.decode("utf-8-sig") if first else ""
+            text = first.decode("utf-8-sig", errors="replace") if first else ""
             if not text.strip("\r\n") and not first:
                 return len(first), 1
             fields = next(csv.reader([text.rstrip("\r\n")]), [])
@@ -211,7 +220,9 @@ class NativeColumnsReader:
             stream.seek(start)
         header = ",".join(_quoted(name) for name in self.layout.header)
         shift = first_line - 2  # the reader counts the header as line 1
-        with io.TextIOWrapper(stream, encoding="utf-8", newline="") as text:
+        # surrogateescape: a line that is not UTF-8 is refused by the reader, by line.
+        text = io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="")
+        with text:
             records = read_native_cdrs(
                 _prefixed(header + "\n", text), default_account=self.default_account,
                 timezone=self.tz,
@@ -328,6 +339,10 @@ class NativeColumnsReader:
             ok &= _clean_edges(column)
         for name in ("id", "to", "start"):
             ok &= _lengths(fields[name]) > 0
+        # A column longer than its limit, or a time out of range, is refused by the per-row
+        # reader with its reason (bytes >= characters: a long non-ASCII column goes per row).
+        for name, column in fields.items():
+            ok &= _lengths(column) <= FIELD_LIMITS.get(name, MAX_CDR_FIELD)
         number, ndigits, good = parse_numbers(fields["to"])
         ok &= good
         start_s, good, blank = parse_times(fields["start"], self._offsets)
@@ -345,6 +360,8 @@ class NativeColumnsReader:
         direction = np.zeros(size, dtype=np.int8)
         if direction_column is not None:
             direction[_equals(direction_column, "inbound")] = INBOUND
+        for seconds, absent in ((start_s, blank), (answer_s, no_answer), (end_s, no_end)):
+            ok &= absent | ((seconds >= _EARLIEST_S) & (seconds < _LATEST_S))
         duration, good, answer_s, end_s = call_times(
             start_s, answer_s, no_answer, end_s, no_end, given, no_given
         )

@@ -12,12 +12,16 @@ as timezone-aware UTC.
 
 from __future__ import annotations
 
+import csv
 import hashlib
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from telbill.domain.inputs import check_instant, check_text, text_problem
 from telbill.domain.tariffs import Direction, RowError, Service
 from telbill.domain.usage import UsageEvent
 from telbill.errors import InvalidInput
@@ -62,6 +66,7 @@ def parse_timestamp(text: str, column: str, local_tz: tzinfo = UTC) -> datetime:
         raise InvalidInput(f"{column}: not an ISO 8601 time: {text!r}") from exc
     if parsed.tzinfo is None:
         parsed = _localize(parsed, local_tz)
+    check_instant(parsed, column)  # also: 0001-01-01T00:00:00+14:00 has no UTC time
     return parsed.astimezone(UTC)
 
 
@@ -70,6 +75,59 @@ def _localize(naive: datetime, local_tz: tzinfo) -> datetime:
         # fold=0 picks the first of two ambiguous wall times (DST end), the usual switch log.
         return naive.replace(tzinfo=local_tz, fold=0)
     return naive.replace(tzinfo=local_tz)
+
+
+# Longest column of a CDR record (ids, accounts, numbers, campaigns) and longest message
+# text: a longer one is corrupt or hostile, refused with its line (and stored cut short).
+MAX_CDR_FIELD = 200
+MAX_MESSAGE_TEXT = 10_000
+FIELD_LIMITS = {"text": MAX_MESSAGE_TEXT}
+MAX_FOREIGN_FIELD = 2_000  # a column of a switch's own format (SIP URIs, user agents...)
+
+
+def check_columns(
+    names: Sequence[str], fields: Sequence[str], *, limit: int = MAX_CDR_FIELD
+) -> None:
+    """Refuse a record whose columns hold a NUL, a lone surrogate, bytes that were not UTF-8
+    (files are decoded with ``surrogateescape``: each such byte is a lone surrogate), or
+    more characters than their limit (`limit`, `FIELD_LIMITS`); InvalidInput names the
+    first such column.
+
+    `names`: the columns' names, lower case, in the order of `fields`. The usual record
+    (short, clean) costs one search over its joined text.
+    """
+    joined = "".join(fields)
+    if len(joined) <= limit and text_problem(joined) is None:
+        return
+    for name, value in zip(names, fields, strict=False):
+        escaped = _ESCAPED_BYTE.search(value)
+        if escaped is not None:
+            byte = ord(escaped.group()) - 0xDC00
+            raise InvalidInput(f"{name}: not UTF-8 text (byte 0x{byte:02X})")
+        check_text(value, name, max_length=FIELD_LIMITS.get(name, limit))
+
+
+# What `surrogateescape` makes of a byte that is not UTF-8 (0x80..0xFF).
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A record the csv module could not read (a field over its size limit...)."""
+
+    reason: str
+
+
+def tolerant_rows(reader: Any) -> Iterator[list[str] | Unreadable]:
+    """The rows of a `csv.reader`, with an `Unreadable` for a row it refuses (csv.Error)
+    instead of the exception: the reader goes on with the next line, and so does the file."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield Unreadable(f"unreadable CSV: {exc}")
 
 
 MAX_SECONDS = 10**9  # ~31 years: larger durations/counts are corrupt and would overflow storage

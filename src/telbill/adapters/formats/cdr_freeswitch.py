@@ -35,9 +35,12 @@ from typing import Any
 from urllib.parse import unquote
 
 from telbill.adapters.formats.cdr_common import (
+    MAX_FOREIGN_FIELD,
     CdrRowError,
     CdrStream,
+    Unreadable,
     check_call_times,
+    check_columns,
     error_reason,
     parse_direction,
     parse_epoch,
@@ -45,6 +48,7 @@ from telbill.adapters.formats.cdr_common import (
     parse_timestamp,
     resolve_timezone,
     stable_id,
+    tolerant_rows,
 )
 from telbill.domain.tariffs import Direction
 from telbill.domain.usage import UsageEvent
@@ -116,9 +120,12 @@ def read_freeswitch_csv(
     )
     reader = csv.reader(iter(lines), skipinitialspace=True)
     previous_end = 0
-    for fields in reader:
+    for fields in tolerant_rows(reader):
         line = previous_end + 1
         previous_end = reader.line_num
+        if isinstance(fields, Unreadable):
+            yield CdrRowError(line, fields.reason, raw={})
+            continue
         if not any(value.strip() for value in fields):
             continue
         if line == 1 and fields and fields[0].strip().lstrip("\ufeff") == names[0]:
@@ -130,6 +137,7 @@ def read_freeswitch_csv(
             yield CdrRowError(line, f"expected {required} columns, got {len(fields)}", raw=raw)
             continue
         try:
+            check_columns(list(raw), list(raw.values()), limit=MAX_FOREIGN_FIELD)
             yield _event_from_variables(raw, raw, line, local_tz, direction, default_account)
         except (InvalidInput, ValueError) as exc:
             yield CdrRowError(line, error_reason(exc), raw=raw)
@@ -220,6 +228,8 @@ def read_freeswitch_json(
             continue
         raw = {name: variables.get(name, "") for name in FREESWITCH_JSON_COLUMNS}
         try:
+            values = [str(value) for value in raw.values()]
+            check_columns(list(raw), values, limit=MAX_FOREIGN_FIELD)
             yield _event_from_variables(variables, raw, line, local_tz, direction, default_account)
         except (InvalidInput, ValueError) as exc:
             yield CdrRowError(line, error_reason(exc), source=source, raw=raw)
@@ -239,7 +249,9 @@ def _json_documents(
 
 
 def _documents_of_file(file: Path, source: str) -> Iterator[tuple[int, str, Any]]:
-    with file.open(encoding="utf-8-sig") as handle:
+    # surrogateescape: a byte that is not UTF-8 reaches its document's values, which
+    # `check_columns` refuses (that document, not the file).
+    with file.open(encoding="utf-8-sig", errors="surrogateescape") as handle:
         first = ""
         while not first:
             chunk = handle.read(1)

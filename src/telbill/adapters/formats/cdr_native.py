@@ -3,7 +3,7 @@
 Header (names case-insensitive, order free; line 1 is the header)::
 
     id, account, user, direction, from, to, start, answer, end | duration,
-    service, text | segments, [speech_seconds], [campaign]
+    service, text | segments, [speech_seconds], [campaign], [units]
 
 * Required: ``id``, ``to``, ``start``. ``account`` may be blank when the caller gives a
   default (offline rating needs none). ``direction`` defaults to outbound, ``service`` to voice.
@@ -15,6 +15,8 @@ Header (names case-insensitive, order free; line 1 is the header)::
   ``duration`` both given must agree.
 * SMS/MMS: ``text`` (segments are computed when rated) or ``segments`` (a positive count).
 * ``campaign`` (optional): id or name of the account's campaign that made the usage.
+* Data and generic usage (service ``data`` or ``generic``): ``units``, the bytes or units
+  used (a whole number, 0 or more).
 
 Every record gives a `UsageEvent` (with `line` and the raw columns in `raw`) or a
 `CdrRowError` with its 1-based line and reason; a bad row never stops the file.
@@ -30,21 +32,24 @@ from datetime import datetime, timedelta, tzinfo
 from telbill.adapters.formats.cdr_common import (
     CdrRowError,
     CdrStream,
+    Unreadable,
     check_call_times,
+    check_columns,
     error_reason,
     parse_direction,
     parse_seconds,
     parse_service,
     parse_timestamp,
     resolve_timezone,
+    tolerant_rows,
 )
-from telbill.domain.tariffs import Service
+from telbill.domain.tariffs import UNIT_SERVICES, Service
 from telbill.domain.usage import UsageEvent
 from telbill.errors import InvalidInput
 
 NATIVE_COLUMNS = (
     "id", "account", "user", "direction", "from", "to", "start", "answer", "end",
-    "duration", "service", "text", "segments", "speech_seconds", "campaign",
+    "duration", "service", "text", "segments", "speech_seconds", "campaign", "units",
 )  # fmt: skip
 REQUIRED_COLUMNS = ("id", "to", "start")
 MESSAGE_SERVICES = frozenset({Service.SMS, Service.MMS})
@@ -77,9 +82,14 @@ def read_native_cdrs(
     layout = NativeLayout.of(header)
     previous_end = reader.line_num
     ordinal = -1
-    for fields in reader:
+    for fields in tolerant_rows(reader):
         line = previous_end + 1
         previous_end = reader.line_num
+        if isinstance(fields, Unreadable):
+            ordinal += 1
+            if keep is None or keep(ordinal):
+                yield CdrRowError(line, fields.reason, raw={})
+            continue
         if not any(value.strip() for value in fields):
             continue
         ordinal += 1
@@ -94,6 +104,7 @@ class NativeLayout:
 
     header: tuple[str, ...]
     where: dict[str, int]
+    names: tuple[str, ...] = ()  # the header's names, lower case (`check_columns`)
 
     @classmethod
     def of(cls, header: Sequence[str]) -> NativeLayout:
@@ -107,7 +118,7 @@ class NativeLayout:
         where = {name: -1 for name in NATIVE_COLUMNS}
         for position, name in enumerate(names):
             where[name] = position
-        return cls(tuple(header), where)
+        return cls(tuple(header), where, tuple(names))
 
     def record(
         self, fields: list[str], line: int, default_account: str, tz: tzinfo
@@ -120,6 +131,7 @@ class NativeLayout:
             return CdrRowError(line, reason, raw=raw)
         raw = dict(zip(header, fields, strict=True))
         try:
+            check_columns(self.names, fields)
             return _event(fields, self.where, raw, line, default_account, tz)
         except (InvalidInput, ValueError, OverflowError) as exc:  # a time past year 9999
             return CdrRowError(line, error_reason(exc), raw=raw)
@@ -165,7 +177,12 @@ def _event(
     answer: datetime | None = None
     end: datetime | None = None
     duration_s: int | None = None
-    if service in MESSAGE_SERVICES:
+    units: int | None = None
+    if service in UNIT_SERVICES:
+        if not get("units"):
+            raise InvalidInput(f"units is blank (the bytes or units of {service.value} usage)")
+        units = _units(get("units"))
+    elif service in MESSAGE_SERVICES:
         position = where["text"]
         text, segments = _message(get("segments"), fields[position] if position >= 0 else "")
     else:
@@ -189,7 +206,18 @@ def _event(
         campaign=get("campaign") or None,
         line=line,
         raw=raw,
+        units=units,
     )
+
+
+MAX_UNITS = 10**15  # a petabyte of data in one record is junk
+
+
+def _units(text: str) -> int:
+    """Bytes or units used: a whole number from 0 to MAX_UNITS."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 16 or int(text) > MAX_UNITS:
+        raise InvalidInput(f"units: expected a whole number from 0 to {MAX_UNITS}, got {text!r}")
+    return int(text)
 
 
 def _message(segments: str, raw_text: str) -> tuple[str | None, int | None]:

@@ -34,7 +34,7 @@ def detect_freeswitch_json(path: Path) -> bool:
     """A folder, a ``.json``/``.jsonl`` file, or a file starting with ``{``/``[`` is JSON."""
     if path.is_dir() or path.suffix.lower() in {".json", ".jsonl", ".ndjson"}:
         return True
-    with path.open(encoding="utf-8-sig") as handle:
+    with path.open(encoding="utf-8-sig", errors="replace") as handle:
         head = handle.read(64).lstrip()
     return head[:1] in {"{", "["}
 
@@ -99,7 +99,13 @@ def _read_csv(
     keep: Callable[[int], bool] | None = None,
 ) -> CdrStream:
     raw = _CountingReader(path.open("rb", buffering=0), progress)
-    with io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8-sig", newline="") as handle:
+    # Read as bytes, decoded line by line: a byte that is not UTF-8 becomes a lone surrogate
+    # (surrogateescape) that the reader's `check_columns` refuses, with its line; the other
+    # lines post (issue 15 finding 3: one latin-1 byte stopped a whole file).
+    wrapper = io.TextIOWrapper(
+        io.BufferedReader(raw), encoding="utf-8-sig", errors="surrogateescape", newline=""
+    )
+    with wrapper as handle:
         if fmt == "native":
             yield from read_native_cdrs(
                 handle, timezone=timezone, default_account=account, keep=keep

@@ -42,18 +42,31 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time
 from decimal import Decimal, localcontext
+from itertools import combinations
 from pathlib import Path
 
 from telbill.adapters.formats.tariff_fields import (
     RATE_DECIMALS,
     parse_datetime,
-    parse_prefix,
     parse_rate,
     row_key,
     zone,
 )
+from telbill.domain.lookup import exact_key
 from telbill.domain.money import DECIMAL_CONTEXT, MONEY_DECIMALS
-from telbill.domain.tariffs import Increment, RateRow, RateTier, RowError, Service, TariffSettings
+from telbill.domain.tariffs import (
+    MAX_COST_STRATEGIES,
+    NUMBER_MATCH_EXACT,
+    SPLIT_AT_BAND_CHANGE,
+    UNIT_SERVICES,
+    CalendarDays,
+    Increment,
+    RateRow,
+    RateTier,
+    RowError,
+    Service,
+    TariffSettings,
+)
 from telbill.errors import InvalidInput
 
 ANY = "*any"
@@ -74,6 +87,8 @@ _UNIT_SECONDS = {
     "ns": Decimal("0.000000001"),
 }
 WEEK = 7 * 24 * 3600
+MAX_PREFIX = 32  # characters of a stored prefix
+MAX_CALENDARS = 8  # distinct calendar timings per destination (their overlaps are 2^n)
 
 
 @dataclass
@@ -83,9 +98,21 @@ class CgratesPlan:
     tariffs: dict[str, list[RateRow]] = field(default_factory=dict)
     errors: list[RowError] = field(default_factory=list)
 
-    def settings_for(self, name: str, base: TariffSettings) -> TariffSettings:
-        """`base`, with the tariff's rounding when all its rows share one."""
-        roundings = {(r.decimals, r.rounding) for r in self.tariffs.get(name, [])}
+    def settings_for(
+        self, name: str, base: TariffSettings, *, band_rule: str | None = None
+    ) -> TariffSettings:
+        """`base` with CGRateS's rules (no free extensions; calls split at band changes
+        unless `band_rule` says otherwise; numbers matched as given when a destination is
+        not plain digits, such as ``+49`` or ``voicemail``), and the tariff's rounding when
+        all its rows share one."""
+        rows = self.tariffs.get(name, [])
+        exact = any(r.prefix and not (r.prefix.isascii() and r.prefix.isdigit()) for r in rows)
+        base = replace(
+            base, free_extensions=False, band_rule=band_rule or SPLIT_AT_BAND_CHANGE
+        )
+        if exact:
+            base = replace(base, number_match=NUMBER_MATCH_EXACT)
+        roundings = {(r.decimals, r.rounding) for r in rows}
         if len(roundings) == 1:
             decimals, rounding = roundings.pop()
             if decimals is not None and rounding is not None:
@@ -96,12 +123,13 @@ class CgratesPlan:
 # --- reading the files ------------------------------------------------------------------
 
 
-def _records(folder: Path, name: str, width: int, plan: CgratesPlan) -> Iterator[
-    tuple[int, list[str]]
-]:
+def _records(
+    folder: Path, name: str, width: int, plan: CgratesPlan, *, optional: bool = False
+) -> Iterator[tuple[int, list[str]]]:
     path = folder / name
     if not path.exists():
-        plan.errors.append(RowError(0, f"missing file {name}", name))
+        if not optional:
+            plan.errors.append(RowError(0, f"missing file {name}", name))
         return
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
@@ -134,6 +162,16 @@ def parse_duration_s(text: str) -> Decimal:
     return total
 
 
+def _number(text: str, what: str) -> Decimal:
+    """A CGRateS number: empty means 0, as CGRateS's loader reads it."""
+    return parse_rate(text, what) if text.strip() else Decimal(0)
+
+
+def _step(text: str) -> str:
+    """RateUnit / RateIncrement: empty or 0 means 1 s, as CGRateS's rater reads it."""
+    return "1s" if not text.strip() or parse_duration_s(text) == 0 else text
+
+
 def _whole_seconds(text: str, what: str) -> int:
     value = parse_duration_s(text)
     if value != value.to_integral_value():
@@ -158,6 +196,8 @@ class _DestRate:
     rate_id: str
     decimals: int | None
     rounding: str | None
+    max_cost: Decimal | None = None
+    max_cost_strategy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +205,7 @@ class _Timing:
     weekdays: frozenset[int]  # ISO
     start_s: int
     end_s: int  # seconds of the day, 86400 = midnight
+    calendar: CalendarDays | None = None
 
 
 @dataclass(frozen=True)
@@ -185,9 +226,14 @@ class _Activation:
 
 def _read_destinations(folder: Path, plan: CgratesPlan) -> dict[str, list[str]]:
     destinations: dict[str, list[str]] = defaultdict(list)
-    for line, (dest_id, prefix, *_) in _records(folder, "Destinations.csv", 2, plan):
+    # Optional: a plan whose destination rates are all `*any` needs none.
+    records = _records(folder, "Destinations.csv", 2, plan, optional=True)
+    for line, (dest_id, prefix, *_) in records:
         try:
-            destinations[dest_id].append("" if prefix == ANY else parse_prefix(prefix))
+            key = "" if prefix == ANY else exact_key(prefix)
+            if len(key) > MAX_PREFIX:
+                raise InvalidInput(f"a destination prefix is at most {MAX_PREFIX} characters")
+            destinations[dest_id].append(key)
         except InvalidInput as exc:
             plan.errors.append(RowError(line, exc.message, "Destinations.csv"))
     return destinations
@@ -200,14 +246,12 @@ def _read_rates(folder: Path, plan: CgratesPlan) -> dict[str, list[_Slot]]:
         try:
             slot = _Slot(
                 line,
-                parse_rate(connect_fee, "ConnectFee"),
-                parse_rate(rate, "Rate"),
-                unit,
-                increment,
+                _number(connect_fee, "ConnectFee"),
+                _number(rate, "Rate"),
+                _step(unit),
+                _step(increment),
                 _whole_seconds(start or "0s", "GroupIntervalStart"),
             )
-            parse_duration_s(unit)
-            parse_duration_s(increment)
         except InvalidInput as exc:
             plan.errors.append(RowError(line, exc.message, "Rates.csv"))
             continue
@@ -220,6 +264,7 @@ def _read_destination_rates(folder: Path, plan: CgratesPlan) -> dict[str, list[_
     for line, cells in _records(folder, "DestinationRates.csv", 5, plan):
         dr_id, dest_id, rate_id, mode, decimals = cells[:5]
         max_cost = cells[5] if len(cells) > 5 else ""
+        strategy = cells[6] if len(cells) > 6 else ""
         try:
             rounding = None
             if mode:
@@ -230,18 +275,27 @@ def _read_destination_rates(folder: Path, plan: CgratesPlan) -> dict[str, list[_
                 rounding = ROUNDING_MODES[mode]
             digits = None
             if decimals:
-                if not decimals.isdigit() or int(decimals) > MONEY_DECIMALS:
-                    raise InvalidInput(
-                        f"RoundingDecimals must be 0 to {MONEY_DECIMALS}, got {decimals!r}"
-                    )
-                digits = int(decimals)
-            if max_cost and parse_rate(max_cost, "MaxCost") != 0:
-                raise InvalidInput("MaxCost (a per-call cost cap) is not supported by telbill")
+                if not decimals.isdigit():
+                    raise InvalidInput(f"RoundingDecimals must be a whole number, got {decimals!r}")
+                # Charges are stored in micro-units: rounding at more decimals than that is
+                # rounding at 6 with the same method (docs/cgrates.md).
+                digits = min(int(decimals), MONEY_DECIMALS)
+            cap = _number(max_cost, "MaxCost")
+            if strategy and strategy not in MAX_COST_STRATEGIES:
+                raise InvalidInput(
+                    f"MaxCostStrategy must be one of {', '.join(MAX_COST_STRATEGIES)}, "
+                    f"got {strategy!r}"
+                )
         except InvalidInput as exc:
             plan.errors.append(RowError(line, exc.message, "DestinationRates.csv"))
             continue
+        # CGRateS applies MaxCost only with a strategy: without one it caps nothing.
+        capped = cap > 0 and bool(strategy)
         result[dr_id].append(
-            _DestRate(line, dest_id, rate_id, digits if rounding else None, rounding)
+            _DestRate(
+                line, dest_id, rate_id, digits if rounding else None, rounding,
+                cap if capped else None, strategy if capped else None,
+            )
         )
     return result
 
@@ -263,12 +317,11 @@ def _read_timings(folder: Path, plan: CgratesPlan) -> dict[str, _Timing]:
     for line, cells in _records(folder, "Timings.csv", 6, plan):
         timing_id, years, months, month_days, weekdays, clock = cells[:6]
         try:
-            for what, value in (("Years", years), ("Months", months), ("MonthDays", month_days)):
-                if value not in ("", ANY):
-                    raise InvalidInput(
-                        f"{what} {value!r}: timings bound to years, months or month days "
-                        "cannot be expressed by telbill bands"
-                    )
+            calendar = CalendarDays(
+                _days(years, "Years", 1, 9999),
+                _days(months, "Months", 1, 12),
+                _days(month_days, "MonthDays", 1, 31),
+            )
             days: set[int] = set()
             if weekdays in ("", ANY):
                 days = set(range(1, 8))
@@ -287,8 +340,23 @@ def _read_timings(folder: Path, plan: CgratesPlan) -> dict[str, _Timing]:
         except InvalidInput as exc:
             plan.errors.append(RowError(line, exc.message, "Timings.csv"))
             continue
-        timings[timing_id] = _Timing(frozenset(days), start, end)
+        timings[timing_id] = _Timing(
+            frozenset(days), start, end, calendar if calendar.specificity[0] else None
+        )
     return timings
+
+
+def _days(text: str, what: str, low: int, high: int) -> frozenset[int] | None:
+    """A Timings.csv list (``1;2;3``, ``*any`` or empty: None = any)."""
+    if text in ("", ANY):
+        return None
+    values: set[int] = set()
+    for part in text.split(";"):
+        part = part.strip()
+        if not part.isdigit() or not low <= int(part) <= high:
+            raise InvalidInput(f"{what} must be {low}-{high} separated by ';': {text!r}")
+        values.add(int(part))
+    return frozenset(values)
 
 
 def _read_rating_plans(folder: Path, plan: CgratesPlan) -> dict[str, list[_PlanEntry]]:
@@ -326,11 +394,17 @@ def _read_profiles(
 
 
 def _service_of(category: str) -> Service:
+    """The service a category's usage is rated as: messages (sms, mms), data bytes (data),
+    generic units (generic), else voice seconds."""
     lowered = category.lower()
     if "mms" in lowered:
         return Service.MMS
     if "sms" in lowered:
         return Service.SMS
+    if "data" in lowered:
+        return Service.DATA
+    if "generic" in lowered:
+        return Service.GENERIC
     return Service.VOICE
 
 
@@ -362,12 +436,42 @@ class _RowSpec:
     tiers: tuple[RateTier, ...]
     decimals: int | None
     rounding: str | None
+    max_cost: Decimal | None = None
+    max_cost_strategy: str | None = None
+    rate_unit: int | None = None
+
+
+def _whole_units(text: str, what: str) -> int:
+    """A data/generic RateUnit or RateIncrement: a whole count of bytes or units (a bare
+    number, as CGRateS's data plans write them)."""
+    value = parse_duration_s(text) if text.strip().isdigit() else None
+    if value is None or value < 1:
+        raise InvalidInput(f"{what} of a data or generic rate must be a whole count, got {text!r}")
+    return int(value)
+
+
+def _unit_spec(slots: list[_Slot], dest_rate: _DestRate) -> _RowSpec:
+    """A data (bytes) or generic (units) rate: price per RateUnit units, RateIncrement
+    units at a time."""
+    if len(slots) > 1:
+        raise InvalidInput("data and generic rates cannot have several rate groups")
+    slot = slots[0]
+    step = _whole_units(slot.increment, "RateIncrement")
+    return _RowSpec(
+        slot.rate, slot.connect_fee, Increment(step, step), (), dest_rate.decimals,
+        dest_rate.rounding, dest_rate.max_cost, dest_rate.max_cost_strategy,
+        _whole_units(slot.unit, "RateUnit"),
+    )
 
 
 def _row_spec(slots: list[_Slot], dest_rate: _DestRate, service: Service) -> _RowSpec:
+    if service in UNIT_SERVICES:
+        return _unit_spec(slots, dest_rate)
     ordered = sorted(slots, key=lambda s: s.start_s)
     if ordered[0].start_s != 0:
-        raise InvalidInput("the rate has no group starting at 0s")
+        # CGRateS loads it but has no price before the first group: those seconds are free.
+        first = ordered[0]
+        ordered.insert(0, _Slot(first.line, first.connect_fee, Decimal(0), "1s", "1s", 0))
     if len({s.start_s for s in ordered}) != len(ordered):
         raise InvalidInput("the rate has two groups with the same GroupIntervalStart")
     prices = [_per_unit_price(s, service) for s in ordered]
@@ -376,7 +480,7 @@ def _row_spec(slots: list[_Slot], dest_rate: _DestRate, service: Service) -> _Ro
             raise InvalidInput("message rates cannot have several rate groups")
         return _RowSpec(
             prices[0], ordered[0].connect_fee, Increment(1, 1), (), dest_rate.decimals,
-            dest_rate.rounding,
+            dest_rate.rounding, dest_rate.max_cost, dest_rate.max_cost_strategy,
         )
     increments = [_whole_seconds(s.increment, "RateIncrement") for s in ordered]
     if min(increments) < 1:
@@ -396,7 +500,7 @@ def _row_spec(slots: list[_Slot], dest_rate: _DestRate, service: Service) -> _Ro
         increment, tiers = Increment(increments[0], increments[1]), ()
     return _RowSpec(
         prices[0], ordered[0].connect_fee, increment, tiers, dest_rate.decimals,
-        dest_rate.rounding,
+        dest_rate.rounding, dest_rate.max_cost, dest_rate.max_cost_strategy,
     )
 
 
@@ -441,6 +545,41 @@ def _bands(candidates: list[_Candidate]) -> list[tuple[_Candidate, frozenset[int
         hours = None if (start, end) == (0, 86400) else (_clock(start), _clock(end))
         result.append((candidates[winner], weekdays, hours))
     return result
+
+
+def _calendar_bands(
+    candidates: list[_Candidate],
+) -> Iterator[
+    tuple[CalendarDays | None, _Candidate, frozenset[int] | None, tuple[time, time] | None]
+]:
+    """The week's bands of the timings without calendar days; then, for each set of the
+    calendars that timings are bound to whose days overlap, the bands of those common days,
+    where the timings of every calendar in the set compete with the weekly ones by weight.
+    The lookup picks the narrowest calendar that covers a day, which is the intersection of
+    all the calendars covering it: so each day is priced by exactly the timings active on it.
+    """
+    weekly = [c for c in candidates if c.timing.calendar is None]
+    for candidate, weekdays, hours in _bands(weekly):
+        yield None, candidate, weekdays, hours
+    calendars = list(
+        dict.fromkeys(c.timing.calendar for c in candidates if c.timing.calendar is not None)
+    )
+    if len(calendars) > MAX_CALENDARS:
+        raise InvalidInput(
+            f"more than {MAX_CALENDARS} distinct calendar timings for one destination"
+        )
+    common: dict[CalendarDays, frozenset[CalendarDays]] = {}
+    for size in range(1, len(calendars) + 1):
+        for chosen in combinations(calendars, size):
+            days: CalendarDays | None = chosen[0]
+            for other in chosen[1:]:
+                days = days.intersect(other) if days is not None else None
+            if days is not None:  # the larger set wins when two give the same days
+                common[days] = frozenset(chosen)
+    for days, chosen_set in common.items():
+        group = weekly + [c for c in candidates if c.timing.calendar in chosen_set]
+        for candidate, weekdays, hours in _bands(group):
+            yield days, candidate, weekdays, hours
 
 
 def _clock(seconds: int) -> time:
@@ -518,7 +657,7 @@ class _Converter:
                     by_prefix[prefix].append(candidate)
         rows: list[RateRow] = []
         for prefix, candidates in by_prefix.items():
-            for candidate, weekdays, hours in _bands(candidates):
+            for calendar, candidate, weekdays, hours in _calendar_bands(candidates):
                 spec = candidate.spec
                 rows.append(
                     RateRow(
@@ -533,6 +672,10 @@ class _Converter:
                         tiers=spec.tiers,
                         decimals=spec.decimals,
                         rounding=spec.rounding,
+                        calendar=calendar,
+                        max_cost=spec.max_cost,
+                        max_cost_strategy=spec.max_cost_strategy,
+                        rate_unit=spec.rate_unit,
                     )
                 )
         return rows
@@ -554,12 +697,7 @@ class _Converter:
                 if fallback in seen or fallback == subject:
                     continue
                 if (tenant, category, fallback) not in self.profiles:
-                    self._error(
-                        activation.line,
-                        "RatingProfiles.csv",
-                        f"unknown RatesFallbackSubject {fallback!r}",
-                    )
-                    continue
+                    continue  # CGRateS ignores a fallback subject without a profile
                 extra = self.subject_rows(tenant, category, fallback, (*seen, subject))
                 added: set[str] = set()
                 for row in extra:
@@ -604,7 +742,7 @@ def read_cgrates_folder(folder: Path, *, timezone: str = "UTC") -> CgratesPlan:
         seen: dict[tuple[object, ...], RateRow] = {}
         unique: list[RateRow] = []
         for row in rows:
-            key = row_key(row)
+            key = (*row_key(row), row.calendar)
             if key in seen:
                 if seen[key] != row:
                     plan.errors.append(

@@ -15,6 +15,7 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from telbill.domain.money import parse_amount
 from telbill.domain.numbers import normalize_number
@@ -96,8 +97,16 @@ def _row(line: int, cells: dict[str, str]) -> InventoryRow:
 
 
 def read_inventory(lines: Iterable[str]) -> tuple[list[InventoryRow], list[RowError]]:
-    """Parse an inventory CSV. Raises InvalidInput when the header itself is unusable."""
+    """Parse an inventory CSV. Raises InvalidInput when the header itself is unusable, or
+    when the CSV cannot be read past a line (a line end inside an unquoted field)."""
     reader = csv.reader(lines)
+    try:
+        return _read_rows(reader)
+    except csv.Error as exc:
+        raise InvalidInput(f"line {reader.line_num}: unreadable CSV: {exc}") from None
+
+
+def _read_rows(reader: Any) -> tuple[list[InventoryRow], list[RowError]]:
     header = next(reader, None)
     if header is None:
         raise InvalidInput("the inventory file is empty")
@@ -133,7 +142,9 @@ def read_inventory(lines: Iterable[str]) -> tuple[list[InventoryRow], list[RowEr
 
 
 def read_inventory_text(text: str) -> tuple[list[InventoryRow], list[RowError]]:
-    return read_inventory(io.StringIO(text))
+    # newline="": a lone CR ends a line as the csv module expects (found by schemathesis:
+    # {"csv": "J\rr"} was an uncaught csv.Error).
+    return read_inventory(io.StringIO(text, newline=""))
 
 
 __all__ = ["COLUMNS", "InventoryRow", "read_inventory", "read_inventory_text"]

@@ -137,19 +137,56 @@ def non_public_reason(address: str) -> str | None:
     return f"{address} is a {kinds[0] if kinds else 'non-public'} address"
 
 
-def literal_target_problem(url: str) -> str | None:
-    """At registration: a URL whose host is an IP literal or `localhost` that is not public.
+class TargetRefused(Exception):
+    """A webhook target that is not a public address (or cannot be resolved)."""
 
-    Names are checked when delivering (their addresses may change); this catches the obvious
-    case early with a clear error.
+
+def public_target(url: str) -> tuple[httpx.URL, list[str]]:
+    """The one rule for webhook targets, applied at registration and at every delivery.
+
+    Returns the parsed URL and the addresses its host resolves to, every one of them public.
+    The host is resolved by the system's resolver exactly as a connection would resolve it,
+    so every spelling of an address counts as that address: ``127.1``, ``0x7f000001``,
+    ``2130706433`` and ``0`` are loopback or unspecified like ``127.0.0.1`` and
+    ``0.0.0.0``; ``localhost``, ``localhost.`` and ``*.localhost`` are loopback names.
+
+    Raises:
+        TargetRefused: a loopback name, a name that does not resolve, or any address that
+            is not globally routable (`non_public_reason`).
     """
-    host = (httpx.URL(url).host or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return f"{host} is a loopback name"
+    parsed = httpx.URL(url)
+    host = parsed.host
+    name = host.rstrip(".").lower()
+    if not name:
+        raise TargetRefused("the URL has no host")
+    if name == "localhost" or name.endswith(".localhost"):
+        raise TargetRefused(f"{host} is a loopback name")
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
-        return non_public_reason(host)
-    except ValueError:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise TargetRefused(f"cannot resolve {host}: {exc}") from exc
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    for address in addresses:
+        reason = non_public_reason(address)
+        if reason is not None:
+            raise TargetRefused(f"{host} resolves to {reason}")
+    return parsed, addresses
+
+
+def target_problem(url: str) -> str | None:
+    """At registration: why `url` is not an acceptable webhook target, or None.
+
+    The same rule as delivery (`public_target`), lifted by `ALLOW_PRIVATE_ENV` exactly as
+    there.
+    """
+    if private_targets_allowed():
         return None
+    try:
+        public_target(url)
+    except TargetRefused as exc:
+        return str(exc)
+    return None
 
 
 class HttpWebhookSender:
@@ -170,23 +207,15 @@ class HttpWebhookSender:
 
     def _pinned(self, url: str) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
         """The URL to connect to (the checked address), the Host header and TLS extensions."""
-        parsed = httpx.URL(url)
         if self.allow_private:
-            return parsed, {}, {}
-        host = parsed.host
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+            return httpx.URL(url), {}, {}
         try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise DeliveryFailed(f"cannot resolve {host}: {exc}") from exc
-        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-        for address in addresses:
-            reason = non_public_reason(address)
-            if reason is not None:
-                raise DeliveryFailed(
-                    f"refused: {host} resolves to {reason} "
-                    f"({ALLOW_PRIVATE_ENV}=1 allows private targets)"
-                )
+            parsed, addresses = public_target(url)
+        except TargetRefused as exc:
+            raise DeliveryFailed(
+                f"refused: {exc} ({ALLOW_PRIVATE_ENV}=1 allows private targets)"
+            ) from exc
+        host = parsed.host
         extensions: dict[str, Any] = {"sni_hostname": host} if parsed.scheme == "https" else {}
         host_header = parsed.netloc.decode("ascii")  # name[:port], brackets for IPv6
         return parsed.copy_with(host=addresses[0]), {"Host": host_header}, extensions
@@ -223,7 +252,9 @@ __all__ = [
     "HttpWebhookSender",
     "InvalidSignature",
     "event_body",
-    "literal_target_problem",
+    "TargetRefused",
+    "public_target",
+    "target_problem",
     "new_secret",
     "non_public_reason",
     "private_targets_allowed",

@@ -11,8 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from fpdf import FPDF
+if TYPE_CHECKING:  # fpdf is imported when a document is rendered
+    from fpdf import FPDF
+
 
 SECTION_TITLES = {
     "calls": "Calls",
@@ -161,6 +164,8 @@ def _activity(pdf: FPDF, doc: InvoiceDocument) -> None:
 
 def render_invoice(doc: InvoiceDocument) -> bytes:
     """The PDF bytes of an invoice or a credit note."""
+    from fpdf import FPDF
+
     pdf = FPDF(format="A4")
     pdf.set_title(f"{doc.title} {doc.label}")
     pdf.set_creator("telbill")

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from fpdf import FPDF
-
 from telbill.domain.money import format_amount, round_money
 
 
@@ -41,6 +39,8 @@ def _money(amount: Decimal, currency: str) -> str:
 
 def render_receipt(doc: ReceiptDocument) -> bytes:
     """The PDF bytes of a receipt."""
+    from fpdf import FPDF  # imported when a receipt is rendered (fast CLI commands)
+
     pdf = FPDF(format="A4")
     pdf.set_title(f"Receipt {doc.number}")
     pdf.set_creator("telbill")

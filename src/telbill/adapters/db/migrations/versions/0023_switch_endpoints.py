@@ -1,7 +1,7 @@
 """Switch endpoints: where telbill pushes the disconnect of a running call (Kamailio JSON-RPC).
 
 Revision ID: 0023
-Revises: 0016
+Revises: 0021
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0023"
-down_revision = "0016"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 
