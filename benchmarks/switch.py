@@ -3,6 +3,7 @@
     python benchmarks/switch.py                      # rates 25 50 100 200, 5 s each
     python benchmarks/switch.py --rates 50 100 --seconds 10
     python benchmarks/switch.py --targets stub sqlite
+    python benchmarks/switch.py --quick              # make bench: 25 50 100, stub and SQLite
 
 For each target the same ramp of call rates: a SIPp caller places `rate * seconds` calls at
 `rate` calls a second (each hangs up after `--hold-ms`), through Kamailio, to a SIPp callee.
@@ -248,8 +249,13 @@ def main() -> None:
         "--full-ramp", action="store_true", help="Go on after a rate with failed calls."
     )
     parser.add_argument("--keep", type=Path, help="Keep the logs in this (new) folder.")
+    parser.add_argument(
+        "--quick", action="store_true", help="rates 25 50 100, 3 s each, stub and SQLite"
+    )
     parser.add_argument("--serve-stub", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.quick:
+        args.rates, args.seconds, args.targets = [25, 50, 100], 3, ["stub", "sqlite"]
     if args.serve_stub:
         serve_stub(args.serve_stub)
         return
