@@ -19,8 +19,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 # Ordered from the hot paths to the rest; each takes --quick.
 BENCHMARKS = (
-    "rating", "rate_cdr_file", "cdr_pipeline", "charging", "sessions", "ledger", "tariff_import",
-    "invoices", "month_end", "reports", "notifications", "dashboard", "year_simulation",
+    "rating", "rate_cdr_file", "cdr_pipeline", "charging", "sessions", "switch", "ledger",
+    "tariff_import", "invoices", "month_end", "reports", "notifications", "dashboard",
+    "year_simulation",
 )  # fmt: skip
 
 

@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "telbill.cli.invoices",
     "telbill.cli.payments",
     "telbill.cli.sms",
+    "telbill.cli.switch",
 )
 
 # Top-level command -> (module that registers it, its line in `telbill --help`).
@@ -71,6 +72,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("telbill.cli.reports", "Call-cost reports and usage counters."),
     "invoice": ("telbill.cli.invoices", "Monthly invoices, payments and credit notes."),
     "payment": ("telbill.cli.payments", "Top-up requests to confirm or reject, callback secrets."),
+    "switch": ("telbill.cli.switch", "Connect a SIP switch (Kamailio): config, disconnects."),
 }
 
 

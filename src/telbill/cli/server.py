@@ -82,6 +82,14 @@ def serve(
         ),
     ] = DEFAULT_WORKER_HEALTHCHECK_S,
     database: DatabaseOption = None,
+    push_every: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Push disconnects to registered switches (`telbill switch register`) every "
+            "N seconds; 0 disables it.",
+        ),
+    ] = 1.0,
 ) -> None:
     """Serve the REST API (OpenAPI docs at /docs) and run the scheduler in the background."""
     if database:
@@ -93,6 +101,10 @@ def serve(
         os.environ[BURST_ENV] = str(rate_burst)
     if tick_every > 0:
         start_scheduler(tick_every)
+    if push_every > 0:
+        from telbill.cli.switch import start_disconnect_pusher
+
+        start_disconnect_pusher(push_every)
     run_server(
         host=host, port=port, workers=workers, access_log=access_log,
         timeout_worker_healthcheck=timeout_worker_healthcheck,
