@@ -29,6 +29,7 @@ def test_thresholds_default_then_replaced_by_an_organisation_admin(world):
     assert got.json() == {
         "account_id": world.ids["alpha"],
         "fixed_levels": ["0.500000", "0.000000"],
+        "fixed_modes": ["below", "at_or_below"],
         "spend_days": 2,
         "spend_window_days": 10,
         "is_default": True,

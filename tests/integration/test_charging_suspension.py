@@ -196,9 +196,9 @@ def test_cdr_chunks_crossing_or_not_a_level_emit_the_same_events_as_the_full_che
     low = {"currency": "USD", "account_name": "alpha"}
     assert events == [
         ("balance.low", org, {**low, "threshold": "fixed:0.5", "balance": "0.400000",
-                              "level": "0.500000"}),
+                              "level": "0.500000", "mode": "below"}),
         ("balance.zero", org, {**low, "threshold": "fixed:0", "balance": "-0.202000",
-                               "level": "0.000000"}),
+                               "level": "0.000000", "mode": "at_or_below"}),
         ("account.suspended", org, {"reason": "zero_balance", "balance_micros": -202_000}),
     ]  # fmt: skip
     assert [e.dedupe_key for e in list_events(small.db) if e.type.startswith("balance.")] == [

@@ -194,8 +194,10 @@ def test_session_ends_fire_again_after_a_rearm_and_evaluate_a_newly_set_level(
     call(60)  # 13.40 left: below the new level
     call(780)  # 5.60 left: above 5
     assert lows() == [Decimal("4.60"), Decimal("13.40")]
-    call(60)  # 5.00 left: at 5 is below it, fires again after the re-arm
-    assert lows() == [Decimal("4.60"), Decimal("13.40"), Decimal("5.00")]
+    call(60)  # 5.00 left: at 5 is not below it (issue 17, rule 9)
+    assert lows() == [Decimal("4.60"), Decimal("13.40")]
+    call(60)  # 4.40 left: below 5, fires again after the re-arm
+    assert lows() == [Decimal("4.60"), Decimal("13.40"), Decimal("4.40")]
 
 
 def test_a_plan_assigned_in_this_process_is_used_by_its_next_authorization(

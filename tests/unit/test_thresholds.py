@@ -133,8 +133,27 @@ def test_fires_exactly_at_each_downward_crossing(sequence, level):
     crossings = 0
     previous_below = False
     for balance in sequence:
-        below = balance <= level
+        below = balance <= level if level == 0 else balance < level
         if below and not previous_below:
             crossings += 1
         previous_below = below
     assert len(fired) == crossings
+
+
+def test_level_in_below_mode_does_not_fire_at_equality_but_just_under_it():
+    fired, _ = run(FixedThreshold(D("0.50")), ["1.00", "0.50"])
+    assert fired == []
+    fired, _ = run(FixedThreshold(D("0.50")), ["1.00", "0.50", "0.49"])
+    assert fired == [0]
+
+
+def test_level_in_at_or_below_mode_fires_at_equality():
+    fired, _ = run(FixedThreshold(D("0.50"), "at_or_below"), ["1.00", "0.50"])
+    assert fired == [0]
+
+
+def test_level_mode_defaults_to_below_and_to_at_or_below_for_zero():
+    assert FixedThreshold(D("0.50")).mode == "below"
+    assert FixedThreshold(D("0")).mode == "at_or_below"
+    with pytest.raises(ValueError):
+        FixedThreshold(D("1"), "under")

@@ -272,3 +272,13 @@ def test_low_balance_warnings_are_saved_through_the_thresholds_service(web_world
     assert re.search(r'id="levels">10\.00, 2\.50<', html)
     bad = form_post(client, f"/accounts/{bravo}/thresholds", csrf, levels="ten")
     assert bad.status_code in (400, 422)
+
+
+def test_low_balance_warning_mode_is_kept_by_the_thresholds_form(web_world, client):
+    csrf = log_in(client, web_world.keys["bravo"])
+    bravo = web_world.ids["bravo"]
+    levels = "10:at_or_below, 2.5"
+    saved = form_post(client, f"/accounts/{bravo}/thresholds", csrf, levels=levels)
+    assert saved.status_code == 303
+    html = client.get(f"/accounts/{bravo}/balance").text
+    assert 'value="10.00:at_or_below, 2.50"' in html

@@ -36,6 +36,14 @@ class BuyNumberIn(BaseModel):
     number: Number = Field(description="E.164, e.g. +16175550100")
 
 
+class VerifyNumberIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    number: str = Field(description="E.164 number waiting for its verification")
+    approved: bool = Field(description="true: charge and activate it; false: release it")
+    reference: str | None = Field(default=None, max_length=200, description="The documents checked")
+
+
 class AddOnIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -131,6 +139,21 @@ def buy_number(
         db, account_id, body.number, idempotency_key=idempotency_key, clock=clock
     )
     return _json(rental, status.HTTP_201_CREATED)
+
+
+@router.post(
+    "/accounts/{account_id}/numbers/verification",
+    summary="Approve (charge, activate) or reject (release) a number waiting for verification",
+)
+def verify_number(
+    account_id: int, body: VerifyNumberIn, db: DbDep, clock: ClockDep, principal: PrincipalDep
+) -> JSONResponse:
+    authorize(db, principal, account_id, Action.GRANT_CREDIT)  # provider admins
+    rental = numbers.verify_number(
+        db, body.number, approved=body.approved, reference=body.reference, clock=clock,
+        account_id=account_id,
+    )  # fmt: skip
+    return _json(rental)
 
 
 @router.post(

@@ -4,7 +4,7 @@ read), webhook endpoints, and top-up receipts as PDF."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,7 +26,13 @@ class ThresholdsIn(BaseModel):
 
     fixed_levels: list[AmountIn] = Field(
         max_length=thresholds.MAX_FIXED_LEVELS,
-        description="Balances that warn when reached from above (0 sends balance.zero)",
+        description="Balances that warn when the balance drops below them (0 sends balance.zero)",
+    )
+    fixed_modes: list[Literal["below", "at_or_below"]] | None = Field(
+        default=None,
+        max_length=thresholds.MAX_FIXED_LEVELS,
+        description="Mode of each level, in the order of fixed_levels: below (warns under the "
+        "level, not at it) or at_or_below; null: below, and at_or_below for 0",
     )
     spend_days: int | None = Field(
         default=None, ge=1, description="Warn when the balance lasts fewer days than this"
@@ -39,6 +45,7 @@ class ThresholdsIn(BaseModel):
 class ThresholdsOut(BaseModel):
     account_id: int = Field(description="The wallet's account (the payer)")
     fixed_levels: list[AmountOut]
+    fixed_modes: list[str] = Field(description="Mode of each level (below / at_or_below)")
     spend_days: int | None
     spend_window_days: int | None
     is_default: bool
@@ -103,6 +110,7 @@ def _thresholds_out(settings: thresholds.ThresholdSettings) -> ThresholdsOut:
     return ThresholdsOut(
         account_id=settings.account_id,
         fixed_levels=list(settings.fixed_levels),
+        fixed_modes=list(settings.fixed_modes),
         spend_days=settings.spend_days,
         spend_window_days=settings.spend_window_days,
         is_default=settings.is_default,
@@ -146,6 +154,7 @@ def put_thresholds(
         spend_days=body.spend_days,
         spend_window_days=body.spend_window_days,
         now=clock.now(),
+        fixed_modes=body.fixed_modes,
     )
     return _thresholds_out(settings)
 

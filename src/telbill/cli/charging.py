@@ -21,6 +21,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from telbill.adapters.formats.cdr_common import CDR_FORMATS
+from telbill.adapters.formats.cdr_native import NATIVE_COLUMNS
+from telbill.adapters.formats.cdr_native import REQUIRED_COLUMNS as NATIVE_REQUIRED
 from telbill.adapters.formats.cdrs import cdr_input_size
 from telbill.cli.common import (
     DatabaseOption,
@@ -31,6 +33,7 @@ from telbill.cli.common import (
     print_json,
 )
 from telbill.cli.files import input_path
+from telbill.domain.tariffs import Service
 from telbill.errors import InvalidInput
 from telbill.services import campaigns, charging, plans, rerating, sessions
 from telbill.services.cdr_workers import post_cdr_file
@@ -68,8 +71,15 @@ def _when(text: str | None, option: str) -> datetime | None:
 
 # ---------------------------------------------------------------------------- cdr
 
+CDR_COLUMNS_HELP = (
+    f"Native CSV columns (header row first): {', '.join(NATIVE_COLUMNS)}; required: "
+    f"{', '.join(NATIVE_REQUIRED)}. Times are ISO 8601 (naive ones in --timezone); duration "
+    "is billable seconds when answer/end are not given; service is one of "
+    f"{', '.join(service.value for service in Service)} (default voice)."
+)
 
-@cdr_app.command("post")
+
+@cdr_app.command("post", epilog=CDR_COLUMNS_HELP)
 @handle_errors
 def post_command(
     cdr_file: Path | None = typer.Argument(None, help="CDR file (or folder of JSON CDRs)."),
@@ -306,29 +316,58 @@ def session_sweep(
 def campaign_start(
     account: int = typer.Option(..., "--account"),
     name: str = typer.Option(..., "--name"),
+    as_json: JsonOption = False,
     database: DatabaseOption = None,
 ) -> None:
-    """Start a campaign (the wallet needs money above zero)."""
-    print_json(campaigns.start_campaign(open_db(database), account, name, clock=SystemClock()))
+    """Start a campaign (the wallet needs money above zero or call-time package seconds)."""
+    _print_campaign(
+        campaigns.start_campaign(open_db(database), account, name, clock=SystemClock()), as_json
+    )
 
 
 @campaign_app.command("pause")
 @handle_errors
-def campaign_pause(campaign_id: int, database: DatabaseOption = None) -> None:
-    print_json(campaigns.pause_campaign(open_db(database), campaign_id, clock=SystemClock()))
+def campaign_pause(
+    campaign_id: int, as_json: JsonOption = False, database: DatabaseOption = None
+) -> None:
+    """Pause a running campaign (resume it later with `campaign resume`)."""
+    _print_campaign(
+        campaigns.pause_campaign(open_db(database), campaign_id, clock=SystemClock()), as_json
+    )
 
 
 @campaign_app.command("resume")
 @handle_errors
-def campaign_resume(campaign_id: int, database: DatabaseOption = None) -> None:
+def campaign_resume(
+    campaign_id: int, as_json: JsonOption = False, database: DatabaseOption = None
+) -> None:
     """Resume a paused campaign (after a top-up)."""
-    print_json(campaigns.resume_campaign(open_db(database), campaign_id, clock=SystemClock()))
+    _print_campaign(
+        campaigns.resume_campaign(open_db(database), campaign_id, clock=SystemClock()), as_json
+    )
 
 
 @campaign_app.command("stop")
 @handle_errors
-def campaign_stop(campaign_id: int, database: DatabaseOption = None) -> None:
-    print_json(campaigns.stop_campaign(open_db(database), campaign_id, clock=SystemClock()))
+def campaign_stop(
+    campaign_id: int, as_json: JsonOption = False, database: DatabaseOption = None
+) -> None:
+    """Stop a campaign for good (a stopped campaign cannot run again)."""
+    _print_campaign(
+        campaigns.stop_campaign(open_db(database), campaign_id, clock=SystemClock()), as_json
+    )
+
+
+def _print_campaign(campaign: campaigns.Campaign, as_json: bool) -> None:
+    if as_json:
+        print_json(campaign)
+        return
+    reason = f" ({campaign.paused_reason})" if campaign.paused_reason else ""
+    console.print(
+        f"campaign {campaign.id} {campaign.name!r} of account {campaign.account_id}: "
+        f"{campaign.status}{reason}",
+        highlight=False,
+    )
 
 
 # ---------------------------------------------------------------------------- plans, charges

@@ -290,18 +290,25 @@ def settings_command(
         str | None, typer.Option(help="Email invoices and receipts (PDF) to this address.")
     ] = None,
     no_email: Annotated[bool, typer.Option("--no-email", help="Stop emailing them.")] = False,
+    empty_month: Annotated[
+        str | None,
+        typer.Option(
+            help="A month without charges gives 'invoice' (a zero invoice) or 'statement'; "
+            "set on a provider, it holds for its accounts that do not choose."
+        ),
+    ] = None,
     json_output: JsonOption = False,
     database: DatabaseOption = None,
 ) -> None:
-    """Show or change an account's payment terms and document emails."""
+    """Show or change an account's payment terms, document emails and empty-month bill."""
     db = open_db(database)
-    if terms_days is None and email is None and not no_email:
+    if terms_days is None and email is None and not no_email and empty_month is None:
         settings = invoice_documents.get_invoice_settings(db, account_id)
     else:
         settings = invoice_documents.set_invoice_settings(
             db, account_id, clock=SystemClock(), payment_terms_days=terms_days,
             email_documents=False if no_email else (True if email else None),
-            document_email=email,
+            document_email=email, empty_month=empty_month,
         )  # fmt: skip
     if json_output:
         print_json(settings)
@@ -309,7 +316,8 @@ def settings_command(
     where = settings.document_email if settings.email_documents else "not emailed"
     console.print(
         f"account {account_id}: payment terms {settings.payment_terms_days} days; "
-        f"documents: {where}"
+        f"documents: {where}; a month without charges: "
+        f"{settings.empty_month or 'as the provider chooses'}"
     )
 
 

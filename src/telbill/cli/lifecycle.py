@@ -176,6 +176,44 @@ def buy_command(
     _show(rental, as_json, RENTAL_COLUMNS)
 
 
+@number_app.command("verify")
+@handle_errors
+def verify_command(
+    number: Annotated[str, typer.Argument(help="E.164 number waiting for its verification.")],
+    approve: Annotated[bool, typer.Option("--approve", help="Approve: charge, activate.")] = False,
+    reject: Annotated[bool, typer.Option("--reject", help="Reject: back to inventory.")] = False,
+    reference: Annotated[
+        str | None, typer.Option(help="The documents checked (kept on the record).")
+    ] = None,
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Approve or reject the verification a pending number waits for."""
+    if approve == reject:
+        raise InvalidInput("give exactly one of --approve and --reject")
+    rental = numbers.verify_number(
+        open_db(database), number, approved=approve, reference=reference, clock=SystemClock()
+    )
+    _show(rental, as_json, RENTAL_COLUMNS)
+
+
+@number_app.command("grace")
+@handle_errors
+def grace_command(
+    account: Annotated[int, typer.Argument(help="Account id (its wallet's numbers).")],
+    months: Annotated[
+        int, typer.Option(help="Keep unpaid numbers this many months (provider's: policy).")
+    ],
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Support: keep one account's unpaid numbers longer than the provider's grace period."""
+    rentals = numbers.extend_grace(
+        open_db(database), account, grace_months=months, clock=SystemClock()
+    )
+    _show(rentals, as_json, (*RENTAL_COLUMNS, "grace_until"))
+
+
 @number_app.command("release")
 @handle_errors
 def release_command(
@@ -348,6 +386,24 @@ def package_create_command(
         clock=SystemClock(),
     )
     _show(package, as_json, ("id", "code", "unit", "amount", "price", "validity_days"))
+
+
+@package_app.command("overage")
+@handle_errors
+def package_overage_command(
+    account: Annotated[int, typer.Argument(help="Account id (its wallet).")],
+    unit: Annotated[str, typer.Option(help="s:call, s:speech or msg:sms.")] = "s:call",
+    database: DatabaseOption = None,
+) -> None:
+    """Owe usage beyond the packages in units (taken from the next package), not money."""
+    bucket = subscriptions.owe_overage_in_units(
+        open_db(database), account, unit, clock=SystemClock()
+    )
+    console.print(
+        f"account {account} owes {unit} beyond its packages (bucket {bucket}); the next "
+        "package bought pays it first",
+        highlight=False,
+    )
 
 
 @package_app.command("buy")

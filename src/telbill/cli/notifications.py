@@ -1,6 +1,7 @@
 """CLI of notifications and receipts.
 
-``telbill notify thresholds ACCOUNT [--level 0.50 --level 0 | --no-levels] [--spend-days N
+``telbill notify thresholds ACCOUNT [--level 0.50 --level 0.20:at_or_below | --no-levels]
+[--spend-days N
 --spend-window M | --no-spend]`` shows or sets low-balance thresholds; ``notify list`` /
 ``notify read`` are the in-app channel; ``notify webhook add|list`` and ``notify email add``
 register endpoints; ``notify deliver`` sends what is due from the outbox (run it from cron or
@@ -11,7 +12,7 @@ FILE`` writes a top-up receipt as PDF.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -44,7 +45,12 @@ EventTypesOption = Annotated[
 def thresholds_command(
     account_id: AccountArg,
     level: Annotated[
-        list[str] | None, typer.Option("--level", help="A fixed threshold (repeat).")
+        list[str] | None,
+        typer.Option(
+            "--level",
+            help="A fixed threshold (repeat): LEVEL warns below it, LEVEL:at_or_below also "
+            "at it (default below; at_or_below for 0).",
+        ),
     ] = None,
     no_levels: Annotated[bool, typer.Option("--no-levels", help="No fixed thresholds.")] = False,
     spend_days: Annotated[int | None, typer.Option(help="Warn below N days of spend.")] = None,
@@ -61,19 +67,30 @@ def thresholds_command(
         window = None if no_spend else (spend_window or current.spend_window_days)
         if not no_spend and days is not None and window is None:
             window = thresholds.DEFAULT_SPEND_WINDOW_DAYS
+        levels: list[Any] = []
+        modes: list[str | None] = []
+        if level and not no_levels:
+            levels, modes = _levels_and_modes(level)
+        elif not no_levels:
+            levels, modes = list(current.fixed_levels), list(current.fixed_modes)
         current = thresholds.set_settings(
             db,
             account_id,
-            fixed_levels=[] if no_levels else (level or list(current.fixed_levels)),
+            fixed_levels=levels,
             spend_days=days,
             spend_window_days=window,
             now=SystemClock().now(),
+            fixed_modes=modes,
         )
     if json_output:
         print_json(current)
         return
     table = Table(title=f"thresholds of account {current.account_id}", show_header=False)
-    table.add_row("fixed", ", ".join(f"{lvl:f}" for lvl in current.fixed_levels) or "none")
+    fixed = [
+        f"{lvl:f} ({mode.replace('_', ' ')})"
+        for lvl, mode in zip(current.fixed_levels, current.fixed_modes, strict=True)
+    ]
+    table.add_row("fixed", ", ".join(fixed) or "none")
     spend = (
         f"under {current.spend_days} days of the last {current.spend_window_days} days' spend"
         if current.spend_days
@@ -82,6 +99,18 @@ def thresholds_command(
     table.add_row("spend-based", spend)
     table.add_row("source", "defaults" if current.is_default else "account settings")
     console.print(table)
+
+
+def _levels_and_modes(options: list[str]) -> tuple[list[str], list[str | None]]:
+    """``0.50`` or ``0.50:at_or_below`` per option: the levels and their modes (None: the
+    level's default)."""
+    levels: list[str] = []
+    modes: list[str | None] = []
+    for option in options:
+        text, _, mode = option.partition(":")
+        levels.append(text)
+        modes.append(mode or None)
+    return levels, modes
 
 
 @notify_app.command("list")

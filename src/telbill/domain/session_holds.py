@@ -105,7 +105,8 @@ def decide_settlement(
 
     `package_held` / `money_held`: what the call's open holds still reserve (0 for a hold it
     never had or that expired under it)."""
-    package_units = min(max(billed_units, 0), max(package_held, 0))
+    # A call priced at zero takes no package seconds (issue 17, rule 2).
+    package_units = min(max(billed_units, 0), max(package_held, 0)) if amount_micros > 0 else 0
     due = money_share(amount_micros, billed_units, package_units)
     settled = min(due, max(money_held, 0))
     beyond = 0 if hard else due - settled

@@ -3,7 +3,10 @@
 Two kinds of threshold watch an account's available balance:
 
 * `FixedThreshold`: a level in the account's currency (defaults: a warning at 0.50 and
-  ``balance.zero`` at 0). The balance is *below* it when ``balance <= level``.
+  ``balance.zero`` at 0). Each level has a mode: ``below`` (the balance is below it when
+  ``balance < level``: 0.50 left at a 0.50 level does not warn) or ``at_or_below``
+  (``balance <= level``). A level's default mode is ``below``, except the zero level's,
+  which is ``at_or_below``: a balance of exactly zero is an empty balance.
 * `SpendThreshold`: the balance would last less than `days` days at the average daily spend
   of the last `window_days` days (defaults 2 and 10). Below it when
   ``balance < days * spent_in_window / window_days``; with no spend in the window the
@@ -22,14 +25,30 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 DEFAULT_FIXED_LEVELS: tuple[Decimal, ...] = (Decimal("0.50"), Decimal("0"))
+BELOW = "below"
+AT_OR_BELOW = "at_or_below"
+FIXED_MODES: tuple[str, ...] = (BELOW, AT_OR_BELOW)
 DEFAULT_SPEND_DAYS = 2
 DEFAULT_SPEND_WINDOW_DAYS = 10
 MAX_SPEND_DAYS = 365
 
 
+def default_mode(level: Decimal) -> str:
+    """The mode of a level given without one: ``at_or_below`` for zero, else ``below``."""
+    return AT_OR_BELOW if level == 0 else BELOW
+
+
 @dataclass(frozen=True, slots=True)
 class FixedThreshold:
     level: Decimal
+    # None: the level's default mode (`default_mode`), resolved at construction.
+    mode: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode is None:
+            object.__setattr__(self, "mode", default_mode(self.level))
+        elif self.mode not in FIXED_MODES:
+            raise ValueError(f"threshold mode must be one of {', '.join(FIXED_MODES)}")
 
     @property
     def key(self) -> str:
@@ -102,6 +121,8 @@ def step(state: ArmState, below: bool | None) -> Transition:
 def is_below(threshold: Threshold, balance: Decimal, spent_in_window: Decimal) -> bool | None:
     """Whether `balance` is below `threshold`; None when a spend threshold has no spend."""
     if isinstance(threshold, FixedThreshold):
+        if threshold.mode == BELOW:
+            return balance < threshold.level
         return balance <= threshold.level
     level = threshold.level(spent_in_window)
     return None if level is None else balance < level
@@ -138,6 +159,9 @@ def dedupe_key(account_id: int, threshold: Threshold, generation: int) -> str:
 
 
 __all__ = [
+    "AT_OR_BELOW",
+    "BELOW",
+    "FIXED_MODES",
     "DEFAULT_FIXED_LEVELS",
     "DEFAULT_SPEND_DAYS",
     "DEFAULT_SPEND_WINDOW_DAYS",
@@ -147,6 +171,7 @@ __all__ = [
     "Threshold",
     "Transition",
     "dedupe_key",
+    "default_mode",
     "default_thresholds",
     "evaluate",
     "is_below",

@@ -1,9 +1,11 @@
 """Campaigns (auto-dialer / voice-bot runs): start, pause, resume, stop.
 
-A campaign starts (or resumes) only while its wallet has money above zero and is not
-suspended. When the wallet reaches zero every running campaign of its accounts is paused
-(``campaign.paused``, see `services.suspension`); a paused campaign stays paused until a user
-resumes it after topping up.
+A campaign starts (or resumes) only while its wallet is not suspended and has a positive
+balance: money above zero, or call-time package seconds left (a voice-bot customer may run
+on package minutes with no money at all; issue 17, rule 5). When the wallet reaches zero
+every running campaign of its accounts is paused (``campaign.paused``, see
+`services.suspension`); a paused campaign stays paused until a user resumes it after
+topping up.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from telbill.services.clock import Clock
 from telbill.services.events import emit
 
 RUNNING, PAUSED, STOPPED = "running", "paused", "stopped"
+CALL_TIME = "s:call"  # the unit of call-time packages
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +66,16 @@ def _check_funded(conn: Connection, account_id: int, now: datetime) -> None:
         for b in buckets
         if b.kind is BucketKind.PAID or (not b.is_expired(now) and b.balance > 0)
     )
-    if money <= 0:
-        raise InsufficientBalance(
-            f"a campaign needs a positive balance; account {payer.id} has none"
-        )
+    if money > 0:
+        return
+    minutes = ledger_store.load_buckets(conn, [payer.id], unit=CALL_TIME)
+    if any(b.kind is BucketKind.PACKAGE and not b.is_expired(now) and b.available > 0
+           for b in minutes):  # fmt: skip
+        return
+    raise InsufficientBalance(
+        f"a campaign needs a positive balance (money or call-time package seconds); "
+        f"account {payer.id} has neither"
+    )
 
 
 def start_campaign(db: Database, account_id: int, name: str, *, clock: Clock) -> Campaign:

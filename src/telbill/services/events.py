@@ -40,6 +40,7 @@ EVENT_TYPES = frozenset(
         # a confirmation is a `topup.receipt`.
         "topup.requested",
         "topup.rejected",
+        "statement.issued",
     }
 )
 

@@ -31,6 +31,7 @@ from telbill.services import notifications, receipts
 from telbill.services.accounts import load_account
 from telbill.services.clock import Clock
 from telbill.services.invoice_payments import CreditNote, get_credit_note
+from telbill.services.invoice_runs import EMPTY_MONTH_CHOICES
 from telbill.services.invoices import DEFAULT_PAYMENT_TERMS_DAYS, Invoice, get_invoice
 
 DOCUMENT_EVENTS = ("credit_note.issued", "invoice.issued", "invoice.overdue", "topup.receipt")
@@ -138,6 +139,9 @@ class InvoiceSettings:
     email_documents: bool
     document_email: str | None
     endpoint_id: int | None
+    # What a month without a charge gives: "invoice" (zero invoice) or "statement"; None:
+    # the provider's choice (see `invoice_runs.empty_month_choices`).
+    empty_month: str | None = None
 
 
 def _settings(conn: Connection, account_id: int) -> InvoiceSettings:
@@ -148,7 +152,7 @@ def _settings(conn: Connection, account_id: int) -> InvoiceSettings:
         return InvoiceSettings(account_id, DEFAULT_PAYMENT_TERMS_DAYS, False, None, None)
     return InvoiceSettings(
         account_id, row.payment_terms_days, row.email_documents, row.document_email,
-        row.endpoint_id,
+        row.endpoint_id, row.empty_month,
     )  # fmt: skip
 
 
@@ -166,10 +170,17 @@ def set_invoice_settings(
     payment_terms_days: int | None = None,
     email_documents: bool | None = None,
     document_email: str | None = None,
+    empty_month: str | None = None,
 ) -> InvoiceSettings:
-    """Change what is given; emailing documents needs an address (given now or before)."""
+    """Change what is given; emailing documents needs an address (given now or before).
+
+    `empty_month`: what a month without a charge gives this account, and the accounts of
+    this provider that do not choose themselves: "invoice" (a zero invoice) or
+    "statement"."""
     if payment_terms_days is not None and not 0 <= payment_terms_days <= 365:
         raise InvalidInput("payment terms must be between 0 and 365 days")
+    if empty_month is not None and empty_month not in EMPTY_MONTH_CHOICES:
+        raise InvalidInput(f"empty month must be one of: {', '.join(EMPTY_MONTH_CHOICES)}")
     current = get_invoice_settings(db, account_id)
     terms = current.payment_terms_days if payment_terms_days is None else payment_terms_days
     wanted = current.email_documents if email_documents is None else email_documents
@@ -192,6 +203,7 @@ def set_invoice_settings(
         "document_email": address,
         "endpoint_id": endpoint.id if endpoint is not None else None,
         "updated_at": clock.now(),
+        "empty_month": current.empty_month if empty_month is None else empty_month,
     }
 
     def work(conn: Connection) -> InvoiceSettings:

@@ -3,11 +3,17 @@
 * ``invoices.issue``: from the 1st of a month in an account's timezone, issue last month's
   invoice of every account holding a wallet (created before that month ended), once: the
   job key (``invoices.issue``, account id, "YYYY-MM") is claimed in the transaction that
-  issues the invoice and emits ``invoice.issued``. A month with no charge at all issues no
-  invoice (outcome ``empty``); a month refused for mixed currencies is recorded as
-  ``refused`` and left to an operator (`telbill invoice run --month` once it is fixed).
-  Only the month just ended is considered: after a downtime longer than a month, run the
-  missed months by hand.
+  issues the invoice and emits ``invoice.issued``. Every billing account gets its monthly
+  bill, also for a month without a charge (a top-up only, nothing at all): as the
+  provider chooses (`empty_month` of the invoice settings, the account's, else its
+  provider's), a zero invoice (``invoice``, the default; outcome ``issued``) or a
+  statement (``statement``: a ``statement.issued`` notification with the month's
+  activity, no invoice number used; outcome ``statement``). Providers' own wallets get
+  an invoice only for a month with charges (outcome ``empty``). A month refused for
+  mixed currencies is recorded as ``refused`` and left to an operator (`telbill invoice
+  run --month` once it is fixed). A late tick that crosses several month-ends issues each
+  missed month (up to `MAX_CATCH_UP_MONTHS` back), oldest first; never a month that ended
+  before the account was created.
 * ``invoices.overdue``: once a postpaid invoice's due date has passed with money still due,
   emit ``invoice.overdue`` once (key ``invoices.overdue``, invoice id, "due").
 """
@@ -17,15 +23,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, String, and_, cast, exists, select
+from sqlalchemy import Connection, String, and_, cast, exists, func, select
 
 from telbill.adapters.db.engine import Database
-from telbill.adapters.db.invoice_tables import invoices
+from telbill.adapters.db.invoice_tables import invoice_settings, invoices
 from telbill.adapters.db.lifecycle_tables import job_runs
 from telbill.adapters.db.tables import accounts
 from telbill.domain.money import from_micros
 from telbill.errors import InvalidInput
-from telbill.services.accounts import Account, load_account, load_accounts
+from telbill.services.accounts import Account, AccountKind, load_account, load_accounts
 from telbill.services.events import emit
 from telbill.services.invoice_builder import Draft, InvoiceRefused, build_drafts
 from telbill.services.invoice_payments import settled_micros
@@ -47,6 +53,12 @@ from telbill.services.lifecycle_common import (
 from telbill.services.reports import month_bounds
 
 ISSUE_JOB = "invoices.issue"
+# What a month without a charge gives a customer (`invoice_settings.empty_month`).
+EMPTY_MONTH_INVOICE = "invoice"
+EMPTY_MONTH_STATEMENT = "statement"
+EMPTY_MONTH_CHOICES = (EMPTY_MONTH_INVOICE, EMPTY_MONTH_STATEMENT)
+# How many month-ends a late tick catches up on (the month just ended included).
+MAX_CATCH_UP_MONTHS = 12
 ACCOUNTS_PER_TRANSACTION = 50
 # Month-end invoices built and issued set-based; False: one by one, the reference path
 # (`invoice_builder.build_draft`, `invoices.issue_in`) the set-based one is tested against.
@@ -60,15 +72,40 @@ def _not_run(job: str, entity: object, period: object) -> object:
     )
 
 
+def months_to_issue(until: datetime, zone: str, first_created: datetime) -> list[str]:
+    """The months ended by `until` in `zone` that may still be due, oldest first: from the
+    month of `first_created` (the zone's oldest wallet), at most `MAX_CATCH_UP_MONTHS`."""
+    last = previous_month(until, zone)
+    year, month = int(last[:4]), int(last[5:])
+    months: list[str] = []
+    for _ in range(MAX_CATCH_UP_MONTHS):
+        candidate = f"{year:04d}-{month:02d}"
+        if month_bounds(candidate, zone)[1] <= first_created:
+            break
+        months.append(candidate)
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return months[::-1]
+
+
 def issue_month_end(db: Database, until: datetime) -> int:
-    """Issue last month's invoices due at `until`; returns how many were issued."""
+    """Issue the invoices (or statements) of the months ended by `until`, each month once,
+    oldest month first; returns how many invoices were issued."""
     with db.transaction() as conn:
-        zones = list(
-            conn.scalars(select(accounts.c.timezone).where(accounts.c.has_wallet).distinct())
+        zones = {
+            str(zone): first
+            for zone, first in conn.execute(
+                select(accounts.c.timezone, func.min(accounts.c.created_at))
+                .where(accounts.c.has_wallet)
+                .group_by(accounts.c.timezone)
+            )
+        }
+        pending: list[tuple[str, str]] = sorted(
+            (month, zone)
+            for zone, first in zones.items()
+            for month in months_to_issue(until, zone, first)
         )
         due: list[tuple[int, str]] = []
-        for zone in sorted(zones):
-            month = previous_month(until, zone)
+        for month, zone in pending:
             _, month_end = month_bounds(month, zone)
             # The month's keys in one uncorrelated NOT IN (hashed once by PostgreSQL, an
             # ephemeral index on SQLite), not a NOT EXISTS per account: PostgreSQL cannot
@@ -126,6 +163,8 @@ def _issue_set_based(
     for account_id, month in claimed:
         account = by_id[account_id]
         groups.setdefault((month, account.timezone), []).append(account)
+    choices = empty_month_choices(conn, list(by_id.values()))
+    statements: list[tuple[Account, str, Draft]] = []
     for (month, zone), members in groups.items():
         start, end = month_bounds(month, zone)
         if end > now:  # `draft_invoice` refuses a month not over
@@ -134,10 +173,15 @@ def _issue_set_based(
         for account_id, draft in build_drafts(conn, members, start, end).items():
             if isinstance(draft, InvoiceRefused):
                 outcomes[(account_id, month)] = "refused"
-            elif not draft.lines:
+            elif not draft.lines and by_id[account_id].kind is AccountKind.PROVIDER:
                 outcomes[(account_id, month)] = "empty"
+            elif not draft.lines and choices[account_id] == EMPTY_MONTH_STATEMENT:
+                statements.append((by_id[account_id], month, draft))
+                outcomes[(account_id, month)] = "statement"
             else:
                 drafts[(account_id, month)] = draft
+    for account, month, draft in statements:
+        _emit_statement(conn, account, month, draft, now)
     to_issue = [(by_id[a], m, drafts[(a, m)]) for a, m in claimed if (a, m) in drafts]
     results = issue_many_in(conn, to_issue, now)
     for (account, month, _), (_, new) in zip(to_issue, results, strict=True):
@@ -152,10 +196,51 @@ def _issue_one(conn: Connection, account_id: int, month: str, now: datetime) -> 
         draft = draft_invoice(conn, account, month, now)
     except (InvoiceRefused, InvalidInput):
         return "refused"
-    if not draft.lines:
+    if not draft.lines and account.kind is AccountKind.PROVIDER:
         return "empty"
+    if not draft.lines and empty_month_choices(conn, [account])[account.id] == "statement":
+        _emit_statement(conn, account, month, draft, now)
+        return "statement"
     _, new = issue_in(conn, account, month, now, draft)
     return "issued" if new else "already_issued"
+
+
+def empty_month_choices(conn: Connection, members: Sequence[Account]) -> dict[int, str]:
+    """Per account, what its months without a charge give: its own `empty_month` setting,
+    else its provider's, else a zero invoice."""
+    ids = sorted({a.id for a in members} | {a.provider_id for a in members})
+    chosen = {
+        int(account_id): str(choice)
+        for account_id, choice in conn.execute(
+            select(invoice_settings.c.account_id, invoice_settings.c.empty_month).where(
+                invoice_settings.c.account_id.in_(ids),
+                invoice_settings.c.empty_month.is_not(None),
+            )
+        )
+    }
+    return {
+        a.id: chosen.get(a.id) or chosen.get(a.provider_id) or EMPTY_MONTH_INVOICE for a in members
+    }
+
+
+def _emit_statement(
+    conn: Connection, account: Account, month: str, draft: Draft, now: datetime
+) -> None:
+    """A month's statement: no invoice (nothing was charged), the month's other activity
+    (top-ups, refunds...) told to the customer as a ``statement.issued`` notification."""
+    emit(
+        conn,
+        "statement.issued",
+        account_id=account.id,
+        payload={
+            "period": month,
+            "currency": account.currency,
+            "total": "0",
+            "activity": {k: str(from_micros(v)) for k, v in sorted(draft.activity.items())},
+        },
+        dedupe_key=f"statement.issued:{account.id}:{month}",
+        now=now,
+    )
 
 
 def flag_overdue(db: Database, until: datetime) -> int:

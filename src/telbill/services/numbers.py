@@ -35,12 +35,13 @@ from sqlalchemy import Connection, func, select
 
 from telbill.adapters.db.engine import Database
 from telbill.adapters.db.lifecycle_tables import (
+    number_grace_overrides,
     number_inventory,
     number_policies,
     number_rentals,
     verification_records,
 )
-from telbill.adapters.db.tables import transactions
+from telbill.adapters.db.tables import accounts, transactions
 from telbill.adapters.formats.inventory_csv import InventoryRow
 from telbill.domain.calendar import (
     grace_end,
@@ -515,42 +516,146 @@ def decide_verification(
     a rejection releases them back to the inventory."""
 
     def work(conn: Connection) -> Verification:
-        now = clock.now()
-        row = conn.execute(
-            select(verification_records)
-            .where(verification_records.c.id == record_id)
-            .with_for_update()
-        ).first()
-        if row is None:
-            raise NotFound(f"verification {record_id} not found")
-        if row.status != "pending":
-            raise Conflict(f"verification {record_id} is already {row.status}")
-        status = "approved" if approved else "rejected"
-        conn.execute(
-            verification_records.update()
-            .where(verification_records.c.id == record_id)
-            .values(status=status, decided_at=now)
-        )
-        waiting = conn.execute(
-            select(number_rentals.c.id)
-            .select_from(number_rentals.join(number_inventory))
-            .where(
-                number_rentals.c.account_id == row.account_id,
-                number_rentals.c.status == "pending",
-                number_inventory.c.country == row.country,
-            )
-            .order_by(number_rentals.c.id)
-        ).scalars()
-        for rental_id in list(waiting):
-            if approved:
-                activate_pending(conn, int(rental_id), now)
-            else:
-                _release(
-                    conn, load_rental(conn, int(rental_id), lock=True), now, "verification_rejected"
-                )
-        return Verification(row.id, row.account_id, row.country, status, row.reference)
+        return _decide_in(conn, record_id, approved, clock.now())
 
     return db.run(work)
+
+
+def _decide_in(conn: Connection, record_id: int, approved: bool, now: datetime) -> Verification:
+    """`decide_verification` in the caller's transaction."""
+    row = conn.execute(
+        select(verification_records).where(verification_records.c.id == record_id).with_for_update()
+    ).first()
+    if row is None:
+        raise NotFound(f"verification {record_id} not found")
+    if row.status != "pending":
+        raise Conflict(f"verification {record_id} is already {row.status}")
+    status = "approved" if approved else "rejected"
+    conn.execute(
+        verification_records.update()
+        .where(verification_records.c.id == record_id)
+        .values(status=status, decided_at=now)
+    )
+    waiting = conn.execute(
+        select(number_rentals.c.id)
+        .select_from(number_rentals.join(number_inventory))
+        .where(
+            number_rentals.c.account_id == row.account_id,
+            number_rentals.c.status == "pending",
+            number_inventory.c.country == row.country,
+        )
+        .order_by(number_rentals.c.id)
+    ).scalars()
+    for rental_id in list(waiting):
+        if approved:
+            activate_pending(conn, int(rental_id), now)
+        else:
+            _release(
+                conn, load_rental(conn, int(rental_id), lock=True), now, "verification_rejected"
+            )
+    return Verification(row.id, row.account_id, row.country, status, row.reference)
+
+
+def verify_number(
+    db: Database,
+    number: str,
+    *,
+    approved: bool,
+    reference: str | None = None,
+    clock: Clock,
+    account_id: int | None = None,
+    provider_id: int | None = None,
+) -> Rental:
+    """Approve or reject the verification a pending number waits for (issue 17, rule 11).
+
+    The decision is the buyer's verification for the number's country (its pending record,
+    or a new one): approved, the buyer's numbers of that country waiting for it are charged
+    and activated (when the balance covers them; else they stay pending); rejected, they
+    go back to the inventory. `account_id`: only a number this account bought (the API's
+    tenant wall); `provider_id`: only a number of this provider's inventory (the
+    dashboard's). Returns the number's rental as it is afterwards."""
+    e164 = normalize_number(number)
+
+    def work(conn: Connection) -> Rental:
+        now = clock.now()
+        found = conn.execute(
+            select(
+                number_rentals.c.id,
+                number_rentals.c.account_id,
+                number_inventory.c.country,
+                number_inventory.c.provider_id,
+            )
+            .select_from(number_rentals.join(number_inventory))
+            .where(number_rentals.c.number == e164, number_rentals.c.status == "pending")
+            .order_by(number_rentals.c.id.desc())
+            .limit(1)
+        ).first()  # fmt: skip
+        if (
+            found is None
+            or (account_id is not None and found.account_id != account_id)
+            or (provider_id is not None and found.provider_id != provider_id)
+        ):
+            raise NotFound(f"number {e164} is not waiting for a verification")
+        record_id = conn.execute(
+            select(verification_records.c.id)
+            .where(
+                verification_records.c.account_id == found.account_id,
+                verification_records.c.country == found.country,
+                verification_records.c.status == "pending",
+            )
+            .order_by(verification_records.c.id)
+            .limit(1)
+        ).scalar_one_or_none()
+        if record_id is None:
+            record_id = conn.execute(
+                verification_records.insert()
+                .values(account_id=found.account_id, country=found.country, status="pending",
+                        reference=reference, created_at=now)
+                .returning(verification_records.c.id)
+            ).scalar_one()  # fmt: skip
+        _decide_in(conn, int(record_id), approved, now)
+        return load_rental(conn, int(found.id))
+
+    return db.run(work)
+
+
+def pending_verifications(db: Database, provider_id: int) -> list[Rental]:
+    """The numbers of `provider_id`'s inventory bought and waiting for a verification."""
+    with db.transaction() as conn:
+        rows = conn.execute(
+            select(number_rentals)
+            .select_from(number_rentals.join(number_inventory))
+            .where(
+                number_inventory.c.provider_id == provider_id,
+                number_rentals.c.status == "pending",
+            )
+            .order_by(number_rentals.c.id)
+        )
+        return [_rental(row) for row in rows]
+
+
+def inbound_refusal(conn: Connection, number: str) -> tuple[str, str] | None:
+    """Why an inbound call to `number` is refused, as (reason code, message), or None: a
+    rented number suspended for an unpaid renewal (``number_suspended``), or bought and
+    still waiting for its verification (``number_pending``)."""
+    try:
+        e164 = normalize_number(number)
+    except InvalidInput:
+        return None
+    status = conn.execute(
+        select(number_rentals.c.status)
+        .where(
+            number_rentals.c.number == e164,
+            number_rentals.c.status.in_(["active", "suspended", "pending"]),
+        )
+        .order_by(number_rentals.c.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if status == "suspended":
+        return "number_suspended", f"{e164} is suspended for an unpaid renewal"
+    if status == "pending":
+        return "number_pending", f"{e164} is waiting for its verification"
+    return None
 
 
 def activate_pending(conn: Connection, rental_id: int, now: datetime) -> str | None:
@@ -652,8 +757,8 @@ def suspend_unpaid(
     """An unpaid renewal: suspend the number and reserve it for the grace period."""
     assert rental.paid_until is not None
     due_day = local_date(rental.paid_until, payer.timezone)
-    policy = number_policy(conn, payer.provider_id)
-    grace = grace_end(due_day, payer.timezone, months=policy.grace_months)
+    months = grace_months_of(conn, payer)
+    grace = grace_end(due_day, payer.timezone, months=months)
     conn.execute(
         number_rentals.update()
         .where(number_rentals.c.id == rental.id)
@@ -666,6 +771,96 @@ def suspend_unpaid(
     )
     _emit(conn, "number.renewal_failed", rental, period, now, price=str(from_micros(price)))
     _emit(conn, "number.suspended", rental, period, now, grace_until=grace.isoformat())
+
+
+def grace_months_of(conn: Connection, payer: Account) -> int:
+    """How long `payer`'s unpaid numbers are kept: support's override for this account, else
+    its provider's policy."""
+    override = conn.execute(
+        select(number_grace_overrides.c.grace_months).where(
+            number_grace_overrides.c.account_id == payer.id
+        )
+    ).scalar_one_or_none()
+    if override is not None:
+        return int(override)
+    return number_policy(conn, payer.provider_id).grace_months
+
+
+MAX_GRACE_MONTHS = 36
+
+
+def extend_grace(db: Database, account_id: int, *, grace_months: int, clock: Clock) -> list[Rental]:
+    """Support: keep the unpaid numbers of `account_id`'s wallet `grace_months` after each
+    missed renewal, instead of the provider's default (issue 17, rule 12).
+
+    Numbers suspended now get the new grace end at once, never an earlier one than they
+    had. Returns the wallet's suspended numbers as they are afterwards."""
+    if not isinstance(grace_months, int) or not 0 <= grace_months <= MAX_GRACE_MONTHS:
+        raise InvalidInput(f"grace months must be a whole number 0..{MAX_GRACE_MONTHS}")
+
+    def work(conn: Connection) -> list[Rental]:
+        now = clock.now()
+        payer = billing_account(conn, account_id)
+        values = {"grace_months": grace_months, "updated_at": now}
+        updated = conn.execute(
+            number_grace_overrides.update()
+            .where(number_grace_overrides.c.account_id == payer.id)
+            .values(**values)
+        ).rowcount
+        if not updated:
+            conn.execute(number_grace_overrides.insert().values(account_id=payer.id, **values))
+        changed = []
+        for rental in _suspended_of(conn, payer):
+            assert rental.paid_until is not None and rental.grace_until is not None
+            due_day = local_date(rental.paid_until, payer.timezone)
+            grace = grace_end(due_day, payer.timezone, months=grace_months)
+            if grace > rental.grace_until:
+                conn.execute(
+                    number_rentals.update()
+                    .where(number_rentals.c.id == rental.id)
+                    .values(grace_until=grace)
+                )
+            changed.append(load_rental(conn, rental.id))
+        return changed
+
+    return db.run(work)
+
+
+def _suspended_of(conn: Connection, payer: Account) -> list[Rental]:
+    """The suspended rentals `payer`'s wallet pays for, oldest renewal first, locked."""
+    tree = select(accounts.c.id).where(accounts.c.id == payer.id).cte("payer_tree", recursive=True)
+    tree = tree.union_all(select(accounts.c.id).where(accounts.c.parent_id == tree.c.id))
+    rows = conn.execute(
+        select(number_rentals.c.id, number_rentals.c.account_id)
+        .where(
+            number_rentals.c.status == "suspended",
+            number_rentals.c.account_id.in_(select(tree.c.id)),
+        )
+        .order_by(number_rentals.c.paid_until, number_rentals.c.id)
+    ).all()
+    return [
+        load_rental(conn, int(row.id), lock=True)
+        for row in rows
+        if billing_account(conn, int(row.account_id)).id == payer.id
+    ]
+
+
+def renew_paid_up(db: Database, account_id: int, *, clock: Clock) -> list[str]:
+    """At a top-up: renew at once the suspended numbers the balance now covers, oldest
+    first (the number works again at once, not at the next tick). Returns the numbers."""
+
+    def work(conn: Connection) -> list[str]:
+        now = clock.now()
+        payer = billing_account(conn, account_id)
+        renewed = []
+        for rental in _suspended_of(conn, payer):
+            assert rental.paid_until is not None
+            if renew_late(conn, rental.id, rental.paid_until.isoformat(), now) is None:
+                break  # the balance covers no more (renewals go oldest first)
+            renewed.append(rental.number)
+        return renewed
+
+    return db.run(work)
 
 
 def _payment_time(conn: Connection, payer: Account, rental: Rental, now: datetime) -> datetime:
@@ -951,8 +1146,14 @@ __all__ = [
     "renewed_until",
     "suspend_unpaid",
     "renew_late",
+    "renew_paid_up",
+    "extend_grace",
+    "grace_months_of",
     "route_number",
     "search_numbers",
     "set_number_policy",
     "submit_verification",
+    "verify_number",
+    "pending_verifications",
+    "inbound_refusal",
 ]

@@ -22,7 +22,7 @@ from sqlalchemy import Connection
 
 from telbill.adapters.db.engine import Database
 from telbill.errors import PermissionDenied
-from telbill.services import suspension, thresholds, wallets
+from telbill.services import numbers, suspension, thresholds, wallets
 from telbill.services.accounts import billing_account
 from telbill.services.auth import Action, Principal, check_access
 from telbill.services.clock import Clock
@@ -60,6 +60,7 @@ def after_top_up(db: Database, receipt: Receipt, *, clock: Clock) -> None:
     """What follows a committed top-up (`record_top_up`, or one booked inside another
     service's transaction such as a confirmed top-up request). Idempotent."""
     suspension.after_top_up(db, receipt.account_id, clock=clock)
+    numbers.renew_paid_up(db, receipt.account_id, clock=clock)  # suspended numbers work now
     db.run(lambda conn: _after_payment(conn, receipt, clock.now()))
 
 

@@ -160,6 +160,8 @@ def create_plan(
     with db.transaction() as conn:
         if owner is not None:
             _check_provider(conn, owner)
+        if _currency_of(conn, plan.tariff, owner) is None:
+            raise NotFound(f"no tariff named {plan.tariff!r}: import it first")
         _check_cost_tariff(conn, plan, owner)
         if conn.execute(
             select(charging_plans.c.id).where(

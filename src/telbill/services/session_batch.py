@@ -88,7 +88,7 @@ from telbill.services import thresholds
 from telbill.services.accounts import Account, AccountStatus, BillingMode
 from telbill.services.charging import explanation_json, usage_json
 from telbill.services.clock import Clock
-from telbill.services.numbers import is_suspended_number
+from telbill.services.numbers import inbound_refusal
 from telbill.services.session_context import SessionContext
 from telbill.services.suspension import enforce_zero_balance, resume_if_funded
 from telbill.services.wallets import DebitRequest, debit_many_in
@@ -898,10 +898,10 @@ def _refused_early(
         if account.status is not AccountStatus.ACTIVE:
             message = f"{_name(ctx, account)} is {account.status.value}"
             return _refusal("suspended", message, currency)
-    if event.direction is Direction.INBOUND and is_suspended_number(batch.conn, event.to_number):
-        return _refusal(
-            "number_suspended", f"{event.to_number} is suspended for an unpaid renewal", currency
-        )
+    inbound = event.direction is Direction.INBOUND
+    refused = inbound_refusal(batch.conn, event.to_number) if inbound else None
+    if refused is not None:  # suspended, or waiting for its verification (issue 17, rule 11)
+        return _refusal(*refused, currency)
     return None
 
 

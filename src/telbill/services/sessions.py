@@ -5,7 +5,8 @@
   ``no_rate`` (no tariff row), ``insufficient_balance`` (not one second affordable),
   ``number_suspended`` (an inbound call to a rented number suspended for an unpaid renewal:
   the switch answers busy; outbound calls from such a number are not refused, the switch
-  presents the account's main number instead, see `services.numbers.route_number`).
+  presents the account's main number instead, see `services.numbers.route_number`),
+  ``number_pending`` (an inbound call to a number bought but waiting for its verification).
   `max_seconds` counts call-time packages (``s:call`` seconds, used first) and the money the
   wallet can spend on the call (free/trial/directional credit and the paid balance, holds of
   other calls already deducted), capped by the plan's maximum call length.
@@ -552,8 +553,9 @@ def _finish(
     details = {"session_id": row.id, "cdr_id": event.id}
     package_units = 0
     if row.package_hold_id is not None:
-        package_units = holds_service.settle_hold_in(
-            conn, row.package_hold_id, billed, now=now, memo="call time", details=details
+        package_units = holds_service.settle_hold_in(  # a zero-priced call takes no package
+            conn, row.package_hold_id, billed if amount > 0 else 0, now=now, memo="call time",
+            details=details,
         ).settled
     due = share_of(amount, billed, package_units)
     money = holds_service.SettledHold(0, None, {}, {})

@@ -874,6 +874,46 @@ def _load_package(conn: Connection, package_id: int) -> Package:
     return _package(conn.execute(select(packages).where(packages.c.id == package_id)).one())
 
 
+def owe_overage_in_units(db: Database, account_id: int, unit: str, *, clock: Clock) -> int:
+    """Make the wallet of `account_id` owe the `unit` (``s:call``...) its usage takes beyond
+    its packages, instead of paying it as money (issue 17, rule 6, the voice-bot model): a
+    paid bucket in `unit` goes below zero, and the next package of that unit bought pays
+    that debt first. Returns the bucket's id (the same when asked again)."""
+    if unit not in PACKAGE_UNITS:
+        raise InvalidInput(f"unit must be one of {', '.join(sorted(PACKAGE_UNITS))}")
+
+    def work(conn: Connection) -> int:
+        payer = billing_account(conn, account_id)
+        for bucket in ledger_store.load_buckets(conn, [payer.id], unit=unit):
+            if bucket.kind is BucketKind.PAID:
+                return bucket.id
+        return ledger_store.create_bucket(
+            conn, account_id=payer.id, kind=BucketKind.PAID, unit=unit, now=clock.now(),
+            priority=1_000_000, label=f"{unit} owed beyond packages",  # drained last
+        )  # fmt: skip
+
+    return db.run(work)
+
+
+def _settle_owed_units(
+    conn: Connection, payer: Account, unit: str, bucket_id: int, amount: int, key: str,
+    now: datetime,
+) -> None:  # fmt: skip
+    """A new package of `unit` first pays what the wallet owes in that unit (its paid
+    bucket below zero, `owe_overage_in_units`)."""
+    for bucket in ledger_store.load_buckets(conn, [payer.id], unit=unit):
+        if bucket.kind is BucketKind.PAID and bucket.balance < 0:
+            owed = min(-bucket.balance, amount)
+            entry = transfer(
+                "package_overage", account_id=payer.id, source_id=bucket_id,
+                destination_id=bucket.id, amount=owed, unit=unit,
+                memo=f"{owed} {unit} owed from earlier usage",
+                details={"package_bucket_id": bucket_id}, idempotency_key=f"{key}:overage",
+            )  # fmt: skip
+            ledger_store.apply_entry(conn, entry, now)
+            return
+
+
 def buy_package(
     db: Database, account_id: int, package_code: str, *, idempotency_key: str, clock: Clock
 ) -> PackagePurchase:
@@ -921,6 +961,7 @@ def buy_package(
                 expires_at=expires,
                 counter=row.unit.split(":", 1)[1],
             )
+            _settle_owed_units(conn, payer, row.unit, bucket_id, row.amount, key, now)
             purchase_id = conn.execute(
                 package_purchases.insert()
                 .values(
@@ -1031,6 +1072,7 @@ def expire_package(conn: Connection, purchase_id: int, period: str, now: datetim
 
 __all__ = [
     "PACKAGE_UNITS",
+    "owe_overage_in_units",
     "AddOn",
     "Package",
     "PackagePurchase",

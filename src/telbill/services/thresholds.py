@@ -35,12 +35,14 @@ from telbill.domain.thresholds import (
     DEFAULT_FIXED_LEVELS,
     DEFAULT_SPEND_DAYS,
     DEFAULT_SPEND_WINDOW_DAYS,
+    FIXED_MODES,
     MAX_SPEND_DAYS,
     ArmState,
     FixedThreshold,
     SpendThreshold,
     Threshold,
     dedupe_key,
+    default_mode,
     evaluate,
     is_below,
 )
@@ -54,16 +56,28 @@ MAX_FIXED_LEVELS = 20
 
 @dataclass(frozen=True, slots=True)
 class ThresholdSettings:
-    """An account's thresholds; `spend_days` None disables the spend-based one."""
+    """An account's thresholds; `spend_days` None disables the spend-based one.
+
+    `fixed_modes` is the mode of each fixed level, in the order of `fixed_levels`; empty
+    means each level's default mode (see `telbill.domain.thresholds`)."""
 
     account_id: int
     fixed_levels: tuple[Decimal, ...]
     spend_days: int | None
     spend_window_days: int | None
     is_default: bool
+    fixed_modes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.fixed_modes) != len(self.fixed_levels):
+            modes = tuple(default_mode(level) for level in self.fixed_levels)
+            object.__setattr__(self, "fixed_modes", modes)
 
     def thresholds(self) -> tuple[Threshold, ...]:
-        fixed: list[Threshold] = [FixedThreshold(level) for level in self.fixed_levels]
+        fixed: list[Threshold] = [
+            FixedThreshold(level, mode)
+            for level, mode in zip(self.fixed_levels, self.fixed_modes, strict=True)
+        ]
         if self.spend_days is not None and self.spend_window_days is not None:
             fixed.append(SpendThreshold(self.spend_days, self.spend_window_days))
         return tuple(fixed)
@@ -91,6 +105,7 @@ def settings_in(conn: Connection, account_id: int) -> ThresholdSettings:
         row.spend_days,
         row.spend_window_days,
         is_default=False,
+        fixed_modes=tuple(row.fixed_modes or ()),
     )
 
 
@@ -100,11 +115,23 @@ def get_settings(db: Database, account_id: int) -> ThresholdSettings:
         return settings_in(conn, billing_account(conn, account_id).id)
 
 
-def _levels(values: Sequence[Any]) -> tuple[Decimal, ...]:
+def _levels(
+    values: Sequence[Any], modes: Sequence[str | None] | None
+) -> tuple[tuple[Decimal, ...], tuple[str, ...]]:
+    """Levels highest first with their modes (a level given twice: its last mode)."""
     if len(values) > MAX_FIXED_LEVELS:
         raise InvalidInput(f"at most {MAX_FIXED_LEVELS} fixed thresholds")
-    levels = {parse_amount(value, field="threshold") for value in values}
-    return tuple(sorted(levels, reverse=True))
+    if modes is not None and len(modes) != len(values):
+        raise InvalidInput("give one mode per fixed threshold, or none")
+    by_level: dict[Decimal, str] = {}
+    for index, value in enumerate(values):
+        level = parse_amount(value, field="threshold")
+        mode = (modes[index] if modes is not None else None) or default_mode(level)
+        if mode not in FIXED_MODES:
+            raise InvalidInput(f"threshold mode {mode!r} is not one of: {', '.join(FIXED_MODES)}")
+        by_level[level] = mode
+    levels = tuple(sorted(by_level, reverse=True))
+    return levels, tuple(by_level[level] for level in levels)
 
 
 def set_settings(
@@ -115,12 +142,16 @@ def set_settings(
     spend_days: int | None,
     spend_window_days: int | None,
     now: datetime,
+    fixed_modes: Sequence[str | None] | None = None,
 ) -> ThresholdSettings:
     """Replace the thresholds of `account_id`'s wallet. Spend needs both numbers or neither.
 
-    Arm states of thresholds that remain are kept, so a level set again does not fire again.
+    `fixed_modes`: one mode per level (``below`` / ``at_or_below``; None: the level's
+    default); None: every level's default.
+    Arm states of thresholds that remain are kept, so a level set again does not fire again
+    (also when only its mode changed).
     """
-    levels = _levels(fixed_levels)
+    levels, modes = _levels(fixed_levels, fixed_modes)
     if (spend_days is None) != (spend_window_days is None):
         raise InvalidInput("give both spend_days and spend_window_days, or neither")
     for name, value in (("spend_days", spend_days), ("spend_window_days", spend_window_days)):
@@ -131,6 +162,7 @@ def set_settings(
         payer = billing_account(conn, account_id)
         values = {
             "fixed_levels_micros": [to_micros(level) for level in levels],
+            "fixed_modes": list(modes),
             "spend_days": spend_days,
             "spend_window_days": spend_window_days,
             "updated_at": now,
@@ -262,6 +294,7 @@ def evaluate_thresholds(
             }
             if isinstance(threshold, FixedThreshold):
                 payload["level"] = str(threshold.level)
+                payload["mode"] = str(threshold.mode)
             else:
                 payload["days"] = threshold.days
                 payload["average_daily_spend"] = str(spend / threshold.window_days)
@@ -287,6 +320,7 @@ _SETTINGS_AND_STATES = (
     select(
         threshold_settings.c.account_id.label("settings_of"),
         threshold_settings.c.fixed_levels_micros,
+        threshold_settings.c.fixed_modes,
         threshold_settings.c.spend_days,
         threshold_settings.c.spend_window_days,
         threshold_states.c.threshold_key,
@@ -306,6 +340,7 @@ _SETTINGS_AND_STATES_OF_MANY = (
         accounts.c.id.label("account_id"),
         threshold_settings.c.account_id.label("settings_of"),
         threshold_settings.c.fixed_levels_micros,
+        threshold_settings.c.fixed_modes,
         threshold_states.c.threshold_key,
         threshold_states.c.armed,
     )
@@ -338,8 +373,9 @@ def _settled_rows(rows: list[Any], available: Decimal) -> bool:
         return False
     first = rows[0]
     levels = None if first.settings_of is None else tuple(first.fixed_levels_micros)
+    modes = tuple(first.fixed_modes or ()) if levels is not None else ()
     armed = {row.threshold_key: row.armed for row in rows if row.threshold_key is not None}
-    for threshold, key in _fixed_thresholds(levels):
+    for threshold, key in _fixed_thresholds(levels, modes):
         stored = armed.get(key)
         if stored is None or stored == is_below(threshold, available, ZERO):
             return False  # never stored, fires, or re-arms
@@ -361,13 +397,20 @@ def _fixed_levels_settled(conn: Connection, payer: Account, available: Decimal) 
 
 
 @lru_cache(maxsize=1024)
-def _fixed_thresholds(levels_micros: tuple[int, ...] | None) -> tuple[tuple[Threshold, str], ...]:
+def _fixed_thresholds(
+    levels_micros: tuple[int, ...] | None, modes: tuple[str, ...] = ()
+) -> tuple[tuple[Threshold, str], ...]:
     """The fixed thresholds (with their keys) of stored levels, or of the defaults (None)."""
     settings = (
         _defaults(0)
         if levels_micros is None
         else ThresholdSettings(
-            0, tuple(from_micros(int(m)) for m in levels_micros), None, None, is_default=False
+            0,
+            tuple(from_micros(int(m)) for m in levels_micros),
+            None,
+            None,
+            is_default=False,
+            fixed_modes=modes,
         )
     )
     return tuple((t, t.key) for t in settings.thresholds() if isinstance(t, FixedThreshold))
@@ -497,7 +540,12 @@ def _rules_of(cache: dict[Any, PreparedRules], row: Any) -> PreparedRules:
     marker = (
         None
         if row is None
-        else (tuple(row.fixed_levels_micros), row.spend_days, row.spend_window_days)
+        else (
+            tuple(row.fixed_levels_micros),
+            tuple(row.fixed_modes or ()),
+            row.spend_days,
+            row.spend_window_days,
+        )
     )
     if marker not in cache:
         settings = (
@@ -509,6 +557,7 @@ def _rules_of(cache: dict[Any, PreparedRules], row: Any) -> PreparedRules:
                 row.spend_days,
                 row.spend_window_days,
                 is_default=False,
+                fixed_modes=tuple(row.fixed_modes or ()),
             )
         )
         rules = tuple((rule, rule.key) for rule in settings.thresholds())

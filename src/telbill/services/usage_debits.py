@@ -2,10 +2,11 @@
 transaction per payer and usage account.
 
 The drain rule is the ledger's (`ledger.WalletDrain`, equal to `plan_drain` applied leg
-after leg): a leg whose unit (``s:call``, ``msg:sms``) has a package with units left takes
-its billed units from packages first (`DrainPolicy.PARTIAL`); the money due is the leg's
-price times the share of units the packages did not cover (`share_of`), drained from
-credits before the paid balance with `DrainPolicy.ALLOW_NEGATIVE` (usage already happened).
+after leg): a priced leg whose unit (``s:call``, ``msg:sms``) has a package with units left
+takes its billed units from packages first (`DrainPolicy.PARTIAL`; a leg priced at zero
+takes none); the money due is the leg's price times the share of units the packages did
+not cover (`share_of`), drained from credits before the paid balance with
+`DrainPolicy.ALLOW_NEGATIVE` (usage already happened).
 
 What is written per (payer, usage account) of the chunk: ONE ``usage_batch`` transaction
 with one posting per bucket it touched (the sum of that bucket's takes) and one per revenue
@@ -217,7 +218,10 @@ def plan_usage(table: UsageLegTable, buckets: Sequence[Bucket], now: datetime) -
     for bucket in buckets:
         if bucket.account_id is not None:
             owned.setdefault(bucket.account_id, []).append(bucket)
-    packaged = {
+    # A paid bucket in a unit (``s:call``...): the wallet owes overage in units, not money
+    # (`subscriptions.owe_overage_in_units`); its legs are drained leg by leg as packaged.
+    owing = {(b.account_id, b.unit) for b in buckets if b.kind is BucketKind.PAID and ":" in b.unit}
+    packaged = owing | {
         (b.account_id, b.unit) for b in buckets if b.kind is BucketKind.PACKAGE and b.balance > 0
     }
     order = np.argsort(table.payer_id, kind="stable")
@@ -238,7 +242,7 @@ def plan_usage(table: UsageLegTable, buckets: Sequence[Bucket], now: datetime) -
         else:
             _drain_leg_by_leg(
                 table, legs, payer, mine, packaged, now, due, package_units, entry_of_leg,
-                entries, moved, taken,
+                entries, moved, taken, owing,
             )  # fmt: skip
     if simple_legs:
         _drain_in_one(
@@ -384,8 +388,11 @@ def _drain_leg_by_leg(
     entries: list[_Group],
     moved: npt.NDArray[np.bool_],
     taken: dict[int, int],
+    owing: set[tuple[int | None, str]],
 ) -> None:
-    """`WalletDrain.take` leg after leg (packages first), as posting always did."""
+    """`WalletDrain.take` leg after leg (packages first), as posting always did; a wallet
+    in `owing` owes the units its packages do not cover (its unit's paid bucket goes below
+    zero) instead of money."""
     drain = WalletDrain(buckets, now=now)
     for position in legs.tolist():
         service, direction, unit = table.kinds[int(table.kind[position])]
@@ -393,11 +400,18 @@ def _drain_leg_by_leg(
         billed = int(table.billed_units[position])
         amount = int(table.amount_micros[position])
         moved_here = False
-        if billed > 0 and (payer.id, unit) in packaged:
+        # A leg priced at zero (e.g. a call over the customer's own trunk) takes nothing
+        # from packages: they stand in for money, and it owes none (issue 17, rule 2).
+        if billed > 0 and amount > 0 and (payer.id, unit) in packaged:
             units = drain.take(
                 billed, unit=unit, service=service, direction=direction,
                 policy=DrainPolicy.PARTIAL, into=group.takes,
             )  # fmt: skip
+            if units < billed and (payer.id, unit) in owing:
+                units += drain.take(
+                    billed - units, unit=unit, service=service, direction=direction,
+                    policy=DrainPolicy.ALLOW_NEGATIVE, into=group.takes,
+                )  # fmt: skip
             if units:
                 package_units[position] = units
                 due[position] = share_of(amount, billed, units)

@@ -179,7 +179,10 @@ def save_thresholds(
     spend_window_days: FormText = "",
 ) -> RedirectResponse:
     authorize(db, session.principal, account_id, Action.MANAGE_NOTIFICATIONS)
-    fixed = [part.strip() for part in levels.replace(";", ",").split(",") if part.strip()]
+    # "0.50" or "0.50:at_or_below" (a level's mode, see docs/rules.md).
+    parts = [part.strip() for part in levels.replace(";", ",").split(",") if part.strip()]
+    fixed = [part.partition(":")[0].strip() for part in parts]
+    modes = [part.partition(":")[2].strip() or None for part in parts]
 
     def whole(text: str, field: str) -> int | None:
         if not text.strip():
@@ -191,6 +194,7 @@ def save_thresholds(
     thresholds_service.set_settings(
         db, account_id, fixed_levels=fixed, spend_days=whole(spend_days, "spend days"),
         spend_window_days=whole(spend_window_days, "spend window"), now=clock.now(),
+        fixed_modes=modes,
     )  # fmt: skip
     return see_other(f"/accounts/{account_id}/balance", "thresholds")
 

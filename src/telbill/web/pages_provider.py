@@ -28,7 +28,7 @@ from telbill.adapters.formats.tariff_fields import ParsedRow
 from telbill.adapters.formats.twilio import read_twilio_csv
 from telbill.domain.tariffs import Increment, TariffSettings
 from telbill.errors import InvalidInput, TelbillError
-from telbill.services import accounts, margin, reports
+from telbill.services import accounts, margin, numbers, reports
 from telbill.services import tariffs as tariffs_service
 from telbill.services.auth import Action, authorize
 from telbill.services.tariffs import BadTariffRows, TariffSource, Viewer
@@ -130,8 +130,28 @@ def inventory_page(
         rows=queries.inventory_page(db, provider_id, status=status or None, cursor=cursor),
         status=status or "",
         statuses=("available", "rented", "suspended", "quarantined"),
+        pending=numbers.pending_verifications(db, provider_id),
     )
     return render(request, "provider_inventory.html", context)
+
+
+@router.post("/provider/{provider_id}/numbers/verify")
+def verify_number_page(
+    provider_id: int,
+    db: DbDep,
+    clock: ClockDep,
+    session: CsrfSessionDep,
+    number: Annotated[str, Form(max_length=32)],
+    decision: Annotated[str, Form(max_length=16)],
+) -> RedirectResponse:
+    """Approve (charge, activate) or reject (release) a number waiting for verification."""
+    authorize(db, session.principal, provider_id, Action.GRANT_CREDIT)
+    if decision not in ("approve", "reject"):
+        raise InvalidInput("decision must be approve or reject")
+    rental = numbers.verify_number(
+        db, number, approved=decision == "approve", clock=clock, provider_id=provider_id
+    )
+    return see_other(f"/provider/{provider_id}/inventory", f"{rental.number}: {rental.status}")
 
 
 @router.get("/provider/{provider_id}/suspended", response_class=HTMLResponse)

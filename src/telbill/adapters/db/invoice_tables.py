@@ -167,6 +167,9 @@ invoice_settings = Table(
     # The email endpoint (notification_endpoints) that carries the documents.
     Column("endpoint_id", Id, ForeignKey("notification_endpoints.id"), nullable=True),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # A month without a charge gives "invoice" (a zero invoice) or "statement"; NULL: the
+    # provider's choice, else "invoice" (`invoice_runs.empty_month_choices`).
+    Column("empty_month", String(16), nullable=True),
     CheckConstraint("payment_terms_days >= 0 AND payment_terms_days <= 365", name="terms"),
 )
 

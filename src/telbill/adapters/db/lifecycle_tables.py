@@ -114,6 +114,17 @@ number_policies = Table(
     CheckConstraint("grace_months >= 0 AND quarantine_days >= 0", name="periods"),
 )
 
+# Support's exception for one billing account: its unpaid numbers are kept this many months
+# after the missed renewal instead of its provider's `number_policies.grace_months`.
+number_grace_overrides = Table(
+    "number_grace_overrides",
+    metadata,
+    Column("account_id", Id, ForeignKey("accounts.id"), primary_key=True),
+    Column("grace_months", Integer, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint("grace_months >= 0", name="grace_months"),
+)
+
 subscription_plans = Table(
     "subscription_plans",
     metadata,
@@ -203,6 +214,7 @@ job_runs = Table(
 Index("ix_transactions_created_at", transactions.c.created_at)
 
 __all__ = [
+    "number_grace_overrides",
     "INVENTORY_STATUSES",
     "NUMBER_TYPES",
     "RENTAL_STATUSES",

@@ -31,6 +31,8 @@ threshold_settings = Table(
     Column("account_id", Id, ForeignKey("accounts.id"), primary_key=True),
     # Fixed levels in micro-units of the account's currency, e.g. [500000, 0].
     Column("fixed_levels_micros", JSON, nullable=False),
+    # Mode per level ("below" / "at_or_below"), parallel to the levels; NULL: each default.
+    Column("fixed_modes", JSON, nullable=True),
     # NULL disables the spend-based threshold.
     Column("spend_days", Integer, nullable=True),
     Column("spend_window_days", Integer, nullable=True),

@@ -37,6 +37,7 @@ SUBJECTS = {
     "invoice.overdue": "Invoice {{ p.label }} is overdue: "
     "{{ p.amount_due | money }} {{ p.currency }}",
     "credit_note.issued": "Credit note {{ p.label }} for invoice {{ p.invoice_label }}",
+    "statement.issued": "Statement for {{ p.period }}: nothing charged",
 }
 DEFAULT_SUBJECT = "telbill notification: {{ event.type }}"
 
