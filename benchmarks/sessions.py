@@ -1,21 +1,26 @@
 """Real-time sessions benchmark: authorize+end pairs per second over HTTP on loopback, with
-p50/p99 latency, and the SQL statements one authorize and one end cost.
+p50/p99 latency, server CPU per pair, and the SQL statements one authorize and one end cost.
 
-    python benchmarks/sessions.py                 # 1,000 pairs, 50 clients, 2 workers
+    python benchmarks/sessions.py                 # 1,000 pairs, 50 clients, 1 and 2 workers
     python benchmarks/sessions.py --quick         # 200 pairs
     python benchmarks/sessions.py --count-only    # statements per request (+ --profile)
+    git archive a9afb6e src | tar -x -C /tmp/old  # the per-request path (before batches)
     python benchmarks/sessions.py --baseline-src /tmp/old/src   # same run, older code too
     python benchmarks/sessions.py --wallets 1 10  # clients spread over 1, then 10 wallets
 
 Each database (SQLite file, PostgreSQL schema) gets one prepaid organisation with a large
 balance and one user; `--clients` concurrent clients each authorize a call and end it at
 30 s, over keep-alive connections. The load is driven by `--client-procs` processes (httpx
-AsyncClient, one shared pool each) so the client is not the bottleneck of one core. The
-`/healthz` baseline is measured at the same concurrency right after: the cost of HTTP alone.
-`--baseline-src` serves the same load from another source tree (for instance the commit
-before a change) in the same run, alternating, so the ratio means something on a loaded
-machine. PostgreSQL: TELBILL_BENCH_PG_URL (default
-postgresql+psycopg://postgres@127.0.0.1:5432/test), each run in a fresh schema.
+AsyncClient, one shared pool each) so the client is not the bottleneck of one core.
+
+Beside telbill, in the same run and on the same uvicorn (same workers, same clients, the same
+two POSTs per pair): `benchmarks/trivial_asgi.py`, an app answering at once (the cost of
+HTTP alone), and with `--baseline-src` another source tree (for instance the commit before
+the batch engine), so the ratios mean something on a loaded machine. After telbill's run, as
+many pairs again are started at half the rate it reached (open loop): the authorize p50/p99
+at that rate. Server CPU is user + system time of the uvicorn processes during the run.
+PostgreSQL: TELBILL_BENCH_PG_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/test),
+each run in a fresh schema.
 """
 
 from __future__ import annotations
@@ -197,9 +202,10 @@ def profile_services(app: Any, user_id: int, pairs: int) -> None:
     pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
 
 
-def service_cpu(url: str, pairs: int = 300) -> dict[str, float]:
+def service_cpu(url: str, pairs: int = 300, threads: int = 1) -> dict[str, float]:
     """CPU milliseconds per authorize+end pair of the service calls alone (no HTTP), in this
-    process, one thread: `time.process_time`, so a loaded machine changes it little."""
+    process: `time.process_time`, so a loaded machine changes it little. `threads` callers
+    at once (the batch engine decides what arrives together in one transaction)."""
     from telbill.adapters.db.engine import Database
     from telbill.services import sessions
     from telbill.services.clock import SystemClock
@@ -223,8 +229,14 @@ def service_cpu(url: str, pairs: int = 300) -> dict[str, float]:
     for n in range(20):  # warm-up: caches as in a running server
         pair(n)
     started, cpu = time.perf_counter(), time.process_time()
-    for n in range(20, 20 + pairs):
-        pair(n)
+    if threads == 1:
+        for n in range(20, 20 + pairs):
+            pair(n)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(pair, range(20, 20 + pairs)))
     result = {
         "cpu_ms_per_pair": (time.process_time() - cpu) * 1000 / pairs,
         "wall_ms_per_pair": (time.perf_counter() - started) * 1000 / pairs,
@@ -233,10 +245,10 @@ def service_cpu(url: str, pairs: int = 300) -> dict[str, float]:
     return result
 
 
-def _service_cpu_in(src: Path, url: str) -> dict[str, float]:
+def _service_cpu_in(src: Path, url: str, threads: int) -> dict[str, float]:
     """`service_cpu` with the code of `src`, in a fresh process."""
     out = subprocess.run(
-        [sys.executable, __file__, "--service-cpu-json", url],
+        [sys.executable, __file__, "--service-cpu-json", url, "--service-threads", str(threads)],
         env={**os.environ, "TELBILL_BENCH_SRC": str(src), "PYTHONPATH": str(src)},
         check=True, capture_output=True, text=True,
     )  # fmt: skip
@@ -255,13 +267,17 @@ def free_port() -> int:
 
 async def _drive(
     base: str, key: str, account_ids: list[int], numbers: range, clients: int, tag: str,
-    first_client: int = 0,
+    first_client: int = 0, rate: float | None = None,
 ) -> dict[str, Any]:
     """Drive the pairs `numbers` with `clients` concurrent clients; client k (counted from
-    `first_client` across client processes) calls for the user of wallet k mod N."""
+    `first_client` across client processes) calls for the user of wallet k mod N.
+
+    `rate`: start the pairs at this many per second (open loop: pair n starts at n / rate
+    seconds, or as soon as a client is free after that), instead of as fast as answered."""
     import httpx
 
     latencies: list[float] = []
+    authorize_latencies: list[float] = []
     health: list[float] = []
     errors: list[str] = []  # a failed request counts in the latencies, never as a pair done
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -275,6 +291,9 @@ async def _drive(
             account_id = account_ids[client_no % len(account_ids)]
             while not queue.empty():
                 n = queue.get_nowait()
+                if rate:
+                    await asyncio.sleep(max(0.0, started + (n - numbers[0]) / rate
+                                            - time.perf_counter()))  # fmt: skip
                 t0 = time.perf_counter()
                 answer = await client.post(
                     "/v1/sessions/authorize",
@@ -283,6 +302,7 @@ async def _drive(
                 )  # fmt: skip
                 t1 = time.perf_counter()
                 latencies.append(t1 - t0)
+                authorize_latencies.append(t1 - t0)
                 if answer.status_code != 200:
                     errors.append(answer.text)
                     continue
@@ -305,7 +325,8 @@ async def _drive(
                 health.append(time.perf_counter() - t0)
 
         await asyncio.gather(*(ping() for _ in range(clients)))
-    return {"elapsed": elapsed, "latencies": latencies, "health": health, "errors": errors}
+    return {"elapsed": elapsed, "latencies": latencies, "health": health, "errors": errors,
+            "authorize_latencies": authorize_latencies}  # fmt: skip
 
 
 def _client_process(
@@ -343,13 +364,20 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def serve(url: str, src: Path, workers: int, server_args: list[str]) -> tuple[Any, str]:
+TELBILL_APP = ["telbill.api.app:app_from_env", "--factory"]
+TRIVIAL_APP = ["trivial_asgi:app"]  # benchmarks/trivial_asgi.py: HTTP alone
+
+
+def serve(
+    url: str, src: Path, workers: int, server_args: list[str], app: list[str] = TELBILL_APP
+) -> tuple[Any, str]:
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "telbill.api.app:app_from_env", "--factory",
+        [sys.executable, "-m", "uvicorn", *app,
          "--workers", str(workers), "--port", str(port), "--log-level", "warning",
          "--no-access-log", *server_args],
-        env={**os.environ, "PYTHONPATH": str(src), "TELBILL_DATABASE_URL": url},
+        env={**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{Path(__file__).parent}",
+             "TELBILL_DATABASE_URL": url},
         start_new_session=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -366,12 +394,15 @@ def serve(url: str, src: Path, workers: int, server_args: list[str]) -> tuple[An
 
 def load(
     url: str, src: Path, *, pairs: int, clients: int, workers: int, procs: int,
-    server_args: list[str], wallets: int = 1,
+    server_args: list[str], wallets: int = 1, trivial: bool = False, half_rate: bool = False,
 ) -> dict[str, Any]:
     """Serve `url` from `src` and drive `pairs` authorize+end pairs at `clients` concurrency,
-    the clients spread over `wallets` wallets."""
+    the clients spread over `wallets` wallets. `trivial`: serve `trivial_asgi` instead (the
+    same requests, answered at once). `half_rate`: then drive as many pairs again at half
+    the rate reached, and report the authorize latencies of that run."""
     _, user_ids, secret = setup(url, wallets=wallets)
-    server, base = serve(url, src, workers, server_args)
+    app = TRIVIAL_APP if trivial else TELBILL_APP
+    server, base = serve(url, src, workers, server_args, app)
     try:
         # Warm-up: each worker compiles the tariff and fills its caches once.
         asyncio.run(_drive(base, secret, user_ids, range(40), 8, "w"))
@@ -392,6 +423,14 @@ def load(
         wall = time.perf_counter() - started
         # Includes the /healthz baseline requests (pairs / clients each) after the pairs.
         server_cpu = tree_cpu_s(server.pid) - cpu
+        paced: dict[str, Any] = {}
+        if half_rate:
+            reached = (pairs - sum(len(r["errors"]) for r in results)) / max(
+                r["elapsed"] for r in results
+            )
+            paced = asyncio.run(_drive(base, secret, user_ids, range(pairs, 2 * pairs),
+                                       clients, "h", rate=reached / 2))  # fmt: skip
+            paced["rate"] = reached / 2
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -409,6 +448,10 @@ def load(
         "health_p99_ms": pct(health, 0.99),
         "wall_s": wall,
         "server_cpu_ms_per_pair": server_cpu * 1000 / pairs,
+        "half_rate": paced.get("rate", 0.0),
+        "half_rate_authorize_p50_ms": pct(paced.get("authorize_latencies") or [0.0], 0.5),
+        "half_rate_authorize_p99_ms": pct(paced.get("authorize_latencies") or [0.0], 0.99),
+        "half_rate_errors": len(paced.get("errors", [])),
     }
 
 
@@ -432,12 +475,49 @@ def _databases(tmp: str, no_pg: bool) -> list[tuple[str, Any]]:
     return names
 
 
+def _load_line(
+    db_name: str, make_url: Any, label: str, src: Path, args: Any, *, pairs: int,
+    workers: int, wallets: int, server_args: list[str],
+) -> float:
+    """One load run, printed as one line; returns its pairs/s."""
+    schema, url = make_url(f"load-{label.replace(' ', '-')}-{wallets}-{workers}")
+    try:
+        # SQLite serialises writers on one file: a second worker adds contention only, but
+        # the figure is reported with the same worker count for comparison.
+        r = load(url, src, pairs=pairs, clients=args.clients, workers=workers,
+                 procs=args.client_procs, server_args=server_args, wallets=wallets,
+                 trivial=label == "trivial",
+                 half_rate=label == "this tree" and not args.no_half_rate)  # fmt: skip
+    finally:
+        if schema:
+            drop_schema(schema)
+    print(
+        f"  {db_name:10} {label:9}: {pairs:,} pairs, {args.clients} clients on "
+        f"{wallets} wallet{'s' if wallets > 1 else ''}, "
+        f"{workers} worker{'s' if workers > 1 else ''}: {r['pairs_per_s']:7,.0f} pairs/s | "
+        f"request p50 {r['p50_ms']:7.1f} ms, p99 {r['p99_ms']:7.1f} ms | "
+        f"server CPU {r['server_cpu_ms_per_pair']:5.2f} ms/pair | "
+        f"{r['errors']} failed requests | load {os.getloadavg()[0]:.2f}"
+        + (f"\n      first failure: {r['first_error']}" if r["errors"] else "")
+        + (f"\n      at half that rate ({r['half_rate']:,.0f} pairs/s): authorize p50 "
+           f"{r['half_rate_authorize_p50_ms']:.1f} ms, p99 {r['half_rate_authorize_p99_ms']:.1f}"
+           f" ms, {r['half_rate_errors']} failed" if r["half_rate"] else ""),
+        flush=True,
+    )  # fmt: skip
+    rate: float = r["pairs_per_s"]
+    return rate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="200 pairs.")
     parser.add_argument("--pairs", type=int, default=None)
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--no-trivial", action="store_true",
+                        help="Skip the trivial ASGI app (benchmarks/trivial_asgi.py).")
+    parser.add_argument("--no-half-rate", action="store_true",
+                        help="Skip the run at half the rate reached (authorize p99).")
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument(
         "--wallets", type=int, nargs="+", default=[1],
@@ -449,6 +529,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile the counted pairs.")
     parser.add_argument("--count-json", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--service-cpu-json", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--service-threads", type=int, default=1,
+                        help="--service-cpu: this many threads calling at once.")  # fmt: skip
     parser.add_argument(
         "--service-cpu", action="store_true",
         help="Only the CPU per pair of the service calls (no HTTP), each tree in turn.",
@@ -464,7 +546,7 @@ def main() -> None:
         print(json.dumps(count_statements(args.count_json)))
         return
     if args.service_cpu_json:
-        print(json.dumps(service_cpu(args.service_cpu_json)))
+        print(json.dumps(service_cpu(args.service_cpu_json, threads=args.service_threads)))
         return
     pairs = args.pairs or (200 if args.quick else 1_000)
     server_args = ["--loop", "asyncio", "--http", "h11"] if args.plain_http else []
@@ -490,35 +572,28 @@ def main() -> None:
                 for label, src in trees * 2:
                     schema, url = make_url(f"cpu-{label.replace(' ', '-')}-{uuid.uuid4().hex[:6]}")
                     try:
-                        cpu_r = _service_cpu_in(src, url)
+                        cpu_r = _service_cpu_in(src, url, args.service_threads)
                     finally:
                         if schema:
                             drop_schema(schema)
                     print(f"  {db_name:10} {label:9}: service calls {cpu_r['cpu_ms_per_pair']:.2f} "
-                          f"ms CPU per pair, {cpu_r['wall_ms_per_pair']:.2f} ms wall "
-                          "(one thread, no HTTP)")  # fmt: skip
+                          f"ms CPU per pair, {1000 / cpu_r['wall_ms_per_pair']:,.0f} pairs/s "
+                          f"({args.service_threads} thread(s), no HTTP) | load "
+                          f"{os.getloadavg()[0]:.2f}")  # fmt: skip
                 continue
-            for wallets, (label, src) in [(w, t) for w in args.wallets for t in trees]:
-                schema, url = make_url(f"load-{label.replace(' ', '-')}-{wallets}")
-                try:
-                    # SQLite serialises writers on one file: workers add contention only,
-                    # but the figure is reported with the same worker count for comparison.
-                    r = load(url, src, pairs=pairs, clients=args.clients, workers=args.workers,
-                             procs=args.client_procs, server_args=server_args,
-                             wallets=wallets)  # fmt: skip
-                finally:
-                    if schema:
-                        drop_schema(schema)
-                print(
-                    f"  {db_name:10} {label:9}: {pairs:,} pairs, {args.clients} clients on "
-                    f"{wallets} wallet{'s' if wallets > 1 else ''}, "
-                    f"{args.workers} workers: {r['pairs_per_s']:7,.0f} pairs/s | request "
-                    f"p50 {r['p50_ms']:7.1f} ms, p99 {r['p99_ms']:7.1f} ms | /healthz p50 "
-                    f"{r['health_p50_ms']:6.1f} ms, p99 {r['health_p99_ms']:6.1f} ms | "
-                    f"server CPU {r['server_cpu_ms_per_pair']:5.1f} ms/pair | "
-                    f"{r['errors']} failed requests | load {os.getloadavg()[0]:.2f}"
-                    + (f"\n      first failure: {r['first_error']}" if r["errors"] else "")
-                )
+            runs = [("trivial", SRC)] if not args.no_trivial else []
+            runs += trees
+            for wallets in args.wallets:
+                for workers in args.workers:
+                    rates: dict[str, float] = {}
+                    for label, src in runs:
+                        rates[label] = _load_line(
+                            db_name, make_url, label, src, args, pairs=pairs, workers=workers,
+                            wallets=wallets, server_args=server_args,
+                        )  # fmt: skip
+                    if "baseline" in rates and rates["baseline"]:
+                        print(f"  {db_name:10} this tree / baseline: "
+                              f"{rates['this tree'] / rates['baseline']:.1f}x pairs/s")  # fmt: skip
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
 
 

@@ -291,3 +291,18 @@ def test_a_replayed_secret_rotation_changes_nothing_and_shows_no_secret(world):
     assert again.json() == {**first.json(), "secret": None}
     body = card_event(world, "evt_after_replay", "2.00")
     assert deliver(world, body, sign(secret, now_s(world), body)).status_code == 200
+
+
+def test_the_provider_hears_of_a_request_and_the_customer_of_its_rejection(world):
+    from telbill.services.events import list_events
+
+    created = ask(world, amount="7.00", reference="BT-EVT")
+    (requested,) = list_events(world.db, types=["topup.requested"])
+    assert requested.account_id == world.ids["acme"]
+    assert requested.payload["request_id"] == created["id"]
+    assert (requested.payload["amount"], requested.payload["reference"]) == ("7.000000", "BT-EVT")
+    decide(world, "acme", created["id"], "reject", reason="unknown transfer")
+    decide(world, "acme", created["id"], "reject", reason="unknown transfer")  # once
+    (rejected,) = list_events(world.db, types=["topup.rejected"])
+    assert rejected.account_id == world.ids["alpha"]
+    assert rejected.payload["reason"] == "unknown transfer"

@@ -111,6 +111,12 @@ def test_with_provider_no_plan_command_uses_or_changes_another_providers_catalog
     for args in refused:
         code, _, err = run(*args)
         assert code == 1 and err.startswith("error: "), (args, err)
+    code, out, _ = run("plan", "list", "--provider", b)
+    assert code == 0 and json.loads(out) == []
+    code, out, _ = run("plan", "list", "--provider", world["a"])
+    assert code == 0 and [(p["name"], p["shared"]) for p in json.loads(out)] == [
+        ("standard", False)
+    ]
     # A's customer is still priced with A's tariff.
     db = Database(os.environ["TELBILL_DATABASE_URL"])
     try:
@@ -121,3 +127,21 @@ def test_with_provider_no_plan_command_uses_or_changes_another_providers_catalog
         )  # fmt: skip
     finally:
         db.dispose()
+
+
+def test_offline_rating_with_provider_uses_only_that_providers_tariff(world, tmp_path):
+    imported(tmp_path / "a.csv", "retail", world["a"])
+    imported(tmp_path / "b.csv", "retail", world["b"])
+    cdrs = tmp_path / "cdrs.csv"
+    cdrs.write_text(
+        "id,account,user,direction,from,to,start,answer,end,service,segments\n"
+        f"c1,aorg,,outbound,+15550001,{UK},2026-03-01T09:00:00+00:00,"
+        "2026-03-01T09:00:01+00:00,2026-03-01T09:01:01+00:00,voice,\n"
+    )
+    for provider, cost in ((world["a"], "0.06"), (world["b"], "9.99")):
+        out = tmp_path / f"rated-{provider}.csv"
+        code, _, err = run("rate", cdrs, "--tariff", "retail", "--out", out, "--provider", provider)
+        assert code == 0, err
+        assert f"total {cost}" in err, err
+    code, _, err = run("rate", cdrs, "--tariff", "retail", "--out", tmp_path / "op.csv")
+    assert code == 1 and "no tariff" in err  # the operator's catalogue has no "retail"

@@ -41,12 +41,14 @@ MATRIX: dict[str, tuple[str, str, str, str]] = {
     "read balances and history": (ALLOW, ALLOW, ALLOW, ALLOW),
     "spend: buy a package": (ALLOW, ALLOW, ALLOW, DENY),
     "catalogue: create a package": (ALLOW, ALLOW, DENY, DENY),
+    "catalogue: import a tariff": (ALLOW, ALLOW, DENY, DENY),
     "catalogue: import number inventory": (ALLOW, ALLOW, DENY, DENY),
     "catalogue: read it": (ALLOW, ALLOW, DENY, DENY),
 }
 CELLS = [(action, role, MATRIX[action][i]) for action in MATRIX for i, role in enumerate(ROLES)]
 
 runner = CliRunner()
+DECK = "prefix,destination,rate,increment\n44,United Kingdom,0.07,60/60\n"
 
 
 def pending_request(world: Any) -> int:
@@ -108,6 +110,9 @@ def api_call(world: Any, action: str, role: str) -> Any:
             json={"code": "m60", "unit": "s:call", "amount": "3600", "price": "3"},
             headers=headers,
         ),
+        "catalogue: import a tariff": lambda: post(
+            "/v1/tariffs", json={"name": "matrix", "csv": DECK}, headers=headers
+        ),
         "catalogue: import number inventory": lambda: post(
             "/v1/inventory/numbers",
             json={"csv": "number,country,type,monthly_price\n+16175550199,US,local,1.00\n"},
@@ -164,6 +169,7 @@ def operator_args(world: Any, action: str) -> list[str]:
         "catalogue: create a package": (
             f"package create {acme} --code m60 --unit s:call --amount 3600 --price 3".split()
         ),
+        "catalogue: import a tariff": ["tariff", "import", "--provider", acme, "--name", "m"],
         "catalogue: import number inventory": ["number", "import", "--provider", acme],
         "catalogue: read it": ["tariff", "list"],
     }
@@ -181,6 +187,10 @@ def test_operator_role_matrix_cell(world, tmp_path, action: str, expected: str):
         inventory = tmp_path / "numbers.csv"
         inventory.write_text("number,country,type,monthly_price\n+16175550199,US,local,1.00\n")
         args.append(str(inventory))
+    if args[:2] == ["tariff", "import"]:
+        deck = tmp_path / "deck.csv"
+        deck.write_text(DECK)
+        args.append(str(deck))
     result = runner.invoke(cli_app, args, env={"TELBILL_DATABASE_URL": world.url})
     assert expected == ALLOW
     assert result.exit_code == 0, (action, result.output)

@@ -12,7 +12,7 @@ import pytest
 
 from telbill.adapters.db.engine import Database
 from telbill.domain.tariffs import RateRow, TariffSettings
-from telbill.errors import Conflict, NotFound
+from telbill.errors import Conflict, InvalidInput, NotFound
 from telbill.services import accounts
 from telbill.services.clock import ManualClock
 from telbill.services.plans import TariffCache
@@ -121,3 +121,17 @@ def test_a_customer_is_rated_with_its_providers_own_tariff_once_imported_and_old
         assert (rate(before), rate(after)) == ("0.6", "0.3")
     finally:
         world.db.dispose()
+
+
+def test_a_deck_value_too_long_for_postgresql_is_a_clear_error_and_imports_nothing(pg_url):
+    db = Database(pg_url)
+    try:
+        rows = [RateRow("4" * 40, "UK", Decimal("0.1")), RateRow("1", "US", Decimal("0.1"))]
+        with pytest.raises(InvalidInput, match="does not fit"):
+            import_tariff(db, "long", rows, TariffSettings(currency="USD"), now=NOW)
+        with pytest.raises(InvalidInput, match="does not fit"):
+            import_tariff(db, "long", [RateRow("44", "x" * 300, Decimal("0.1"))],
+                          TariffSettings(currency="USD"), now=NOW)  # fmt: skip
+        assert list_tariffs(db) == []
+    finally:
+        db.dispose()

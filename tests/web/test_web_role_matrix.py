@@ -38,6 +38,7 @@ MATRIX: dict[str, tuple[str, str, str]] = {
     "read the balance page": (ALLOW, ALLOW, ALLOW),
     "spend: buy a number": (ALLOW, ALLOW, DENY),
     "catalogue: plans and tariffs pages": (ALLOW, HIDE, HIDE),
+    "catalogue: import a tariff": (ALLOW, HIDE, HIDE),
 }
 CELLS = [(action, role, MATRIX[action][i]) for action in MATRIX for i, role in enumerate(ROLES)]
 
@@ -92,6 +93,14 @@ def act(client: Any, world: WebWorld, action: str, role: str, csrf: str) -> Any:
         tariffs = client.get(f"/provider/{acme}/tariffs")
         assert plans.status_code == tariffs.status_code
         return plans
+    if action == "catalogue: import a tariff":
+        deck = b"prefix,destination,rate,increment\n44,United Kingdom,0.07,60/60\n"
+        return client.post(
+            f"/provider/{acme}/tariffs/import",
+            data={"csrf_token": csrf, "name": f"matrix-{role}", "format": "native"},
+            files={"file": ("deck.csv", deck, "text/csv")},
+            follow_redirects=True,
+        )
     raise AssertionError(action)
 
 

@@ -20,7 +20,7 @@ from telbill.api.body_limit import install_body_limit
 from telbill.api.docs import install_offline_docs
 from telbill.api.problems import PROBLEM_RESPONSES, install_problem_handlers, problem_response
 from telbill.api.ratelimit import limiter_from_env
-from telbill.api.routes_charging import realtime_router
+from telbill.api.routes_sessions import lean_routes, realtime_router
 from telbill.api.schemas import document_required_idempotency_key
 from telbill.api.text_guard import install_text_guard
 from telbill.services.clock import Clock, SystemClock
@@ -85,6 +85,7 @@ def create_app(database_url_: str | None = None, *, clock: Clock | None = None) 
             return {"status": "ready"}
         return problem_response(request, status=503, code="not_ready", detail=reason)
 
+    app.router.routes.extend(lean_routes(API_PREFIX))  # a switch's requests, no dependencies
     app.include_router(realtime_router, prefix=API_PREFIX)
     for name in ROUTER_MODULES:
         router: APIRouter = importlib.import_module(name).router

@@ -112,6 +112,9 @@ async def get_keyed_call(
     return KeyedCall(state.db, state.clock, principal, _scoped_key(principal, idempotency_key))
 
 
+# The lean real-time routes (`api.routes_sessions`) scope the key the same way.
+scoped_key = _scoped_key
+
 DbDep = Annotated[Database, Depends(get_db)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -9,35 +9,26 @@ the switch needs the reason to play the right announcement.
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC
 from typing import Annotated, Any, Literal
 
-from anyio import to_thread
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from telbill.adapters.db.engine import Database
 from telbill.adapters.formats.cdr_common import CdrRowError
 from telbill.adapters.formats.cdr_native import NATIVE_COLUMNS, NativeLayout
-from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, KeyedCallDep, PrincipalDep
+from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, PrincipalDep
 from telbill.api.schemas import plain_json
-from telbill.api.types import Instant
 from telbill.domain.usage import UsageEvent
 from telbill.errors import InvalidInput
 from telbill.services import campaigns as campaigns_service
 from telbill.services import charging
-from telbill.services import sessions as sessions_service
 from telbill.services.auth import Action, authorize
 from telbill.services.plans import TariffCache
 
 router = APIRouter(tags=["charging"])
-# The real-time session calls, included ahead of every other router (`api/app.py`): a request
-# is matched against the routes in order, and a switch's authorize and end are most of the
-# traffic.
-realtime_router = APIRouter(tags=["charging"])
 MAX_BATCH = 10_000
 
 
@@ -171,120 +162,7 @@ def repost_quarantined(
 
 
 # ---------------------------------------------------------------------------- sessions
-
-
-class AuthorizeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    account_id: int = Field(description="The account or user making (or receiving) the call")
-    to: str = Field(min_length=1, max_length=40)
-    from_: str | None = Field(default=None, alias="from", max_length=40)
-    direction: Literal["outbound", "inbound"] = "outbound"
-    at: Instant | None = None
-    call_id: str | None = Field(default=None, max_length=200)
-
-
-class UpdateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    elapsed_s: int = Field(ge=0)
-
-
-class EndIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    duration_s: int | None = Field(default=None, ge=0)
-    answer: Instant | None = None
-    end: Instant | None = None
-
-
-# Real-time calls: the blocking work (authorisation, the service) in one thread-pool hop,
-# and the answer encoded here in one pass (flat dataclasses), not by FastAPI's encoder.
-_FIELDS: dict[type, tuple[str, ...]] = {}
-
-
-async def _in_session_thread(work: Callable[[], Any]) -> Any:
-    return await to_thread.run_sync(work)
-
-
-def _flat_json(value: Any) -> Response:
-    """A flat dataclass as a JSON response (`plain_json`'s rules, without `asdict`'s deep
-    copy or FastAPI's second encoding pass)."""
-    names = _FIELDS.get(type(value))
-    if names is None:
-        names = _FIELDS[type(value)] = tuple(f.name for f in dataclasses.fields(value))
-    data = {name: plain_json(getattr(value, name)) for name in names}
-    return Response(json.dumps(data, separators=(",", ":")), media_type="application/json")
-
-
-@realtime_router.post(
-    "/sessions/authorize", summary="May this call start, and for how many seconds?",
-    response_model=dict[str, Any],
-)  # fmt: skip
-async def authorize_session(body: AuthorizeIn, request: Request, call: KeyedCallDep) -> Response:
-    db, clock, principal, key = call.db, call.clock, call.principal, call.key
-    cache = _cache(request, db)
-
-    def work() -> sessions_service.Authorization:
-        authorize(db, principal, body.account_id, Action.REALTIME)
-        return sessions_service.authorize(
-            db, cache, account_id=body.account_id, to_number=body.to, idempotency_key=key,
-            clock=clock, direction=body.direction, from_number=body.from_, at=body.at,
-            call_id=body.call_id, within=principal.account_id,
-        )  # fmt: skip
-
-    return _flat_json(await _in_session_thread(work))
-
-
-@realtime_router.post(
-    "/sessions/{session_id}/update", summary="Interim update of a call in progress"
-)
-async def update_session(
-    session_id: int, body: UpdateIn, request: Request, call: KeyedCallDep
-) -> dict[str, Any]:
-    # Async with the blocking work in one thread-pool hop, like authorize and end (a sync
-    # route costs a hop for the route and another to check its answer).
-    db, clock, principal, key = call.db, call.clock, call.principal, call.key
-    cache = _cache(request, db)
-
-    # Keyed like every POST: a retried update answers as the first one did (found by
-    # schemathesis: a replay answered with a new last_update_at).
-    def compute() -> dict[str, Any]:
-        view = sessions_service.update_session(
-            db, session_id, elapsed_s=body.elapsed_s, clock=clock, cache=cache,
-            check=lambda account_id: authorize(db, principal, account_id, Action.REALTIME),
-        )  # fmt: skip
-        result: dict[str, Any] = plain_json(view)
-        return result
-
-    def work() -> dict[str, Any]:
-        return charging.run_once(
-            db, scope=f"api.sessions.update:{principal.key_id}", key=key, clock=clock,
-            request={"session_id": session_id, **body.model_dump()}, compute=compute,
-        )  # fmt: skip
-
-    result: dict[str, Any] = await _in_session_thread(work)
-    return result
-
-
-@realtime_router.post(
-    "/sessions/{session_id}/end", summary="End a call: settle its exact charge",
-    response_model=dict[str, Any],
-)  # fmt: skip
-async def end_session(
-    session_id: int, body: EndIn, request: Request, call: KeyedCallDep
-) -> Response:
-    db, clock, principal, key = call.db, call.clock, call.principal, call.key
-    cache = _cache(request, db)
-
-    def work() -> sessions_service.SessionView:
-        return sessions_service.end_session(
-            db, cache, session_id, idempotency_key=key, clock=clock,
-            duration_s=body.duration_s, answer_at=body.answer, end_at=body.end,
-            check=lambda account_id: authorize(db, principal, account_id, Action.REALTIME),
-        )  # fmt: skip
-
-    return _flat_json(await _in_session_thread(work))
+# The real-time session routes live in `api.routes_sessions` (a lean path of their own).
 
 
 # ---------------------------------------------------------------------------- campaigns

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, PrincipalDep
 from telbill.api.routes_wallets import ReceiptOut, receipt_out
 from telbill.api.schemas import AmountIn, AmountOut
+from telbill.api.types import Currency
 from telbill.errors import InvalidInput
 from telbill.services import card_payments, top_up_requests
 from telbill.services.top_up_requests import TopUpRequest
@@ -32,7 +33,7 @@ class TopUpRequestIn(BaseModel):
 
     amount: AmountIn = Field(description="Gross amount the customer says it paid")
     reference: str = Field(min_length=1, max_length=150, description="The bank reference")
-    currency: str | None = Field(default=None, max_length=3)
+    currency: Currency | None = Field(default=None, max_length=3)
 
 
 class RejectIn(BaseModel):

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from telbill.adapters.formats.tariff_csv import read_tariff_csv
 from telbill.adapters.formats.tariff_fields import ParsedRow
 from telbill.api.deps import ClockDep, DbDep, IdempotencyKeyDep, PrincipalDep
+from telbill.api.types import Currency
 from telbill.domain.tariffs import Increment, TariffSettings
 from telbill.errors import InvalidInput, PermissionDenied
 from telbill.services import tariffs
@@ -35,7 +36,7 @@ class TariffIn(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     csv: str = Field(min_length=1, max_length=20_000_000)
-    currency: str = Field(default="USD", min_length=3, max_length=3)
+    currency: Currency = Field(default="USD", min_length=3, max_length=3)
     increment: str = Field(default="60/60", max_length=11, description="first/next seconds")
     timezone: str = Field(default="UTC", min_length=1, max_length=64)
     purpose: str = Field(default="retail", description="retail or cost (a carrier cost deck)")

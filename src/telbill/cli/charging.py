@@ -385,6 +385,28 @@ def plan_cost_tariff(
     )
 
 
+@plan_app.command("list")
+@handle_errors
+def plan_list(
+    database: DatabaseOption = None,
+    provider: int | None = typer.Option(None, "--provider", help=PROVIDER_HELP),
+) -> None:
+    """The charging plans of the operator's catalogue, or those --provider may use (its own
+    and the operator's), as JSON."""
+    db = open_db(database)
+    if provider is not None:
+        from telbill.services.tariffs import provider_viewer
+
+        provider_viewer(db, provider)  # a provider account, or an error
+    print_json(
+        [
+            {"name": p.name, "tariff": p.tariff, "cost_tariff": p.plan.cost_tariff,
+             "pricing": p.plan.pricing.value, "shared": p.owner_id is None}
+            for p in plans.list_plans(db, provider=provider)
+        ]
+    )  # fmt: skip
+
+
 @plan_app.command("assign")
 @handle_errors
 def plan_assign(

@@ -281,6 +281,9 @@ def rate_command(
         1, "--workers", min=1, max=64, help="Processes rating parts of a native file (more cores)."
     ),
     database: str | None = DatabaseOption,
+    provider: int | None = typer.Option(
+        None, "--provider", help="Provider account id: its catalogue (default: the operator's)."
+    ),
 ) -> None:
     """Rate a CDR file offline into a CSV (no balance is touched). Bad rows get `error`.
 
@@ -291,6 +294,7 @@ def rate_command(
 
     from telbill.adapters.formats.cdrs import cdr_input_size
     from telbill.services.cdr_rate_files import rate_cdr_file_workers
+    from telbill.services.tariffs import provider_viewer
 
     with _errors_as_exit():
         input_path(cdr_file, folder_ok=True)
@@ -301,11 +305,13 @@ def rate_command(
             console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty(),
         )  # fmt: skip
         try:
+            viewer = provider_viewer(db, provider)
             with progress:
                 task = progress.add_task("rate", total=cdr_input_size(cdr_file))
                 totals = rate_cdr_file_workers(
                     db, tariff, cdr_file, out, workers=workers, fmt=fmt, timezone=timezone,
                     chunk_size=chunk_size, progress=lambda n: progress.advance(task, n),
+                    viewer=viewer,
                 )  # fmt: skip
         finally:
             db.dispose()

@@ -389,12 +389,15 @@ class _RateShare:
     part: str
     timezone: str | None
     byte_range: tuple[int, int]
+    owner: int | None = None  # whose tariff `tariff` is (None: the operator's)
 
 
 def _rate_share(share: _RateShare) -> RatingTotals:
+    from telbill.services.tariffs import Viewer
+
     db = Database(share.url)
     try:
-        rater = versioned_rater(db, share.tariff)
+        rater = versioned_rater(db, share.tariff, viewer=Viewer.owner(share.owner))
         return rate_cdr_file(
             Path(share.path), rater, Path(share.part), timezone=share.timezone,
             byte_range=share.byte_range, header=False,
@@ -414,11 +417,16 @@ def rate_cdr_file_workers(
     timezone: str | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: Progress | None = None,
+    viewer: Viewer | None = None,
 ) -> RatingTotals:
-    """`rate_cdr_file` with `workers` processes (native files; others use one)."""
+    """`rate_cdr_file` with `workers` processes (native files; others use one), with the
+    tariff `viewer` sees (default: the operator's)."""
+    from telbill.services.tariffs import OPERATOR, Viewer, get_version
+
     if workers < 1:
         raise InvalidInput("workers must be at least 1")
-    rater = versioned_rater(db, tariff)
+    owner = get_version(db, tariff, viewer=viewer or OPERATOR).owner_id
+    rater = versioned_rater(db, tariff, viewer=Viewer.owner(owner))
     reader = NativeColumnsReader(path, timezone=timezone) if path.is_file() else None
     if reader is not None and fmt == "native":
         reader.read_header()
@@ -433,7 +441,9 @@ def rate_cdr_file_workers(
     url = db.engine.url.render_as_string(hide_password=False)
     folder = tempfile.mkdtemp(prefix=".rate-", dir=out.parent)
     shares = [
-        _RateShare(url, tariff, str(path), os.path.join(folder, f"part-{k}"), timezone, span)
+        _RateShare(
+            url, tariff, str(path), os.path.join(folder, f"part-{k}"), timezone, span, owner
+        )
         for k, span in enumerate(split_ranges(path, workers))
     ]
     totals = RatingTotals()

@@ -36,6 +36,10 @@ EVENT_TYPES = frozenset(
         "invoice.overdue",
         "credit_note.issued",
         "topup.receipt",
+        # A customer's top-up request (to its provider) and its rejection (to the customer);
+        # a confirmation is a `topup.receipt`.
+        "topup.requested",
+        "topup.rejected",
     }
 )
 

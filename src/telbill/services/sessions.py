@@ -37,14 +37,16 @@ when its balance is above zero again (see `services.suspension`).
 
 Per-request cost: which account pays for an account and with which plan is remembered per
 process for a few seconds (`services.session_context`). Statuses, balances and holds are
-always read in the request's transaction, under the wallet's lock.
+always read in the transaction, under the wallet's lock. Authorisations and ends are decided
+in batches, many requests in one transaction (`services.session_batch`), with the rules
+above applied request after request; interim updates and the sweep run one at a time.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -56,34 +58,29 @@ from telbill.adapters.db import ledger_store
 from telbill.adapters.db.charging_tables import charges, sessions
 from telbill.adapters.db.engine import Database
 from telbill.domain.costs import charge_costs
-from telbill.domain.increments import disconnect_after_s
 from telbill.domain.lookup import TariffIndex
 from telbill.domain.money import CALL_TIME, from_micros, to_micros
-from telbill.domain.plans import CallClass, CutOffPolicy
+from telbill.domain.plans import CutOffPolicy
 from telbill.domain.rating import (
-    classify_call,
     max_affordable_call_seconds,
     rate_event,
 )
 from telbill.domain.tariffs import Direction, Service
 from telbill.domain.usage import UsageEvent
 from telbill.errors import (
-    CallClassNotAllowed,
     Conflict,
     InvalidInput,
-    NoRate,
     NotFound,
     TelbillError,
 )
 from telbill.ledger import Bucket, BucketKind, DrainPolicy, spendable
 from telbill.services import holds as holds_service
-from telbill.services import idempotency, thresholds
+from telbill.services import idempotency, session_batch, thresholds
 from telbill.services.accounts import Account, AccountStatus
 from telbill.services.charge_costs import cost_index_at
 from telbill.services.charging import explanation_json, share_of, usage_json
 from telbill.services.clock import Clock
 from telbill.services.number_payers import number_owner_payer, number_owner_pays
-from telbill.services.numbers import is_suspended_number
 from telbill.services.plans import TariffCache
 from telbill.services.session_context import (
     SessionContext,
@@ -92,11 +89,11 @@ from telbill.services.session_context import (
     paid_by,
     payer_account,
 )
-from telbill.services.suspension import enforce_zero_balance, resume_if_funded
+from telbill.services.suspension import enforce_zero_balance
 from telbill.services.wallets import DebitRequest, debit_many_in
 
 # A hold outlives its call by this much, so the sweeper settles it before it expires.
-HOLD_GRACE = timedelta(minutes=15)
+HOLD_GRACE = session_batch.HOLD_GRACE
 DEFAULT_SWEEP_TIMEOUT_S = 120
 # An interim update this close to `max_seconds` extends the hold (if the wallet affords it).
 EXTEND_WITHIN_S = 60
@@ -104,9 +101,10 @@ ACTIVE, ENDED = "active", "ended"
 
 _SELECT_SESSION = select(sessions).where(sessions.c.id == bindparam("session_id"))
 _LOCK_SESSION = _SELECT_SESSION.with_for_update()
-_INSERT_SESSION = sessions.insert().returning(sessions.c.id)
 _INSERT_CHARGE = charges.insert().returning(charges.c.id)
 _UPDATE_SESSION = update(sessions).where(sessions.c.id == bindparam("session_id"))
+
+
 @dataclass(frozen=True, slots=True)
 class Authorization:
     allowed: bool
@@ -140,7 +138,8 @@ class SessionView:
     charge_id: int | None = None
 
 
-def _view(row: Any, *, disconnect: bool = False, charge_id: int | None = None) -> SessionView:
+def view_of(row: Any, *, disconnect: bool = False, charge_id: int | None = None) -> SessionView:
+    """The view of a session row (any object with the columns as attributes)."""
     return SessionView(
         id=row.id,
         account_id=row.account_id,
@@ -171,14 +170,10 @@ def _load(conn: Connection, session_id: int) -> Any:
 
 def get_session(db: Database, session_id: int) -> SessionView:
     with db.read() as conn:
-        return _view(_load(conn, session_id))
+        return view_of(_load(conn, session_id))
 
 
 # ---------------------------------------------------------------------------- authorize
-
-
-def _refusal(reason: str, message: str, currency: str) -> dict[str, Any]:
-    return {"allowed": False, "reason": reason, "message": message, "currency": currency}
 
 
 def _money_seconds(available: int, event: UsageEvent, ctx: SessionContext, cap: int) -> int:
@@ -190,19 +185,7 @@ def _money_seconds(available: int, event: UsageEvent, ctx: SessionContext, cap: 
 
 
 def _cost_micros(event: UsageEvent, seconds: int, ctx: SessionContext) -> int:
-    if seconds <= 0:
-        return 0
-    priced = rate_event(
-        UsageEvent(
-            id=event.id, account=event.account, to_number=event.to_number, start=event.start,
-            direction=event.direction, answer=event.start, duration_s=seconds,
-            call_class=event.call_class,
-        ),  # fmt: skip
-        ctx.index,
-        ctx.plan.plan,
-        labels=False,  # only the amount is kept: no number-type guess for the explanation
-    )
-    return to_micros(priced.charges[0].amount)
+    return session_batch.cost_micros(event, seconds, ctx)
 
 
 def _cap(ctx: SessionContext) -> int:
@@ -214,113 +197,6 @@ def _spendable(
 ) -> int:
     own = [b for b in buckets if b.unit == unit]
     return spendable(own, unit=unit, service="voice", direction=direction, now=now, floor=floor)
-
-
-def _name(ctx: SessionContext, account: Account) -> str:
-    """How a refusal names an account: by id, except the wallet of a called number's owner,
-    which may be another tenant's."""
-    if ctx.owner_pays and account.id == ctx.payer.id:
-        return "the called number's owner"
-    return f"account {account.id}"
-
-
-def _decide(
-    conn: Connection,
-    ctx: SessionContext,
-    event: UsageEvent,
-    now: datetime,
-    call_id: str | None,
-    locked: list[Bucket],
-) -> dict[str, Any]:
-    """`locked`: the payer's buckets, read and locked at the start of this transaction."""
-    currency = ctx.payer.currency
-    payer, leaf = fresh_accounts(conn, ctx)
-    if payer.status is AccountStatus.SUSPENDED and resume_if_funded(conn, payer.id, now):
-        payer = replace(payer, status=AccountStatus.ACTIVE)
-    for account in (payer, leaf):
-        if account.status is not AccountStatus.ACTIVE:
-            message = f"{_name(ctx, account)} is {account.status.value}"
-            return _refusal("suspended", message, currency)
-    if event.direction is Direction.INBOUND and is_suspended_number(conn, event.to_number):
-        return _refusal(
-            "number_suspended", f"{event.to_number} is suspended for an unpaid renewal", currency
-        )
-    try:
-        call_class = classify_call(event, ctx.index)
-        ctx.plan.plan.check_call_class(call_class)
-        digits = ctx.index.key_of(event.to_number)
-        found = ctx.index.find(
-            digits, service=Service.VOICE, direction=event.direction, at=event.start
-        )
-        free_extension = (
-            call_class is CallClass.LOCAL_EXTENSION and ctx.index.tariff.settings.free_extensions
-        )
-        if found is None and not free_extension:
-            ctx.index.lookup(digits, service=Service.VOICE, direction=event.direction,
-                             at=event.start)  # fmt: skip
-    except (CallClassNotAllowed, NoRate) as refused:
-        return _refusal(refused.code, refused.message, currency)
-    free = found is None  # a local extension without a rate: free (rating's rule)
-    direction = event.direction.value
-    money_available = _spendable(locked, currency, direction, now, payer.floor_micros)
-    package_seconds = _spendable(locked, CALL_TIME, direction, now)
-    cap = _cap(ctx)
-    if free or (
-        ctx.plan.plan.cut_off is CutOffPolicy.SOFT and money_available + package_seconds > 0
-    ):
-        max_seconds = cap
-    else:
-        max_seconds = min(
-            cap, package_seconds + _money_seconds(money_available, event, ctx, cap)
-        )
-    if found is not None:  # a *disconnect MaxCost ends the call where its cost reaches it
-        disconnect = disconnect_after_s(ctx.index.price_of(found))
-        if disconnect is not None:
-            max_seconds = min(max_seconds, disconnect)
-    if max_seconds <= 0:
-        return _refusal(
-            "insufficient_balance",
-            f"the wallet of {_name(ctx, payer)} cannot pay for one second of this call",
-            currency,
-        )
-    held_seconds = 0 if free else min(package_seconds, max_seconds)
-    full_cost = 0 if free else _cost_micros(event, max_seconds, ctx)
-    money_hold = min(share_of(full_cost, max_seconds, held_seconds), max(money_available, 0))
-    expires_at = now + timedelta(seconds=max_seconds) + HOLD_GRACE
-    details = {"subject_account_id": ctx.leaf.id, "purpose": "session"}
-    hold_id = package_hold_id = None
-    if money_hold > 0:
-        hold_id = holds_service.place_hold_in(
-            conn, locked, money_hold, account_id=payer.id, unit=currency,
-            floor=payer.floor_micros, service=Service.VOICE.value, direction=direction,
-            expires_at=expires_at, now=now, details=details,
-        )  # fmt: skip
-    if held_seconds > 0:
-        package_hold_id = holds_service.place_hold_in(
-            conn, locked, held_seconds, account_id=payer.id, unit=CALL_TIME, floor=0,
-            service=Service.VOICE.value, direction=direction, expires_at=expires_at, now=now,
-            details=details,
-        )  # fmt: skip
-    session_id = conn.execute(
-        _INSERT_SESSION,
-        {
-            "account_id": ctx.leaf.id, "payer_id": payer.id, "state": ACTIVE,
-            "call_id": call_id, "direction": direction, "from_number": event.from_number,
-            "to_number": event.to_number, "started_at": event.start, "hold_id": hold_id,
-            "package_hold_id": package_hold_id, "max_seconds": max_seconds,
-            "reported_seconds": 0, "last_update_at": now, "created_at": now,
-        },  # fmt: skip
-    ).scalar_one()
-    return {
-        "allowed": True,
-        "reason": None,
-        "message": "allowed",
-        "session_id": int(session_id),
-        "max_seconds": max_seconds,
-        "held_micros": money_hold,
-        "held_seconds": held_seconds,
-        "currency": currency,
-    }
 
 
 def authorize(
@@ -340,7 +216,54 @@ def authorize(
     """Decide whether `account_id` may place this call now, and for how long (module rules).
 
     `within`: the caller's subtree (an API key's scope): a called toll-free number rented
-    outside it is not charged to its owner (`services.number_payers`)."""
+    outside it is not charged to its owner (`services.number_payers`). Decided in the next
+    batch of this process (`services.session_batch`)."""
+    prepared = prepare_authorize(
+        db, cache, account_id=account_id, to_number=to_number,
+        idempotency_key=idempotency_key, clock=clock, direction=direction,
+        from_number=from_number, at=at, call_id=call_id, within=within,
+    )  # fmt: skip
+    answer: dict[str, Any] = session_batch.group_commit(db).submit(db, prepared)
+    return authorization_of(db, prepared, answer)
+
+
+def authorization_of(
+    db: Database, prepared: session_batch.AuthorizeRequest, answer: dict[str, Any]
+) -> Authorization:
+    """The answer of a committed batch to `prepared`, as an `Authorization`."""
+    if answer.get("session_id") is not None:  # committed: this id is this call's for good
+        ctx = prepared.ctx
+        facts = _SessionFacts(
+            int(answer["session_id"]), ctx.leaf.id, ctx.payer.id, prepared.event.start
+        )
+        _remember_session(db, facts)
+    return Authorization(
+        allowed=bool(answer["allowed"]),
+        reason=answer.get("reason"),
+        message=str(answer.get("message", "")),
+        session_id=answer.get("session_id"),
+        max_seconds=int(answer.get("max_seconds", 0)),
+        held=from_micros(int(answer.get("held_micros", 0))),
+        held_seconds=int(answer.get("held_seconds", 0)),
+        currency=str(answer["currency"]),
+    )
+
+
+def prepare_authorize(
+    db: Database,
+    cache: TariffCache,
+    *,
+    account_id: int,
+    to_number: str,
+    idempotency_key: str,
+    clock: Clock,
+    direction: str = "outbound",
+    from_number: str | None = None,
+    at: datetime | None = None,
+    call_id: str | None = None,
+    within: int | None = None,
+) -> session_batch.AuthorizeRequest:
+    """`authorize`'s request checked and its context found (before any transaction)."""
     try:
         call_direction = Direction(direction)
     except ValueError:
@@ -363,41 +286,11 @@ def authorize(
     scope = f"sessions.authorize:{ctx.payer.id}"
     ctx = _with_number_owner(db, ctx, event, within)
 
-    def work(conn: Connection) -> dict[str, Any]:
-        now = clock.now()
-
-        def perform() -> dict[str, Any]:
-            # Lock the wallet before anything is read: concurrent authorisations of one wallet
-            # run one at a time. The key is checked before, outside the lock: a concurrent
-            # request with the same key fails to store it, is rolled back and replays.
-            locked = ledger_store.load_buckets(conn, [ctx.payer.id])
-            return _decide(conn, ctx, event, now, call_id, locked)
-
-        return idempotency.once(
-            conn,
-            scope=scope,
-            key=idempotency_key,
-            request=request,
-            now=now,
-            perform=perform,
-            load=lambda response: dict(response),
-        )
-
-    answer = db.run(work)
-    if answer.get("session_id") is not None:  # committed: this id is this call's for good
-        _remember_session(
-            db, _SessionFacts(int(answer["session_id"]), ctx.leaf.id, ctx.payer.id, start)
-        )
-    return Authorization(
-        allowed=bool(answer["allowed"]),
-        reason=answer.get("reason"),
-        message=str(answer.get("message", "")),
-        session_id=answer.get("session_id"),
-        max_seconds=int(answer.get("max_seconds", 0)),
-        held=from_micros(int(answer.get("held_micros", 0))),
-        held_seconds=int(answer.get("held_seconds", 0)),
-        currency=str(answer["currency"]),
-    )
+    return session_batch.AuthorizeRequest(
+        ctx=ctx, event=event, call_id=call_id, scope=scope,
+        key=idempotency.validate_key(idempotency_key),
+        hashed=idempotency.request_hash(request), clock=clock,
+    )  # fmt: skip
 
 
 def _with_number_owner(
@@ -408,7 +301,7 @@ def _with_number_owner(
     try:
         owner_pays = number_owner_pays(event, ctx.index)
     except TelbillError:
-        return ctx  # an unrateable call: `_decide` gives the refusal
+        return ctx  # an unrateable call: the batch gives the refusal
     if not owner_pays:
         return ctx
     with db.read() as conn:
@@ -567,7 +460,7 @@ def update_session(
         now = clock.now()
         row, locked = _locked_session(conn, first)
         if row.state != ACTIVE:
-            return _view(row, disconnect=True)
+            return view_of(row, disconnect=True)
         payer, _ = fresh_accounts(conn, ctx)
         hard = ctx.plan.plan.cut_off is CutOffPolicy.HARD
         reported = max(elapsed_s, row.reported_seconds)
@@ -588,7 +481,7 @@ def update_session(
             or (hard and payer.status is not AccountStatus.ACTIVE)
             or (hard and exhausted)
         )
-        return _view(_Row(row), disconnect=stop)
+        return view_of(_Row(row), disconnect=stop)
 
     return db.run(work)
 
@@ -679,9 +572,12 @@ def _finish(
                     # The owner's wallet pays (toll-free): its own account is the subject.
                     account_id=row.payer_id if ctx.owner_pays else row.account_id,
                     amount=from_micros(due - settled),
-                    idempotency_key=f"session:{row.id}:beyond_hold", service="voice",
-                    direction=row.direction, memo=f"call to {row.to_number} beyond its hold",
-                    details=details, policy=DrainPolicy.ALLOW_NEGATIVE,
+                    idempotency_key=f"session:{row.id}:beyond_hold",
+                    service="voice",
+                    direction=row.direction,
+                    memo=f"call to {row.to_number} beyond its hold",
+                    details=details,
+                    policy=DrainPolicy.ALLOW_NEGATIVE,
                 )
             ],  # fmt: skip
             now=now,
@@ -700,15 +596,28 @@ def _finish(
     charge_id = conn.execute(
         _INSERT_CHARGE,
         {
-            "cdr_id": event.id, "leg": charge.leg.value, "revision": 0,
-            "account_id": row.account_id, "payer_id": row.payer_id, "service": "voice",
-            "direction": row.direction, "amount_micros": charged, "currency": charge.currency,
-            "unit": charge.unit, "billed_units": billed, "package_units": package_units,
+            "cdr_id": event.id,
+            "leg": charge.leg.value,
+            "revision": 0,
+            "account_id": row.account_id,
+            "payer_id": row.payer_id,
+            "service": "voice",
+            "direction": row.direction,
+            "amount_micros": charged,
+            "currency": charge.currency,
+            "unit": charge.unit,
+            "billed_units": billed,
+            "package_units": package_units,
             "tariff": charge.explanation.tariff,
             "tariff_version": charge.explanation.tariff_version,
-            "prefix": charge.explanation.matched_prefix, "explanation": explanation,
-            "usage": usage_json(event), "usage_hash": None, "transaction_id": tx_id,
-            "source": "session", "occurred_at": row.started_at, "created_at": now,
+            "prefix": charge.explanation.matched_prefix,
+            "explanation": explanation,
+            "usage": usage_json(event),
+            "usage_hash": None,
+            "transaction_id": tx_id,
+            "source": "session",
+            "occurred_at": row.started_at,
+            "created_at": now,
             "cost_micros": None if cost is None else to_micros(cost),
         },  # fmt: skip
     ).scalar_one()
@@ -726,7 +635,7 @@ def _finish(
         thresholds.after_balance_change(
             conn, row.payer_id, now, payer=ctx.payer, available=from_micros(available)
         )
-    return _view(_Row({**row._mapping, **ended}), charge_id=int(charge_id))
+    return view_of(_Row({**row._mapping, **ended}), charge_id=int(charge_id))
 
 
 def end_session(
@@ -745,7 +654,28 @@ def end_session(
     answer), release the rest of its hold. An unanswered call costs nothing.
 
     `check(account_id)` (the caller's authorisation) runs once the session is found,
-    before anything is written."""
+    before anything is written. Decided in the next batch of this process."""
+    prepared = prepare_end(
+        db, cache, session_id, idempotency_key=idempotency_key, clock=clock,
+        duration_s=duration_s, answer_at=answer_at, end_at=end_at, check=check,
+    )  # fmt: skip
+    view: SessionView = session_batch.group_commit(db).submit(db, prepared)
+    return view
+
+
+def prepare_end(
+    db: Database,
+    cache: TariffCache,
+    session_id: int,
+    *,
+    idempotency_key: str,
+    clock: Clock,
+    duration_s: int | None = None,
+    answer_at: datetime | None = None,
+    end_at: datetime | None = None,
+    check: Callable[[int], None] | None = None,
+) -> session_batch.EndRequest:
+    """`end_session`'s request checked and its context found (before any transaction)."""
     if duration_s is not None and (not isinstance(duration_s, int) or duration_s < 0):
         raise InvalidInput(f"duration_s must be a non-negative integer, got {duration_s!r}")
     for moment in (answer_at, end_at):
@@ -756,37 +686,12 @@ def end_session(
     first, ctx = _session_context(db, cache, session_id, check)
     cost_index = cost_index_at(cache, ctx.plan.plan, first.started_at, scope=ctx.plan.scope)
     request = {"duration_s": duration_s, "answer": answer_at, "end": end_at}
-
-    def work(conn: Connection) -> SessionView:
-        now = clock.now()
-        # The session's lock serialises its ends: the key is checked before the wallet is
-        # locked, so the wallet's lock is held for the settlement alone.
-        row = _lock_session(conn, first)
-        finished: list[SessionView] = []
-
-        def perform() -> dict[str, Any]:
-            locked = _lock_wallet(conn, first)
-            view = _finish(
-                conn, row, ctx, locked, now=now, duration_s=duration_s, answer_at=answer_at,
-                end_at=end_at, reason="ended", cost_index=cost_index,
-            )  # fmt: skip
-            finished.append(view)
-            return {"session_id": session_id, "charge_id": view.charge_id}
-
-        response = idempotency.once(
-            conn,
-            scope=f"sessions.end:{session_id}",
-            key=idempotency_key,
-            request=request,
-            now=now,
-            perform=perform,
-            load=lambda response: dict(response),
-        )
-        if finished:
-            return finished[0]
-        return _view(row, charge_id=response.get("charge_id"))
-
-    return db.run(work)
+    return session_batch.EndRequest(
+        session_id=session_id, ctx=ctx, cost_index=cost_index, duration_s=duration_s,
+        answer_at=answer_at, end_at=end_at, scope=f"sessions.end:{session_id}",
+        key=idempotency.validate_key(idempotency_key),
+        hashed=idempotency.request_hash(request), clock=clock,
+    )  # fmt: skip
 
 
 def sweep_sessions(
@@ -838,9 +743,12 @@ __all__ = [
     "EXTEND_WITHIN_S",
     "Authorization",
     "SessionView",
+    "authorization_of",
     "authorize",
     "end_session",
     "get_session",
+    "prepare_authorize",
+    "prepare_end",
     "sweep_sessions",
     "update_session",
 ]

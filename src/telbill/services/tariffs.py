@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Connection, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from telbill.adapters.db.engine import Database, RetryTransaction
 from telbill.adapters.db.tariff_tables import (
@@ -790,8 +790,14 @@ def import_tariff(
             return result
     except RetryTransaction as exc:
         raise Conflict(f"tariff {name!r} was imported concurrently with this key; retry") from exc
+    except DataError as exc:
+        raise _too_long() from exc
     except IntegrityError as exc:
         raise Conflict(f"tariff {name!r} was changed by a concurrent import; retry") from exc
+    except Exception as exc:
+        if str(getattr(exc, "sqlstate", "") or "").startswith("22"):  # COPY's data exception
+            raise _too_long() from exc
+        raise
 
 
 def _import(
@@ -871,6 +877,13 @@ def _import(
     conn.execute(update(tariffs).where(tariffs.c.id == tariff_id).values(row_count=count))
     stored = conn.execute(select(tariffs).where(tariffs.c.id == tariff_id)).one()
     return ImportResult(_version_from(stored), tuple(errors))
+
+
+def _too_long() -> InvalidInput:
+    return InvalidInput(
+        "a value does not fit its column (a prefix is at most 32 characters, a destination "
+        "200); nothing imported"
+    )
 
 
 def _replayed(conn: Connection, owner: int | None, stored: dict[str, Any]) -> ImportResult:

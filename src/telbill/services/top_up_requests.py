@@ -6,7 +6,9 @@ it has paid, with the bank reference, and wait. The request is ``pending`` until
 a provider above the wallet (or the operator) either confirms it, which books it exactly
 like a manual payment (ledger transaction, receipt with VAT, suspended account resumed,
 thresholds re-armed) in the same database transaction that marks it ``confirmed``, or
-rejects it with a reason. Deciding twice the same way answers the first decision again;
+rejects it with a reason. The provider hears of a new request (event ``topup.requested`` on its
+account: in-app, webhook, email), the customer of a rejection (``topup.rejected``) and of a
+confirmation (its ``topup.receipt``). Deciding twice the same way answers the first decision again;
 the other way round is a conflict. Amounts are stored in micro-units of the wallet's
 currency, which the request fixes.
 """
@@ -29,6 +31,7 @@ from telbill.services import idempotency, payments, wallets
 from telbill.services.accounts import billing_account, load_account
 from telbill.services.auth import Action, Principal, check_access
 from telbill.services.clock import Clock
+from telbill.services.events import emit
 from telbill.services.inputs import check_currency, minor_amount
 from telbill.services.ledger_views import Receipt, load_receipt
 
@@ -105,15 +108,23 @@ def request_top_up(
         request = {"amount": str(amount), "currency": currency, "reference": reference}
 
         def perform() -> dict[str, Any]:
+            provider_id = load_account(conn, account_id).provider_id
             new_id = conn.execute(
                 top_up_requests.insert()
                 .values(
-                    account_id=account_id, provider_id=load_account(conn, account_id).provider_id,
+                    account_id=account_id, provider_id=provider_id,
                     amount_micros=micros, currency=wallet.currency, reference=reference,
                     status="pending", requested_by=principal.name[:254], created_at=clock.now(),
                 )
                 .returning(top_up_requests.c.id)
             ).scalar_one()  # fmt: skip
+            emit(
+                conn, "topup.requested", account_id=provider_id,
+                payload={"request_id": int(new_id), "account_id": account_id,
+                         "amount": str(from_micros(micros)), "currency": wallet.currency,
+                         "reference": reference},
+                dedupe_key=f"topup.requested:{new_id}", now=clock.now(),
+            )  # fmt: skip
             return {"request_id": int(new_id)}
 
         return idempotency.once(
@@ -225,6 +236,13 @@ def reject(
             .where(top_up_requests.c.id == request_id)
             .values(status="rejected", decided_by=_decider(principal), decided_at=clock.now(),
                     reason=reason)
+        )  # fmt: skip
+        emit(
+            conn, "topup.rejected", account_id=found.account_id,
+            payload={"request_id": request_id, "amount": str(found.amount),
+                     "currency": found.currency, "reference": found.reference,
+                     "reason": reason},
+            dedupe_key=f"topup.rejected:{request_id}", now=clock.now(),
         )  # fmt: skip
         return _load(conn, request_id)
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,7 @@ import numpy.typing as npt
 from sqlalchemy import Connection
 
 from telbill.adapters.db import ledger_store
-from telbill.domain.money import DECIMAL_CONTEXT
+from telbill.domain.session_holds import money_share
 from telbill.ledger import Bucket, BucketKind, DrainPolicy, JournalEntry, Posting, WalletDrain
 from telbill.ledger.buckets import DIRECTION_OF_KIND, drain_order
 from telbill.services.accounts import Account
@@ -38,12 +37,7 @@ USAGE_BATCH = "usage_batch"
 
 def share_of(amount_micros: int, billed_units: int, package_units: int) -> int:
     """Money for the units packages did not cover: amount x uncovered / billed, half-up."""
-    if package_units <= 0 or billed_units <= 0:
-        return amount_micros
-    uncovered = max(billed_units - package_units, 0)
-    with localcontext(DECIMAL_CONTEXT):
-        share = Decimal(amount_micros) * uncovered / billed_units
-        return int(share.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return money_share(amount_micros, billed_units, package_units)
 
 
 @dataclass(slots=True)

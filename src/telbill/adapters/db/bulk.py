@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Table, func, select
 from sqlalchemy.exc import DBAPIError
 
 
@@ -93,4 +93,35 @@ def insert_rows(
         ) from exc
 
 
-__all__ = ["insert_rows", "json_text", "timestamp_param"]
+def insert_with_ids(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> list[int]:
+    """`insert_rows`, each row given a new ``id`` of `table`; the ids in the rows' order.
+
+    PostgreSQL: the ids are taken from the table's sequence in one statement, then the rows
+    are copied with them (a multi-row ``INSERT ... RETURNING`` is a new statement text for
+    every row count, parsed by the driver each time). SQLite: the transaction holds the
+    write lock (``BEGIN IMMEDIATE``) and rowids are max(rowid) + 1, so one executemany gets
+    consecutive ids.
+    """
+    if not rows:
+        return []
+    if conn.dialect.name == "sqlite":
+        insert_rows(conn, table, columns, rows)
+        last = int(conn.execute(select(func.max(table.c.id))).scalar_one())
+        return list(range(last - len(rows) + 1, last + 1))
+    ids = sorted(
+        int(i)
+        for i in conn.exec_driver_sql(
+            "SELECT nextval(pg_get_serial_sequence(%(table)s, 'id')) "
+            "FROM generate_series(1, %(count)s)",
+            {"table": table.name, "count": len(rows)},
+        ).scalars()
+    )
+    insert_rows(
+        conn, table, ["id", *columns], [(i, *row) for i, row in zip(ids, rows, strict=True)]
+    )
+    return ids
+
+
+__all__ = ["insert_rows", "insert_with_ids", "json_text", "timestamp_param"]

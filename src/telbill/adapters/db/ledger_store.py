@@ -308,49 +308,40 @@ def apply_entries(conn: Connection, entries: Sequence[JournalEntry], now: dateti
         return []
     if len(entries) == 1:
         return [apply_entry(conn, entries[0], now)]
+    ids = insert_entries(conn, entries, now)
+    changes: dict[int, int] = defaultdict(int)
+    for entry in entries:
+        for account_id, delta in entry.balance_changes().items():
+            changes[account_id] += delta
+    add_to_columns(conn, balance=changes)
+    return ids
+
+
+def insert_entries(conn: Connection, entries: Sequence[JournalEntry], now: datetime) -> list[int]:
+    """Insert balanced entries with their postings (a few statements for all of them);
+    returns their ids. The buckets' columns are the caller's to move (`add_to_columns`)."""
+    if not entries:
+        return []
     for entry in entries:
         assert_balanced(entry.postings)  # again, at the storage boundary: always on
-    if conn.dialect.name != "sqlite":
-        rows = [
-            {
-                "kind": e.kind,
-                "account_id": e.account_id,
-                "subject_account_id": e.subject_account_id,
-                "idempotency_key": e.idempotency_key,
-                "memo": e.memo,
-                "details": dict(e.details) or None,
-                "created_at": now,
-            }
+    created_at = bulk.timestamp_param(conn)(now)
+    ids = bulk.insert_with_ids(
+        conn,
+        transactions,
+        _TRANSACTION_COLUMNS,
+        [
+            (
+                e.kind,
+                e.account_id,
+                e.subject_account_id,
+                e.idempotency_key,
+                e.memo,
+                bulk.json_text(dict(e.details)) if e.details else None,
+                created_at,
+            )
             for e in entries
-        ]
-        statement = transactions.insert().returning(
-            transactions.c.id, sort_by_parameter_order=len(rows) > 1
-        )
-        ids = [int(i) for i in conn.execute(statement, rows).scalars()]
-    else:
-        # The transaction holds SQLite's write lock (BEGIN IMMEDIATE) and rowids are
-        # max(rowid) + 1, so one executemany gets consecutive ids. (With RETURNING and a
-        # guaranteed order, SQLAlchemy would insert row by row on SQLite.)
-        created_at = bulk.timestamp_param(conn)(now)
-        bulk.insert_rows(
-            conn,
-            transactions,
-            _TRANSACTION_COLUMNS,
-            [
-                (
-                    e.kind,
-                    e.account_id,
-                    e.subject_account_id,
-                    e.idempotency_key,
-                    e.memo,
-                    bulk.json_text(dict(e.details)) if e.details else None,
-                    created_at,
-                )
-                for e in entries
-            ],  # fmt: skip
-        )
-        last = int(conn.execute(select(func.max(transactions.c.id))).scalar_one())
-        ids = list(range(last - len(entries) + 1, last + 1))
+        ],
+    )
     bulk.insert_rows(
         conn,
         postings,
@@ -361,11 +352,6 @@ def apply_entries(conn: Connection, entries: Sequence[JournalEntry], now: dateti
             for p in entry.postings
         ],
     )
-    changes: dict[int, int] = defaultdict(int)
-    for entry in entries:
-        for account_id, delta in entry.balance_changes().items():
-            changes[account_id] += delta
-    add_to_columns(conn, balance=changes)
     return ids
 
 

@@ -28,6 +28,10 @@ SUBJECTS = {
     "account.suspended": "Your account has been suspended",
     "account.resumed": "Your account is active again",
     "topup.receipt": "Receipt for your top-up",
+    "topup.requested": "Top-up request to confirm: {{ p.amount | money }} {{ p.currency }} "
+    "from account {{ p.account_id }}",
+    "topup.rejected": "Your top-up request of {{ p.amount | money }} {{ p.currency }} "
+    "was not confirmed",
     "invoice.issued": "Invoice {{ p.label }} for {{ p.period }}: "
     "{{ p.total | money }} {{ p.currency }}",
     "invoice.overdue": "Invoice {{ p.label }} is overdue: "
