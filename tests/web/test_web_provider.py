@@ -268,6 +268,8 @@ def test_the_rates_page_filters_by_prefix_start_or_destination_text(web_world, c
     assert rate_rows(client.get(f"{base}?destination=uk&prefix=44").text) == ["4477"]
     assert rate_rows(client.get(f"{base}?destination=50%25").text) == []  # % is literal
     assert "No rates match" in client.get(f"{base}?prefix=99").text
+    for bad in (f"{base}?cursor=x", base[:-1] + "0", base[:-1] + "9" * 20):
+        assert client.get(bad).status_code in (400, 422)  # an error page, nothing read
 
 
 def test_the_rates_page_is_keyset_paged_fifty_rates_a_page(web_world, client):

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 
 from telbill.adapters.formats.tariff_csv import parse_column_pairs, read_tariff_csv
@@ -210,8 +211,8 @@ def tariff_versions_page(
     "/provider/{provider_id}/tariffs/{name}/versions/{version}", response_class=HTMLResponse
 )
 def tariff_rates_page(
-    request: Request, provider_id: int, name: str, version: int, db: DbDep,
-    session: SessionDep,
+    request: Request, provider_id: int, name: str,
+    version: Annotated[int, PathParam(ge=1, le=2**31 - 1)], db: DbDep, session: SessionDep,
     prefix: Annotated[str, Query(max_length=32)] = "",
     destination: Annotated[str, Query(max_length=200)] = "",
     cursor: Annotated[str | None, Query(max_length=20)] = None,
