@@ -140,7 +140,9 @@ def paid_balance(result: balances_service.Balances) -> Decimal:
     return sum((b.balance for b in money.buckets if b.kind == "paid"), Decimal(0))
 
 
-def wallet_summary(db: DbDep, principal: Principal, account_id: int, clock: Clock) -> Any:
+def wallet_summary(
+    db: DbDep, principal: Principal, account_id: int, clock: Clock
+) -> tuple[Decimal, str] | None:
     """(paid balance, currency) of the wallet paying for `account_id`, or None when the
     caller may not see that wallet (the page then shows no balance, not an error)."""
     result = balances_service.get_balances(db, account_id, clock=clock)
