@@ -16,6 +16,7 @@ from web_world import WebWorld, build_web_world, drop_pg_database, new_pg_databa
 
 from telbill.services import wallets
 from telbill.services.auth import create_web_user
+from telbill.web.core import format_money
 
 # A real server and browser take tens of seconds to start on a loaded machine.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("web_browser")]
@@ -78,7 +79,7 @@ def top_up_in_browser(page, base: str, world: WebWorld) -> None:  # type: ignore
     assert paid(world, "alpha") == before + Decimal("12.34")
     page.goto(f"{base}/accounts/{alpha}/balance")
     shown = page.locator("#paid-balance").inner_text()
-    assert shown == f"{before + Decimal('12.34'):,.2f} USD"
+    assert shown == f"{format_money(before + Decimal('12.34'))} USD"
     assert "bank-transfer:BT-browser" in page.locator("#latest-receipts").inner_text()
 
 
@@ -204,3 +205,31 @@ def test_the_login_card_holds_its_inputs_on_a_desktop_and_a_phone(site, browser,
             assert box["x"] + box["width"] <= width
     finally:
         context.close()
+
+
+def test_a_provider_admin_opens_and_filters_a_tariffs_rates(site, page):
+    world, base = site
+    log_in(page, base, world.keys["acme"])
+    page.get_by_role("link", name="Tariffs", exact=True).click()
+    page.get_by_role("link", name="Rates of retail").click()
+    rows = page.locator("#rates tbody tr")
+    assert rows.count() == 2
+    page.get_by_label("Prefix starts with").fill("+44")
+    page.get_by_role("button", name="Find").click()
+    page.wait_for_url(re.compile(r"prefix="))
+    assert rows.count() == 1
+    cells = rows.first.locator("td").all_inner_texts()
+    assert cells[:7] == ["44", "United Kingdom", "voice", "outbound", "0.30", "0.00", "1/1"]
+
+
+def test_the_balance_and_usage_pages_show_one_balance_string(site, page):
+    world, base = site
+    alpha = world.ids["alpha"]
+    wallets.top_up(world.db, alpha, "0.0056", idempotency_key="browser-odd-cents",
+                   clock=world.clock)  # fmt: skip
+    log_in(page, base, world.keys["alpha"])
+    page.goto(f"{base}/accounts/{alpha}/balance")
+    on_balance = page.locator("#paid-balance").inner_text()
+    page.get_by_role("link", name="Usage", exact=True).click()
+    assert page.locator("#usage-balance").inner_text() == on_balance
+    assert re.fullmatch(r"[\d,]+\.\d{4} USD", on_balance), on_balance

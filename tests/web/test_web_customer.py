@@ -14,8 +14,9 @@ from web_world import WebWorld, log_in
 
 from telbill.adapters.db.charging_tables import campaigns as campaigns_table
 from telbill.adapters.db.tables import receipts as receipts_table
-from telbill.services import events, notifications, numbers, wallets
+from telbill.services import accounts, events, notifications, numbers, wallets
 from telbill.web import queries
+from telbill.web.core import format_money
 
 PAGES = ("balance", "usage", "calls", "numbers", "campaigns", "notifications", "receipts", "rates")
 
@@ -47,7 +48,7 @@ def test_balance_page_shows_paid_balance_held_and_a_daily_spend_chart(web_world,
     alpha = web_world.ids["alpha"]
     html = client.get(f"/accounts/{alpha}/balance").text
     balance = re.search(r'id="paid-balance">([^<]+)<', html).group(1)
-    assert balance.strip() == f"{paid(web_world, 'alpha'):,.2f} USD"
+    assert balance.strip() == f"{format_money(paid(web_world, 'alpha'))} USD"
     assert f'src="/accounts/{alpha}/spend.svg"' in html and "alt=" in html
     chart = client.get(f"/accounts/{alpha}/spend.svg")
     assert chart.headers["content-type"].startswith("image/svg+xml")
@@ -57,7 +58,7 @@ def test_balance_page_shows_paid_balance_held_and_a_daily_spend_chart(web_world,
             web_world.db, alpha, has_wallet=True, now=web_world.clock.now()
         )
     )
-    assert spent > 0 and f"{spent:f} USD in total" in chart.text  # the chart's own title
+    assert spent > 0 and f"{format_money(spent)} USD in total" in chart.text  # its own title
     assert chart.text.count("<rect") == 30
     log_in(client, web_world.keys["bravo"])
     assert client.get(f"/accounts/{alpha}/spend.svg").status_code == 404
@@ -282,3 +283,47 @@ def test_low_balance_warning_mode_is_kept_by_the_thresholds_form(web_world, clie
     assert saved.status_code == 303
     html = client.get(f"/accounts/{bravo}/balance").text
     assert 'value="10.00:at_or_below, 2.50"' in html
+
+
+# ------------------------------------------------------------------ money shown one way
+
+
+def test_balance_and_usage_pages_show_the_same_balance_string(web_world, client):
+    gamma = accounts.create_account(
+        web_world.db, kind="organisation", name="gamma", parent_id=web_world.ids["acme"],
+        idempotency_key="web-test-gamma", clock=web_world.clock,
+    ).id  # fmt: skip
+    wallets.top_up(web_world.db, gamma, "12.3456", idempotency_key="web-test-gamma-topup",
+                   clock=web_world.clock)  # fmt: skip
+    log_in(client, web_world.keys["acme"])
+    balance_html = client.get(f"/accounts/{gamma}/balance").text
+    usage_html = client.get(f"/accounts/{gamma}/usage").text
+    on_balance = re.search(r'id="paid-balance">([^<]+)<', balance_html).group(1).strip()
+    on_usage = re.search(r'id="usage-balance">([^<]+)<', usage_html).group(1).strip()
+    assert on_balance == on_usage == "12.3456 USD"
+
+
+def test_a_user_sees_its_organisations_balance_on_the_usage_page(web_world, client):
+    log_in(client, web_world.keys["alice"])
+    html = client.get(f"/accounts/{web_world.ids['alice']}/usage").text
+    shown = re.search(r'id="usage-balance">([^<]+)<', html).group(1).strip()
+    assert shown == f"{format_money(paid(web_world, 'alpha'))} USD"
+
+
+def test_quoted_prices_and_notification_amounts_use_the_money_format(web_world, client):
+    alpha = web_world.ids["alpha"]
+    log_in(client, web_world.keys["alpha"])
+    quoted = client.get(f"/accounts/{alpha}/rates?to=%2B447700900123").text
+    assert 'id="price">0.30 USD' in quoted  # not the tariff's six decimals (0.300000)
+    with web_world.db.transaction() as conn:
+        events.emit(
+            conn, "balance.low", account_id=alpha, dedupe_key=f"web-test-money-{alpha}",
+            payload={"level": "5", "balance": "4.1", "average_daily_spend": "0.3333333333",
+                     "balance_micros": 1_234_500},
+            now=web_world.clock.now(),
+        )  # fmt: skip
+    html = client.get(f"/accounts/{alpha}/notifications?unread=true").text
+    for shown in ("level: 5.00", "balance: 4.10", "average_daily_spend: 0.333333",
+                  "balance: 1.2345"):  # fmt: skip
+        assert shown in html, shown
+    assert "balance_micros" not in html

@@ -226,3 +226,85 @@ def test_an_upload_into_another_providers_catalogue_is_refused_and_changes_nothi
     refused = upload(client, csrf, acme, "retail", "prefix,destination,rate\n44,UK,9.99\n")
     assert refused.status_code == 404
     assert tariffs.list_tariffs(web_world.db, tariffs.Viewer(acme)) == before
+
+
+# --------------------------------------------------------------------- a version's rates
+
+
+def rate_rows(html: str) -> list[str]:
+    """The prefixes of the rates table, in page order."""
+    table = html.split('id="rates"', 1)[1].split("</table>", 1)[0]
+    return re.findall(r"<tr><td>([^<]*)</td>", table)
+
+
+def test_a_provider_admin_sees_a_versions_rates_from_the_tariffs_page(web_world, client):
+    acme = web_world.ids["acme"]
+    csrf = log_in(client, web_world.keys["acme"])
+    deck = ("prefix,destination,rate,connect_fee,increment,min_seconds\n"
+            "4420,UK London,0.0123456,0.05,30/6,30\n4477,UK Mobile,0.2,0,,0\n")  # fmt: skip
+    assert 'id="import-done"' in upload(client, csrf, acme, "seen", deck).text
+    listing = client.get(f"/provider/{acme}/tariffs").text
+    link = f"/provider/{acme}/tariffs/seen/versions/1"
+    assert link in listing and link in client.get(f"/provider/{acme}/tariffs/seen").text
+    html = client.get(link).text
+    assert rate_rows(html) == ["4420", "4477"]
+    london = html.split("<tr><td>4420</td>", 1)[1].split("</tr>", 1)[0]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", london)
+    assert cells[:7] == ["UK London", "voice", "outbound", "0.0123456", "0.05", "30/6", "30"]
+    mobile = html.split("<tr><td>4477</td>", 1)[1].split("</tr>", 1)[0]
+    assert "60/60" in mobile and "(default)" in mobile and ">0.20<" in mobile
+
+
+def test_the_rates_page_filters_by_prefix_start_or_destination_text(web_world, client):
+    acme = web_world.ids["acme"]
+    csrf = log_in(client, web_world.keys["acme"])
+    deck = ("prefix,destination,rate\n44,United Kingdom,0.1\n4477,UK Mobile,0.2\n"
+            "49,Germany,0.05\n1,United States,0.01\n")  # fmt: skip
+    assert 'id="import-done"' in upload(client, csrf, acme, "filtered", deck).text
+    base = f"/provider/{acme}/tariffs/filtered/versions/1"
+    assert rate_rows(client.get(f"{base}?prefix=%2B44").text) == ["44", "4477"]
+    assert rate_rows(client.get(f"{base}?prefix=447").text) == ["4477"]
+    assert rate_rows(client.get(f"{base}?destination=united").text) == ["44", "1"]
+    assert rate_rows(client.get(f"{base}?destination=uk&prefix=44").text) == ["4477"]
+    assert rate_rows(client.get(f"{base}?destination=50%25").text) == []  # % is literal
+    assert "No rates match" in client.get(f"{base}?prefix=99").text
+    for bad in (f"{base}?cursor=x", base[:-1] + "0", base[:-1] + "9" * 20):
+        assert client.get(bad).status_code in (400, 422)  # an error page, nothing read
+
+
+def test_the_rates_page_is_keyset_paged_fifty_rates_a_page(web_world, client):
+    acme = web_world.ids["acme"]
+    csrf = log_in(client, web_world.keys["acme"])
+    prefixes = [str(3000 + n) for n in range(120)]
+    deck = "prefix,destination,rate\n" + "".join(f"{p},Zone {p},0.01\n" for p in prefixes)
+    assert 'id="import-done"' in upload(client, csrf, acme, "paged", deck).text
+    seen: list[str] = []
+    url: str | None = f"/provider/{acme}/tariffs/paged/versions/1?destination=zone"
+    pages = 0
+    while url:
+        html = client.get(url).text
+        rows = rate_rows(html)
+        assert len(rows) == (50 if pages < 2 else 20)
+        seen += rows
+        pages += 1
+        found = re.search(r'rel="next" href="([^"]+)"', html)
+        url = found.group(1).replace("&amp;", "&") if found else None
+        assert url is None or "destination=zone" in url  # the filter stays on every page
+    assert pages == 3 and seen == prefixes
+
+
+def test_a_competitors_admin_gets_404_on_the_rates_page(web_world, client):
+    acme, zeta = web_world.ids["acme"], web_world.ids["zeta"]
+    csrf = log_in(client, web_world.keys["acme"])
+    deck = "prefix,destination,rate\n3312,Acme Secret Paris,0.0777\n"
+    assert 'id="import-done"' in upload(client, csrf, acme, "acme-only", deck).text
+    assert client.get(f"/provider/{acme}/tariffs/acme-only/versions/1").status_code == 200
+    shared = client.get(f"/provider/{acme}/tariffs/retail/versions/1")  # the operator's
+    assert shared.status_code == 200 and rate_rows(shared.text) == ["1", "44"]
+    log_in(client, web_world.keys["zeta"])
+    for url in (f"/provider/{zeta}/tariffs/acme-only/versions/1",
+                f"/provider/{acme}/tariffs/acme-only/versions/1"):  # fmt: skip
+        opened = client.get(url)
+        assert opened.status_code == 404 and "Acme Secret Paris" not in opened.text
+    log_in(client, web_world.keys["alpha"])  # an organisation admin: not a provider page
+    assert client.get(f"/provider/{acme}/tariffs/acme-only/versions/1").status_code == 404

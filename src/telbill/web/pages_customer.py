@@ -12,16 +12,17 @@ import csv
 import io
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 
+from telbill.domain.money import from_micros
 from telbill.domain.rating import rate_event
 from telbill.domain.tariffs import Direction, Service
-from telbill.errors import InvalidInput, NoRate, NotFound
+from telbill.errors import InvalidInput, NoRate, NotFound, PermissionDenied
 from telbill.services import (
     accounts,
     campaigns,
@@ -37,6 +38,7 @@ from telbill.services import (
 from telbill.services import balances as balances_service
 from telbill.services import thresholds as thresholds_service
 from telbill.services.auth import ROLE_ACTIONS, Action, Principal, authorize, check_wallet_visible
+from telbill.services.clock import Clock
 from telbill.services.quotes import QuoteRequest, load_tariff_index, quote_event, quote_summary
 from telbill.services.tariffs import Viewer
 from telbill.web import payment_providers, queries
@@ -47,6 +49,7 @@ from telbill.web.core import (
     PageRoute,
     SessionDep,
     form_key,
+    format_money,
     render,
     see_other,
     templates,
@@ -61,6 +64,7 @@ except ImportError:  # pragma: no cover - a build without the invoices area
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
+MICRO = Decimal("0.000001")
 FormText = Annotated[str, Form()]
 OptionalFormText = Annotated[str | None, Form()]
 
@@ -110,13 +114,12 @@ def balance_page(
     result = balances_service.get_balances(db, account_id, clock=clock)
     check_wallet_visible(db, principal, result.billing_account_id)
     money = result.unit(result.currency)
-    paid = [b for b in money.buckets if b.kind == "paid"]
     credits = [b for b in money.buckets if b.kind != "paid"]
     packages = [b for u in result.units if u.unit != result.currency for b in u.buckets]
     context.update(
         balances=result,
         money=money,
-        paid_balance=sum((b.balance for b in paid), Decimal(0)),
+        paid_balance=paid_balance(result),
         credits=credits,
         packages=packages,
         thresholds=thresholds_service.get_settings(db, account_id),
@@ -129,6 +132,25 @@ def balance_page(
         recent=queries.receipts_page(db, account_id, limit=5).items,
     )
     return render(request, "balance.html", context)
+
+
+def paid_balance(result: balances_service.Balances) -> Decimal:
+    """The wallet's paid money (its "paid" buckets): the balance every page shows."""
+    money = result.unit(result.currency)
+    return sum((b.balance for b in money.buckets if b.kind == "paid"), Decimal(0))
+
+
+def wallet_summary(
+    db: DbDep, principal: Principal, account_id: int, clock: Clock
+) -> tuple[Decimal, str] | None:
+    """(paid balance, currency) of the wallet paying for `account_id`, or None when the
+    caller may not see that wallet (the page then shows no balance, not an error)."""
+    result = balances_service.get_balances(db, account_id, clock=clock)
+    try:
+        check_wallet_visible(db, principal, result.billing_account_id)
+    except PermissionDenied:
+        return None
+    return paid_balance(result), result.currency
 
 
 @router.get("/accounts/{account_id}/spend.svg")
@@ -221,6 +243,7 @@ def usage_page(
     request: Request,
     account_id: int,
     db: DbDep,
+    clock: ClockDep,
     session: SessionDep,
     since: Annotated[str | None, Query(alias="from", max_length=10)] = None,
     until: Annotated[str | None, Query(alias="to", max_length=10)] = None,
@@ -236,6 +259,7 @@ def usage_page(
         page=page, filters=filters, services=[s.value for s in Service],
         names=_names(context, users),
         query_string=urlencode({k: v for k, v in filters.items() if v}),
+        wallet=wallet_summary(db, session.principal, account_id, clock),
     )  # fmt: skip
     return render(request, "usage.html", context)
 
@@ -445,9 +469,32 @@ def notifications_page(
     )
     context.update(
         items=found[:50], next_after=found[49].event_id if len(found) > 50 else None,
-        unread=unread,
+        unread=unread, details={n.event_id: payload_details(n.payload) for n in found[:50]},
     )  # fmt: skip
     return render(request, "notifications.html", context)
+
+
+# Payload fields that are amounts of money (as decimal text, or integer micro-units).
+MONEY_FIELDS = frozenset({"balance", "level", "average_daily_spend", "price", "amount"})
+
+
+def payload_details(payload: dict[str, Any]) -> list[tuple[str, str]]:
+    """A notification's fields as (label, text), amounts shown like every other amount on
+    the dashboard (`format_money`, to the micro-unit); the account id is left out."""
+    shown: list[tuple[str, str]] = []
+    for key, value in payload.items():
+        if key == "account_id":
+            continue
+        text = str(value)
+        try:
+            if key.endswith("_micros") and isinstance(value, int):
+                key, text = key.removesuffix("_micros"), format_money(from_micros(value))
+            elif key in MONEY_FIELDS:
+                text = format_money(Decimal(text).quantize(MICRO, rounding=ROUND_HALF_UP))
+        except (ArithmeticError, ValueError):
+            pass  # not a number after all: shown as it is
+        shown.append((key, text))
+    return shown
 
 
 @router.post("/accounts/{account_id}/notifications/read")

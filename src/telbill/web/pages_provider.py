@@ -19,8 +19,10 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 
 from telbill.adapters.formats.tariff_csv import parse_column_pairs, read_tariff_csv
@@ -47,6 +49,7 @@ from telbill.web.core import (
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 MAX_DIFF_ROWS = 200
+RATES_PER_PAGE = 50
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 
 
@@ -222,6 +225,31 @@ def tariff_versions_page(
         from_version=from_version, to_version=to_version,
     )  # fmt: skip
     return render(request, "provider_tariff_versions.html", context)
+
+
+@router.get(
+    "/provider/{provider_id}/tariffs/{name}/versions/{version}", response_class=HTMLResponse
+)
+def tariff_rates_page(
+    request: Request, provider_id: int, name: str,
+    version: Annotated[int, PathParam(ge=1, le=2**31 - 1)], db: DbDep, session: SessionDep,
+    prefix: Annotated[str, Query(max_length=32)] = "",
+    destination: Annotated[str, Query(max_length=200)] = "",
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+) -> HTMLResponse:  # fmt: skip
+    """One version's rates, 50 a page, filtered by prefix start or destination text; a
+    tariff the provider may not see (another provider's) is a 404 page."""
+    context = _provider(db, session, provider_id, "tariffs")
+    found, rows = queries.tariff_rates_page(
+        db, name, version, _viewer(provider_id), prefix=prefix, destination=destination,
+        cursor=cursor, limit=RATES_PER_PAGE,
+    )  # fmt: skip
+    filters = {"prefix": prefix, "destination": destination}
+    context.update(
+        name=name, found=found, page_rows=rows, filters=filters,
+        query_string=urlencode({k: v for k, v in filters.items() if v}),
+    )  # fmt: skip
+    return render(request, "provider_tariff_rates.html", context)
 
 
 def _viewer(provider_id: int) -> Viewer:

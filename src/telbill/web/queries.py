@@ -24,6 +24,7 @@ from telbill.adapters.db.lifecycle_tables import number_inventory
 from telbill.adapters.db.tables import UTCDateTime
 from telbill.adapters.db.web_tables import web_sessions  # noqa: F401  (table + charges index)
 from telbill.domain.money import from_micros
+from telbill.domain.tariffs import NUMBER_MATCH_DIGITS
 from telbill.errors import InvalidInput
 from telbill.services.counters import counters_by_campaign
 
@@ -468,6 +469,7 @@ __all__ = [
     "InventoryRow",
     "MAX_PAGE",
     "Page",
+    "RateView",
     "ReceiptRow",
     "UsageRow",
     "campaigns_page",
@@ -479,6 +481,7 @@ __all__ = [
     "receipts_page",
     "subtree",
     "suspended_page",
+    "tariff_rates_page",
     "usage_page",
     "usage_query",
 ]
@@ -528,3 +531,80 @@ def catalogue(db: Database, provider_id: int) -> Catalogue:
             )
         ]
     return Catalogue(charging, subs, packs)
+
+
+# ----------------------------------------------------------------------------- tariff rates
+
+
+@dataclass(frozen=True, slots=True)
+class RateView:
+    """One stored rate row as a provider admin reads it: amounts as exact Decimals, the
+    increment as "first/next" seconds (`default_increment`: the tariff's default applies)."""
+
+    id: int
+    prefix: str
+    destination: str
+    service: str
+    direction: str
+    number_type: str
+    rate: Decimal
+    connect_fee: Decimal
+    increment: str
+    default_increment: bool
+    min_seconds: int
+    band: str
+
+
+def tariff_rates_page(
+    db: Database, name: str, version: int, viewer: Any, *, prefix: str = "",
+    destination: str = "", cursor: str | None = None, limit: int = 50,
+) -> tuple[Any, Page[RateView]]:  # fmt: skip
+    """The version's metadata and one keyset page of its rates, in file order (by row id),
+    optionally only prefixes starting with `prefix` and destinations containing
+    `destination` (any case).
+
+    The version is found through `viewer` (`services.tariffs.Viewer`): a tariff the viewer
+    may not see is NotFound, exactly as on the versions page."""
+    from telbill.adapters.db.tariff_tables import tariff_rates, tariffs
+    from telbill.services import tariffs as tariffs_service
+
+    limit = _limit(limit)
+    after = _id_cursor(cursor)
+    found = tariffs_service.get_version(db, name, version, viewer=viewer)
+    wanted_prefix = "".join(prefix.split())
+    if found.settings.number_match == NUMBER_MATCH_DIGITS:
+        wanted_prefix = wanted_prefix.lstrip("+")
+    wanted_text = destination.strip().lower()
+    with db.engine.connect() as conn:
+        tariff_id = conn.execute(
+            sa.select(tariffs.c.id).where(
+                tariffs.c.name == found.name,
+                tariffs.c.version == found.version,
+                tariffs_service.owned_by(found.owner_id),
+            )
+        ).scalar_one()
+        query = sa.select(tariff_rates).where(tariff_rates.c.tariff_id == tariff_id)
+        if wanted_prefix:
+            query = query.where(tariff_rates.c.prefix.startswith(wanted_prefix, autoescape=True))
+        if wanted_text:
+            query = query.where(
+                sa.func.lower(tariff_rates.c.destination).contains(wanted_text, autoescape=True)
+            )
+        if after is not None:
+            query = query.where(tariff_rates.c.id > after)
+        rows = conn.execute(query.order_by(tariff_rates.c.id).limit(limit + 1)).all()
+    default = str(found.settings.default_increment)
+    items = [
+        RateView(
+            id=int(r.id), prefix=str(r.prefix), destination=str(r.destination),
+            service=str(r.service), direction=str(r.direction), number_type=str(r.number_type),
+            rate=tariffs_service.from_nanos(int(r.rate_nanos)),
+            connect_fee=tariffs_service.from_nanos(int(r.connect_fee_nanos)),
+            increment=(default if r.increment_first_s is None
+                       else f"{r.increment_first_s}/{r.increment_next_s}"),
+            default_increment=r.increment_first_s is None, min_seconds=int(r.min_seconds),
+            band=" ".join(part for part in (r.weekdays and f"days {r.weekdays}", r.hours) if part),
+        )
+        for r in rows[:limit]
+    ]  # fmt: skip
+    return found, Page(items, str(items[-1].id) if len(rows) > limit else None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from telbill.web.core import format_money
 from telbill.web.queries import DaySpend
 
 WIDTH, HEIGHT, PAD_LEFT, PAD_BOTTOM, PAD_TOP = 640, 200, 56, 28, 12
@@ -59,7 +60,7 @@ def spend_chart(days: list[DaySpend], *, currency: str) -> Chart:
                 width=slot * 0.7,
                 height=height,
                 label=day.day.isoformat(),
-                title=f"{day.day.isoformat()}: {day.amount:f} {currency}",
+                title=f"{day.day.isoformat()}: {format_money(day.amount)} {currency}",
             )
         )
     ticks = [(baseline - plot_h * k / 4, f"{(top * k / 4).normalize():f}") for k in range(5)]
@@ -71,7 +72,7 @@ def spend_chart(days: list[DaySpend], *, currency: str) -> Chart:
         if n % 7 == 0 or (n == last and last % 7 >= 4)
     ]
     total = sum((d.amount for d in days), Decimal(0))
-    summary = f"Spend per day over {len(days)} days, {total:f} {currency} in total"
+    summary = f"Spend per day over {len(days)} days, {format_money(total)} {currency} in total"
     return Chart(WIDTH, HEIGHT, bars, ticks, labels, baseline, summary)
 
 
