@@ -99,6 +99,9 @@ CHARGING_ROUTES = {
 TARIFF_ROUTES = {
     ("GET", "/v1/tariffs"), ("POST", "/v1/tariffs"), ("GET", "/v1/tariffs/{name}/versions"),
 }  # fmt: skip
+# Number verification (provider admins): its matrix (the customer 403, another provider 404)
+# is in test_rule_number_verification.py.
+VERIFICATION_ROUTES = {("POST", "/v1/accounts/{account_id}/numbers/verification")}
 # Top-up requests named by their own id, a provider's callback secret and the signed card
 # callback (no API key): their matrix is in test_role_matrix.py and test_api_payments.py.
 PAYMENT_ROUTES = {
@@ -143,6 +146,7 @@ def test_every_endpoint_has_a_case(world):
         | set(INVOICE_CASES)
         | PAYMENT_ROUTES
         | TARIFF_ROUTES
+        | VERIFICATION_ROUTES
     )
 
 

@@ -135,7 +135,18 @@ def test_serve_passes_its_rate_limit_to_the_workers_through_the_environment(
         lambda **_: seen.update({k: server.os.environ.get(k) for k in (RATE_ENV, BURST_ENV)}),
     )  # fmt: skip
     result = CliRunner().invoke(
-        app, ["serve", "--tick-every", "0", "--rate-limit", "50", "--rate-burst", "80"]
+        app,
+        [
+            "serve",
+            "--tick-every",
+            "0",
+            "--push-every",
+            "0",
+            "--rate-limit",
+            "50",
+            "--rate-burst",
+            "80",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert seen == {RATE_ENV: "50", BURST_ENV: "80"}

@@ -126,7 +126,7 @@ def test_serve_passes_the_access_log_choice_to_uvicorn(tmp_path, monkeypatch):
     calls: list[dict[str, object]] = []
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
     for flags in ([], ["--no-access-log"]):
-        result = runner.invoke(app, ["serve", "--tick-every", "0", *flags])
+        result = runner.invoke(app, ["serve", "--tick-every", "0", "--push-every", "0", *flags])
         assert result.exit_code == 0, result.output
     assert [call["access_log"] for call in calls] == [True, False]
     assert all(call["factory"] and call["log_level"] == "info" for call in calls)
@@ -161,12 +161,16 @@ def test_serve_passes_the_worker_health_check_timeout_to_uvicorn(tmp_path, monke
     calls: list[dict[str, object]] = []
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
     for flags in ([], ["--timeout-worker-healthcheck", "90"]):
-        result = runner.invoke(app, ["serve", "--tick-every", "0", "--workers", "4", *flags])
+        result = runner.invoke(
+            app, ["serve", "--tick-every", "0", "--push-every", "0", "--workers", "4", *flags]
+        )
         assert result.exit_code == 0, result.output
     assert [call["timeout_worker_healthcheck"] for call in calls] == [
         DEFAULT_WORKER_HEALTHCHECK_S,
         90,
     ]
     assert DEFAULT_WORKER_HEALTHCHECK_S > 5  # uvicorn's own default killed busy workers
-    refused = runner.invoke(app, ["serve", "--timeout-worker-healthcheck", "0"])
+    refused = runner.invoke(
+        app, ["serve", "--push-every", "0", "--timeout-worker-healthcheck", "0"]
+    )
     assert refused.exit_code != 0 and len(calls) == 2

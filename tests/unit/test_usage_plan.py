@@ -39,7 +39,8 @@ def _reference(legs: list[UsageLeg], buckets: list[Bucket]) -> tuple[list, dict,
                                   {"takes": {}, "revenue": {}, "cdrs": set(), "legs": 0})
         drain = drains[leg.payer.id]
         due, units, moved = leg.amount_micros, 0, False
-        if leg.billed_units > 0 and (leg.payer.id, leg.unit) in packaged:
+        # A leg priced at zero takes nothing from packages (issue 17, rule 2).
+        if leg.billed_units > 0 and leg.amount_micros > 0 and (leg.payer.id, leg.unit) in packaged:
             units = drain.take(leg.billed_units, unit=leg.unit, service=leg.service,
                                direction=leg.direction, policy=DrainPolicy.PARTIAL,
                                into=group["takes"])  # fmt: skip

@@ -146,8 +146,14 @@ def buy_number(
     summary="Approve (charge, activate) or reject (release) a number waiting for verification",
 )
 def verify_number(
-    account_id: int, body: VerifyNumberIn, db: DbDep, clock: ClockDep, principal: PrincipalDep
+    account_id: int,
+    body: VerifyNumberIn,
+    db: DbDep,
+    clock: ClockDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,  # required like every POST
 ) -> JSONResponse:
+    del idempotency_key  # a decision is made once: deciding the same number again is a 409
     authorize(db, principal, account_id, Action.GRANT_CREDIT)  # provider admins
     rental = numbers.verify_number(
         db, body.number, approved=body.approved, reference=body.reference, clock=clock,
