@@ -143,11 +143,15 @@ def start_disconnect_pusher(every_s: float) -> threading.Event:
 
     def loop() -> None:
         db = Database(database_url())
+        last = ""  # the error last printed: a lasting fault is said once, not every round
         while not stop.wait(every_s):
             try:
                 switches.push_disconnects(db)
+                last = ""
             except Exception as error:  # keep serving; the next round retries
-                err_console.print(f"[red]disconnect push failed:[/] {error}")
+                if str(error) != last:
+                    err_console.print(f"[red]disconnect push failed:[/] {error}")
+                last = str(error)
 
     threading.Thread(target=loop, name="telbill-switch-push", daemon=True).start()
     return stop
