@@ -54,44 +54,21 @@ def quote_event(request: QuoteRequest) -> UsageEvent:
     """The usage event a quote prices (an answered call of the asked duration, or a message)."""
     if request.at.tzinfo is None:
         raise InvalidInput("the quote time must carry a timezone (or be UTC)")
+    common: dict[str, Any] = {
+        "id": "quote", "account": "", "to_number": request.to_number, "start": request.at,
+        "service": request.service, "direction": request.direction,
+        "from_number": request.from_number,
+    }  # fmt: skip
     if request.service in MESSAGE_SERVICES:
-        return UsageEvent(
-            id="quote",
-            account="",
-            to_number=request.to_number,
-            start=request.at,
-            service=request.service,
-            direction=request.direction,
-            from_number=request.from_number,
-            text=request.text,
-            segments=None if request.text is not None else 1,
-        )
+        segments = None if request.text is not None else 1
+        return UsageEvent(**common, text=request.text, segments=segments)
     if request.service in UNIT_SERVICES:
-        return UsageEvent(
-            id="quote",
-            account="",
-            to_number=request.to_number,
-            start=request.at,
-            service=request.service,
-            direction=request.direction,
-            from_number=request.from_number,
-            units=request.units or 0,
-        )
+        return UsageEvent(**common, units=request.units or 0)
     duration = DEFAULT_QUOTE_DURATION_S if request.duration_s is None else request.duration_s
     if duration < 0:
         raise InvalidInput(f"duration must be >= 0 seconds, got {duration}")
-    return UsageEvent(
-        id="quote",
-        account="",
-        to_number=request.to_number,
-        start=request.at,
-        service=request.service,
-        direction=request.direction,
-        from_number=request.from_number,
-        answer=request.at,
-        end=request.at + timedelta(seconds=duration),
-        duration_s=duration,
-    )
+    end_at = request.at + timedelta(seconds=duration)
+    return UsageEvent(**common, answer=request.at, end=end_at, duration_s=duration)
 
 
 # Tariff versions are immutable, so a compiled index can be reused for as long as the
